@@ -1,0 +1,213 @@
+//! A backend at run time: its spec, its counters, and the health state that its monitor task
+//! publishes. Every connection reads this on the hot path, so the state is plain atomics;
+//! exactly one task (the backend's health monitor, see [`crate::health`]) writes the health
+//! state, and everyone else reports to it through [`Backend::report_connect_failure`].
+//!
+//! Lifecycle: created when a service starts (or is reloaded), shared as `Arc<Backend>` by the
+//! service snapshot, the monitor and every connection to it; dropped when the last of those is.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use crate::spec::BackendSpec;
+
+/// Health as the balancer sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Health {
+    Up = 1,
+    Down = 2,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
+/// What connection tasks tell a backend's health monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthEvent {
+    /// A client connection's connect attempt to this backend failed (refused, timed out,
+    /// unreachable): counts towards passive `max_fails`.
+    ConnectFailed { at: Instant },
+}
+
+/// Result of the most recent active check, for metrics and the status API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CheckOutcome {
+    /// No check has completed yet (or checks are disabled).
+    None = 0,
+    Passed = 1,
+    Failed = 2,
+}
+
+/// Counters of one backend; monotonic except `active`.
+#[derive(Debug, Default)]
+pub struct BackendStats {
+    /// Connections established to the backend and not yet closed.
+    pub active: AtomicU32,
+    /// Connections established to the backend since start.
+    pub total: AtomicU64,
+    /// Bytes from clients to this backend.
+    pub bytes_to_backend: AtomicU64,
+    /// Bytes from this backend to clients.
+    pub bytes_from_backend: AtomicU64,
+    /// Connect attempts to this backend that failed.
+    pub connect_errors: AtomicU64,
+    /// Connections that gave up on this backend after a failed connect and tried another.
+    pub retries: AtomicU64,
+    /// Active checks that passed / failed.
+    pub checks_passed: AtomicU64,
+    pub checks_failed: AtomicU64,
+    /// Duration of the most recent completed check, in microseconds.
+    pub last_check_micros: AtomicU64,
+    /// [`CheckOutcome`] of the most recent check.
+    pub last_check_outcome: AtomicU8,
+    /// Times the backend was marked down.
+    pub went_down: AtomicU64,
+}
+
+/// One backend of a running service.
+#[derive(Debug)]
+pub struct Backend {
+    pub spec: BackendSpec,
+    pub stats: BackendStats,
+    /// [`Health`], written only by the monitor.
+    health: AtomicU8,
+    /// When the backend last became up, in ms since `epoch` (drives slow start).
+    up_since_ms: AtomicU64,
+    /// Weight in effect; starts at `spec.weight`, changed by the runtime API (0 = drain).
+    weight: AtomicU32,
+    epoch: Instant,
+    events: mpsc::Sender<HealthEvent>,
+    /// Woken when the backend is marked down, for connections that close on down.
+    down_signal: Notify,
+}
+
+/// The receiving end of a backend's health events, owned by its monitor task.
+pub type HealthInbox = mpsc::Receiver<HealthEvent>;
+
+/// Passive failures are rare and summarised by count; a small bound is plenty, and when it is
+/// full the monitor is already going to mark the backend down.
+const EVENT_QUEUE: usize = 64;
+
+/// `up_since_ms` value of a backend that has been up since before the process started.
+const UP_FOREVER: u64 = u64::MAX;
+
+impl Backend {
+    /// A backend that starts up (as HAProxy does: the first failed check marks it down).
+    /// With `ramp_from_epoch` its slow-start ramp begins at `epoch` (slow start at boot);
+    /// otherwise it counts as up for ever, so slow start applies only after it next comes up.
+    pub fn new(spec: BackendSpec, epoch: Instant, ramp_from_epoch: bool) -> (Self, HealthInbox) {
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let weight = spec.weight;
+        let backend = Backend {
+            spec,
+            stats: BackendStats::default(),
+            health: AtomicU8::new(Health::Up as u8),
+            up_since_ms: AtomicU64::new(if ramp_from_epoch { 0 } else { UP_FOREVER }),
+            weight: AtomicU32::new(weight),
+            epoch,
+            events: tx,
+            down_signal: Notify::new(),
+        };
+        (backend, rx)
+    }
+
+    pub fn health(&self) -> Health {
+        if self.health.load(Relaxed) == Health::Down as u8 {
+            Health::Down
+        } else {
+            Health::Up
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.health() == Health::Up
+    }
+
+    /// Publish a new health state; only the backend's monitor calls this.
+    pub fn set_health(&self, health: Health, now: Instant) {
+        let old = self.health.swap(health as u8, Relaxed);
+        if old == health as u8 {
+            return;
+        }
+        match health {
+            Health::Up => self.up_since_ms.store(millis_since(self.epoch, now), Relaxed),
+            Health::Down => {
+                self.stats.went_down.fetch_add(1, Relaxed);
+                self.down_signal.notify_waiters();
+            }
+        }
+    }
+
+    /// How long the backend has been up at `now` (for slow start).
+    pub fn up_for(&self, now: Instant) -> Duration {
+        let since_ms = self.up_since_ms.load(Relaxed);
+        if since_ms == UP_FOREVER {
+            return Duration::MAX;
+        }
+        let since = self.epoch + Duration::from_millis(since_ms);
+        now.saturating_duration_since(since)
+    }
+
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Relaxed)
+    }
+
+    /// Runtime weight change; 0 drains the backend.
+    pub fn set_weight(&self, weight: u32) {
+        self.weight.store(weight, Relaxed);
+    }
+
+    /// Tell the monitor a client connect to this backend failed. Never blocks; if the
+    /// monitor's queue is full the failure is counted only in `connect_errors`.
+    pub fn report_connect_failure(&self, at: Instant) {
+        let _ = self.events.try_send(HealthEvent::ConnectFailed { at });
+    }
+
+    /// Completes when the backend is next marked down.
+    pub async fn marked_down(&self) {
+        self.down_signal.notified().await
+    }
+
+    pub fn record_check(&self, passed: bool, took: Duration) {
+        let stats = &self.stats;
+        if passed {
+            stats.checks_passed.fetch_add(1, Relaxed);
+        } else {
+            stats.checks_failed.fetch_add(1, Relaxed);
+        }
+        let outcome = if passed {
+            CheckOutcome::Passed
+        } else {
+            CheckOutcome::Failed
+        };
+        stats.last_check_outcome.store(outcome as u8, Relaxed);
+        stats
+            .last_check_micros
+            .store(took.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+    }
+
+    pub fn last_check(&self) -> (CheckOutcome, Duration) {
+        let outcome = match self.stats.last_check_outcome.load(Relaxed) {
+            1 => CheckOutcome::Passed,
+            2 => CheckOutcome::Failed,
+            _ => CheckOutcome::None,
+        };
+        let micros = self.stats.last_check_micros.load(Relaxed);
+        (outcome, Duration::from_micros(micros))
+    }
+}
+
+fn millis_since(epoch: Instant, t: Instant) -> u64 {
+    t.saturating_duration_since(epoch).as_millis() as u64
+}

@@ -1,0 +1,1 @@
+//! Health monitoring of backends (to be written).
