@@ -141,7 +141,9 @@ impl Backend {
             return;
         }
         match health {
-            Health::Up => self.up_since_ms.store(millis_since(self.epoch, now), Relaxed),
+            Health::Up => self
+                .up_since_ms
+                .store(millis_since(self.epoch, now), Relaxed),
             Health::Down => {
                 self.stats.went_down.fetch_add(1, Relaxed);
                 self.down_signal.notify_waiters();

@@ -1,11 +1,19 @@
 //! havip's layer-4 TCP load balancer.
 //!
 //! A [`service::Service`] owns listeners and a set of [`backend::Backend`]s. Each accepted
-//! client connection asks [`balance`] for candidates, connects to one (retrying on another
+//! client connection asks [`balance`] for a backend, connects to it (retrying on another
 //! when a connect fails), and then [`forward`] copies bytes both ways until both sides close
 //! or a timeout ends it. [`health`] runs one monitor task per backend that owns its health
-//! state: active checks (TCP, HTTP, HTTPS) and passive connect failures.
+//! state: active checks (TCP, HTTP, HTTPS) and passive connect failures. [`runtime::Proxy`]
+//! starts and gracefully stops the whole.
 
 pub mod backend;
+pub mod balance;
+pub mod forward;
 pub mod health;
+pub mod listener;
+pub mod runtime;
+pub mod service;
 pub mod spec;
+
+pub use runtime::{Proxy, ProxyConfig, ShutdownReport, StartError};

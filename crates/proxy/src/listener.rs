@@ -1,0 +1,98 @@
+//! Listening sockets and the accept loop of a service.
+//!
+//! Listeners are bound before anything else starts, so a port conflict fails the start with
+//! the address in the error. They may bind to an address this host does not hold yet
+//! (`IP_FREEBIND`): a VRRP backup listens on the VIP before it owns it, without the
+//! `net.ipv4.ip_nonlocal_bind` sysctl the HAProxy guides ask for.
+//!
+//! Connection limits are taken *before* accept: at the limit the loop stops accepting and new
+//! clients wait in the kernel's backlog instead of being accepted and dropped.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::service::Service;
+
+/// Bind a TCP listener with an explicit accept backlog.
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // `[::]:6443` and `0.0.0.0:6443` can then both be listed, as with HAProxy.
+        socket.set_only_v6(true)?;
+        socket.set_freebind_v6(true)?;
+    } else {
+        socket.set_freebind_v4(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Connection limits a client must get through before it is accepted.
+#[derive(Debug, Clone, Default)]
+pub struct ConnLimits {
+    pub global: Option<Arc<Semaphore>>,
+    pub service: Option<Arc<Semaphore>>,
+}
+
+impl ConnLimits {
+    async fn acquire(&self) -> Vec<OwnedSemaphorePermit> {
+        let mut permits = Vec::new();
+        for sem in [&self.global, &self.service].into_iter().flatten() {
+            // The semaphores are never closed, so acquiring cannot fail.
+            if let Ok(p) = sem.clone().acquire_owned().await {
+                permits.push(p);
+            }
+        }
+        permits
+    }
+}
+
+/// Accept clients until `stop` is cancelled, handing each to the service on its own task.
+/// `cut` is passed to every connection: cancelling it ends them (shutdown grace over).
+pub async fn accept_loop(
+    listener: TcpListener,
+    service: Arc<Service>,
+    limits: ConnLimits,
+    stop: CancellationToken,
+    cut: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let permits = tokio::select! {
+            p = limits.acquire() => p,
+            _ = stop.cancelled() => break,
+        };
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let service = service.clone();
+                let cut = cut.clone();
+                tracker.spawn(service.serve(stream, peer, Instant::now(), cut, permits));
+            }
+            Err(error) => {
+                // Out of descriptors or memory: back off instead of spinning on the same
+                // error; the client stays in the backlog.
+                tracing::warn!(service = %service.spec.name, %error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The proxy as a whole: start every service (listeners first, so a bad address fails the
+//! start before anything runs), and stop gracefully.
+//!
+//! Lifecycle: [`Proxy::start`] binds all listeners, builds the services, spawns their health
+//! monitors and accept loops. [`Proxy::shutdown`] stops accepting, waits for open
+//! connections to finish up to a grace period, then cuts the rest.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::listener::{accept_loop, bind, ConnLimits};
+use crate::service::{DataPath, Service};
+use crate::spec::ServiceSpec;
+
+/// Everything the proxy needs to run.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub services: Vec<ServiceSpec>,
+    /// Client connections across all services; `None` for no limit beyond descriptors.
+    pub max_conns: Option<u32>,
+    pub data_path: DataPath,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("service {service:?}: cannot listen on {addr}: {source}")]
+    Bind {
+        service: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    services: Vec<Arc<Service>>,
+    listening: Vec<(String, SocketAddr)>,
+    stop: CancellationToken,
+    cut: CancellationToken,
+    connections: TaskTracker,
+    accept_loops: Vec<JoinHandle<()>>,
+    monitors: Vec<JoinHandle<()>>,
+}
+
+/// What a graceful shutdown found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Connections open when accepting stopped.
+    pub open_at_stop: usize,
+    /// Connections still open when the grace period ended, and therefore cut.
+    pub cut: usize,
+}
+
+impl Proxy {
+    /// Start every service. Must run inside a tokio runtime.
+    pub async fn start(config: ProxyConfig) -> Result<Proxy, StartError> {
+        let epoch = Instant::now();
+        // Bind everything first: nothing runs unless every address could be taken.
+        let mut bound = Vec::new();
+        for spec in &config.services {
+            let mut listeners = Vec::new();
+            for &addr in &spec.listen {
+                let listener =
+                    bind(addr, spec.limits.backlog).map_err(|source| StartError::Bind {
+                        service: spec.name.clone(),
+                        addr,
+                        source,
+                    })?;
+                listeners.push(listener);
+            }
+            bound.push((spec.clone(), listeners));
+        }
+
+        let global = config
+            .max_conns
+            .map(|n| Arc::new(Semaphore::new(n as usize)));
+        let stop = CancellationToken::new();
+        let cut = CancellationToken::new();
+        let connections = TaskTracker::new();
+        let mut proxy = Proxy {
+            services: Vec::new(),
+            listening: Vec::new(),
+            stop: stop.clone(),
+            cut: cut.clone(),
+            connections: connections.clone(),
+            accept_loops: Vec::new(),
+            monitors: Vec::new(),
+        };
+        for (spec, listeners) in bound {
+            let (service, inboxes) = Service::new(spec, config.data_path, epoch);
+            let service = Arc::new(service);
+            drop(inboxes); // HEALTH-MERGE: monitors are spawned here once the health module lands
+            let limits = ConnLimits {
+                global: global.clone(),
+                service: service
+                    .spec
+                    .limits
+                    .max_conns
+                    .map(|n| Arc::new(Semaphore::new(n as usize))),
+            };
+            for listener in listeners {
+                if let Ok(addr) = listener.local_addr() {
+                    proxy.listening.push((service.spec.name.clone(), addr));
+                    tracing::info!(service = %service.spec.name, %addr, "listening");
+                }
+                proxy.accept_loops.push(tokio::spawn(accept_loop(
+                    listener,
+                    service.clone(),
+                    limits.clone(),
+                    stop.clone(),
+                    cut.clone(),
+                    connections.clone(),
+                )));
+            }
+            proxy.services.push(service);
+        }
+        Ok(proxy)
+    }
+
+    pub fn services(&self) -> &[Arc<Service>] {
+        &self.services
+    }
+
+    /// (service name, bound address) of every listener, with ports resolved when 0 was asked.
+    pub fn listening(&self) -> &[(String, SocketAddr)] {
+        &self.listening
+    }
+
+    /// Stop accepting, let open connections finish for up to `grace`, then cut the rest.
+    pub async fn shutdown(mut self, grace: Duration) -> ShutdownReport {
+        self.stop.cancel();
+        for handle in self.accept_loops.drain(..) {
+            // The loops end at once on `stop`; their listeners close as they return.
+            let _ = handle.await;
+        }
+        self.connections.close();
+        let open_at_stop = self.connections.len();
+        if open_at_stop > 0 {
+            tracing::info!(open = open_at_stop, grace = ?grace, "draining connections");
+        }
+        let cut = match tokio::time::timeout(grace, self.connections.wait()).await {
+            Ok(()) => 0,
+            Err(_) => {
+                let left = self.connections.len();
+                tracing::warn!(open = left, "grace period over, closing connections");
+                self.cut.cancel();
+                self.connections.wait().await;
+                left
+            }
+        };
+        for monitor in self.monitors.drain(..) {
+            monitor.abort();
+        }
+        ShutdownReport { open_at_stop, cut }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.cut.cancel();
+        for monitor in &self.monitors {
+            monitor.abort();
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! A running service and the life of one client connection through it.
+//!
+//! A connection goes: accepted → (queued while every available backend is at its limit) →
+//! connect to the picked backend, retrying on another after a failed connect → forward bytes
+//! until the end → one log line with its timings, bytes and why it ended (like HAProxy's
+//! `option tcplog`).
+//!
+//! [`Service`] is the shared, read-mostly state of one service: its spec, backends and
+//! counters. The only lock is the balancer's, held for one pick; the backend's active count is
+//! updated under it so `max_conns` is never exceeded.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, HealthInbox};
+use crate::balance::{slow_start_weight, Balancer, Candidate, Pick, Tried};
+use crate::forward::{forward, CopyMode, IdleLimits, Meters, Transfer};
+use crate::spec::ServiceSpec;
+
+/// Counters of one service; monotonic except `active` and `queued`.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    /// Client connections open now (queued, connecting or forwarding).
+    pub active: AtomicU32,
+    /// Client connections accepted since start.
+    pub total: AtomicU64,
+    /// Clients waiting for a backend slot now.
+    pub queued: AtomicU32,
+    pub bytes_to_backend: AtomicU64,
+    pub bytes_from_backend: AtomicU64,
+    /// Clients closed after waiting `timeouts.queue` in the queue.
+    pub queue_timeouts: AtomicU64,
+    /// Clients closed because the queue was full.
+    pub queue_full: AtomicU64,
+    /// Clients closed because no backend was available.
+    pub no_backend: AtomicU64,
+    /// Clients closed because every connect attempt failed.
+    pub connect_failed: AtomicU64,
+    /// Connect attempts that were retried (on another backend where possible).
+    pub retries: AtomicU64,
+}
+
+/// Process-wide settings every service's connections share.
+#[derive(Debug, Clone, Copy)]
+pub struct DataPath {
+    pub copy_mode: CopyMode,
+    /// Log one line per closed connection.
+    pub log_connections: bool,
+}
+
+/// One service as it runs: spec, backends, balancer and counters.
+#[derive(Debug)]
+pub struct Service {
+    pub spec: ServiceSpec,
+    pub backends: Vec<Arc<Backend>>,
+    pub stats: ServiceStats,
+    selector: Mutex<Selector>,
+    /// Woken when a backend slot frees, for queued clients.
+    slot_freed: Notify,
+    data_path: DataPath,
+}
+
+#[derive(Debug)]
+struct Selector {
+    balancer: Balancer,
+    /// Reused for every pick so a pick allocates nothing.
+    candidates: Vec<Candidate>,
+}
+
+/// TCP keepalive on both sides: finds peers that vanished without a FIN (power loss, a
+/// partition) on long-lived watches, in about 60 s + 6 × 10 s.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 6;
+
+/// Why a client got no backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NoBackend,
+    QueueFull,
+    QueueTimeout,
+    ConnectFailed,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::NoBackend => "no_backend",
+            Refusal::QueueFull => "queue_full",
+            Refusal::QueueTimeout => "queue_timeout",
+            Refusal::ConnectFailed => "connect_failed",
+        }
+    }
+}
+
+/// A backend connection slot: counted in the backend's `active` until dropped.
+struct Slot<'a> {
+    service: &'a Service,
+    index: usize,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.service.backends[self.index]
+            .stats
+            .active
+            .fetch_sub(1, Relaxed);
+        if self.service.stats.queued.load(Relaxed) > 0 {
+            self.service.slot_freed.notify_one();
+        }
+    }
+}
+
+/// Timings of getting a client to a backend.
+#[derive(Debug, Default, Clone, Copy)]
+struct Timings {
+    queued: Duration,
+    connecting: Duration,
+    attempts: u32,
+}
+
+impl Service {
+    /// Build the runtime state of `spec`, returning each backend's health inbox (in backend
+    /// order) for its monitor. `epoch` is the process start, for slow start at boot.
+    pub fn new(spec: ServiceSpec, data_path: DataPath, epoch: Instant) -> (Self, Vec<HealthInbox>) {
+        let ramp_at_boot = spec.slow_start.is_some() && spec.slow_start_at_boot;
+        let mut backends = Vec::with_capacity(spec.backends.len());
+        let mut inboxes = Vec::with_capacity(spec.backends.len());
+        for b in &spec.backends {
+            let (backend, inbox) = Backend::new(b.clone(), epoch, ramp_at_boot);
+            backends.push(Arc::new(backend));
+            inboxes.push(inbox);
+        }
+        let keys: Vec<(&str, u32)> = spec
+            .backends
+            .iter()
+            .map(|b| (b.name.as_str(), b.weight))
+            .collect();
+        let selector = Selector {
+            balancer: Balancer::new(spec.balance, &keys),
+            candidates: Vec::with_capacity(backends.len()),
+        };
+        let service = Service {
+            spec,
+            backends,
+            stats: ServiceStats::default(),
+            selector: Mutex::new(selector),
+            slot_freed: Notify::new(),
+            data_path,
+        };
+        (service, inboxes)
+    }
+
+    /// Handle one accepted client to the end. `permits` (global and service connection
+    /// limits) are held until it closes; `cut` ends forwarding at once (shutdown grace over).
+    pub async fn serve(
+        self: Arc<Self>,
+        client: TcpStream,
+        peer: SocketAddr,
+        accepted: Instant,
+        cut: CancellationToken,
+        permits: Vec<OwnedSemaphorePermit>,
+    ) {
+        let _permits = permits;
+        let stats = &self.stats;
+        stats.active.fetch_add(1, Relaxed);
+        stats.total.fetch_add(1, Relaxed);
+        let _active = DecrementOnDrop(&stats.active);
+        let _ = tune_socket(&client);
+
+        let mut timings = Timings::default();
+        let connected = tokio::select! {
+            r = self.connect_to_backend(peer.ip(), &mut timings) => r,
+            _ = cut.cancelled() => return,
+        };
+        let (slot, server) = match connected {
+            Ok(ok) => ok,
+            Err(refusal) => {
+                self.log_refusal(peer, refusal, &timings, accepted);
+                return;
+            }
+        };
+        let backend = &self.backends[slot.index];
+        let meters = Meters {
+            to_server: [&stats.bytes_to_backend, &backend.stats.bytes_to_backend],
+            to_client: [&stats.bytes_from_backend, &backend.stats.bytes_from_backend],
+        };
+        let limits = IdleLimits {
+            client: self.spec.timeouts.client_idle,
+            server: self.spec.timeouts.server_idle,
+            tunnel: self.spec.timeouts.tunnel,
+        };
+        let mut transfer = Transfer::default();
+        let end = tokio::select! {
+            end = forward(&client, &server, self.data_path.copy_mode, limits, meters, &mut transfer) => {
+                end.as_str()
+            }
+            _ = backend.marked_down(), if self.spec.close_on_down => "backend_down",
+            _ = cut.cancelled() => "shutdown",
+        };
+        if self.data_path.log_connections {
+            tracing::info!(
+                target: "havip::conn",
+                client = %peer,
+                service = %self.spec.name,
+                backend = %backend.spec.name,
+                queue_ms = timings.queued.as_millis() as u64,
+                connect_ms = timings.connecting.as_millis() as u64,
+                attempts = timings.attempts,
+                total_ms = accepted.elapsed().as_millis() as u64,
+                bytes_to_backend = transfer.to_server,
+                bytes_from_backend = transfer.to_client,
+                end,
+                "connection closed"
+            );
+        }
+        drop(slot);
+    }
+
+    fn log_refusal(
+        &self,
+        peer: SocketAddr,
+        refusal: Refusal,
+        timings: &Timings,
+        accepted: Instant,
+    ) {
+        let counter = match refusal {
+            Refusal::NoBackend => &self.stats.no_backend,
+            Refusal::QueueFull => &self.stats.queue_full,
+            Refusal::QueueTimeout => &self.stats.queue_timeouts,
+            Refusal::ConnectFailed => &self.stats.connect_failed,
+        };
+        counter.fetch_add(1, Relaxed);
+        if self.data_path.log_connections {
+            tracing::warn!(
+                target: "havip::conn",
+                client = %peer,
+                service = %self.spec.name,
+                backend = "-",
+                queue_ms = timings.queued.as_millis() as u64,
+                connect_ms = timings.connecting.as_millis() as u64,
+                attempts = timings.attempts,
+                total_ms = accepted.elapsed().as_millis() as u64,
+                bytes_to_backend = 0u64,
+                bytes_from_backend = 0u64,
+                end = refusal.as_str(),
+                "connection refused"
+            );
+        }
+    }
+
+    /// Pick a backend (queueing while all are busy) and connect, retrying failed connects on
+    /// other backends up to `retries` times.
+    async fn connect_to_backend(
+        &self,
+        client: IpAddr,
+        timings: &mut Timings,
+    ) -> Result<(Slot<'_>, TcpStream), Refusal> {
+        let mut tried = Tried::new();
+        let mut connect_started: Option<Instant> = None;
+        loop {
+            let slot = self.wait_for_slot(client, &tried, timings).await?;
+            let backend = &self.backends[slot.index];
+            let attempt_start = Instant::now();
+            let first_start = *connect_started.get_or_insert(attempt_start);
+            timings.attempts += 1;
+            let result = connect(backend.spec.addr, self.spec.timeouts.connect).await;
+            timings.connecting = first_start.elapsed();
+            match result {
+                Ok(stream) => {
+                    backend.stats.total.fetch_add(1, Relaxed);
+                    return Ok((slot, stream));
+                }
+                Err(error) => {
+                    backend.stats.connect_errors.fetch_add(1, Relaxed);
+                    backend.report_connect_failure(Instant::now());
+                    tracing::debug!(
+                        service = %self.spec.name,
+                        backend = %backend.spec.name,
+                        %error,
+                        "connect failed"
+                    );
+                    tried.insert(slot.index);
+                    drop(slot);
+                    if timings.attempts > self.spec.retries {
+                        return Err(Refusal::ConnectFailed);
+                    }
+                    backend.stats.retries.fetch_add(1, Relaxed);
+                    self.stats.retries.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Take a connection slot on a backend, waiting in the queue (FIFO, bounded by
+    /// `max_queue` and `timeouts.queue`) while every available backend is full.
+    async fn wait_for_slot(
+        &self,
+        client: IpAddr,
+        tried: &Tried,
+        timings: &mut Timings,
+    ) -> Result<Slot<'_>, Refusal> {
+        // Newcomers do not overtake clients already queued.
+        if self.stats.queued.load(Relaxed) == 0 {
+            match self.try_take_slot(client, tried) {
+                Pick::Backend(index) => {
+                    return Ok(Slot {
+                        service: self,
+                        index,
+                    })
+                }
+                Pick::NoneAvailable => return Err(Refusal::NoBackend),
+                Pick::AllBusy => {}
+            }
+        }
+        let queued = self.stats.queued.fetch_add(1, Relaxed);
+        let _in_queue = DecrementOnDrop(&self.stats.queued);
+        if queued >= self.spec.limits.max_queue {
+            return Err(Refusal::QueueFull);
+        }
+        let entered = Instant::now();
+        let deadline = entered + self.spec.timeouts.queue;
+        let result = loop {
+            let woken = self.slot_freed.notified();
+            tokio::pin!(woken);
+            // Register before looking, so a slot freed in between still wakes us.
+            woken.as_mut().enable();
+            match self.try_take_slot(client, tried) {
+                Pick::Backend(index) => {
+                    break Ok(Slot {
+                        service: self,
+                        index,
+                    })
+                }
+                Pick::NoneAvailable => break Err(Refusal::NoBackend),
+                Pick::AllBusy => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break Err(Refusal::QueueTimeout);
+            }
+            // Also look again now and then: a backend coming up or a weight change frees
+            // capacity without freeing a slot.
+            let recheck = (now + QUEUE_RECHECK).min(deadline);
+            let _ = tokio::time::timeout_at(recheck, woken).await;
+        };
+        timings.queued += entered.elapsed();
+        result
+    }
+
+    /// One pick under the balancer lock; on success the backend's active count is already
+    /// raised (the caller wraps it in a [`Slot`]).
+    fn try_take_slot(&self, client: IpAddr, tried: &Tried) -> Pick {
+        let now = Instant::now();
+        let mut selector = match self.selector.lock() {
+            Ok(guard) => guard,
+            // A panic while picking cannot leave the balancer inconsistent in a way that
+            // matters (worst case one skewed pick); keep serving.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Selector {
+            balancer,
+            candidates,
+        } = &mut *selector;
+        candidates.clear();
+        for backend in &self.backends {
+            let weight = backend.weight();
+            let active = backend.stats.active.load(Relaxed);
+            let effective = match self.spec.slow_start {
+                Some(ramp) => slow_start_weight(weight, backend.up_for(now), ramp),
+                None => weight,
+            };
+            candidates.push(Candidate {
+                available: backend.is_up() && weight > 0,
+                full: backend.spec.max_conns.is_some_and(|max| active >= max),
+                backup: backend.spec.backup,
+                weight: effective,
+                active,
+            });
+        }
+        let pick = balancer.pick(candidates, client, tried);
+        if let Pick::Backend(index) = pick {
+            self.backends[index].stats.active.fetch_add(1, Relaxed);
+        }
+        pick
+    }
+}
+
+/// How often a queued client looks again without being woken.
+const QUEUE_RECHECK: Duration = Duration::from_millis(200);
+
+struct DecrementOnDrop<'a>(&'a AtomicU32);
+
+impl Drop for DecrementOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Connect to a backend with the same socket options as client sockets.
+async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_nodelay(true)?;
+    set_keepalive(&socket2::SockRef::from(&socket))?;
+    match tokio::time::timeout(timeout, socket.connect(addr)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// TCP_NODELAY (the proxy forwards what it gets at once; Nagle would add latency to every
+/// small request) and keepalive.
+fn tune_socket(stream: &TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    set_keepalive(&socket2::SockRef::from(stream))
+}
+
+fn set_keepalive(socket: &socket2::SockRef<'_>) -> std::io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    socket.set_tcp_keepalive(&keepalive)
+}

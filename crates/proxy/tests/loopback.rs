@@ -1,0 +1,697 @@
+//! The real balancer against real local servers on loopback: distribution per algorithm,
+//! half-close both ways, bulk data in both copy modes, retries around a dead backend,
+//! backups, drain, queueing, every timeout, connection limits and graceful shutdown.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+mod loopback_support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use havip_proxy::spec::{Algorithm, ServiceSpec};
+use loopback_support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+async fn start_backends(n: usize) -> Vec<EchoServer> {
+    let mut servers = Vec::new();
+    for i in 0..n {
+        servers.push(EchoServer::start(&format!("b{i}")).await);
+    }
+    servers
+}
+
+fn addrs(servers: &[EchoServer]) -> Vec<SocketAddr> {
+    servers.iter().map(|s| s.addr).collect()
+}
+
+/// Names each backend after its echo server so greetings and spec names agree.
+fn named_spec(servers: &[EchoServer]) -> ServiceSpec {
+    let mut spec = spec(&addrs(servers));
+    for (b, s) in spec.backends.iter_mut().zip(servers) {
+        b.name = s.name.clone();
+    }
+    spec
+}
+
+async fn count_backends(proxy: SocketAddr, connections: usize) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for _ in 0..connections {
+        let (_stream, name) = which_backend(proxy)
+            .await
+            .expect("connection through the proxy");
+        *counts.entry(name).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_rotates_evenly() {
+    let servers = start_backends(3).await;
+    let proxy = TestProxy::start(named_spec(&servers), MODES[0]).await;
+    let mut order = Vec::new();
+    for _ in 0..6 {
+        order.push(which_backend(proxy.addr).await.unwrap().1);
+    }
+    assert_eq!(order, ["b0", "b1", "b2", "b0", "b1", "b2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_round_robin_follows_weights() {
+    let servers = start_backends(2).await;
+    let mut spec = named_spec(&servers);
+    spec.backends[0].weight = 300;
+    spec.backends[1].weight = 100;
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let counts = count_backends(proxy.addr, 40).await;
+    assert_eq!(counts["b0"], 30);
+    assert_eq!(counts["b1"], 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_conn_fills_the_emptiest_backend() {
+    let servers = start_backends(3).await;
+    let mut spec = named_spec(&servers);
+    spec.balance = Algorithm::LeastConn;
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let mut held: Vec<(TcpStream, String)> = Vec::new();
+    for _ in 0..9 {
+        held.push(which_backend(proxy.addr).await.unwrap());
+    }
+    let per =
+        |held: &[(TcpStream, String)], name: &str| held.iter().filter(|(_, n)| n == name).count();
+    for name in ["b0", "b1", "b2"] {
+        assert_eq!(per(&held, name), 3, "{name}");
+    }
+    // Close b1's three; the next three connections all go to b1.
+    held.retain(|(_, n)| n != "b1");
+    let service = &proxy.proxy().services()[0];
+    eventually("b1's connections to close", || {
+        service.backends[1].stats.active.load(Relaxed) == 0
+    })
+    .await;
+    for _ in 0..3 {
+        let (s, name) = which_backend(proxy.addr).await.unwrap();
+        assert_eq!(name, "b1");
+        held.push((s, name));
+    }
+}
+
+/// Connect from a chosen loopback source address, so one test can be many clients.
+async fn connect_from(source: &str, proxy: SocketAddr) -> (TcpStream, String) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(proxy).await.unwrap();
+    let name = read_line(&mut stream).await.unwrap();
+    (stream, name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_hash_keeps_each_client_on_one_backend() {
+    let servers = start_backends(3).await;
+    let mut spec = named_spec(&servers);
+    spec.balance = Algorithm::SourceHash;
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let mut per_backend: HashMap<String, usize> = HashMap::new();
+    for client in 1..=60 {
+        let source = format!("127.0.1.{client}");
+        let (_s, first) = connect_from(&source, proxy.addr).await;
+        for _ in 0..3 {
+            let (_s, again) = connect_from(&source, proxy.addr).await;
+            assert_eq!(again, first, "client {source} moved");
+        }
+        *per_backend.entry(first).or_insert(0) += 1;
+    }
+    // 60 clients over 3 backends: each gets a real share.
+    assert_eq!(per_backend.len(), 3, "{per_backend:?}");
+    assert!(per_backend.values().all(|&n| n >= 8), "{per_backend:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_two_uses_every_backend() {
+    let servers = start_backends(3).await;
+    let mut spec = named_spec(&servers);
+    spec.balance = Algorithm::RandomTwo;
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let counts = count_backends(proxy.addr, 90).await;
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(counts.values().all(|&n| n >= 10), "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_data_arrives_intact_in_both_copy_modes() {
+    let servers = start_backends(1).await;
+    for mode in MODES {
+        let proxy = TestProxy::start(named_spec(&servers), mode).await;
+        let (stream, _) = which_backend(proxy.addr).await.unwrap();
+        let (mut rd, mut wr) = stream.into_split();
+        let payload: Vec<u8> = (0..8 * 1024 * 1024u32)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect();
+        let sent = payload.clone();
+        let writer = tokio::spawn(async move {
+            wr.write_all(&sent).await.unwrap();
+            wr.shutdown().await.unwrap();
+        });
+        let mut echoed = Vec::new();
+        tokio::time::timeout(LIMIT, rd.read_to_end(&mut echoed))
+            .await
+            .unwrap()
+            .unwrap();
+        writer.await.unwrap();
+        assert_eq!(echoed.len(), payload.len(), "{mode:?}");
+        assert!(echoed == payload, "{mode:?}: bytes differ");
+        let stats = &proxy.proxy().services()[0].stats;
+        eventually("byte counters", || {
+            stats.bytes_to_backend.load(Relaxed) == payload.len() as u64
+                && stats.bytes_from_backend.load(Relaxed) == payload.len() as u64 + 3
+        })
+        .await;
+    }
+}
+
+/// A backend that reads until the client's FIN, then answers with the byte count and closes.
+async fn count_until_eof_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                s.read_to_end(&mut all).await.unwrap();
+                s.write_all(format!("got {}\n", all.len()).as_bytes())
+                    .await
+                    .unwrap();
+                s.shutdown().await.unwrap();
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_half_close_reaches_the_backend_which_still_answers() {
+    let (backend, task) = count_until_eof_server().await;
+    for mode in MODES {
+        let proxy = TestProxy::start(spec(&[backend]), mode).await;
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        s.write_all(&[7u8; 100_000]).await.unwrap();
+        s.shutdown().await.unwrap(); // FIN: the server only answers after seeing it
+        let mut answer = String::new();
+        tokio::time::timeout(LIMIT, s.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer, "got 100000\n", "{mode:?}");
+    }
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_half_close_reaches_the_client_which_still_sends() {
+    // The backend says goodbye and closes its sending side at once, then keeps reading.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                s.write_all(b"bye\n").await.unwrap();
+                s.shutdown().await.unwrap();
+                let mut all = Vec::new();
+                s.read_to_end(&mut all).await.unwrap();
+                tx.send(all.len()).await.unwrap();
+            });
+        }
+    });
+    for mode in MODES {
+        let proxy = TestProxy::start(spec(&[backend]), mode).await;
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        let mut got = String::new();
+        tokio::time::timeout(LIMIT, s.read_to_string(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got, "bye\n",
+            "{mode:?}: the backend's FIN reached the client"
+        );
+        s.write_all(&[1u8; 50_000]).await.unwrap();
+        s.shutdown().await.unwrap();
+        let received = tokio::time::timeout(LIMIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            received, 50_000,
+            "{mode:?}: bytes sent after the backend's FIN"
+        );
+    }
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_connects_are_retried_on_another_backend() {
+    let live = EchoServer::start("live").await;
+    // A port with nothing listening: connects are refused.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut spec = spec(&[dead, live.addr]);
+    spec.passive.max_fails = 0; // keep hitting the dead one: retries alone must hide it
+    let proxy = TestProxy::start(spec.clone(), MODES[0]).await;
+    let counts = count_backends(proxy.addr, 20).await;
+    assert_eq!(counts.get("live"), Some(&20));
+    let stats = &proxy.proxy().services()[0].stats;
+    assert_eq!(stats.connect_failed.load(Relaxed), 0);
+    assert_eq!(
+        stats.retries.load(Relaxed),
+        10,
+        "every other pick is the dead backend"
+    );
+
+    // Without retries, the same setup shows the errors (so the test above can fail).
+    spec.retries = 0;
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let mut failures = 0;
+    for _ in 0..20 {
+        if which_backend(proxy.addr).await.is_err() {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 10);
+    assert_eq!(
+        proxy.proxy().services()[0]
+            .stats
+            .connect_failed
+            .load(Relaxed),
+        10
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_killed_under_load_costs_no_new_connection() {
+    let mut servers = start_backends(3).await;
+    let proxy = TestProxy::start(named_spec(&servers), MODES[0]).await;
+    let addr = proxy.addr;
+    let killed = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let mut killed_rx = killed.1.clone();
+        workers.push(tokio::spawn(async move {
+            let (mut after_kill_ok, mut after_kill_err) = (0u32, 0u32);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            for _ in 0..2_000 {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let started_after_kill = *killed_rx.borrow_and_update();
+                let ok = match which_backend(addr).await {
+                    Ok((mut s, _)) => {
+                        s.write_all(b"x").await.is_ok() && {
+                            let mut b = [0u8; 1];
+                            s.read_exact(&mut b).await.is_ok()
+                        }
+                    }
+                    Err(_) => false,
+                };
+                if started_after_kill {
+                    if ok {
+                        after_kill_ok += 1
+                    } else {
+                        after_kill_err += 1
+                    }
+                }
+            }
+            (after_kill_ok, after_kill_err)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    servers[1].kill();
+    // Connections already on b1 die with it; count only those started after it was gone.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    killed.0.send(true).unwrap();
+    let (mut ok, mut err) = (0, 0);
+    for w in workers {
+        let (o, e) = w.await.unwrap();
+        ok += o;
+        err += e;
+    }
+    assert!(
+        ok > 100,
+        "load kept running after the kill ({ok} connections)"
+    );
+    assert_eq!(
+        err, 0,
+        "client-visible errors after a backend died ({ok} fine)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_serve_only_while_no_primary_is_available() {
+    let servers = start_backends(3).await;
+    let mut spec = named_spec(&servers);
+    spec.backends[2].backup = true;
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let counts = count_backends(proxy.addr, 10).await;
+    assert_eq!(counts.get("b2"), None);
+    let backends = &proxy.proxy().services()[0].backends;
+    backends[0].set_weight(0);
+    backends[1].set_weight(0);
+    let counts = count_backends(proxy.addr, 5).await;
+    assert_eq!(counts.get("b2"), Some(&5));
+    backends[1].set_weight(100);
+    let counts = count_backends(proxy.addr, 5).await;
+    assert_eq!(counts.get("b1"), Some(&5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_zero_drains_without_cutting_open_connections() {
+    let servers = start_backends(2).await;
+    let proxy = TestProxy::start(named_spec(&servers), MODES[0]).await;
+    let (mut held, name) = which_backend(proxy.addr).await.unwrap();
+    assert_eq!(name, "b0");
+    proxy.proxy().services()[0].backends[0].set_weight(0);
+    let counts = count_backends(proxy.addr, 6).await;
+    assert_eq!(counts.get("b1"), Some(&6));
+    // The drained backend's connection still works both ways.
+    held.write_all(b"still here").await.unwrap();
+    let mut back = [0u8; 10];
+    tokio::time::timeout(LIMIT, held.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&back, b"still here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_conns_queues_then_times_out_or_refuses() {
+    let servers = start_backends(1).await;
+    let mut spec = named_spec(&servers);
+    spec.backends[0].max_conns = Some(2);
+    spec.limits.max_queue = 2;
+    spec.timeouts.queue = Duration::from_millis(400);
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let stats = &proxy.proxy().services()[0].stats;
+
+    let (first, _) = which_backend(proxy.addr).await.unwrap();
+    let (_second, _) = which_backend(proxy.addr).await.unwrap();
+    // Third client waits in the queue and gets in when a slot frees.
+    let mut third = TcpStream::connect(proxy.addr).await.unwrap();
+    eventually("third client queued", || stats.queued.load(Relaxed) == 1).await;
+    drop(first);
+    assert_eq!(read_line(&mut third).await.unwrap(), "b0");
+    assert_eq!(stats.queued.load(Relaxed), 0);
+
+    // Two more fill the queue; the next is refused at once.
+    let mut q1 = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut q2 = TcpStream::connect(proxy.addr).await.unwrap();
+    eventually("two queued", || stats.queued.load(Relaxed) == 2).await;
+    let mut refused = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let t = Instant::now();
+    let n = tokio::time::timeout(LIMIT, refused.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(t.elapsed() < Duration::from_millis(300), "refused at once");
+    assert_eq!(stats.queue_full.load(Relaxed), 1);
+    // The queued ones give up after the queue timeout.
+    let t = Instant::now();
+    for q in [&mut q1, &mut q2] {
+        let n = tokio::time::timeout(LIMIT, q.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+    }
+    let waited = t.elapsed();
+    assert!(waited >= Duration::from_millis(300), "waited {waited:?}");
+    assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+    assert_eq!(stats.queue_timeouts.load(Relaxed), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_applies_per_attempt() {
+    // A listener whose accept queue is full drops further SYNs: connects hang.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let blackhole = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(blackhole)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let mut spec = spec(&[blackhole]);
+    spec.timeouts.connect = Duration::from_millis(300);
+    spec.retries = 1;
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let t = Instant::now();
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(LIMIT, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    let took = t.elapsed();
+    assert_eq!(n, 0);
+    // Two attempts of 300 ms each.
+    assert!(took >= Duration::from_millis(550), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let stats = &proxy.proxy().services()[0].stats;
+    assert_eq!(stats.connect_failed.load(Relaxed), 1);
+    assert_eq!(stats.retries.load(Relaxed), 1);
+}
+
+/// A backend that sends one byte every `every` and never reads (a `kubectl logs -f` stream).
+async fn ticker_server(every: Duration) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                for _ in 0..200 {
+                    if s.write_all(b".").await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// A backend that reads everything and never answers.
+async fn sink_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// Read until EOF (or error), returning how long it took.
+async fn time_to_close(s: &mut TcpStream) -> Duration {
+    let t = Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(LIMIT, s.read(&mut buf))
+            .await
+            .expect("closed within LIMIT")
+        {
+            Ok(0) | Err(_) => return t.elapsed(),
+            Ok(_) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_timeout_keeps_streams_alive_that_only_the_server_feeds() {
+    let (ticker, task) = ticker_server(Duration::from_millis(50)).await;
+    let mut spec = spec(&[ticker]);
+    spec.timeouts.tunnel = Some(Duration::from_millis(300));
+    spec.timeouts.client_idle = Duration::from_millis(200);
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    // A silent client on a streaming backend outlives client_idle and tunnel many times over.
+    let mut got = 0;
+    let mut buf = [0u8; 64];
+    let until = Instant::now() + Duration::from_millis(1200);
+    while Instant::now() < until {
+        let n = tokio::time::timeout(LIMIT, s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed while the server was still sending");
+        got += n;
+    }
+    assert!(got >= 15, "{got} ticks");
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_timeout_closes_when_both_sides_are_silent() {
+    let (sink, task) = sink_server().await;
+    let mut spec = spec(&[sink]);
+    spec.timeouts.tunnel = Some(Duration::from_millis(300));
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    // Activity from the client keeps it open...
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.write_all(b"x").await.unwrap();
+    }
+    // ...silence closes it after the tunnel timeout.
+    let took = time_to_close(&mut s).await;
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_idle_timeout_without_tunnel() {
+    let (ticker, task) = ticker_server(Duration::from_millis(50)).await;
+    let mut spec = spec(&[ticker]);
+    spec.timeouts.tunnel = None;
+    spec.timeouts.client_idle = Duration::from_millis(300);
+    spec.timeouts.server_idle = Duration::from_secs(30);
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    // HAProxy semantics: the client's silence counts even while the server talks.
+    let took = time_to_close(&mut s).await;
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_idle_timeout_without_tunnel() {
+    let (sink, task) = sink_server().await;
+    let mut spec = spec(&[sink]);
+    spec.timeouts.tunnel = None;
+    spec.timeouts.client_idle = Duration::from_secs(30);
+    spec.timeouts.server_idle = Duration::from_millis(300);
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let t = Instant::now();
+    // The client keeps talking; the backend never answers.
+    let writer = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if s.write_all(b"x").await.is_err() {
+                break;
+            }
+            let mut buf = [0u8; 1];
+            if let Ok(Ok(0)) =
+                tokio::time::timeout(Duration::from_millis(1), s.read(&mut buf)).await
+            {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(LIMIT, writer)
+        .await
+        .expect("closed within LIMIT");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_max_conns_holds_clients_in_the_backlog() {
+    let servers = start_backends(1).await;
+    let proxy = TestProxy::start_with(named_spec(&servers), MODES[0], Some(2)).await;
+    let (first, _) = which_backend(proxy.addr).await.unwrap();
+    let (_second, _) = which_backend(proxy.addr).await.unwrap();
+    let mut third = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut b = [0u8; 1];
+    // Not accepted yet: no greeting.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), third.read(&mut b))
+            .await
+            .is_err()
+    );
+    drop(first);
+    assert_eq!(read_line(&mut third).await.unwrap(), "b0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_connections_finish_then_cuts_the_rest() {
+    let servers = start_backends(1).await;
+    let mut proxy = TestProxy::start(named_spec(&servers), MODES[0]).await;
+    let (mut held, _) = which_backend(proxy.addr).await.unwrap();
+    let running = proxy.proxy.take().unwrap();
+    let shutdown = tokio::spawn(running.shutdown(Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // No new clients...
+    assert!(
+        TcpStream::connect(proxy.addr).await.is_err(),
+        "still accepting"
+    );
+    // ...but the open one still works, and closing it ends the shutdown early.
+    held.write_all(b"ok").await.unwrap();
+    let mut back = [0u8; 2];
+    held.read_exact(&mut back).await.unwrap();
+    drop(held);
+    let report = tokio::time::timeout(LIMIT, shutdown)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((report.open_at_stop, report.cut), (1, 0));
+
+    // Past the grace period, open connections are cut.
+    let mut proxy = TestProxy::start(named_spec(&servers), MODES[0]).await;
+    let (mut held, _) = which_backend(proxy.addr).await.unwrap();
+    let t = Instant::now();
+    let report = proxy
+        .proxy
+        .take()
+        .unwrap()
+        .shutdown(Duration::from_millis(300))
+        .await;
+    assert_eq!((report.open_at_stop, report.cut), (1, 1));
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    assert!(time_to_close(&mut held).await < LIMIT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_listener_in_front_of_ipv4_backends() {
+    let servers = start_backends(1).await;
+    let mut spec = named_spec(&servers);
+    spec.listen = vec!["[::1]:0".parse().unwrap()];
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    assert!(proxy.addr.is_ipv6());
+    let (_, name) = which_backend(proxy.addr).await.unwrap();
+    assert_eq!(name, "b0");
+}

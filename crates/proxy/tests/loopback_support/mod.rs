@@ -1,0 +1,183 @@
+//! Real servers on loopback for the proxy's integration tests, and a proxy in front of them.
+//! Every server and proxy lives on 127.0.0.1 with an OS-chosen port and is stopped when its
+//! handle drops, also when a test panics.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use havip_proxy::forward::CopyMode;
+use havip_proxy::service::DataPath;
+use havip_proxy::spec::{HealthSpec, ServiceSpec};
+use havip_proxy::{Proxy, ProxyConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+/// Every wait in these tests is bounded by this.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// A backend that greets each client with its name and a newline, then echoes until EOF,
+/// then closes its side.
+pub struct EchoServer {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub accepted: Arc<AtomicUsize>,
+    tasks: Option<JoinSet<()>>,
+}
+
+impl EchoServer {
+    pub async fn start(name: &str) -> EchoServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::serve(name, listener)
+    }
+
+    /// Start again on the same address (after [`EchoServer::kill`]).
+    pub async fn start_at(name: &str, addr: SocketAddr) -> EchoServer {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_reuseaddr(true).expect("reuseaddr");
+        socket.bind(addr).expect("rebind");
+        Self::serve(name, socket.listen(1024).expect("listen"))
+    }
+
+    fn serve(name: &str, listener: TcpListener) -> EchoServer {
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let mut tasks = JoinSet::new();
+        let count = accepted.clone();
+        let greeting = format!("{name}\n");
+        tasks.spawn(async move {
+            let mut conns = JoinSet::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Relaxed);
+                let greeting = greeting.clone();
+                conns.spawn(async move {
+                    if stream.write_all(greeting.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if stream.write_all(&buf[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    let _ = stream.shutdown().await;
+                });
+            }
+            // `conns` drops here with the listener task: aborting it kills every connection.
+            drop(conns);
+        });
+        EchoServer {
+            name: name.to_string(),
+            addr,
+            accepted,
+            tasks: Some(tasks),
+        }
+    }
+
+    /// Stop listening and reset every open connection, like a crashed process.
+    pub fn kill(&mut self) {
+        self.tasks.take();
+    }
+}
+
+/// A proxy in front of `backends`, on 127.0.0.1 with an OS-chosen port.
+pub struct TestProxy {
+    pub proxy: Option<Proxy>,
+    pub addr: SocketAddr,
+}
+
+impl TestProxy {
+    pub async fn start(spec: ServiceSpec, copy_mode: CopyMode) -> TestProxy {
+        Self::start_with(spec, copy_mode, None).await
+    }
+
+    pub async fn start_with(
+        spec: ServiceSpec,
+        copy_mode: CopyMode,
+        max_conns: Option<u32>,
+    ) -> TestProxy {
+        let config = ProxyConfig {
+            services: vec![spec],
+            max_conns,
+            data_path: DataPath {
+                copy_mode,
+                log_connections: true,
+            },
+        };
+        let proxy = Proxy::start(config).await.expect("proxy starts");
+        let addr = proxy.listening()[0].1;
+        TestProxy {
+            proxy: Some(proxy),
+            addr,
+        }
+    }
+
+    pub fn proxy(&self) -> &Proxy {
+        self.proxy.as_ref().expect("running")
+    }
+}
+
+/// A service spec on an ephemeral loopback port with no active health checks (tests that
+/// want them set `health.check`).
+pub fn spec(backends: &[SocketAddr]) -> ServiceSpec {
+    let mut spec = ServiceSpec::new("test", vec!["127.0.0.1:0".parse().expect("addr")], backends);
+    spec.health = HealthSpec {
+        check: None,
+        ..HealthSpec::default()
+    };
+    spec
+}
+
+pub const MODES: [CopyMode; 2] = [
+    CopyMode::Splice { pipe_size: None },
+    CopyMode::Buffered {
+        buffer_size: 16 * 1024,
+    },
+];
+
+/// Connect through the proxy and read the greeting: which backend answered.
+pub async fn which_backend(proxy: SocketAddr) -> std::io::Result<(TcpStream, String)> {
+    let mut stream = tokio::time::timeout(LIMIT, TcpStream::connect(proxy))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let line = read_line(&mut stream).await?;
+    Ok((stream, line))
+}
+
+pub async fn read_line(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let n = tokio::time::timeout(LIMIT, stream.read(&mut byte))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if byte[0] == b'\n' {
+            return Ok(String::from_utf8_lossy(&line).into_owned());
+        }
+        line.push(byte[0]);
+    }
+}
+
+/// Wait until `cond` holds, polling; panics with `what` after [`LIMIT`].
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
