@@ -1,1 +1,102 @@
-fn main() {}
+//! `havip`: a highly available virtual IP and layer-4 load balancer in one daemon.
+//!
+//! Commands: `run` (the default) serves the configured services; `check` validates a config
+//! and prints every problem; `demo` runs three local backends with the balancer in front.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod admin;
+mod config;
+mod demo;
+mod logging;
+mod metrics;
+mod run;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "havip",
+    version,
+    about = "Highly available virtual IP and TCP load balancer"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the services of the configuration file (the default command).
+    Run,
+    /// Validate the configuration file; print every problem with file, line and key.
+    Check,
+    /// Start three local backends and the balancer in front of them, on loopback, and show
+    /// balancing and a backend failing and coming back. Needs no config and no root.
+    Demo {
+        /// Port the demo balancer listens on (127.0.0.1).
+        #[arg(long, default_value_t = 18443)]
+        port: u16,
+        /// Port of the demo's admin endpoint (metrics, status).
+        #[arg(long, default_value_t = 18404)]
+        admin_port: u16,
+        /// Stop after this many seconds (0: run until Ctrl-C).
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Check => check(&cli.config),
+        Command::Run => match run::run(&cli.config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("havip: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Demo {
+            port,
+            admin_port,
+            seconds,
+        } => match demo::run(port, admin_port, seconds) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("havip demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(c) => {
+            let backends: usize = c.services.iter().map(|s| s.backends.len()).sum();
+            println!(
+                "{}: OK ({} service(s), {} backend(s))",
+                path.display(),
+                c.services.len(),
+                backends
+            );
+            ExitCode::SUCCESS
+        }
+        Err(config::ConfigError::Invalid { path, problems }) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("{}: {} problem(s)", path.display(), problems.len());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

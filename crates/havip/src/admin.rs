@@ -1,0 +1,134 @@
+//! The admin HTTP endpoint: `/metrics` (Prometheus), `/api/status` (JSON) and `/healthz`
+//! (havip itself). Off unless `[admin]` is configured; binds 127.0.0.1:8404 by default.
+//!
+//! Deliberately small: HTTP/1.1 GET only, one request per connection, bounded request size and
+//! read time, so a stuck or hostile client cannot hold resources.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use havip_proxy::service::Service;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics;
+
+/// What the endpoint reports on.
+#[derive(Debug)]
+pub struct AdminState {
+    pub services: Vec<Arc<Service>>,
+    pub started: Instant,
+    /// Set once shutdown began: `/healthz` then answers 503 so an upstream LB stops sending.
+    pub draining: AtomicBool,
+}
+
+const MAX_REQUEST: usize = 8 * 1024;
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serve admin requests on `listener` until `stop` is cancelled.
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(READ_TIMEOUT, handle(stream, &state)).await;
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
+    let mut buf = vec![0u8; MAX_REQUEST];
+    let mut len = 0;
+    let (method, path) = loop {
+        let n = stream.read(&mut buf[len..]).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        len += n;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf[..len]) {
+            Ok(httparse::Status::Complete(_)) => {
+                let method = req.method.unwrap_or("").to_string();
+                let path = req.path.unwrap_or("/").to_string();
+                break (method, path);
+            }
+            Ok(httparse::Status::Partial) if len < MAX_REQUEST => continue,
+            _ => {
+                return respond(&mut stream, 400, "text/plain", b"bad request\n").await;
+            }
+        }
+    };
+    let (status, content_type, body) = route(&method, &path, state);
+    respond(&mut stream, status, content_type, body.as_bytes()).await
+}
+
+/// Pure request routing: (status, content type, body).
+pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str, String) {
+    if method != "GET" && method != "HEAD" {
+        return (405, "text/plain", "only GET is supported\n".into());
+    }
+    let path = path.split('?').next().unwrap_or(path);
+    let uptime = state.started.elapsed().as_secs_f64();
+    match path {
+        "/metrics" => (
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics::render(&state.services, uptime),
+        ),
+        "/api/status" => {
+            let mut status = metrics::status(&state.services, uptime);
+            status["draining"] = state.draining.load(Relaxed).into();
+            (200, "application/json", format!("{status:#}\n"))
+        }
+        "/healthz" => {
+            if state.draining.load(Relaxed) {
+                (503, "text/plain", "draining\n".into())
+            } else {
+                (200, "text/plain", "ok\n".into())
+            }
+        }
+        _ => (
+            404,
+            "text/plain",
+            "not found; try /metrics, /api/status or /healthz\n".into(),
+        ),
+    }
+}
+
+async fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        503 => "Service Unavailable",
+        _ => "",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.shutdown().await
+}

@@ -1,0 +1,90 @@
+//! Durations as people write them in config files: "500ms", "10s", "1m30s", "1h".
+
+use std::time::Duration;
+
+/// Parse a duration: one or more `<integer><unit>` parts, units `ms`, `s`, `m`, `h`, `d`
+/// (`us` too, for tests and tight checks). "0" alone means zero. Errors say what was wrong.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration; write a number with a unit, like \"5s\"".into());
+    }
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(format!(
+                "{text:?} is not a duration; write a number with a unit, like \"5s\""
+            ));
+        }
+        let (number, after) = rest.split_at(digits);
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?}: {number} is too large"))?;
+        if after.starts_with(char::is_whitespace) {
+            return Err(format!(
+                "{text:?}: write the unit right after the number, like \"{number}s\""
+            ));
+        }
+        if after.starts_with('.') {
+            return Err(format!(
+                "{text:?}: fractions are not supported; use a smaller unit, like \"1500ms\""
+            ));
+        }
+        let unit_len = after.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let (unit, after) = after.split_at(unit_len);
+        let part = match unit {
+            "us" => Duration::from_micros(value),
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value.saturating_mul(60)),
+            "h" => Duration::from_secs(value.saturating_mul(3600)),
+            "d" => Duration::from_secs(value.saturating_mul(86_400)),
+            "" => {
+                return Err(format!(
+                    "{text:?} has no unit; write \"{number}s\" or \"{number}ms\" (units: ms, s, m, h, d)"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "{text:?}: unknown unit {other:?} (units: ms, s, m, h, d)"
+                ))
+            }
+        };
+        total = total.saturating_add(part);
+        rest = after;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units_and_compounds() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration(" 0 "), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+    }
+
+    #[test]
+    fn rejects_with_a_reason() {
+        assert!(parse_duration("10").unwrap_err().contains("has no unit"));
+        assert!(parse_duration("5 sec")
+            .unwrap_err()
+            .contains("right after the number"));
+        assert!(parse_duration("5sec").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("s").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("").unwrap_err().contains("empty"));
+        assert!(parse_duration("1.5s").unwrap_err().contains("fractions"));
+    }
+}

@@ -1,0 +1,401 @@
+use super::*;
+
+fn parse_ok(text: &str) -> Config {
+    match parse(Path::new("havip.toml"), text) {
+        Ok(c) => c,
+        Err(problems) => panic!(
+            "expected a valid config, got:\n{}",
+            problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match parse(Path::new("havip.toml"), text) {
+        Ok(_) => panic!("expected problems"),
+        Err(list) => list.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+const MINIMAL: &str = r#"
+[[service]]
+name = "kube-apiserver"
+listen = "0.0.0.0:8443"
+
+[[service.backend]]
+address = "10.0.0.1:6443"
+"#;
+
+#[test]
+fn minimal_config_gets_kube_apiserver_defaults() {
+    let c = parse_ok(MINIMAL);
+    assert_eq!(c.global, Global::default());
+    assert_eq!(c.log, LogSettings::default());
+    assert_eq!(c.admin, None);
+    let s = &c.services[0];
+    assert_eq!(s.name, "kube-apiserver");
+    assert_eq!(s.listen, vec!["0.0.0.0:8443".parse().unwrap()]);
+    assert_eq!(s.balance, Algorithm::RoundRobin);
+    assert_eq!(s.retries, defaults::RETRIES);
+    assert_eq!(s.timeouts, Timeouts::default());
+    assert_eq!(s.timeouts.tunnel, Some(Duration::from_secs(3600)));
+    assert_eq!(s.health.check, Some(default_check()));
+    assert_eq!(s.health.rise, 2);
+    assert_eq!(s.health.fall, 3);
+    assert_eq!(s.backends[0].name, "10.0.0.1:6443");
+    assert_eq!(s.backends[0].weight, 100);
+}
+
+#[test]
+fn full_config_reads_every_key() {
+    let c = parse_ok(
+        r#"
+[global]
+max_conns = 20000
+grace = "45s"
+workers = 2
+copy = "buffered"
+buffer_size = 32768
+
+[log]
+format = "json"
+level = "havip=debug,info"
+connections = false
+
+[admin]
+listen = "127.0.0.1:9000"
+
+[[service]]
+name = "api"
+listen = ["0.0.0.0:8443", "[::]:8443"]
+balance = "least_conn"
+retries = 2
+slow_start = "60s"
+slow_start_at_boot = true
+close_on_down = true
+
+[service.timeouts]
+connect = "1s"
+queue = "1m"
+client_idle = "2h"
+server_idle = "90m"
+tunnel = "off"
+
+[service.limits]
+max_conns = 3000
+max_queue = 256
+backlog = 1024
+
+[service.health]
+check = "http"
+path = "/livez"
+host = "api.example"
+expect_status = [200, "300-399"]
+interval = "5s"
+fast_interval = "250ms"
+down_interval = "10s"
+timeout = "2s"
+rise = 3
+fall = 4
+port = 6443
+
+[service.passive]
+max_fails = 5
+fail_timeout = "30s"
+
+[[service.backend]]
+name = "m1"
+address = "10.0.0.1:6443"
+weight = 50
+max_conns = 250
+backup = false
+
+[[service.backend]]
+name = "m2"
+address = "[fd00::2]:6443"
+backup = true
+"#,
+    );
+    assert_eq!(c.global.max_conns, Some(20000));
+    assert_eq!(c.global.grace, Duration::from_secs(45));
+    assert_eq!(c.global.workers, 2);
+    assert_eq!(
+        c.global.copy_mode,
+        CopyMode::Buffered { buffer_size: 32768 }
+    );
+    assert_eq!(c.log.format, LogFormat::Json);
+    assert_eq!(c.log.level, "havip=debug,info");
+    assert!(!c.log.connections);
+    assert_eq!(c.admin.unwrap().listen, "127.0.0.1:9000".parse().unwrap());
+    let s = &c.services[0];
+    assert_eq!(s.listen.len(), 2);
+    assert_eq!(s.balance, Algorithm::LeastConn);
+    assert_eq!(s.retries, 2);
+    assert_eq!(s.slow_start, Some(Duration::from_secs(60)));
+    assert!(s.slow_start_at_boot && s.close_on_down);
+    assert_eq!(
+        s.timeouts,
+        Timeouts {
+            connect: Duration::from_secs(1),
+            queue: Duration::from_secs(60),
+            client_idle: Duration::from_secs(7200),
+            server_idle: Duration::from_secs(5400),
+            tunnel: None,
+        }
+    );
+    assert_eq!(
+        s.limits,
+        Limits {
+            max_conns: Some(3000),
+            max_queue: 256,
+            backlog: 1024
+        }
+    );
+    assert_eq!(
+        s.health,
+        HealthSpec {
+            check: Some(CheckKind::Http(HttpCheck {
+                path: "/livez".into(),
+                host: Some("api.example".into()),
+                expect_status: vec![(200, 200), (300, 399)],
+                tls: None,
+            })),
+            interval: Duration::from_secs(5),
+            fast_interval: Duration::from_millis(250),
+            down_interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            rise: 3,
+            fall: 4,
+            port: Some(6443),
+        }
+    );
+    assert_eq!(
+        s.passive,
+        PassiveSpec {
+            max_fails: 5,
+            fail_timeout: Duration::from_secs(30)
+        }
+    );
+    assert_eq!(s.backends.len(), 2);
+    assert_eq!(s.backends[0].name, "m1");
+    assert_eq!(s.backends[0].weight, 50);
+    assert_eq!(s.backends[0].max_conns, Some(250));
+    assert!(s.backends[1].backup);
+    assert_eq!(s.backends[1].addr, "[fd00::2]:6443".parse().unwrap());
+}
+
+#[test]
+fn every_problem_is_reported_with_line_and_key() {
+    let got = problems(
+        r#"[global]
+grace = 30
+[[service]]
+name = "api"
+listen = "0.0.0.0:8443"
+balanse = "least_conn"
+[service.timeouts]
+connect = "3 s"
+[[service.backend]]
+address = "10.0.0.1"
+[[service.backend]]
+address = "10.0.0.2:6443"
+weigth = 5
+"#,
+    );
+    assert_eq!(
+        got,
+        vec![
+            "havip.toml:2:9: global.grace: durations are strings with a unit, like \"5s\" or \"500ms\"",
+            "havip.toml:8:11: service[0].timeouts.connect: \"3 s\": write the unit right after the number, like \"3s\"",
+            "havip.toml:10:11: service[0].backend[0].address: \"10.0.0.1\" is not an address; write IP:port, [IPv6]:port or *:port (hostnames are not resolved)",
+            "havip.toml:13:1: service[0].backend[1].weigth: unknown key; did you mean `weight`?",
+            "havip.toml:6:1: service[0].balanse: unknown key; did you mean `balance`?",
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let got = problems("[[service]]\nname = \"api\nlisten = 1\n");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].starts_with("havip.toml:2:"), "{}", got[0]);
+}
+
+#[test]
+fn missing_pieces_are_reported() {
+    let got = problems("[[service]]\nlisten = \"0.0.0.0:1\"\n");
+    assert!(
+        got.iter().any(|p| p.contains("service[0].name: missing")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.contains("service[0].backend: missing")),
+        "{got:?}"
+    );
+    let got = problems("[global]\nworkers = 1\n");
+    assert!(
+        got.iter().any(|p| p.contains("no [[service]] is defined")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn wrong_types_and_ranges() {
+    let got = problems(
+        r#"[[service]]
+name = "api"
+listen = ["0.0.0.0:8443", 7]
+retries = "3"
+[service.health]
+rise = 0
+expect_status = [200, "2xx", 99]
+check = "grpc"
+[[service.backend]]
+address = "10.0.0.1:6443"
+weight = -1
+backup = "yes"
+"#,
+    );
+    let expect = [
+        "service[0].listen[1]: expected a string, found integer",
+        "service[0].retries: expected an integer, found string",
+        "service[0].health.check: \"grpc\" is not a check",
+        "service[0].health.expect_status: expected a status code",
+        "service[0].health.rise: 0 is out of range (1..=100)",
+        "service[0].backend[0].weight: -1 is out of range (0..=10000)",
+        "service[0].backend[0].backup: expected true or false, found string",
+    ];
+    for e in expect {
+        assert!(
+            got.iter().any(|p| p.contains(e)),
+            "missing {e:?} in {got:#?}"
+        );
+    }
+    // "2xx" and 99 are each reported.
+    assert_eq!(
+        got.iter()
+            .filter(|p| p.contains("expected a status code"))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn duplicates_and_overlaps() {
+    let got = problems(
+        r#"[[service]]
+name = "a"
+listen = ["0.0.0.0:8443"]
+[[service.backend]]
+address = "10.0.0.1:6443"
+[[service.backend]]
+address = "10.0.0.1:6443"
+[[service]]
+name = "a"
+listen = ["10.0.0.9:8443"]
+[[service.backend]]
+address = "10.0.0.1:6443"
+"#,
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.contains("10.0.0.1:6443 is listed twice")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.contains("backend name \"10.0.0.1:6443\" is used twice")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.contains("a service named \"a\" is already defined")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.contains("10.0.0.9:8443 overlaps 0.0.0.0:8443")),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn tls_settings_are_checked() {
+    let got = problems(
+        r#"[[service]]
+name = "a"
+listen = "127.0.0.1:1"
+[service.health]
+check = "tcp"
+path = "/readyz"
+[[service.backend]]
+address = "10.0.0.1:6443"
+[[service]]
+name = "b"
+listen = "127.0.0.1:2"
+[service.health.tls]
+verify = true
+ca_file = "/nonexistent/ca.crt"
+client_cert = "/nonexistent/client.crt"
+[[service.backend]]
+address = "10.0.0.1:6443"
+"#,
+    );
+    assert!(
+        got.iter()
+            .any(|p| p
+                .contains("service[0].health.path: only applies to check = \"http\" or \"https\"")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.contains("service[1].health.tls.ca_file: cannot read /nonexistent/ca.crt")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.contains("service[1].health.tls.client_key: missing")),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn star_listen_means_all_ipv4() {
+    let c = parse_ok(&MINIMAL.replace("0.0.0.0:8443", "*:9443"));
+    assert_eq!(c.services[0].listen, vec!["0.0.0.0:9443".parse().unwrap()]);
+}
+
+#[test]
+fn examples_in_the_repository_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/ exists") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            if let Err(e) = load(&path) {
+                match e {
+                    ConfigError::Invalid { problems, .. } => panic!(
+                        "{}",
+                        problems
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    ),
+                    other => panic!("{other}"),
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 1,
+        "no example configs found in {}",
+        dir.display()
+    );
+}
