@@ -1,7 +1,10 @@
 //! Health monitoring of backends: one monitor task per backend owns that backend's health.
 //!
 //! - [`tracker`]: the pure state machine (rise/fall, probation, passive failures, intervals).
+//! - [`tls`]: building the rustls client configuration of HTTPS checks, once per service.
 
+pub mod tls;
 pub mod tracker;
 
+pub use tls::{client_config, TlsConfigError};
 pub use tracker::{Reason, Tracker, Transition};
