@@ -85,7 +85,7 @@ pub enum CheckError {
     /// Connect failed other than by refusal (unreachable, reset, …).
     #[error("connect failed: {0}")]
     Connect(#[source] io::Error),
-    #[error("TLS error {stage}: {source}{hint}")]
+    #[error("{}: {source}{hint}", tls_prefix(*.stage))]
     Tls {
         stage: Stage,
         source: rustls::Error,
@@ -102,6 +102,13 @@ pub enum CheckError {
     },
     #[error("bad HTTP response: {0}")]
     Protocol(ProtocolError),
+}
+
+fn tls_prefix(stage: Stage) -> String {
+    match stage {
+        Stage::TlsHandshake => "TLS handshake failed".to_owned(),
+        other => format!("TLS error {other}"),
+    }
 }
 
 /// The backend answered, but not with parseable HTTP/1.x response headers.
