@@ -1,9 +1,11 @@
 //! Shared helpers of the `health_*` integration tests: building backends and monitors,
-//! waiting for a condition with a deadline, and a TCP server that can be stopped and
-//! started again on the same port.
+//! waiting for a condition with a deadline, a TCP server that can be stopped and started
+//! again on the same port, and (in [`external`]) the real `openssl` and `nginx` binaries.
 //!
 //! Each test binary uses a different subset, hence the allowance for unused items.
 #![allow(dead_code)]
+
+pub mod external;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
