@@ -277,3 +277,23 @@ async fn check_never_outlives_its_timeout() {
     assert!(matches!(r, Err(CheckError::Timeout { .. })), "{r:?}");
     drop(l);
 }
+
+/// An IPv6 backend gets a bracketed `Host` (`[::1]:port`), as HTTP requires.
+#[tokio::test]
+async fn http_check_of_an_ipv6_backend_brackets_the_host() {
+    let l = match TcpListener::bind("[::1]:0").await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("SKIPPED: no IPv6 loopback on this machine ({e})");
+            return;
+        }
+    };
+    let addr = l.local_addr().expect("local addr");
+    let server = serve_once(l, b"HTTP/1.1 200 OK\r\n\r\n");
+    probe(http("/readyz")).check(addr).await.expect("200");
+    let head = server.await.expect("server task");
+    assert!(
+        head.contains(&format!("\r\nHost: [::1]:{}\r\n", addr.port())),
+        "{head}"
+    );
+}
