@@ -1,0 +1,221 @@
+//! The monitor task of one backend: the only writer of that backend's health.
+//!
+//! Lifecycle: the service spawns one [`Monitor`] per backend when it starts (or reloads) and
+//! keeps the returned `JoinHandle`; it aborts the handle when the service stops or the
+//! backend is removed. The task does not end on its own: the backend holds the sending side
+//! of its own inbox, and the monitor holds the backend, so the inbox never closes while the
+//! monitor runs. Aborting is safe at any point; an in-flight check is simply dropped.
+//!
+//! The loop waits for whichever comes first: the next active check, a passive
+//! [`HealthEvent::ConnectFailed`], or (passive health only) the end of a passive downtime.
+//! It feeds the result to its [`Tracker`], publishes transitions with
+//! [`Backend::set_health`], and records every check with [`Backend::record_check`]. A check
+//! runs inline: passive events that arrive meanwhile wait in the inbox (at most the check
+//! timeout) and are judged by the time they happened, not the time they are read.
+//!
+//! Spreading: the first check of backend `i` of `n` fires at a random point of the `i`-th
+//! `n`th of the first interval, and every later wait is jittered by ±10%, so the checks of
+//! many backends and services never line up into bursts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::probe::Probe;
+use super::tracker::{Tracker, Transition};
+use crate::backend::{Backend, Health, HealthEvent, HealthInbox};
+use crate::spec::{HealthSpec, PassiveSpec};
+
+/// Everything one backend's monitor task needs; [`Monitor::spawn`] starts it.
+#[derive(Debug)]
+pub struct Monitor {
+    /// Service name, for the log.
+    pub service: Arc<str>,
+    pub backend: Arc<Backend>,
+    /// The receiving end returned by [`Backend::new`].
+    pub inbox: HealthInbox,
+    /// Intervals, `rise` and `fall` of the active checks.
+    pub spec: Arc<HealthSpec>,
+    pub passive: PassiveSpec,
+    /// The service's prepared check, as [`Probe::new`] returned it for `spec`; `None` means
+    /// no active checks, so only passive failures change the health.
+    pub probe: Option<Arc<Probe>>,
+    /// Position of this backend among the service's `count` backends, to spread the first
+    /// checks over the first interval.
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Monitor {
+    /// Start the task on the current tokio runtime. Keep the handle and abort it to stop
+    /// the monitor (see the module docs).
+    pub fn spawn(self) -> JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    /// The task body; runs until aborted.
+    pub async fn run(self) {
+        let Monitor {
+            service,
+            backend,
+            mut inbox,
+            spec,
+            passive,
+            probe,
+            index,
+            count,
+        } = self;
+        let mut tracker = Tracker::new(&spec, passive, probe.is_some());
+        let addr = backend.spec.addr;
+        let mut next_check = probe.as_ref().map(|_| {
+            Instant::now() + first_check_delay(spec.interval, index, count, fastrand::f64())
+        });
+
+        loop {
+            let wake = earliest(next_check, tracker.wake_at());
+            tokio::select! {
+                event = inbox.recv() => match event {
+                    Some(HealthEvent::ConnectFailed { at }) => {
+                        if let Some(t) = tracker.connect_failed(at, Instant::now()) {
+                            publish(&service, &backend, &t);
+                        }
+                    }
+                    // Unreachable while we hold the backend (it owns the sender); if it ever
+                    // happens nobody can report to us any more, so there is nothing to do.
+                    None => return,
+                },
+                () = sleep_until(wake) => {
+                    if let Some(t) = tracker.poll(Instant::now()) {
+                        publish(&service, &backend, &t);
+                    }
+                    let due = next_check.is_some_and(|at| Instant::now() >= at);
+                    if let (true, Some(probe)) = (due, &probe) {
+                        let started = Instant::now();
+                        let result = probe.check(addr).await;
+                        let done = Instant::now();
+                        backend.record_check(result.is_ok(), done - started);
+                        let transition = match &result {
+                            Ok(()) => tracker.check_passed(done),
+                            Err(e) => {
+                                let why = e.to_string();
+                                debug!(
+                                    service = %service,
+                                    backend = %backend.spec.name,
+                                    error = %why,
+                                    "health check failed"
+                                );
+                                tracker.check_failed(&why)
+                            }
+                        };
+                        if let Some(t) = transition {
+                            publish(&service, &backend, &t);
+                        }
+                        // Measured from the end of the check, so checks never overlap.
+                        next_check = Some(done + jitter(tracker.next_interval(), fastrand::f64()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn publish(service: &str, backend: &Backend, t: &Transition) {
+    backend.set_health(t.to, Instant::now());
+    let name = backend.spec.name.as_str();
+    match t.to {
+        Health::Up => info!(
+            service,
+            backend = name,
+            from = t.from.as_str(),
+            to = t.to.as_str(),
+            reason = %t.reason,
+            "backend is up"
+        ),
+        Health::Down => warn!(
+            service,
+            backend = name,
+            from = t.from.as_str(),
+            to = t.to.as_str(),
+            reason = %t.reason,
+            "backend is down"
+        ),
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// Sleeps until `at`, or for ever when there is nothing to wait for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Delay of the first check of backend `index` of `count`: a point in the `index`-th of
+/// `count` equal slices of `interval`, placed by `random` (in `[0, 1)`). Backends of one
+/// service are spread evenly; the random place within the slice keeps services apart.
+pub fn first_check_delay(interval: Duration, index: usize, count: usize, random: f64) -> Duration {
+    let count = count.max(1);
+    let index = index.min(count - 1);
+    let random = random.clamp(0.0, 1.0);
+    interval.mul_f64((index as f64 + random) / count as f64)
+}
+
+/// `interval` scaled by a factor in `[0.9, 1.1)` chosen by `random` (in `[0, 1)`), so
+/// checks that happen to line up drift apart again.
+pub fn jitter(interval: Duration, random: f64) -> Duration {
+    interval.mul_f64(0.9 + 0.2 * random.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn first_checks_are_spread_over_the_interval() {
+        let interval = 1000 * MS;
+        // Each backend gets its own slice of the interval.
+        assert_eq!(first_check_delay(interval, 0, 4, 0.0), Duration::ZERO);
+        assert_eq!(first_check_delay(interval, 1, 4, 0.0), 250 * MS);
+        assert_eq!(first_check_delay(interval, 3, 4, 0.0), 750 * MS);
+        assert_eq!(first_check_delay(interval, 1, 4, 0.5), 375 * MS);
+        // Never past the first interval.
+        assert!(first_check_delay(interval, 3, 4, 0.999_999) < interval);
+        // Out-of-range inputs stay inside it too.
+        assert!(first_check_delay(interval, 9, 4, 5.0) <= interval);
+        assert!(first_check_delay(interval, 0, 0, 0.5) <= interval);
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let d = 2000 * MS;
+        assert_eq!(jitter(d, 0.0), 1800 * MS);
+        assert_eq!(jitter(d, 0.5), 2000 * MS);
+        assert!(jitter(d, 0.999_999) < 2200 * MS);
+        for _ in 0..1000 {
+            let j = jitter(d, fastrand::f64());
+            assert!(j >= 1800 * MS && j < 2200 * MS, "{j:?}");
+        }
+    }
+
+    #[test]
+    fn earliest_of_two_optional_deadlines() {
+        let t = Instant::now();
+        assert_eq!(earliest(None, None), None);
+        assert_eq!(earliest(Some(t), None), Some(t));
+        assert_eq!(earliest(None, Some(t)), Some(t));
+        assert_eq!(earliest(Some(t + MS), Some(t)), Some(t));
+    }
+}
