@@ -3,6 +3,8 @@
 //! Connection close lines use the target `havip::conn`; `log.connections = false` filters
 //! them out. `HAVIP_LOG` in the environment overrides the configured filter.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
@@ -19,6 +21,7 @@ pub fn init(settings: &LogSettings) {
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second init (tests, demo after run) keeps the first subscriber.
     let _ = match settings.format {

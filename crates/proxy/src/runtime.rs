@@ -15,6 +15,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::backend::HealthInbox;
+use crate::health::{Monitor, Probe};
 use crate::listener::{accept_loop, bind, ConnLimits};
 use crate::service::{DataPath, Service};
 use crate::spec::ServiceSpec;
@@ -35,6 +37,11 @@ pub enum StartError {
         service: String,
         addr: SocketAddr,
         source: std::io::Error,
+    },
+    #[error("service {service:?}: health check: {source}")]
+    HealthCheck {
+        service: String,
+        source: crate::health::ProbeConfigError,
     },
 }
 
@@ -76,7 +83,14 @@ impl Proxy {
                     })?;
                 listeners.push(listener);
             }
-            bound.push((spec.clone(), listeners));
+            // Reads and validates the TLS files of HTTPS checks before anything runs.
+            let probe = crate::health::Probe::new(&spec.health).map_err(|source| {
+                StartError::HealthCheck {
+                    service: spec.name.clone(),
+                    source,
+                }
+            })?;
+            bound.push((spec.clone(), listeners, probe.map(Arc::new)));
         }
 
         let global = config
@@ -94,10 +108,12 @@ impl Proxy {
             accept_loops: Vec::new(),
             monitors: Vec::new(),
         };
-        for (spec, listeners) in bound {
+        for (spec, listeners, probe) in bound {
             let (service, inboxes) = Service::new(spec, config.data_path, epoch);
             let service = Arc::new(service);
-            drop(inboxes); // HEALTH-MERGE: monitors are spawned here once the health module lands
+            proxy
+                .monitors
+                .extend(spawn_monitors(&service, inboxes, probe));
             let limits = ConnLimits {
                 global: global.clone(),
                 service: service
@@ -161,6 +177,36 @@ impl Proxy {
         }
         ShutdownReport { open_at_stop, cut }
     }
+}
+
+/// One health monitor per backend of `service`, sharing the service's prepared check.
+fn spawn_monitors(
+    service: &Arc<Service>,
+    inboxes: Vec<HealthInbox>,
+    probe: Option<Arc<Probe>>,
+) -> Vec<JoinHandle<()>> {
+    let name: Arc<str> = Arc::from(service.spec.name.as_str());
+    let spec = Arc::new(service.spec.health.clone());
+    let count = service.backends.len();
+    service
+        .backends
+        .iter()
+        .zip(inboxes)
+        .enumerate()
+        .map(|(index, (backend, inbox))| {
+            Monitor {
+                service: name.clone(),
+                backend: backend.clone(),
+                inbox,
+                spec: spec.clone(),
+                passive: service.spec.passive,
+                probe: probe.clone(),
+                index,
+                count,
+            }
+            .spawn()
+        })
+        .collect()
 }
 
 impl Drop for Proxy {

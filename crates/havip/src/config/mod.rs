@@ -565,6 +565,7 @@ fn read_passive(p: &mut Problems, t: &mut TableReader<'_, '_>) -> PassiveSpec {
 }
 
 fn read_health(p: &mut Problems, t: &mut TableReader<'_, '_>) -> HealthSpec {
+    let before = p.list.len();
     let mut out = HealthSpec::default();
     let kind = t.string(p, "check");
     let kind_name = kind
@@ -666,6 +667,17 @@ fn read_health(p: &mut Problems, t: &mut TableReader<'_, '_>) -> HealthSpec {
         out.fall = n;
     }
     out.port = t.u32(p, "port", 1..=65_535).map(|n| n as u16);
+    if p.list.len() == before {
+        // Prepare the check exactly as the proxy will at start: this reads and parses the TLS
+        // files (certificates present, key matches) and checks host and SNI.
+        if let Err(e) = havip_proxy::health::Probe::new(&out) {
+            let key = match &e {
+                havip_proxy::health::ProbeConfigError::Tls(_) => t.key("tls"),
+                _ => t.path_key(),
+            };
+            p.add(&t.span(), key, e.to_string());
+        }
+    }
     out
 }
 

@@ -128,6 +128,11 @@ impl<'t, 'i> TableReader<'t, 'i> {
         }
     }
 
+    /// The dotted path of the table itself.
+    pub fn path_key(&self) -> String {
+        self.path.clone()
+    }
+
     /// Where the table itself starts, for problems about a missing key.
     pub fn span(&self) -> Span {
         self.span.clone()

@@ -399,3 +399,31 @@ fn examples_in_the_repository_are_valid() {
         dir.display()
     );
 }
+
+#[test]
+fn tls_material_is_loaded_and_checked() {
+    let dir = std::env::temp_dir().join(format!("havip-config-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_a_cert = dir.join("ca.crt");
+    std::fs::write(&not_a_cert, "this is not PEM\n").unwrap();
+    let text = format!(
+        r#"[[service]]
+name = "a"
+listen = "127.0.0.1:1"
+[service.health.tls]
+verify = true
+ca_file = "{}"
+[[service.backend]]
+address = "10.0.0.1:6443"
+"#,
+        not_a_cert.display()
+    );
+    let got = problems(&text);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].starts_with("havip.toml:4:10: service[0].health.tls: ca_file"),
+        "{got:#?}"
+    );
+    assert!(got[0].contains("no certificate"), "{got:#?}");
+}
