@@ -695,3 +695,81 @@ async fn ipv6_listener_in_front_of_ipv4_backends() {
     let (_, name) = which_backend(proxy.addr).await.unwrap();
     assert_eq!(name, "b0");
 }
+
+/// A listener the health check connects to: open means healthy. Dropping it fails checks.
+async fn check_port() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+fn tcp_checks_on(spec: &mut ServiceSpec, port: u16) {
+    spec.health = havip_proxy::spec::HealthSpec {
+        check: Some(havip_proxy::spec::CheckKind::Tcp),
+        interval: Duration::from_millis(50),
+        fast_interval: Duration::from_millis(20),
+        down_interval: Duration::from_millis(50),
+        timeout: Duration::from_millis(200),
+        rise: 1,
+        fall: 1,
+        port: Some(port),
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_survive_a_backend_marked_down_unless_close_on_down() {
+    let servers = start_backends(1).await;
+    for close_on_down in [false, true] {
+        let (check, port) = check_port().await;
+        let mut spec = named_spec(&servers);
+        tcp_checks_on(&mut spec, port);
+        spec.close_on_down = close_on_down;
+        let proxy = TestProxy::start(spec, MODES[0]).await;
+        let (mut held, _) = which_backend(proxy.addr).await.unwrap();
+        drop(check);
+        let backend = proxy.proxy().services()[0].backends[0].clone();
+        eventually("backend marked down", || !backend.is_up()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let echoed = async {
+            held.write_all(b"ping").await?;
+            let mut back = [0u8; 4];
+            held.read_exact(&mut back).await?;
+            Ok::<_, std::io::Error>(back)
+        };
+        let result = tokio::time::timeout(LIMIT, echoed).await.unwrap();
+        if close_on_down {
+            assert!(result.is_err(), "close_on_down must cut the connection");
+        } else {
+            assert_eq!(&result.unwrap(), b"ping", "kept by default");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_start_ramps_a_backend_that_comes_back() {
+    let mut servers = start_backends(2).await;
+    let mut spec = named_spec(&servers);
+    tcp_checks_on(&mut spec, 0);
+    spec.health.port = None; // check each backend on its traffic port
+    spec.slow_start = Some(Duration::from_secs(4));
+    let proxy = TestProxy::start(spec, MODES[0]).await;
+    let backends = proxy.proxy().services()[0].backends.clone();
+    // b0 crashes, is marked down, comes back and is marked up: that starts its ramp.
+    let b0_addr = servers[0].addr;
+    servers[0].kill();
+    eventually("b0 marked down", || !backends[0].is_up()).await;
+    servers[0] = EchoServer::start_at("b0", b0_addr).await;
+    eventually("b0 marked up", || backends[0].is_up()).await;
+    // Right after coming up b0 gets a small share; after the ramp an equal one.
+    let early = count_backends(proxy.addr, 40).await;
+    let early_b0 = early.get("b0").copied().unwrap_or(0);
+    assert!(
+        early_b0 <= 6,
+        "b0 got {early_b0} of 40 right after coming up: {early:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let late = count_backends(proxy.addr, 40).await;
+    // Equal weights again (the round robin state left by the ramp may shift one pick).
+    let late_b0 = late.get("b0").copied().unwrap_or(0);
+    assert!((19..=21).contains(&late_b0), "{late:?}");
+}
