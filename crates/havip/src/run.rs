@@ -103,7 +103,8 @@ impl Running {
             let listener = TcpListener::bind(settings.listen)
                 .await
                 .with_context(|| format!("admin: cannot listen on {}", settings.listen))?;
-            tracing::info!(addr = %settings.listen, "admin endpoint: /metrics /api/status /healthz");
+            let addr = listener.local_addr().unwrap_or(settings.listen);
+            tracing::info!(%addr, "admin endpoint: /metrics /api/status /healthz");
             tokio::spawn(admin::serve(
                 listener,
                 admin_state.clone(),
