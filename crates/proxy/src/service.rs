@@ -76,9 +76,9 @@ struct Selector {
 
 /// TCP keepalive on both sides: finds peers that vanished without a FIN (power loss, a
 /// partition) on long-lived watches, in about 60 s + 6 × 10 s.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_PROBES: u32 = 6;
+pub(crate) const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const KEEPALIVE_PROBES: u32 = 6;
 
 /// Why a client got no backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +173,7 @@ impl Service {
         stats.active.fetch_add(1, Relaxed);
         stats.total.fetch_add(1, Relaxed);
         let _active = DecrementOnDrop(&stats.active);
-        let _ = tune_socket(&client);
+        // TCP_NODELAY and keepalive come from the listener (see `listener::bind`).
 
         let mut timings = Timings::default();
         let connected = tokio::select! {
@@ -404,7 +404,8 @@ impl Drop for DecrementOnDrop<'_> {
     }
 }
 
-/// Connect to a backend with the same socket options as client sockets.
+/// Connect to a backend with the same socket options as client sockets: TCP_NODELAY (the
+/// proxy forwards what it gets at once; Nagle would delay every small request) and keepalive.
 async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
@@ -419,14 +420,8 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStre
     }
 }
 
-/// TCP_NODELAY (the proxy forwards what it gets at once; Nagle would add latency to every
-/// small request) and keepalive.
-fn tune_socket(stream: &TcpStream) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    set_keepalive(&socket2::SockRef::from(stream))
-}
-
-fn set_keepalive(socket: &socket2::SockRef<'_>) -> std::io::Result<()> {
+/// Keepalive probes on a socket (see the constants above).
+pub(crate) fn set_keepalive(socket: &socket2::SockRef<'_>) -> std::io::Result<()> {
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(KEEPALIVE_IDLE)
         .with_interval(KEEPALIVE_INTERVAL)
