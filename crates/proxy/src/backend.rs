@@ -213,3 +213,40 @@ impl Backend {
 fn millis_since(epoch: Instant, t: Instant) -> u64 {
     t.saturating_duration_since(epoch).as_millis() as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn spec() -> BackendSpec {
+        BackendSpec::new(SocketAddr::from(([127, 0, 0, 1], 1)))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_at_boot_ramps_from_the_epoch_otherwise_not_at_all() {
+        let epoch = Instant::now();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let (at_boot, _) = Backend::new(spec(), epoch, true);
+        assert_eq!(at_boot.up_for(Instant::now()), Duration::from_secs(3));
+        let (not_at_boot, _) = Backend::new(spec(), epoch, false);
+        assert_eq!(not_at_boot.up_for(Instant::now()), Duration::MAX);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn coming_up_restarts_the_ramp_and_going_down_counts() {
+        let epoch = Instant::now();
+        let (b, _) = Backend::new(spec(), epoch, false);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        b.set_health(Health::Down, Instant::now());
+        assert_eq!(b.stats.went_down.load(Relaxed), 1);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        b.set_health(Health::Up, Instant::now());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(b.up_for(Instant::now()), Duration::from_secs(2));
+        // Publishing the same state again changes nothing.
+        b.set_health(Health::Up, Instant::now());
+        assert_eq!(b.up_for(Instant::now()), Duration::from_secs(2));
+        assert_eq!(b.stats.went_down.load(Relaxed), 1);
+    }
+}
