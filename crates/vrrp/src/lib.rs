@@ -2,13 +2,25 @@
 //! per-instance state machine, with no sockets, no clock and no async runtime.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod counters;
+pub mod event;
+pub mod instance;
 pub mod packet;
+pub mod priority;
 pub mod time;
 pub mod timers;
 
+pub use config::{AnnouncementConfig, Config, ConfigError};
+pub use counters::{Counters, DropReason};
+pub use event::{
+    Action, FaultCause, Input, OutgoingAdvertisement, Reason, ReceivedPacket, State, Warning,
+};
+pub use instance::Instance;
 pub use packet::{
     AddressFamily, AddressList, Advertisement, Authentication, ChecksumContext, DecodeError,
     EncodeError, Password, V3Ipv4Checksum, Version,
 };
+pub use priority::{TrackerState, Tracking};
 pub use time::Timestamp;
 pub use timers::{AdvertInterval, TimerKind};

@@ -611,7 +611,7 @@ fn verify_checksum(
 /// The Internet checksum (RFC 1071) of `message`, preceded by the IP pseudo-header of
 /// `context` when `with_pseudo_header` is set. Over a message whose checksum field holds a
 /// correct checksum the result is 0.
-fn checksum(message: &[u8], with_pseudo_header: bool, context: &ChecksumContext) -> u16 {
+pub(crate) fn checksum(message: &[u8], with_pseudo_header: bool, context: &ChecksumContext) -> u16 {
     let mut sum = 0u32;
     if with_pseudo_header {
         match (context.source, context.destination) {
