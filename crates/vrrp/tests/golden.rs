@@ -2,7 +2,8 @@
 //! `scripts/capture-keepalived-golden.sh` into `tests/golden/`. Each one must decode to exactly
 //! the fields of the keepalived instance that sent it (written out here by hand from the
 //! instance configuration, not from the bytes), pass the checksum, and re-encode to the
-//! identical bytes.
+//! identical bytes. And a havip instance configured as keepalived's peer must accept every one
+//! of them through all receive checks, and take over Skew_Time after the priority-0 one.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -11,7 +12,10 @@ use havip_vrrp::packet::{
     decode, encode, AddressList, Advertisement, Authentication, ChecksumContext, DecodeError,
     Password, V3Ipv4Checksum, Version, MULTICAST_GROUP_V4, MULTICAST_GROUP_V6,
 };
-use havip_vrrp::AdvertInterval;
+use havip_vrrp::{
+    Action, AdvertInterval, Config, DropReason, Input, Instance, ReceivedPacket, State, TimerKind,
+    Timestamp,
+};
 
 /// One captured packet: IP metadata plus the VRRP payload.
 struct Golden {
@@ -263,4 +267,180 @@ fn v3_ipv6_unicast_is_sent_with_hop_limit_64_by_keepalived() {
             authentication: Authentication::None,
         },
     );
+}
+
+// --- interoperability: an instance configured like keepalived's peer accepts its packets ------
+
+/// The keepalived instance behind a golden case, as the peer's havip configuration.
+struct Peer {
+    name: &'static str,
+    config: Config,
+}
+
+fn peers() -> Vec<Peer> {
+    let v4_local: IpAddr = "192.0.2.2".parse().expect("address");
+    let keepalived_v4: IpAddr = "192.0.2.1".parse().expect("address");
+    let peer = |name, vrid, version, interval_cs, primary: IpAddr, addresses: &[&str]| {
+        let mut config = Config::new(
+            vrid,
+            primary,
+            addresses
+                .iter()
+                .map(|a| a.parse().expect("address"))
+                .collect(),
+        );
+        config.version = version;
+        config.advert_interval = centiseconds(interval_cs);
+        config.priority = 50;
+        Peer { name, config }
+    };
+    let mut list = vec![
+        peer(
+            "v2-ipv4-multicast",
+            51,
+            Version::V2,
+            100,
+            v4_local,
+            &["192.0.2.100", "192.0.2.101"],
+        ),
+        peer(
+            "v2-ipv4-pass",
+            52,
+            Version::V2,
+            100,
+            v4_local,
+            &["192.0.2.102"],
+        ),
+        peer(
+            "v2-ipv4-unicast-pass",
+            60,
+            Version::V2,
+            100,
+            v4_local,
+            &["192.0.2.110"],
+        ),
+        peer(
+            "v3-ipv4-multicast",
+            53,
+            Version::V3,
+            10,
+            v4_local,
+            &["192.0.2.103"],
+        ),
+        peer(
+            "v3-ipv4-unicast",
+            54,
+            Version::V3,
+            100,
+            v4_local,
+            &["192.0.2.104"],
+        ),
+        peer(
+            "v3-ipv6-multicast",
+            56,
+            Version::V3,
+            100,
+            "fe80::2".parse().expect("address"),
+            &["fe80::56", "2001:db8::56"],
+        ),
+        peer(
+            "v3-ipv6-unicast",
+            57,
+            Version::V3,
+            200,
+            "2001:db8::2".parse().expect("address"),
+            &["2001:db8::57"],
+        ),
+    ];
+    for peer in &mut list {
+        match peer.name {
+            "v2-ipv4-pass" => {
+                peer.config.authentication = Authentication::SimplePassword(
+                    Password::from_keepalived_auth_pass("K8SHA_KA_AUTH"),
+                )
+            }
+            "v2-ipv4-unicast-pass" => {
+                peer.config.authentication =
+                    Authentication::SimplePassword(Password::from_keepalived_auth_pass("1111"));
+                peer.config.unicast_peers = vec![keepalived_v4];
+            }
+            "v3-ipv4-unicast" => peer.config.unicast_peers = vec![keepalived_v4],
+            "v3-ipv6-unicast" => {
+                peer.config.unicast_peers = vec!["2001:db8::1".parse().expect("address")];
+                // keepalived 2.2.7 sends IPv6 unicast with hop limit 64.
+                peer.config.accept_any_unicast_ttl = true;
+            }
+            _ => {}
+        }
+    }
+    list
+}
+
+fn deliver(instance: &mut Instance, now: Timestamp, golden: &Golden) -> Vec<Action> {
+    instance.handle(
+        now,
+        Input::Packet(ReceivedPacket {
+            source: golden.source,
+            destination: golden.destination,
+            ttl: golden.ttl,
+            payload: &golden.payload,
+        }),
+    )
+}
+
+#[test]
+fn a_havip_backup_accepts_every_keepalived_packet_and_follows_its_release() {
+    for peer in peers() {
+        let name = peer.name;
+        let mut instance = Instance::new(peer.config).expect("valid peer config");
+        instance.handle(Timestamp::ZERO, Input::Startup);
+        assert_eq!(instance.state(), State::Backup, "{name}");
+
+        let advert_at = Timestamp::from_nanos(1_000_000_000);
+        let actions = deliver(&mut instance, advert_at, &load(name));
+        assert_eq!(
+            instance.counters().total_dropped(),
+            0,
+            "{name}: {actions:?}"
+        );
+        assert_eq!(instance.counters().adverts_received, 1, "{name}");
+        assert_eq!(instance.master_address(), Some(load(name).source), "{name}");
+
+        // The priority-0 advert keepalived sends on SIGTERM: take over after Skew_Time.
+        let release_at = Timestamp::from_nanos(1_500_000_000);
+        let actions = deliver(
+            &mut instance,
+            release_at,
+            &load(&format!("{name}-shutdown")),
+        );
+        assert_eq!(
+            instance.counters().total_dropped(),
+            0,
+            "{name}: {actions:?}"
+        );
+        assert_eq!(instance.counters().priority_zero_received, 1, "{name}");
+        let deadline = release_at + instance.skew_time();
+        assert!(
+            actions.contains(&Action::ArmTimer {
+                timer: TimerKind::MasterDown,
+                deadline
+            }),
+            "{name}: {actions:?}"
+        );
+    }
+}
+
+#[test]
+fn keepalived_ipv6_unicast_needs_accept_any_unicast_ttl() {
+    let mut config = peers()
+        .into_iter()
+        .find(|peer| peer.name == "v3-ipv6-unicast")
+        .expect("case")
+        .config;
+    config.accept_any_unicast_ttl = false;
+    let mut instance = Instance::new(config).expect("valid");
+    instance.handle(Timestamp::ZERO, Input::Startup);
+    deliver(&mut instance, Timestamp::ZERO, &load("v3-ipv6-unicast"));
+    assert_eq!(instance.counters().dropped(DropReason::IpTtl), 1);
+    assert_eq!(instance.counters().adverts_received, 0);
 }
