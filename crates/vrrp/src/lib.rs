@@ -5,6 +5,9 @@
 pub mod config;
 pub mod counters;
 pub mod event;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod instance;
 pub mod packet;
 pub mod priority;
