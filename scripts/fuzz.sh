@@ -8,7 +8,8 @@
 # it is already set. Each target's corpus lives in fuzz/corpus/<target> (not committed) and is
 # seeded from the keepalived golden vectors in crates/vrrp/tests/golden. A crash leaves its
 # input in fuzz/artifacts/<target>/; the script then exits non-zero and prints how to replay it.
-# Turn every such input into a regression test in crates/vrrp/tests/fuzz_regressions.rs.
+# Turn every such input into a regression test by copying it into
+# crates/vrrp/tests/fuzz_regressions/<target>/ (replayed by `cargo test -p havip-vrrp`).
 set -euo pipefail
 
 seconds=${1:-60}
