@@ -322,7 +322,15 @@ impl Instance {
             }
             (State::Backup, TimerKind::MasterDown) => self.master_down_fired(now, out),
             (State::Backup, TimerKind::PreemptDelay) => {
-                let reason = self.preemption_reason().unwrap_or(Reason::MasterDown);
+                // The lower master's adverts kept the Master_Down_Timer armed through the delay,
+                // so it is alive; report it as preempted.
+                let reason = match self.lower_master {
+                    Some(lower) => Reason::Preempted {
+                        master: lower.address,
+                        master_priority: lower.priority,
+                    },
+                    None => Reason::MasterDown,
+                };
                 self.become_master(now, reason, out);
             }
             (State::Master, TimerKind::AnnounceBurst) => {
@@ -350,7 +358,8 @@ impl Instance {
 
     fn master_down_fired(&mut self, now: Timestamp, out: &mut Vec<Action>) {
         let preempt_delay = self.config.preempt_delay;
-        if let Some(lower) = self.live_lower_master(now) {
+        let live_lower = self.live_lower_master(now);
+        if let Some(lower) = live_lower {
             if !preempt_delay.is_zero() && self.timers.preempt_delay.is_none() {
                 // keepalived preempt_delay: preempting a live lower-priority master happens
                 // that much later than it otherwise would. Meanwhile its adverts keep proving it
@@ -361,8 +370,11 @@ impl Instance {
                 return;
             }
         }
-        let reason = match self.preemption_reason() {
-            Some(preempted) => preempted,
+        let reason = match live_lower {
+            Some(lower) => Reason::Preempted {
+                master: lower.address,
+                master_priority: lower.priority,
+            },
             None if self.master_released => Reason::MasterReleased,
             None => Reason::MasterDown,
         };
@@ -375,13 +387,6 @@ impl Instance {
         let window = self.master_down_interval();
         self.lower_master
             .filter(|heard| now.saturating_duration_since(heard.at) < window)
-    }
-
-    fn preemption_reason(&self) -> Option<Reason> {
-        self.lower_master.map(|lower| Reason::Preempted {
-            master: lower.address,
-            master_priority: lower.priority,
-        })
     }
 
     // --- receiving ---------------------------------------------------------------------------

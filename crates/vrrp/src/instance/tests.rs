@@ -1184,3 +1184,25 @@ fn an_owner_reports_other_routers_advertising_its_vrid() {
     )));
     assert_eq!(owner.state(), State::Master);
 }
+
+#[test]
+fn a_lower_master_heard_longer_ago_than_master_down_interval_is_not_reported_as_preempted() {
+    let config = v2_config(100);
+    let (mut instance, startup) = started(config.clone());
+    let deadline = armed(&startup, TimerKind::MasterDown).expect("armed");
+    // A lower master is heard once at 0.5 s and discarded ...
+    receive(
+        &mut instance,
+        ms(500),
+        &peer_advert(&config, "192.0.2.2", 90),
+    );
+    // ... our priority rises, shrinking Master_Down_Interval to 3 s + 2/256 s ...
+    instance.handle(ms(600), Input::TrackingChanged(Tracking::untracked(254)));
+    // ... so when the timer armed at startup fires (3.609375 s), that advert is older than one
+    // Master_Down_Interval: nobody is being preempted, the master is simply down.
+    let actions = instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Backup, State::Master, Reason::MasterDown)]
+    );
+}
