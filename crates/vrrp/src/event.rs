@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::counters::DropReason;
-use crate::packet::Advertisement;
+use crate::packet::{Advertisement, DecodeError, Version};
 use crate::priority::Tracking;
 use crate::time::Timestamp;
 use crate::timers::{AdvertInterval, TimerKind};
@@ -168,8 +168,8 @@ pub enum Warning {
     Dropped {
         source: IpAddr,
         reason: DropReason,
-        /// The decoder's explanation, when the packet did not decode.
-        detail: Option<String>,
+        /// What exactly was wrong, where there is more to say than the reason.
+        detail: Option<DropDetail>,
     },
     /// The advertised addresses differ from ours (RFC 5798 7.1 / RFC 3768 7.1). VRRPv2 drops
     /// such an advertisement unless it comes from the owner; VRRPv3 only logs it.
@@ -188,4 +188,47 @@ pub enum Warning {
     /// We own the addresses (priority 255) and another router advertises this VRID
     /// (RFC 5798 7.1; RFC 9568 8.3.2: at most one owner per VRID).
     OwnerConflict { source: IpAddr, priority: u8 },
+}
+
+/// The specifics of a drop, for the log line. Kept typed (and cheap: no allocation) because
+/// drops can arrive at line rate while warnings are rate-limited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropDetail {
+    /// The decoder's error.
+    Decode(DecodeError),
+    /// The TTL / hop limit that arrived instead of 255.
+    Ttl(u8),
+    /// The version that arrived, and ours.
+    Version {
+        received: Version,
+        configured: Version,
+    },
+    /// The VRID that arrived, and ours.
+    Vrid { received: u8, configured: u8 },
+    /// The VRRPv2 interval that arrived, and ours.
+    Interval {
+        received: AdvertInterval,
+        configured: AdvertInterval,
+    },
+}
+
+impl fmt::Display for DropDetail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropDetail::Decode(error) => write!(f, "{error}"),
+            DropDetail::Ttl(ttl) => write!(f, "TTL {ttl} instead of 255"),
+            DropDetail::Version {
+                received,
+                configured,
+            } => write!(f, "{received} instead of {configured}"),
+            DropDetail::Vrid {
+                received,
+                configured,
+            } => write!(f, "VRID {received} instead of {configured}"),
+            DropDetail::Interval {
+                received,
+                configured,
+            } => write!(f, "interval {received} instead of {configured}"),
+        }
+    }
 }

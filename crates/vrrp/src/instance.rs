@@ -17,7 +17,8 @@ use std::time::Duration;
 use crate::config::{Config, ConfigError, OWNER_PRIORITY};
 use crate::counters::{Counters, DropReason};
 use crate::event::{
-    Action, FaultCause, Input, OutgoingAdvertisement, Reason, ReceivedPacket, State, Warning,
+    Action, DropDetail, FaultCause, Input, OutgoingAdvertisement, Reason, ReceivedPacket, State,
+    Warning,
 };
 use crate::packet::{
     self, AddressFamily, AddressList, Advertisement, Authentication, ChecksumContext, Version,
@@ -397,13 +398,14 @@ impl Instance {
             Err((reason, detail)) => {
                 self.counters.count_drop(reason);
                 // The address-list check already reported itself with its own warning.
-                if reason != DropReason::AddressList {
-                    let warning = Warning::Dropped {
+                if reason != DropReason::AddressList
+                    && self.warning_due(now, WarningKind::Dropped(reason))
+                {
+                    out.push(Action::Warning(Warning::Dropped {
                         source: packet.source,
                         reason,
                         detail,
-                    };
-                    self.warn(now, WarningKind::Dropped(reason), warning, out);
+                    }));
                 }
                 return;
             }
@@ -426,7 +428,7 @@ impl Instance {
         now: Timestamp,
         packet: &ReceivedPacket<'_>,
         out: &mut Vec<Action>,
-    ) -> Result<Advertisement, (DropReason, Option<String>)> {
+    ) -> Result<Advertisement, (DropReason, Option<DropDetail>)> {
         let config = &self.config;
         if AddressFamily::of(&packet.source) != config.family() {
             return Err((DropReason::AddressFamily, None));
@@ -435,10 +437,7 @@ impl Instance {
         // that the sender is on the link. keepalived's IPv6 unicast sends 64, hence the opt-out.
         let ttl_exempt = config.is_unicast() && config.accept_any_unicast_ttl;
         if packet.ttl != REQUIRED_TTL && !ttl_exempt {
-            return Err((
-                DropReason::IpTtl,
-                Some(format!("TTL {} instead of 255", packet.ttl)),
-            ));
+            return Err((DropReason::IpTtl, Some(DropDetail::Ttl(packet.ttl))));
         }
         if config.is_unicast()
             && config.check_unicast_source
@@ -456,18 +455,24 @@ impl Instance {
         };
         // Version, type, completeness, checksum, address count, interval, auth type.
         let advert = packet::decode(packet.payload, &context)
-            .map_err(|error| (DropReason::from(&error), Some(error.to_string())))?;
+            .map_err(|error| (DropReason::from(&error), Some(DropDetail::Decode(error))))?;
         if advert.version != config.version {
             return Err((
                 DropReason::Version,
-                Some(format!("{} instead of {}", advert.version, config.version)),
+                Some(DropDetail::Version {
+                    received: advert.version,
+                    configured: config.version,
+                }),
             ));
         }
         // RFC 5798 7.1: the VRID must be configured on the receiving interface.
         if advert.vrid != config.vrid {
             return Err((
                 DropReason::VrId,
-                Some(format!("VRID {} instead of {}", advert.vrid, config.vrid)),
+                Some(DropDetail::Vrid {
+                    received: advert.vrid,
+                    configured: config.vrid,
+                }),
             ));
         }
         // RFC 3768 7.1: perform the configured authentication (v3 has none; decode gives None).
@@ -484,10 +489,10 @@ impl Instance {
         if config.version == Version::V2 && advert.interval != config.advert_interval {
             return Err((
                 DropReason::IntervalMismatch,
-                Some(format!(
-                    "interval {} instead of {}",
-                    advert.interval, config.advert_interval
-                )),
+                Some(DropDetail::Interval {
+                    received: advert.interval,
+                    configured: config.advert_interval,
+                }),
             ));
         }
         // RFC 5798 7.1 / RFC 3768 7.1: MAY check the address list. Both log a mismatch; only
@@ -855,6 +860,13 @@ impl Instance {
     }
 
     fn warn(&mut self, now: Timestamp, kind: WarningKind, warning: Warning, out: &mut Vec<Action>) {
+        if self.warning_due(now, kind) {
+            out.push(Action::Warning(warning));
+        }
+    }
+
+    /// Whether a warning of `kind` may be reported now (and if so, notes that it is).
+    fn warning_due(&mut self, now: Timestamp, kind: WarningKind) -> bool {
         match self
             .warnings_sent
             .iter_mut()
@@ -862,13 +874,13 @@ impl Instance {
         {
             Some((_, last)) => {
                 if now.saturating_duration_since(*last) < WARNING_HOLDOFF {
-                    return;
+                    return false;
                 }
                 *last = now;
             }
             None => self.warnings_sent.push((kind, now)),
         }
-        out.push(Action::Warning(warning));
+        true
     }
 }
 

@@ -84,7 +84,8 @@ pub mod timers;
 pub use config::{AnnouncementConfig, Config, ConfigError};
 pub use counters::{Counters, DropReason};
 pub use event::{
-    Action, FaultCause, Input, OutgoingAdvertisement, Reason, ReceivedPacket, State, Warning,
+    Action, DropDetail, FaultCause, Input, OutgoingAdvertisement, Reason, ReceivedPacket, State,
+    Warning,
 };
 pub use instance::Instance;
 pub use packet::{

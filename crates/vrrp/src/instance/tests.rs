@@ -1206,3 +1206,38 @@ fn a_lower_master_heard_longer_ago_than_master_down_interval_is_not_reported_as_
         [(State::Backup, State::Master, Reason::MasterDown)]
     );
 }
+
+#[test]
+fn drop_warnings_say_what_arrived_and_what_was_expected() {
+    let config = v2_config(100);
+    let (mut instance, _) = started(config.clone());
+    let payload = peer_advert_with(&config, "192.0.2.2", 100, |a| a.vrid = 9).1;
+    let actions = instance.handle(
+        ms(1),
+        Input::Packet(ReceivedPacket {
+            source: ip("192.0.2.2"),
+            destination: IpAddr::V4(MULTICAST_GROUP_V4),
+            ttl: 255,
+            payload: &payload,
+        }),
+    );
+    let [Action::Warning(Warning::Dropped {
+        source,
+        reason,
+        detail: Some(detail),
+    })] = actions.as_slice()
+    else {
+        panic!("one drop warning expected: {actions:?}");
+    };
+    assert_eq!(*source, ip("192.0.2.2"));
+    assert_eq!(*reason, DropReason::VrId);
+    assert_eq!(
+        *detail,
+        DropDetail::Vrid {
+            received: 9,
+            configured: 51
+        }
+    );
+    assert_eq!(detail.to_string(), "VRID 9 instead of 51");
+    assert_eq!(DropDetail::Ttl(64).to_string(), "TTL 64 instead of 255");
+}
