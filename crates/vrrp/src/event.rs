@@ -1,0 +1,234 @@
+//! What goes into an [`Instance`](crate::Instance) and what comes out: the inputs the shell
+//! feeds it, the actions it asks the shell to perform, and the events it reports (state
+//! changes with their reasons, rate-limited warnings).
+//!
+//! The shell stays thin: it hands over received bytes with their IP metadata, timer firings,
+//! tracker results and link changes, and executes the actions in order. It decodes nothing and
+//! decides nothing.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::counters::DropReason;
+use crate::packet::{Advertisement, DecodeError, Version};
+use crate::priority::Tracking;
+use crate::time::Timestamp;
+use crate::timers::{AdvertInterval, TimerKind};
+
+/// The RFC 5798 6.4 states, plus Fault (keepalived's FAULT: a weight-0 tracker fails or the
+/// interface is down; the instance neither advertises nor listens until it clears).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not started, or shut down (RFC 5798 6.4.1).
+    Initialize,
+    /// Monitoring the master (RFC 5798 6.4.2).
+    Backup,
+    /// Forwarding for the virtual addresses and advertising (RFC 5798 6.4.3).
+    Master,
+    /// Cannot serve: see [`FaultCause`].
+    Fault,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Initialize => "Initialize",
+            State::Backup => "Backup",
+            State::Master => "Master",
+            State::Fault => "Fault",
+        })
+    }
+}
+
+/// Why an instance is in Fault. Both can hold at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FaultCause {
+    pub interface_down: bool,
+    pub tracker_failed: bool,
+}
+
+/// A VRRP packet as received, with the IP metadata the checks and the checksum need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceivedPacket<'a> {
+    /// IP source address.
+    pub source: IpAddr,
+    /// IP destination address (the multicast group, or this router in unicast mode).
+    pub destination: IpAddr,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    /// The IP payload: the VRRP message.
+    pub payload: &'a [u8],
+}
+
+/// Something that happened, fed to [`Instance::handle`](crate::Instance::handle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// Start the protocol (RFC 5798 6.4.1 Startup event).
+    Startup,
+    /// Stop the protocol; a master sends priority 0 first (RFC 5798 6.4.3 Shutdown event).
+    Shutdown,
+    /// A VRRP packet arrived.
+    Packet(ReceivedPacket<'a>),
+    /// A timer armed by [`Action::ArmTimer`] reached its deadline. Firings of a timer that was
+    /// re-armed or disarmed since are recognised and ignored.
+    TimerFired(TimerKind),
+    /// The trackers changed the effective priority or the fault condition
+    /// (see [`crate::priority::evaluate`]).
+    TrackingChanged(Tracking),
+    /// The interface came up.
+    InterfaceUp,
+    /// The interface went down: the instance goes to Fault.
+    InterfaceDown,
+}
+
+/// An advertisement to send: the shell writes `payload` from `source` to `destination` with
+/// IP protocol 112 and TTL / hop limit `ttl`. The checksum in `payload` was computed over
+/// `source` and `destination` (VRRPv3 pseudo-header), so the socket must send from exactly that
+/// source and must not recompute it (no `IPV6_CHECKSUM`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingAdvertisement {
+    pub source: IpAddr,
+    pub destination: IpAddr,
+    pub ttl: u8,
+    pub payload: Vec<u8>,
+    /// What `payload` says, for logs and tests.
+    pub advertisement: Advertisement,
+}
+
+/// Something the shell must do, returned by [`Instance::handle`](crate::Instance::handle) in
+/// the order to do it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send one advertisement (several of these in unicast mode, one per peer).
+    SendAdvertisement(OutgoingAdvertisement),
+    /// Add the virtual addresses to the interface. With `accept_mode` false (RFC 5798 6.1
+    /// Accept_Mode off and not the owner) the router must not accept packets addressed to them,
+    /// only forward; with true, local services (havip's proxy) may listen on them. IPv6
+    /// addresses should be added without duplicate address detection (`IFA_F_NODAD`), which
+    /// also joins their Solicited-Node groups (RFC 5798 6.4.2).
+    AddAddresses {
+        addresses: Vec<IpAddr>,
+        accept_mode: bool,
+    },
+    /// Remove the virtual addresses from the interface.
+    RemoveAddresses { addresses: Vec<IpAddr> },
+    /// One announcement round: a gratuitous ARP for each IPv4 address, or an unsolicited
+    /// Neighbor Advertisement (router and override flags, target link-layer address option,
+    /// to ff02::1, hop limit 255) for each IPv6 address (RFC 5798 6.4.2, RFC 9568 6.4.2).
+    Announce { addresses: Vec<IpAddr> },
+    /// Arm `timer` to fire at `deadline`, replacing any earlier arming of it.
+    ArmTimer {
+        timer: TimerKind,
+        deadline: Timestamp,
+    },
+    /// Cancel `timer`. A firing that races with this is ignored by the instance anyway.
+    DisarmTimer { timer: TimerKind },
+    /// The state changed; for logs, notifications and metrics.
+    StateChanged {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+    /// Something worth logging (already rate-limited per kind).
+    Warning(Warning),
+}
+
+/// Why the state changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Startup of a non-owner: wait as backup for Master_Down_Interval (RFC 5798 6.4.1).
+    Startup,
+    /// Startup of the address owner: master at once (RFC 5798 6.4.1).
+    StartupAsOwner,
+    /// Master_Down_Timer fired: no advertisement from a master of at least our priority.
+    MasterDown,
+    /// Master_Down_Timer fired Skew_Time after the master sent priority 0 (RFC 5798 6.4.2).
+    MasterReleased,
+    /// Took over from a live master of lower priority (preemption, after any preempt delay).
+    Preempted { master: IpAddr, master_priority: u8 },
+    /// A master heard a higher priority and stepped down (RFC 5798 6.4.3).
+    HigherPriority { source: IpAddr, priority: u8 },
+    /// A master heard its own priority from a higher primary address (RFC 5798 6.4.3
+    /// tie-break, compared as unsigned integers in network byte order per RFC 9568).
+    EqualPriorityHigherAddress { source: IpAddr },
+    /// Shutdown event.
+    Shutdown,
+    /// Entered Fault.
+    Fault(FaultCause),
+    /// Fault cleared: the protocol starts again as at Startup.
+    FaultCleared,
+}
+
+/// Conditions worth an operator's attention. Each kind (and each drop reason) is reported at
+/// most once per [`WARNING_HOLDOFF`](crate::instance::WARNING_HOLDOFF); the counters count
+/// every occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// An advertisement was dropped (RFC 5798 7.1: "SHOULD log the event").
+    Dropped {
+        source: IpAddr,
+        reason: DropReason,
+        /// What exactly was wrong, where there is more to say than the reason.
+        detail: Option<DropDetail>,
+    },
+    /// The advertised addresses differ from ours (RFC 5798 7.1 / RFC 3768 7.1). VRRPv2 drops
+    /// such an advertisement unless it comes from the owner; VRRPv3 only logs it.
+    AddressListMismatch {
+        source: IpAddr,
+        advertised: Vec<IpAddr>,
+        dropped: bool,
+    },
+    /// VRRPv3: the master advertises another interval than ours; backups adopt it (RFC 5798
+    /// 6.4.2), but differing configurations are usually a mistake.
+    AdvertIntervalDiffers {
+        source: IpAddr,
+        theirs: AdvertInterval,
+        ours: AdvertInterval,
+    },
+    /// We own the addresses (priority 255) and another router advertises this VRID
+    /// (RFC 5798 7.1; RFC 9568 8.3.2: at most one owner per VRID).
+    OwnerConflict { source: IpAddr, priority: u8 },
+}
+
+/// The specifics of a drop, for the log line. Kept typed (and cheap: no allocation) because
+/// drops can arrive at line rate while warnings are rate-limited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropDetail {
+    /// The decoder's error.
+    Decode(DecodeError),
+    /// The TTL / hop limit that arrived instead of 255.
+    Ttl(u8),
+    /// The version that arrived, and ours.
+    Version {
+        received: Version,
+        configured: Version,
+    },
+    /// The VRID that arrived, and ours.
+    Vrid { received: u8, configured: u8 },
+    /// The VRRPv2 interval that arrived, and ours.
+    Interval {
+        received: AdvertInterval,
+        configured: AdvertInterval,
+    },
+}
+
+impl fmt::Display for DropDetail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropDetail::Decode(error) => write!(f, "{error}"),
+            DropDetail::Ttl(ttl) => write!(f, "TTL {ttl} instead of 255"),
+            DropDetail::Version {
+                received,
+                configured,
+            } => write!(f, "{received} instead of {configured}"),
+            DropDetail::Vrid {
+                received,
+                configured,
+            } => write!(f, "VRID {received} instead of {configured}"),
+            DropDetail::Interval {
+                received,
+                configured,
+            } => write!(f, "interval {received} instead of {configured}"),
+        }
+    }
+}

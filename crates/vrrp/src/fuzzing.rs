@@ -1,0 +1,241 @@
+//! The bodies of the cargo-fuzz targets in `fuzz/`, kept here so that the regression test below
+//! replays exactly what the fuzzer ran. Compiled for tests and with the `fuzzing` feature only.
+//!
+//! - [`decode_ipv4`] / [`decode_ipv6`]: the decoder with IPv4 / IPv6 metadata; whatever decodes
+//!   must re-encode to an advertisement that decodes the same.
+//! - [`instance_receive`]: the whole receive path of an instance (every RFC 7.1 check) and the
+//!   state machine behind it; the addresses must be held exactly while Master.
+//!
+//! A crash found by `scripts/fuzz.sh` becomes a regression test by copying its input file into
+//! `crates/vrrp/tests/fuzz_regressions/<target>/`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use crate::packet::{
+    decode, encode, AddressList, Advertisement, Authentication, ChecksumContext, Password,
+    V3Ipv4Checksum, Version,
+};
+use crate::{
+    Action, AdvertInterval, Config, Input, Instance, ReceivedPacket, State, Timestamp, Tracking,
+};
+
+/// Input: checksum-form byte, source (4 bytes), destination (4 bytes), VRRP payload.
+pub fn decode_ipv4(data: &[u8]) {
+    let Some((header, payload)) = data.split_first_chunk::<9>() else {
+        return;
+    };
+    let [form, s0, s1, s2, s3, d0, d1, d2, d3] = *header;
+    let context = ChecksumContext {
+        source: IpAddr::V4(Ipv4Addr::new(s0, s1, s2, s3)),
+        destination: IpAddr::V4(Ipv4Addr::new(d0, d1, d2, d3)),
+        v3_ipv4_checksum: if form & 1 == 0 {
+            V3Ipv4Checksum::PseudoHeader
+        } else {
+            V3Ipv4Checksum::MessageOnly
+        },
+    };
+    round_trip_if_valid(payload, &context);
+}
+
+/// Input: source (16 bytes), destination (16 bytes), VRRP payload.
+pub fn decode_ipv6(data: &[u8]) {
+    let Some((source, rest)) = data.split_first_chunk::<16>() else {
+        return;
+    };
+    let Some((destination, payload)) = rest.split_first_chunk::<16>() else {
+        return;
+    };
+    let context = ChecksumContext {
+        source: IpAddr::V6(Ipv6Addr::from(*source)),
+        destination: IpAddr::V6(Ipv6Addr::from(*destination)),
+        v3_ipv4_checksum: V3Ipv4Checksum::PseudoHeader,
+    };
+    round_trip_if_valid(payload, &context);
+}
+
+fn round_trip_if_valid(payload: &[u8], context: &ChecksumContext) {
+    if let Ok(advert) = decode(payload, context) {
+        let bytes = encode(&advert, context);
+        assert!(
+            bytes.is_ok(),
+            "a decoded advertisement must encode: {bytes:?}"
+        );
+        if let Ok(bytes) = bytes {
+            assert_eq!(decode(&bytes, context), Ok(advert));
+        }
+    }
+}
+
+/// Input: a config selector byte, then 3-byte records `[op, x, y]`:
+///
+/// - `op % 4 == 0`: a raw packet with TTL `x` and the next `y` input bytes as payload;
+/// - `op % 4 == 1`: a valid advertisement from peer 192.0.2.(2 + x % 3) with priority `y`
+///   (encoded here, so the fuzzer reaches the transitions without forging checksums);
+/// - `op % 4 == 2`: the earliest armed timer fires at its deadline;
+/// - `op % 4 == 3`: tracking changes to priority `x` (fault if `y & 1`), or the link flaps
+///   (`y & 2`, down if `y & 4`).
+///
+/// The clock advances `x` milliseconds per record.
+pub fn instance_receive(data: &[u8]) {
+    let Some((&selector, mut rest)) = data.split_first() else {
+        return;
+    };
+    let mut config = Config::new(
+        51,
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))],
+    );
+    config.priority = if selector & 0x80 != 0 { 255 } else { 100 };
+    config.preempt = selector & 0x40 == 0;
+    if selector & 0x20 != 0 {
+        config.preempt_delay = Duration::from_millis(1500);
+    }
+    if selector & 0x10 != 0 {
+        config.announcements.burst_spacing = Duration::from_millis(20);
+    }
+    if selector & 1 == 0 {
+        config.version = Version::V2;
+        if selector & 2 != 0 {
+            config.authentication =
+                Authentication::SimplePassword(Password::from_keepalived_auth_pass("secret"));
+        }
+    }
+    let version = config.version;
+    let authentication = config.authentication;
+    let Ok(mut instance) = Instance::new(config) else {
+        return;
+    };
+    let destination = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
+    let mut now = Timestamp::ZERO;
+    let mut holds = false;
+    let actions = instance.handle(now, Input::Startup);
+    check_actions(actions, &instance, now, &mut holds);
+
+    while let Some((&[op, x, y], tail)) = rest.split_first_chunk::<3>() {
+        rest = tail;
+        now = now + Duration::from_millis(u64::from(x));
+        let actions = match op % 4 {
+            0 => {
+                let length = usize::from(y).min(rest.len());
+                let (payload, next) = rest.split_at(length);
+                rest = next;
+                instance.handle(
+                    now,
+                    Input::Packet(ReceivedPacket {
+                        source: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+                        destination,
+                        ttl: x,
+                        payload,
+                    }),
+                )
+            }
+            1 => {
+                let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2 + x % 3));
+                let interval = match version {
+                    Version::V2 => AdvertInterval::ONE_SECOND,
+                    Version::V3 => AdvertInterval::from_centiseconds(u16::from(op % 64) + 1)
+                        .unwrap_or(AdvertInterval::ONE_SECOND),
+                };
+                let advert = Advertisement {
+                    version,
+                    vrid: 51,
+                    priority: y,
+                    interval,
+                    addresses: AddressList::V4(vec![Ipv4Addr::new(192, 0, 2, 100)]),
+                    authentication,
+                };
+                let context = ChecksumContext {
+                    source,
+                    destination,
+                    v3_ipv4_checksum: V3Ipv4Checksum::PseudoHeader,
+                };
+                let payload = encode(&advert, &context).unwrap_or_default();
+                instance.handle(
+                    now,
+                    Input::Packet(ReceivedPacket {
+                        source,
+                        destination,
+                        ttl: 255,
+                        payload: &payload,
+                    }),
+                )
+            }
+            2 => match instance.next_timer() {
+                Some((kind, deadline)) => {
+                    now = now.max(deadline);
+                    instance.handle(now, Input::TimerFired(kind))
+                }
+                None => Vec::new(),
+            },
+            _ if y & 2 != 0 => {
+                let input = if y & 4 != 0 {
+                    Input::InterfaceDown
+                } else {
+                    Input::InterfaceUp
+                };
+                instance.handle(now, input)
+            }
+            _ => instance.handle(
+                now,
+                Input::TrackingChanged(Tracking {
+                    priority: x,
+                    fault: y & 1 != 0,
+                }),
+            ),
+        };
+        check_actions(actions, &instance, now, &mut holds);
+    }
+}
+
+fn check_actions(actions: Vec<Action>, instance: &Instance, now: Timestamp, holds: &mut bool) {
+    for action in actions {
+        match action {
+            Action::AddAddresses { .. } => {
+                assert!(!*holds, "addresses added twice");
+                *holds = true;
+            }
+            Action::RemoveAddresses { .. } => {
+                assert!(*holds, "addresses removed while not held");
+                *holds = false;
+            }
+            Action::ArmTimer { deadline, .. } => assert!(deadline >= now, "timer in the past"),
+            _ => {}
+        }
+    }
+    assert_eq!(*holds, instance.state() == State::Master);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    /// Replays every input saved under `tests/fuzz_regressions/<target>/` through its target.
+    #[test]
+    fn fuzz_regressions_stay_fixed() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+        type Target = fn(&[u8]);
+        let targets: [(&str, Target); 3] = [
+            ("decode_ipv4", super::decode_ipv4),
+            ("decode_ipv6", super::decode_ipv6),
+            ("instance_receive", super::instance_receive),
+        ];
+        let mut replayed = 0;
+        for (target, run) in targets {
+            let directory = root.join(target);
+            let entries = std::fs::read_dir(&directory)
+                .unwrap_or_else(|error| panic!("{}: {error}", directory.display()));
+            for entry in entries {
+                let path = entry.expect("directory entry").path();
+                let input = std::fs::read(&path).expect("regression input");
+                run(&input);
+                replayed += 1;
+            }
+        }
+        assert!(
+            replayed > 0,
+            "no regression inputs found under {}",
+            root.display()
+        );
+    }
+}

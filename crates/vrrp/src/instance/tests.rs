@@ -1,0 +1,1243 @@
+//! Unit tests of single transitions, on a virtual clock. Multi-router behaviour is tested by
+//! the simulation in `tests/simulation.rs`.
+
+use super::*;
+use crate::config::AnnouncementConfig;
+use crate::packet::{encode, Password, V3Ipv4Checksum, MULTICAST_GROUP_V4, MULTICAST_GROUP_V6};
+
+const MS: u64 = 1_000_000;
+
+fn ms(millis: u64) -> Timestamp {
+    Timestamp::from_nanos(millis * MS)
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("address")
+}
+
+fn centiseconds(value: u16) -> AdvertInterval {
+    AdvertInterval::from_centiseconds(value).expect("non-zero")
+}
+
+/// VRRPv2, VRID 51, 192.0.2.1, one virtual address, 1 s, no second announcement burst.
+fn v2_config(priority: u8) -> Config {
+    let mut config = Config::new(51, ip("192.0.2.1"), vec![ip("192.0.2.100")]);
+    config.version = Version::V2;
+    config.priority = priority;
+    config.announcements = AnnouncementConfig {
+        burst_count: 1,
+        second_burst_delay: None,
+        lower_priority_burst_count: 1,
+        ..AnnouncementConfig::default()
+    };
+    config
+}
+
+fn v3_config(priority: u8, interval_cs: u16) -> Config {
+    let mut config = v2_config(priority);
+    config.version = Version::V3;
+    config.advert_interval = centiseconds(interval_cs);
+    config
+}
+
+fn instance(config: Config) -> Instance {
+    Instance::new(config).expect("valid config")
+}
+
+/// An advertisement as a peer at `source` with `priority` would send it for `config`'s VRID.
+fn peer_advert(config: &Config, source: &str, priority: u8) -> (IpAddr, Vec<u8>) {
+    peer_advert_with(config, source, priority, |_| {})
+}
+
+fn peer_advert_with(
+    config: &Config,
+    source: &str,
+    priority: u8,
+    change: impl FnOnce(&mut Advertisement),
+) -> (IpAddr, Vec<u8>) {
+    let source = ip(source);
+    let mut advert = Advertisement {
+        version: config.version,
+        vrid: config.vrid,
+        priority,
+        interval: config.advert_interval,
+        addresses: AddressList::from_ip_addrs(&config.virtual_addresses).expect("addresses"),
+        authentication: config.authentication,
+    };
+    change(&mut advert);
+    let context = ChecksumContext {
+        source,
+        destination: destination_for(config),
+        v3_ipv4_checksum: config.v3_ipv4_checksum,
+    };
+    (source, encode(&advert, &context).expect("encodes"))
+}
+
+fn destination_for(config: &Config) -> IpAddr {
+    if config.is_unicast() {
+        config.primary_address
+    } else {
+        config.family().multicast_group()
+    }
+}
+
+fn receive(
+    instance: &mut Instance,
+    now: Timestamp,
+    (source, payload): &(IpAddr, Vec<u8>),
+) -> Vec<Action> {
+    let destination = destination_for(instance.config());
+    instance.handle(
+        now,
+        Input::Packet(ReceivedPacket {
+            source: *source,
+            destination,
+            ttl: 255,
+            payload,
+        }),
+    )
+}
+
+fn state_changes(actions: &[Action]) -> Vec<(State, State, Reason)> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::StateChanged { from, to, reason } => Some((*from, *to, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn armed(actions: &[Action], kind: TimerKind) -> Option<Timestamp> {
+    actions.iter().rev().find_map(|action| match action {
+        Action::ArmTimer { timer, deadline } if *timer == kind => Some(*deadline),
+        _ => None,
+    })
+}
+
+fn sent(actions: &[Action]) -> Vec<&OutgoingAdvertisement> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::SendAdvertisement(advert) => Some(advert),
+            _ => None,
+        })
+        .collect()
+}
+
+fn announcements(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|action| matches!(action, Action::Announce { .. }))
+        .count()
+}
+
+fn started(config: Config) -> (Instance, Vec<Action>) {
+    let mut instance = instance(config);
+    let actions = instance.handle(ms(0), Input::Startup);
+    (instance, actions)
+}
+
+/// A backup, started at 0, that became master when its Master_Down_Timer fired.
+fn master(config: Config) -> (Instance, Timestamp) {
+    let (mut instance, actions) = started(config);
+    let deadline = armed(&actions, TimerKind::MasterDown).expect("master down armed");
+    instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
+    assert_eq!(instance.state(), State::Master);
+    (instance, deadline)
+}
+
+// --- startup -----------------------------------------------------------------------------------
+
+#[test]
+fn a_non_owner_starts_as_backup_for_exactly_master_down_interval() {
+    let (instance, actions) = started(v2_config(90));
+    assert_eq!(instance.state(), State::Backup);
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Initialize, State::Backup, Reason::Startup)]
+    );
+    // 3 × 1 s + (256 − 90) / 256 s
+    assert_eq!(
+        armed(&actions, TimerKind::MasterDown),
+        Some(Timestamp::from_nanos(3_648_437_500))
+    );
+    assert!(sent(&actions).is_empty(), "a backup does not advertise");
+}
+
+#[test]
+fn the_owner_starts_as_master_at_once_in_rfc_order() {
+    let mut config = v2_config(255);
+    config.accept_mode = false;
+    config.announcements = AnnouncementConfig::default();
+    let (instance, actions) = started(config);
+    assert_eq!(instance.state(), State::Master);
+    assert_eq!(
+        actions[0],
+        Action::StateChanged {
+            from: State::Initialize,
+            to: State::Master,
+            reason: Reason::StartupAsOwner
+        }
+    );
+    let Action::SendAdvertisement(advert) = &actions[1] else {
+        panic!("second action must be the advertisement: {actions:?}");
+    };
+    assert_eq!(advert.advertisement.priority, 255);
+    assert_eq!(advert.destination, IpAddr::V4(MULTICAST_GROUP_V4));
+    assert_eq!(advert.source, ip("192.0.2.1"));
+    assert_eq!(advert.ttl, 255);
+    assert_eq!(
+        actions[2],
+        Action::AddAddresses {
+            addresses: vec![ip("192.0.2.100")],
+            // RFC 5798 6.4.3: the owner accepts whatever Accept_Mode says
+            accept_mode: true
+        }
+    );
+    // keepalived defaults: 5 rounds at once, a second burst 5 s later
+    assert_eq!(announcements(&actions), 5);
+    assert_eq!(armed(&actions, TimerKind::AnnounceRepeat), Some(ms(5000)));
+    assert_eq!(armed(&actions, TimerKind::Advert), Some(ms(1000)));
+    assert_eq!(instance.counters().became_master, 1);
+}
+
+#[test]
+fn a_fault_at_startup_goes_to_fault_without_advertising() {
+    let mut instance = instance(v2_config(100));
+    instance.handle(ms(0), Input::InterfaceDown);
+    assert_eq!(instance.state(), State::Initialize);
+    let actions = instance.handle(ms(1), Input::Startup);
+    assert_eq!(instance.state(), State::Fault);
+    assert!(sent(&actions).is_empty());
+    let actions = instance.handle(ms(2), Input::InterfaceUp);
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Fault, State::Backup, Reason::FaultCleared)]
+    );
+    assert_eq!(
+        armed(&actions, TimerKind::MasterDown),
+        Some(ms(2) + instance.master_down_interval())
+    );
+}
+
+// --- backup ------------------------------------------------------------------------------------
+
+#[test]
+fn master_down_fires_exactly_at_its_deadline_and_early_or_stale_firings_are_ignored() {
+    let (mut instance, actions) = started(v2_config(90));
+    let deadline = armed(&actions, TimerKind::MasterDown).expect("armed");
+    let early = Timestamp::from_nanos(deadline.as_nanos() - 1);
+    assert!(instance
+        .handle(early, Input::TimerFired(TimerKind::MasterDown))
+        .is_empty());
+    assert_eq!(instance.state(), State::Backup);
+    assert_eq!(instance.counters().stale_timer_firings, 1);
+    // A timer that is not armed at all.
+    assert!(instance
+        .handle(deadline, Input::TimerFired(TimerKind::Advert))
+        .is_empty());
+    assert_eq!(instance.counters().stale_timer_firings, 2);
+
+    let actions = instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Backup, State::Master, Reason::MasterDown)]
+    );
+    assert_eq!(sent(&actions).len(), 1);
+    assert_eq!(
+        armed(&actions, TimerKind::Advert),
+        Some(deadline + Duration::from_secs(1))
+    );
+    // Firing again (a duplicate) is stale: the timer is no longer armed.
+    assert!(instance
+        .handle(deadline, Input::TimerFired(TimerKind::MasterDown))
+        .is_empty());
+}
+
+#[test]
+fn an_advert_from_a_higher_priority_master_resets_master_down() {
+    let config = v2_config(90);
+    let (mut instance, _) = started(config.clone());
+    let actions = receive(
+        &mut instance,
+        ms(500),
+        &peer_advert(&config, "192.0.2.2", 100),
+    );
+    assert_eq!(
+        armed(&actions, TimerKind::MasterDown),
+        Some(ms(500) + Duration::from_nanos(3_648_437_500))
+    );
+    assert_eq!(instance.master_address(), Some(ip("192.0.2.2")));
+    assert_eq!(instance.counters().adverts_received, 1);
+}
+
+#[test]
+fn a_v3_backup_adopts_the_masters_interval() {
+    // RFC 5798 6.4.2: ours is 1 s, the master's 0.1 s.
+    let config = v3_config(100, 100);
+    let (mut instance, _) = started(config.clone());
+    let advert = peer_advert_with(&config, "192.0.2.2", 200, |a| a.interval = centiseconds(10));
+    let actions = receive(&mut instance, ms(100), &advert);
+    assert_eq!(instance.master_adver_interval(), centiseconds(10));
+    // 3 × 100 ms + (256 − 100) × 10 cs / 256 = 300 ms + 60.9375 ms
+    assert_eq!(
+        armed(&actions, TimerKind::MasterDown),
+        Some(ms(100) + Duration::from_nanos(360_937_500))
+    );
+    assert!(matches!(
+        actions.as_slice(),
+        [
+            Action::Warning(Warning::AdvertIntervalDiffers { .. }),
+            Action::ArmTimer { .. }
+        ]
+    ));
+}
+
+#[test]
+fn priority_zero_makes_the_backup_take_over_after_skew_time() {
+    let config = v2_config(90);
+    let (mut instance, _) = started(config.clone());
+    receive(
+        &mut instance,
+        ms(100),
+        &peer_advert(&config, "192.0.2.2", 100),
+    );
+    let actions = receive(
+        &mut instance,
+        ms(700),
+        &peer_advert(&config, "192.0.2.2", 0),
+    );
+    let deadline = ms(700) + Duration::from_nanos(648_437_500);
+    assert_eq!(armed(&actions, TimerKind::MasterDown), Some(deadline));
+    assert_eq!(instance.counters().priority_zero_received, 1);
+    let actions = instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Backup, State::Master, Reason::MasterReleased)]
+    );
+}
+
+#[test]
+fn a_preempting_backup_discards_a_lower_priority_master_and_takes_over() {
+    let config = v2_config(100);
+    let (mut instance, startup) = started(config.clone());
+    let deadline = armed(&startup, TimerKind::MasterDown).expect("armed");
+    let actions = receive(
+        &mut instance,
+        ms(1000),
+        &peer_advert(&config, "192.0.2.2", 90),
+    );
+    assert!(actions.is_empty(), "RFC 5798 6.4.2: discard, {actions:?}");
+    assert_eq!(
+        instance.timer_deadline(TimerKind::MasterDown),
+        Some(deadline)
+    );
+    let actions = instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
+    assert_eq!(
+        state_changes(&actions),
+        [(
+            State::Backup,
+            State::Master,
+            Reason::Preempted {
+                master: ip("192.0.2.2"),
+                master_priority: 90
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_nopreempt_backup_follows_a_lower_priority_master() {
+    let mut config = v2_config(100);
+    config.preempt = false;
+    let (mut instance, _) = started(config.clone());
+    let actions = receive(
+        &mut instance,
+        ms(1000),
+        &peer_advert(&config, "192.0.2.2", 90),
+    );
+    assert_eq!(
+        armed(&actions, TimerKind::MasterDown),
+        Some(ms(1000) + instance.master_down_interval())
+    );
+    assert_eq!(instance.master_address(), Some(ip("192.0.2.2")));
+}
+
+#[test]
+fn an_owner_preempts_even_with_preempt_off() {
+    let mut config = v2_config(255);
+    config.preempt = false;
+    let mut owner = instance(config.clone());
+    owner.handle(ms(0), Input::Startup);
+    assert_eq!(owner.state(), State::Master);
+    // Another owner with a higher address wins the tie-break; ours goes to backup ...
+    receive(&mut owner, ms(10), &peer_advert(&config, "192.0.2.9", 255));
+    assert_eq!(owner.state(), State::Backup);
+    // ... where a lower priority is discarded although preempt is off.
+    let actions = receive(&mut owner, ms(20), &peer_advert(&config, "192.0.2.2", 100));
+    assert!(armed(&actions, TimerKind::MasterDown).is_none());
+}
+
+#[test]
+fn preempt_delay_postpones_preemption_of_a_live_lower_master() {
+    let mut config = v2_config(100);
+    config.preempt_delay = Duration::from_secs(10);
+    let (mut instance, startup) = started(config.clone());
+    let mdi = instance.master_down_interval();
+    let first_deadline = armed(&startup, TimerKind::MasterDown).expect("armed");
+    // A lower master advertises every second.
+    let lower = peer_advert(&config, "192.0.2.2", 90);
+    let mut now = ms(0);
+    let mut preempt_deadline = None;
+    while now <= first_deadline {
+        receive(&mut instance, now, &lower);
+        now = now + Duration::from_secs(1);
+    }
+    // Master_Down fires at its usual time; instead of taking over, the delay starts.
+    let at_fire = instance.handle(first_deadline, Input::TimerFired(TimerKind::MasterDown));
+    assert!(state_changes(&at_fire).is_empty());
+    if let Some(deadline) = armed(&at_fire, TimerKind::PreemptDelay) {
+        preempt_deadline = Some(deadline);
+    }
+    assert_eq!(
+        preempt_deadline,
+        Some(first_deadline + Duration::from_secs(10))
+    );
+    // The last lower advert was at 3 s: liveness deadline 3 s + Master_Down_Interval.
+    assert_eq!(armed(&at_fire, TimerKind::MasterDown), Some(ms(3000) + mdi));
+    // The lower master keeps advertising through the delay; we keep waiting.
+    while now < first_deadline + Duration::from_secs(10) {
+        let actions = receive(&mut instance, now, &lower);
+        assert_eq!(armed(&actions, TimerKind::MasterDown), Some(now + mdi));
+        now = now + Duration::from_secs(1);
+    }
+    let deadline = preempt_deadline.expect("armed");
+    let actions = instance.handle(deadline, Input::TimerFired(TimerKind::PreemptDelay));
+    assert_eq!(
+        state_changes(&actions),
+        [(
+            State::Backup,
+            State::Master,
+            Reason::Preempted {
+                master: ip("192.0.2.2"),
+                master_priority: 90
+            }
+        )]
+    );
+}
+
+#[test]
+fn preempt_delay_does_not_delay_taking_over_from_a_silent_master() {
+    let mut config = v2_config(100);
+    config.preempt_delay = Duration::from_secs(10);
+    let (mut instance, startup) = started(config.clone());
+    let mdi = instance.master_down_interval();
+    let deadline = armed(&startup, TimerKind::MasterDown).expect("armed");
+    receive(
+        &mut instance,
+        ms(3000),
+        &peer_advert(&config, "192.0.2.2", 90),
+    );
+    let actions = instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
+    let liveness = armed(&actions, TimerKind::MasterDown).expect("liveness deadline");
+    assert_eq!(liveness, ms(3000) + mdi);
+    // The lower master falls silent: taken over at the liveness deadline, long before the delay.
+    let actions = instance.handle(liveness, Input::TimerFired(TimerKind::MasterDown));
+    assert_eq!(instance.state(), State::Master);
+    assert!(actions.contains(&Action::DisarmTimer {
+        timer: TimerKind::PreemptDelay
+    }));
+}
+
+#[test]
+fn a_higher_priority_advert_cancels_a_running_preempt_delay() {
+    let mut config = v2_config(100);
+    config.preempt_delay = Duration::from_secs(10);
+    let (mut instance, startup) = started(config.clone());
+    let deadline = armed(&startup, TimerKind::MasterDown).expect("armed");
+    receive(
+        &mut instance,
+        ms(3000),
+        &peer_advert(&config, "192.0.2.2", 90),
+    );
+    instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
+    assert!(instance.timer_deadline(TimerKind::PreemptDelay).is_some());
+    let actions = receive(
+        &mut instance,
+        ms(4000),
+        &peer_advert(&config, "192.0.2.3", 110),
+    );
+    assert!(actions.contains(&Action::DisarmTimer {
+        timer: TimerKind::PreemptDelay
+    }));
+    assert_eq!(instance.timer_deadline(TimerKind::PreemptDelay), None);
+}
+
+// --- master ------------------------------------------------------------------------------------
+
+#[test]
+fn a_master_steps_down_to_a_higher_priority() {
+    let config = v3_config(100, 100);
+    let (mut instance, became) = master(config.clone());
+    let now = became + Duration::from_millis(10);
+    let advert = peer_advert_with(&config, "192.0.2.2", 150, |a| a.interval = centiseconds(50));
+    let actions = receive(&mut instance, now, &advert);
+    assert_eq!(
+        state_changes(&actions),
+        [(
+            State::Master,
+            State::Backup,
+            Reason::HigherPriority {
+                source: ip("192.0.2.2"),
+                priority: 150
+            }
+        )]
+    );
+    assert!(actions.contains(&Action::DisarmTimer {
+        timer: TimerKind::Advert
+    }));
+    assert!(actions.contains(&Action::RemoveAddresses {
+        addresses: vec![ip("192.0.2.100")]
+    }));
+    assert!(
+        sent(&actions).is_empty(),
+        "no priority 0 when stepping down"
+    );
+    // RFC 5798 6.4.3: adopt the interval: 3 × 0.5 s + (256 − 100) × 50 / 256 cs
+    assert_eq!(instance.master_adver_interval(), centiseconds(50));
+    assert_eq!(
+        armed(&actions, TimerKind::MasterDown),
+        Some(now + Duration::from_nanos(1_804_687_500))
+    );
+}
+
+#[test]
+fn equal_priority_is_broken_by_the_higher_primary_address() {
+    let config = v2_config(100);
+    let (mut instance, became) = master(config.clone());
+    // 192.0.2.0 < 192.0.2.1: we stay master and answer at once.
+    let actions = receive(
+        &mut instance,
+        became,
+        &peer_advert(&config, "192.0.2.0", 100),
+    );
+    assert_eq!(instance.state(), State::Master);
+    assert_eq!(sent(&actions).len(), 1);
+    // 192.0.2.2 > 192.0.2.1: we step down.
+    let actions = receive(
+        &mut instance,
+        became,
+        &peer_advert(&config, "192.0.2.2", 100),
+    );
+    assert_eq!(
+        state_changes(&actions),
+        [(
+            State::Master,
+            State::Backup,
+            Reason::EqualPriorityHigherAddress {
+                source: ip("192.0.2.2")
+            }
+        )]
+    );
+}
+
+#[test]
+fn the_tie_break_compares_addresses_as_unsigned_integers() {
+    // 10.0.0.1 > 9.255.255.255 numerically but not as text; 128.0.0.0 is "negative" as i32.
+    assert!(address_greater(ip("10.0.0.1"), ip("9.255.255.255")));
+    assert!(address_greater(ip("128.0.0.0"), ip("127.255.255.255")));
+    assert!(address_greater(ip("fe80::2"), ip("fe80::1")));
+    assert!(address_greater(ip("ff00::"), ip("7fff::")));
+    assert!(!address_greater(ip("fe80::1"), ip("fe80::1")));
+    assert!(!address_greater(ip("fe80::1"), ip("192.0.2.1")));
+}
+
+#[test]
+fn a_master_answers_a_lower_priority_at_once_but_at_most_once_per_interval() {
+    let config = v2_config(100);
+    let (mut instance, became) = master(config.clone());
+    let lower = peer_advert(&config, "192.0.2.2", 90);
+    let actions = receive(&mut instance, became + Duration::from_millis(5), &lower);
+    assert_eq!(instance.state(), State::Master);
+    let adverts = sent(&actions);
+    assert_eq!(adverts.len(), 1);
+    assert_eq!(adverts[0].advertisement.priority, 100);
+    assert_eq!(announcements(&actions), 1, "lower_priority_burst_count");
+    // Within the same interval: no second answer.
+    let actions = receive(&mut instance, became + Duration::from_millis(500), &lower);
+    assert!(sent(&actions).is_empty());
+    // One interval after the first answer: answered again.
+    let actions = receive(&mut instance, became + Duration::from_millis(1005), &lower);
+    assert_eq!(sent(&actions).len(), 1);
+}
+
+#[test]
+fn a_master_answers_priority_zero_and_resets_its_advert_timer() {
+    let config = v2_config(100);
+    let (mut instance, became) = master(config.clone());
+    let now = became + Duration::from_millis(300);
+    let actions = receive(&mut instance, now, &peer_advert(&config, "192.0.2.2", 0));
+    assert_eq!(sent(&actions).len(), 1);
+    assert_eq!(
+        armed(&actions, TimerKind::Advert),
+        Some(now + Duration::from_secs(1))
+    );
+}
+
+#[test]
+fn the_advert_timer_sends_the_current_priority_every_interval() {
+    let config = v2_config(100);
+    let (mut instance, became) = master(config);
+    let first = became + Duration::from_secs(1);
+    // A tracker lowers the priority: the next advert carries it (RFC: "takes effect with the
+    // next advertisement"); nothing is sent on the change itself.
+    let actions = instance.handle(
+        became + Duration::from_millis(200),
+        Input::TrackingChanged(Tracking {
+            priority: 85,
+            fault: false,
+        }),
+    );
+    assert!(actions.is_empty());
+    let actions = instance.handle(first, Input::TimerFired(TimerKind::Advert));
+    assert_eq!(sent(&actions)[0].advertisement.priority, 85);
+    assert_eq!(
+        armed(&actions, TimerKind::Advert),
+        Some(first + Duration::from_secs(1))
+    );
+}
+
+#[test]
+fn shutdown_releases_the_addresses_and_sends_priority_zero() {
+    let (mut instance, became) = master(v2_config(100));
+    let actions = instance.handle(became, Input::Shutdown);
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Master, State::Initialize, Reason::Shutdown)]
+    );
+    let remove = actions
+        .iter()
+        .position(|a| matches!(a, Action::RemoveAddresses { .. }))
+        .expect("addresses removed");
+    let zero = actions
+        .iter()
+        .position(|a| matches!(a, Action::SendAdvertisement(s) if s.advertisement.priority == 0))
+        .expect("priority 0 sent");
+    assert!(remove < zero);
+    assert_eq!(instance.counters().priority_zero_sent, 1);
+    assert_eq!(instance.next_timer(), None, "every timer cancelled");
+    // A second shutdown does nothing.
+    assert!(instance.handle(became, Input::Shutdown).is_empty());
+}
+
+#[test]
+fn shutdown_of_a_backup_cancels_master_down() {
+    let (mut instance, _) = started(v2_config(100));
+    let actions = instance.handle(ms(10), Input::Shutdown);
+    assert_eq!(
+        actions,
+        [
+            Action::DisarmTimer {
+                timer: TimerKind::MasterDown
+            },
+            Action::StateChanged {
+                from: State::Backup,
+                to: State::Initialize,
+                reason: Reason::Shutdown
+            }
+        ]
+    );
+}
+
+// --- fault and tracking ------------------------------------------------------------------------
+
+#[test]
+fn a_failing_weight_zero_tracker_takes_a_master_to_fault_with_priority_zero() {
+    let (mut instance, became) = master(v2_config(100));
+    let actions = instance.handle(
+        became,
+        Input::TrackingChanged(Tracking {
+            priority: 100,
+            fault: true,
+        }),
+    );
+    let cause = FaultCause {
+        interface_down: false,
+        tracker_failed: true,
+    };
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Master, State::Fault, Reason::Fault(cause))]
+    );
+    assert_eq!(sent(&actions)[0].advertisement.priority, 0);
+    assert_eq!(instance.fault_cause(), Some(cause));
+    // Adverts are counted but ignored in Fault.
+    let config = instance.config().clone();
+    let actions = receive(
+        &mut instance,
+        became,
+        &peer_advert(&config, "192.0.2.2", 50),
+    );
+    assert!(actions.is_empty());
+    // Recovery starts over as a backup.
+    let actions = instance.handle(became, Input::TrackingChanged(Tracking::untracked(100)));
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Fault, State::Backup, Reason::FaultCleared)]
+    );
+}
+
+#[test]
+fn interface_down_takes_a_master_to_fault_without_sending() {
+    let (mut instance, became) = master(v2_config(100));
+    let actions = instance.handle(became, Input::InterfaceDown);
+    assert_eq!(instance.state(), State::Fault);
+    assert!(
+        sent(&actions).is_empty(),
+        "nothing can be sent on a down link"
+    );
+    assert!(actions.contains(&Action::RemoveAddresses {
+        addresses: vec![ip("192.0.2.100")]
+    }));
+}
+
+#[test]
+fn tracking_clamps_priorities_and_never_changes_the_owner() {
+    let mut backup = instance(v2_config(100));
+    backup.handle(ms(0), Input::TrackingChanged(Tracking::untracked(255)));
+    assert_eq!(backup.priority(), 254);
+    backup.handle(ms(0), Input::TrackingChanged(Tracking::untracked(0)));
+    assert_eq!(backup.priority(), 1);
+    let mut owner = instance(v2_config(255));
+    owner.handle(ms(0), Input::TrackingChanged(Tracking::untracked(50)));
+    assert_eq!(owner.priority(), 255);
+}
+
+#[test]
+fn a_backup_uses_its_new_priority_from_the_next_reset() {
+    let config = v2_config(100);
+    let (mut instance, _) = started(config.clone());
+    instance.handle(ms(10), Input::TrackingChanged(Tracking::untracked(200)));
+    let actions = receive(
+        &mut instance,
+        ms(20),
+        &peer_advert(&config, "192.0.2.2", 220),
+    );
+    // 3 s + 56/256 s
+    assert_eq!(
+        armed(&actions, TimerKind::MasterDown),
+        Some(ms(20) + Duration::from_nanos(3_218_750_000))
+    );
+}
+
+// --- announcements -----------------------------------------------------------------------------
+
+#[test]
+fn announcements_follow_burst_spacing_second_burst_and_refresh() {
+    let mut config = v2_config(255);
+    config.announcements = AnnouncementConfig {
+        burst_count: 3,
+        burst_spacing: Duration::from_millis(100),
+        second_burst_delay: Some(Duration::from_secs(5)),
+        refresh_interval: Some(Duration::from_secs(60)),
+        refresh_count: 2,
+        lower_priority_burst_count: 1,
+    };
+    let (mut instance, actions) = started(config);
+    assert_eq!(announcements(&actions), 1);
+    assert_eq!(armed(&actions, TimerKind::AnnounceBurst), Some(ms(100)));
+    assert_eq!(armed(&actions, TimerKind::AnnounceRepeat), Some(ms(5000)));
+    assert_eq!(
+        armed(&actions, TimerKind::AnnounceRefresh),
+        Some(ms(60_000))
+    );
+
+    let actions = instance.handle(ms(100), Input::TimerFired(TimerKind::AnnounceBurst));
+    assert_eq!(announcements(&actions), 1);
+    assert_eq!(armed(&actions, TimerKind::AnnounceBurst), Some(ms(200)));
+    let actions = instance.handle(ms(200), Input::TimerFired(TimerKind::AnnounceBurst));
+    assert_eq!(announcements(&actions), 1);
+    assert_eq!(
+        armed(&actions, TimerKind::AnnounceBurst),
+        None,
+        "burst of 3 done"
+    );
+
+    let actions = instance.handle(ms(5000), Input::TimerFired(TimerKind::AnnounceRepeat));
+    assert_eq!(announcements(&actions), 1);
+    assert_eq!(armed(&actions, TimerKind::AnnounceBurst), Some(ms(5100)));
+
+    let actions = instance.handle(ms(60_000), Input::TimerFired(TimerKind::AnnounceRefresh));
+    assert_eq!(announcements(&actions), 1);
+    assert_eq!(
+        armed(&actions, TimerKind::AnnounceRefresh),
+        Some(ms(120_000))
+    );
+    assert_eq!(instance.counters().announcement_rounds, 5);
+
+    // Leaving master stops every announcement timer.
+    let actions = instance.handle(ms(60_001), Input::Shutdown);
+    for timer in [
+        TimerKind::AnnounceBurst,
+        TimerKind::AnnounceRefresh,
+        TimerKind::Advert,
+    ] {
+        assert!(
+            actions.contains(&Action::DisarmTimer { timer }),
+            "{timer:?}"
+        );
+    }
+}
+
+// --- unicast -----------------------------------------------------------------------------------
+
+#[test]
+fn unicast_sends_one_advert_per_peer_each_with_its_own_checksum() {
+    let mut config = v3_config(255, 100);
+    config.unicast_peers = vec![ip("192.0.2.2"), ip("192.0.2.3")];
+    let (_, actions) = started(config.clone());
+    let adverts = sent(&actions);
+    assert_eq!(adverts.len(), 2);
+    for (advert, peer) in adverts.iter().zip(["192.0.2.2", "192.0.2.3"]) {
+        assert_eq!(advert.destination, ip(peer));
+        let context = ChecksumContext {
+            source: advert.source,
+            destination: advert.destination,
+            v3_ipv4_checksum: config.v3_ipv4_checksum,
+        };
+        assert_eq!(
+            packet::decode(&advert.payload, &context).as_ref(),
+            Ok(&advert.advertisement)
+        );
+    }
+    assert_ne!(adverts[0].payload, adverts[1].payload);
+}
+
+#[test]
+fn unicast_drops_sources_that_are_not_peers() {
+    let mut config = v3_config(100, 100);
+    config.unicast_peers = vec![ip("192.0.2.2")];
+    let (mut instance, _) = started(config.clone());
+    receive(
+        &mut instance,
+        ms(1),
+        &peer_advert(&config, "192.0.2.2", 100),
+    );
+    receive(
+        &mut instance,
+        ms(2),
+        &peer_advert(&config, "192.0.2.9", 100),
+    );
+    assert_eq!(instance.counters().adverts_received, 1);
+    assert_eq!(
+        instance
+            .counters()
+            .dropped(DropReason::UnknownUnicastSource),
+        1
+    );
+    // With the check off, any source is heard.
+    config.check_unicast_source = false;
+    let (mut open, _) = started(config.clone());
+    receive(&mut open, ms(2), &peer_advert(&config, "192.0.2.9", 100));
+    assert_eq!(open.counters().adverts_received, 1);
+}
+
+// --- receive checks ----------------------------------------------------------------------------
+
+/// Delivers `payload` from `source` with `ttl` and returns the single drop reason counted.
+fn dropped_for(
+    instance: &mut Instance,
+    source: &str,
+    destination: IpAddr,
+    ttl: u8,
+    payload: &[u8],
+) -> Option<DropReason> {
+    let before = instance.counters().clone();
+    instance.handle(
+        ms(1),
+        Input::Packet(ReceivedPacket {
+            source: ip(source),
+            destination,
+            ttl,
+            payload,
+        }),
+    );
+    let after = instance.counters();
+    let grown: Vec<DropReason> = DropReason::ALL
+        .iter()
+        .copied()
+        .filter(|reason| after.dropped(*reason) > before.dropped(*reason))
+        .collect();
+    assert!(grown.len() <= 1, "one packet, one reason: {grown:?}");
+    if grown.is_empty() {
+        assert_eq!(after.adverts_received, before.adverts_received + 1);
+    } else {
+        assert_eq!(after.adverts_received, before.adverts_received);
+    }
+    grown.first().copied()
+}
+
+#[test]
+fn every_receive_check_drops_with_its_own_counter() {
+    let mut config = v2_config(100);
+    config.authentication =
+        Authentication::SimplePassword(Password::from_keepalived_auth_pass("secret"));
+    let (mut instance, _) = started(config.clone());
+    let group = IpAddr::V4(MULTICAST_GROUP_V4);
+    let good = peer_advert(&config, "192.0.2.2", 100).1;
+    assert_eq!(
+        dropped_for(&mut instance, "192.0.2.2", group, 255, &good),
+        None
+    );
+
+    let check = |instance: &mut Instance, source: &str, ttl: u8, payload: &[u8]| {
+        dropped_for(instance, source, group, ttl, payload)
+    };
+    assert_eq!(
+        check(&mut instance, "192.0.2.2", 254, &good),
+        Some(DropReason::IpTtl)
+    );
+    assert_eq!(
+        dropped_for(
+            &mut instance,
+            "fe80::2",
+            IpAddr::V6(MULTICAST_GROUP_V6),
+            255,
+            &good
+        ),
+        Some(DropReason::AddressFamily)
+    );
+    assert_eq!(
+        check(
+            &mut instance,
+            "192.0.2.1",
+            255,
+            &peer_advert(&config, "192.0.2.1", 100).1
+        ),
+        Some(DropReason::OwnAdvertisement)
+    );
+    assert_eq!(
+        check(&mut instance, "192.0.2.2", 255, &good[..5]),
+        Some(DropReason::PacketLength)
+    );
+    let mut bad_checksum = good.clone();
+    bad_checksum[7] ^= 0xff;
+    assert_eq!(
+        check(&mut instance, "192.0.2.2", 255, &bad_checksum),
+        Some(DropReason::Checksum)
+    );
+    let mut v3 = config.clone();
+    v3.version = Version::V3;
+    v3.authentication = Authentication::None;
+    assert_eq!(
+        check(
+            &mut instance,
+            "192.0.2.2",
+            255,
+            &peer_advert(&v3, "192.0.2.2", 100).1
+        ),
+        Some(DropReason::Version)
+    );
+    assert_eq!(
+        check(
+            &mut instance,
+            "192.0.2.2",
+            255,
+            &peer_advert_with(&config, "192.0.2.2", 100, |a| a.vrid = 52).1
+        ),
+        Some(DropReason::VrId)
+    );
+    assert_eq!(
+        check(
+            &mut instance,
+            "192.0.2.2",
+            255,
+            &peer_advert_with(&config, "192.0.2.2", 100, |a| {
+                a.authentication = Authentication::None
+            })
+            .1
+        ),
+        Some(DropReason::AuthTypeMismatch)
+    );
+    assert_eq!(
+        check(
+            &mut instance,
+            "192.0.2.2",
+            255,
+            &peer_advert_with(&config, "192.0.2.2", 100, |a| {
+                a.authentication =
+                    Authentication::SimplePassword(Password::from_keepalived_auth_pass("guess"))
+            })
+            .1
+        ),
+        Some(DropReason::AuthFailure)
+    );
+    assert_eq!(
+        check(
+            &mut instance,
+            "192.0.2.2",
+            255,
+            &peer_advert_with(&config, "192.0.2.2", 100, |a| {
+                a.interval = centiseconds(200)
+            })
+            .1
+        ),
+        Some(DropReason::IntervalMismatch)
+    );
+    assert_eq!(
+        check(
+            &mut instance,
+            "192.0.2.2",
+            255,
+            &peer_advert_with(&config, "192.0.2.2", 100, |a| {
+                a.addresses = AddressList::V4(vec!["192.0.2.200".parse().expect("address")])
+            })
+            .1
+        ),
+        Some(DropReason::AddressList)
+    );
+
+    // Field values the decoder refuses, with a valid checksum: build them by hand.
+    let with_header = |byte0: u8, count: u8, auth: u8, seconds: u8| {
+        let mut bytes = vec![byte0, 51, 100, count, auth, seconds, 0, 0];
+        for _ in 0..count {
+            bytes.extend_from_slice(&[192, 0, 2, 100]);
+        }
+        bytes.extend_from_slice(b"secret\0\0");
+        let context = ChecksumContext {
+            source: ip("192.0.2.2"),
+            destination: group,
+            v3_ipv4_checksum: V3Ipv4Checksum::PseudoHeader,
+        };
+        let sum = packet::checksum(&bytes, false, &context);
+        bytes[6..8].copy_from_slice(&sum.to_be_bytes());
+        bytes
+    };
+    assert_eq!(
+        check(&mut instance, "192.0.2.2", 255, &with_header(0x21, 1, 1, 1)),
+        None
+    );
+    assert_eq!(
+        check(&mut instance, "192.0.2.2", 255, &with_header(0x22, 1, 1, 1)),
+        Some(DropReason::PacketType)
+    );
+    assert_eq!(
+        check(&mut instance, "192.0.2.2", 255, &with_header(0x51, 1, 1, 1)),
+        Some(DropReason::Version)
+    );
+    assert_eq!(
+        check(&mut instance, "192.0.2.2", 255, &with_header(0x21, 0, 1, 1)),
+        Some(DropReason::AddressCountZero)
+    );
+    assert_eq!(
+        check(&mut instance, "192.0.2.2", 255, &with_header(0x21, 1, 1, 0)),
+        Some(DropReason::IntervalZero)
+    );
+    assert_eq!(
+        check(&mut instance, "192.0.2.2", 255, &with_header(0x21, 1, 2, 1)),
+        Some(DropReason::AuthTypeUnsupported)
+    );
+    assert_eq!(
+        check(&mut instance, "192.0.2.2", 255, &with_header(0x21, 1, 7, 1)),
+        Some(DropReason::AuthTypeInvalid)
+    );
+
+    // Every reason that a v2 multicast instance can see was counted exactly once.
+    for reason in DropReason::ALL {
+        let expected = match reason {
+            DropReason::UnknownUnicastSource | DropReason::ChecksumForm => 0,
+            DropReason::Version => 2,
+            _ => 1,
+        };
+        assert_eq!(
+            instance.counters().dropped(reason),
+            expected,
+            "{}",
+            reason.name()
+        );
+    }
+}
+
+#[test]
+fn a_v3_ipv4_packet_in_the_other_checksum_form_has_its_own_reason() {
+    let config = v3_config(100, 100);
+    let (mut instance, _) = started(config.clone());
+    let mut other = config.clone();
+    other.v3_ipv4_checksum = V3Ipv4Checksum::MessageOnly;
+    let actions = receive(&mut instance, ms(1), &peer_advert(&other, "192.0.2.2", 100));
+    assert_eq!(instance.counters().dropped(DropReason::ChecksumForm), 1);
+    assert!(matches!(
+        actions.as_slice(),
+        [Action::Warning(Warning::Dropped {
+            reason: DropReason::ChecksumForm,
+            detail: Some(_),
+            ..
+        })]
+    ));
+}
+
+#[test]
+fn address_list_mismatch_drops_only_in_v2_and_not_from_the_owner() {
+    let other_list = |a: &mut Advertisement| {
+        a.addresses = AddressList::V4(vec!["192.0.2.200".parse().expect("address")])
+    };
+    // v2 from the owner: accepted, logged.
+    let config = v2_config(100);
+    let (mut instance, _) = started(config.clone());
+    let actions = receive(
+        &mut instance,
+        ms(1),
+        &peer_advert_with(&config, "192.0.2.2", 255, other_list),
+    );
+    assert_eq!(instance.counters().adverts_received, 1);
+    assert_eq!(instance.counters().address_list_mismatches, 1);
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Warning(Warning::AddressListMismatch { dropped: false, .. })
+    )));
+    // v3: accepted, logged (RFC 5798 7.1 has no drop).
+    let config = v3_config(100, 100);
+    let (mut instance, _) = started(config.clone());
+    receive(
+        &mut instance,
+        ms(1),
+        &peer_advert_with(&config, "192.0.2.2", 100, other_list),
+    );
+    assert_eq!(instance.counters().adverts_received, 1);
+    assert_eq!(instance.counters().dropped(DropReason::AddressList), 0);
+    // The order of the addresses does not matter.
+    let mut two = v3_config(100, 100);
+    two.virtual_addresses = vec![ip("192.0.2.100"), ip("192.0.2.101")];
+    let (mut instance, _) = started(two.clone());
+    receive(
+        &mut instance,
+        ms(1),
+        &peer_advert_with(&two, "192.0.2.2", 100, |a| {
+            a.addresses = AddressList::V4(vec![
+                "192.0.2.101".parse().expect("a"),
+                "192.0.2.100".parse().expect("a"),
+            ])
+        }),
+    );
+    assert_eq!(instance.counters().address_list_mismatches, 0);
+}
+
+#[test]
+fn warnings_are_rate_limited_per_kind_but_every_drop_is_counted() {
+    let config = v2_config(100);
+    let (mut instance, _) = started(config.clone());
+    let good = peer_advert(&config, "192.0.2.2", 100).1;
+    let send = |instance: &mut Instance, now: Timestamp, ttl: u8| {
+        instance.handle(
+            now,
+            Input::Packet(ReceivedPacket {
+                source: ip("192.0.2.2"),
+                destination: IpAddr::V4(MULTICAST_GROUP_V4),
+                ttl,
+                payload: &good,
+            }),
+        )
+    };
+    let warnings = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::Warning(_)))
+            .count()
+    };
+    assert_eq!(warnings(&send(&mut instance, ms(0), 64)), 1);
+    assert_eq!(warnings(&send(&mut instance, ms(1000), 64)), 0);
+    assert_eq!(warnings(&send(&mut instance, ms(1000), 255)), 0);
+    assert_eq!(warnings(&send(&mut instance, ms(59_999), 64)), 0);
+    assert_eq!(warnings(&send(&mut instance, ms(60_000), 64)), 1);
+    assert_eq!(instance.counters().dropped(DropReason::IpTtl), 4);
+}
+
+#[test]
+fn accept_any_unicast_ttl_relaxes_only_unicast() {
+    let mut config = v3_config(100, 100);
+    config.accept_any_unicast_ttl = true;
+    let (mut multicast, _) = started(config.clone());
+    let payload = peer_advert(&config, "192.0.2.2", 100).1;
+    let group = IpAddr::V4(MULTICAST_GROUP_V4);
+    assert_eq!(
+        dropped_for(&mut multicast, "192.0.2.2", group, 64, &payload),
+        Some(DropReason::IpTtl)
+    );
+    config.unicast_peers = vec![ip("192.0.2.2")];
+    let (mut unicast, _) = started(config.clone());
+    let payload = peer_advert(&config, "192.0.2.2", 100).1;
+    assert_eq!(
+        dropped_for(&mut unicast, "192.0.2.2", ip("192.0.2.1"), 64, &payload),
+        None
+    );
+}
+
+#[test]
+fn an_owner_reports_other_routers_advertising_its_vrid() {
+    let config = v2_config(255);
+    let (mut owner, _) = started(config.clone());
+    let actions = receive(&mut owner, ms(1), &peer_advert(&config, "192.0.2.2", 100));
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Warning(Warning::OwnerConflict { priority: 100, .. })
+    )));
+    assert_eq!(owner.state(), State::Master);
+}
+
+#[test]
+fn a_lower_master_heard_longer_ago_than_master_down_interval_is_not_reported_as_preempted() {
+    let config = v2_config(100);
+    let (mut instance, startup) = started(config.clone());
+    let deadline = armed(&startup, TimerKind::MasterDown).expect("armed");
+    // A lower master is heard once at 0.5 s and discarded ...
+    receive(
+        &mut instance,
+        ms(500),
+        &peer_advert(&config, "192.0.2.2", 90),
+    );
+    // ... our priority rises, shrinking Master_Down_Interval to 3 s + 2/256 s ...
+    instance.handle(ms(600), Input::TrackingChanged(Tracking::untracked(254)));
+    // ... so when the timer armed at startup fires (3.609375 s), that advert is older than one
+    // Master_Down_Interval: nobody is being preempted, the master is simply down.
+    let actions = instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Backup, State::Master, Reason::MasterDown)]
+    );
+}
+
+#[test]
+fn drop_warnings_say_what_arrived_and_what_was_expected() {
+    let config = v2_config(100);
+    let (mut instance, _) = started(config.clone());
+    let payload = peer_advert_with(&config, "192.0.2.2", 100, |a| a.vrid = 9).1;
+    let actions = instance.handle(
+        ms(1),
+        Input::Packet(ReceivedPacket {
+            source: ip("192.0.2.2"),
+            destination: IpAddr::V4(MULTICAST_GROUP_V4),
+            ttl: 255,
+            payload: &payload,
+        }),
+    );
+    let [Action::Warning(Warning::Dropped {
+        source,
+        reason,
+        detail: Some(detail),
+    })] = actions.as_slice()
+    else {
+        panic!("one drop warning expected: {actions:?}");
+    };
+    assert_eq!(*source, ip("192.0.2.2"));
+    assert_eq!(*reason, DropReason::VrId);
+    assert_eq!(
+        *detail,
+        DropDetail::Vrid {
+            received: 9,
+            configured: 51
+        }
+    );
+    assert_eq!(detail.to_string(), "VRID 9 instead of 51");
+    assert_eq!(DropDetail::Ttl(64).to_string(), "TTL 64 instead of 255");
+}

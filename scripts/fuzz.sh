@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target of the havip-vrrp decoders for a bounded time each.
+#
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 60)
+#
+# Needs cargo-fuzz (`cargo install cargo-fuzz`). On a stable toolchain the -Z flags cargo-fuzz
+# passes (sanitizer, coverage) are allowed with RUSTC_BOOTSTRAP=1, which this script sets unless
+# it is already set. Each target's corpus lives in fuzz/corpus/<target> (not committed) and is
+# seeded from the keepalived golden vectors in crates/vrrp/tests/golden. A crash leaves its
+# input in fuzz/artifacts/<target>/; the script then exits non-zero and prints how to replay it.
+# Turn every such input into a regression test by copying it into
+# crates/vrrp/tests/fuzz_regressions/<target>/ (replayed by `cargo test -p havip-vrrp`).
+set -euo pipefail
+
+seconds=${1:-60}
+[[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] || { echo "usage: $0 [SECONDS_PER_TARGET]" >&2; exit 2; }
+
+repo_root=$(cd "$(dirname "$0")/.." && pwd)
+fuzz_dir="$repo_root/fuzz"
+golden_dir="$repo_root/crates/vrrp/tests/golden"
+export RUSTC_BOOTSTRAP=${RUSTC_BOOTSTRAP:-1}
+
+command -v cargo-fuzz >/dev/null || { echo "error: cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
+cd "$fuzz_dir"
+
+# --- seed corpora from the golden vectors -------------------------------------------------------
+field() { sed -n "s/^$1 //p" "$2"; }
+hex_to_file() { printf '%b' "$(sed 's/../\\x&/g' <<<"$1")" >"$2"; }
+ipv4_hex() { local IFS=.; set -- $1; printf '%02x%02x%02x%02x' "$1" "$2" "$3" "$4"; }
+
+mkdir -p corpus/decode_ipv4 corpus/decode_ipv6 corpus/instance_receive
+for vector in "$golden_dir"/*.txt; do
+    name=$(basename "$vector" .txt)
+    source=$(field source "$vector")
+    destination=$(field destination "$vector")
+    payload=$(field payload "$vector")
+    if [[ $source == *:* ]]; then
+        hex_to_file "${source//:/}${destination//:/}$payload" "corpus/decode_ipv6/golden-$name"
+    else
+        # checksum-form byte 0 = with pseudo-header, as keepalived sends
+        hex_to_file "00$(ipv4_hex "$source")$(ipv4_hex "$destination")$payload" \
+            "corpus/decode_ipv4/golden-$name"
+        # selector: bit 0 set = VRRPv3; then a raw-packet record [op 0, TTL 255, length]
+        # followed by the payload, and a timer record [op 2, 0 ms, 0]
+        version=${payload:0:1}
+        selector=$([[ $version == 3 ]] && echo 01 || echo 00)
+        length=$(printf '%02x' $((${#payload} / 2)))
+        hex_to_file "${selector}00ff${length}${payload}020000" "corpus/instance_receive/golden-$name"
+    fi
+done
+
+# --- run -----------------------------------------------------------------------------------------
+failed=()
+for target in $(cargo fuzz list); do
+    echo "=== $target: $seconds s"
+    # -max_total_time bounds the fuzzing; timeout also bounds the build and a hung target.
+    if ! timeout --signal=INT $((seconds + 600)) \
+        cargo fuzz run --release "$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1; then
+        failed+=("$target")
+    fi
+done
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "fuzzing found problems in: ${failed[*]}" >&2
+    for target in "${failed[@]}"; do
+        ls -1 "artifacts/$target" 2>/dev/null | sed "s|^|  fuzz/artifacts/$target/|" >&2 || true
+    done
+    echo "replay: (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run <target> artifacts/<target>/<file>)" >&2
+    exit 1
+fi
+echo "no crashes"
