@@ -68,7 +68,13 @@ pub fn render(services: &[Arc<Service>], uptime_seconds: f64) -> String {
     )
     .sample("havip_uptime_seconds", &[], format!("{uptime_seconds:.3}"));
 
-    let service_metrics: [(&str, &str, &str, ServiceGetter); 5] = [
+    let service_metrics: [(&str, &str, &str, ServiceGetter); 6] = [
+        (
+            "havip_service_spliced_bytes_total",
+            "counter",
+            "Bytes forwarded zero-copy with splice(2), both directions.",
+            |s| s.stats.bytes_spliced.load(Relaxed),
+        ),
         (
             "havip_service_connections_active",
             "gauge",
@@ -333,6 +339,7 @@ pub fn status(services: &[Arc<Service>], uptime_seconds: f64) -> Value {
                 "queued": st.queued.load(Relaxed),
                 "bytes_to_backend": st.bytes_to_backend.load(Relaxed),
                 "bytes_from_backend": st.bytes_from_backend.load(Relaxed),
+                "bytes_spliced": st.bytes_spliced.load(Relaxed),
                 "retries": st.retries.load(Relaxed),
                 "refused": {
                     "no_backend": st.no_backend.load(Relaxed),

@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::time::Duration;
 
+use tokio::sync::futures::Notified;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
@@ -88,8 +89,9 @@ pub struct Backend {
     weight: AtomicU32,
     epoch: Instant,
     events: mpsc::Sender<HealthEvent>,
-    /// Woken when the backend is marked down, for connections that close on down.
-    down_signal: Notify,
+    /// Wakes this backend's connections: when it is marked down (they close if the service
+    /// says `close_on_down`) and when the service cuts every connection at shutdown.
+    interrupt: Notify,
 }
 
 /// The receiving end of a backend's health events, owned by its monitor task.
@@ -117,7 +119,7 @@ impl Backend {
             weight: AtomicU32::new(weight),
             epoch,
             events: tx,
-            down_signal: Notify::new(),
+            interrupt: Notify::new(),
         };
         (backend, rx)
     }
@@ -146,7 +148,7 @@ impl Backend {
                 .store(millis_since(self.epoch, now), Relaxed),
             Health::Down => {
                 self.stats.went_down.fetch_add(1, Relaxed);
-                self.down_signal.notify_waiters();
+                self.interrupt.notify_waiters();
             }
         }
     }
@@ -176,9 +178,16 @@ impl Backend {
         let _ = self.events.try_send(HealthEvent::ConnectFailed { at });
     }
 
-    /// Completes when the backend is next marked down.
-    pub async fn marked_down(&self) {
-        self.down_signal.notified().await
+    /// Completes when the backend's connections are next interrupted (see `interrupt`). The
+    /// caller enables it before checking why it might already be time to close, so a wake in
+    /// between is not lost.
+    pub fn interrupted(&self) -> Notified<'_> {
+        self.interrupt.notified()
+    }
+
+    /// Wake every connection waiting in [`Backend::interrupted`].
+    pub fn interrupt_connections(&self) {
+        self.interrupt.notify_waiters();
     }
 
     pub fn record_check(&self, passed: bool, took: Duration) {

@@ -7,18 +7,25 @@
 //! expires.
 //!
 //! Bytes in flight sit in a *lease* taken only when the source is readable and given back as
-//! soon as it has been written out: a pipe for `splice(2)` (the kernel moves the bytes, user
-//! space never copies them) or, in buffered mode or when no pipe can be had, a buffer. Leases
-//! come from small per-thread pools, so an idle connection holds neither pipes nor buffers.
+//! soon as it has been written out: a buffer, or a pipe for `splice(2)` (the kernel moves the
+//! bytes, user space never copies them). Leases come from small per-thread pools, so an idle
+//! connection holds neither pipes nor buffers.
+//!
+//! In splice mode each direction adapts, like HAProxy's `splice-auto`: small messages (API
+//! requests, watch events) go through a buffer, where a read and a write are the cheapest way
+//! to move a few hundred bytes; once a read fills the buffer the direction is carrying bulk
+//! data and switches to splice, and a splice that moves less than a buffer's worth switches
+//! it back.
 //!
 //! Idle limits are checked lazily: activity only records a timestamp, and the single timer
 //! of a connection is re-armed when it fires early, so a busy stream never touches the timer
 //! wheel per chunk.
 
 use std::cell::RefCell;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -26,12 +33,13 @@ use std::time::Duration;
 use havip_sys::Pipe;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep_until, Instant, Sleep};
 
 /// How bytes move through the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyMode {
-    /// Zero-copy through a pipe with `splice(2)`; `pipe_size` asks for a larger pipe.
+    /// Zero-copy through a pipe with `splice(2)` for bulk transfers, a buffer for small
+    /// messages (see the module docs); `pipe_size` asks for a larger pipe.
     Splice { pipe_size: Option<usize> },
     /// read(2)/write(2) through a user-space buffer of this size.
     Buffered { buffer_size: usize },
@@ -85,12 +93,42 @@ impl End {
     }
 }
 
-/// Counters a connection adds its bytes to as they move (service and backend totals), so
-/// long-lived watches show up in metrics while they run, not only when they end.
+/// How a service forwards: built once per service and shared by its connections, so a
+/// connection's state holds a reference instead of a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub copy_mode: CopyMode,
+    pub limits: IdleLimits,
+}
+
+/// Where a connection adds its bytes as they move (service and backend totals), so long-lived
+/// watches show up in metrics while they run, not only when they end.
+pub trait Meter {
+    fn to_server(&self, bytes: u64);
+    fn to_client(&self, bytes: u64);
+    /// Of those bytes, how many went through splice(2) (either direction).
+    fn spliced(&self, bytes: u64);
+}
+
+/// A meter that adds to a list of counters, for tests and simple callers.
 #[derive(Debug, Clone, Copy)]
-pub struct Meters<'a> {
-    pub to_server: [&'a AtomicU64; 2],
-    pub to_client: [&'a AtomicU64; 2],
+pub struct Counters<'a> {
+    pub to_server: &'a [&'a AtomicU64],
+    pub to_client: &'a [&'a AtomicU64],
+}
+
+impl Meter for Counters<'_> {
+    fn to_server(&self, bytes: u64) {
+        for c in self.to_server {
+            c.fetch_add(bytes, Relaxed);
+        }
+    }
+    fn to_client(&self, bytes: u64) {
+        for c in self.to_client {
+            c.fetch_add(bytes, Relaxed);
+        }
+    }
+    fn spliced(&self, _bytes: u64) {}
 }
 
 /// Bytes moved so far by one connection. Lives outside the forwarding future so the caller
@@ -103,80 +141,131 @@ pub struct Transfer {
 
 /// Forward bytes both ways until the connection ends. `transfer` is kept current while the
 /// future runs, so it is right even if the caller drops the future to cut the connection.
-pub async fn forward(
-    client: &TcpStream,
-    server: &TcpStream,
-    mode: CopyMode,
-    limits: IdleLimits,
-    meters: Meters<'_>,
-    transfer: &mut Transfer,
-) -> End {
+pub fn forward<'a, M: Meter>(
+    client: &'a TcpStream,
+    server: &'a TcpStream,
+    settings: &'a Settings,
+    meter: &'a M,
+    transfer: &'a mut Transfer,
+) -> Forward<'a, M> {
     let start = Instant::now();
-    let mut upstream = Half::new(start);
-    let mut downstream = Half::new(start);
-    let timer = sleep_until(start + first_deadline(limits));
-    tokio::pin!(timer);
-    let end = poll_fn(|cx| {
+    Forward {
+        client,
+        server,
+        settings,
+        meter,
+        transfer,
+        start,
+        upstream: Half::new(),
+        downstream: Half::new(),
+        timer: sleep_until(start + first_deadline(&settings.limits)),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The forwarding of one connection, as an explicit future: its fields are exactly what
+    /// an open connection keeps, with no hidden captures. Leases go back to the pool when the
+    /// halves drop; bytes still in a lease are lost, which is what closing a connection means.
+    pub struct Forward<'a, M> {
+        client: &'a TcpStream,
+        server: &'a TcpStream,
+        settings: &'a Settings,
+        meter: &'a M,
+        transfer: &'a mut Transfer,
+        start: Instant,
+        upstream: Half,
+        downstream: Half,
+        // The single idle timer of the connection, re-armed lazily (see the module docs).
+        #[pin]
+        timer: Sleep,
+    }
+}
+
+impl<M: Meter> Future for Forward<'_, M> {
+    type Output = End;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<End> {
+        let this = self.project();
+        let (client, server, settings, meter) =
+            (*this.client, *this.server, *this.settings, *this.meter);
+        let (transfer, start, upstream, downstream) =
+            (this.transfer, *this.start, this.upstream, this.downstream);
+        let mut timer = this.timer;
+        let mode = settings.copy_mode;
+        let mut failed = None;
         if !upstream.done {
-            match upstream.poll(cx, client, server, mode, &meters.to_server) {
+            let other_done = downstream.done;
+            match upstream.poll(cx, client, server, mode, other_done, start) {
                 Poll::Ready(Ok(())) => upstream.done = true,
-                Poll::Ready(Err(Failure::Read(kind))) => {
-                    return Poll::Ready(End::ClientError(kind))
-                }
-                Poll::Ready(Err(Failure::Write(kind))) => {
-                    return Poll::Ready(End::ServerError(kind))
-                }
+                Poll::Ready(Err(Failure::Read(kind))) => failed = Some(End::ClientError(kind)),
+                Poll::Ready(Err(Failure::Write(kind))) => failed = Some(End::ServerError(kind)),
                 Poll::Pending => {}
             }
         }
-        if !downstream.done {
-            match downstream.poll(cx, server, client, mode, &meters.to_client) {
+        if failed.is_none() && !downstream.done {
+            let other_done = upstream.done;
+            match downstream.poll(cx, server, client, mode, other_done, start) {
                 Poll::Ready(Ok(())) => downstream.done = true,
-                Poll::Ready(Err(Failure::Read(kind))) => {
-                    return Poll::Ready(End::ServerError(kind))
-                }
-                Poll::Ready(Err(Failure::Write(kind))) => {
-                    return Poll::Ready(End::ClientError(kind))
-                }
+                Poll::Ready(Err(Failure::Read(kind))) => failed = Some(End::ServerError(kind)),
+                Poll::Ready(Err(Failure::Write(kind))) => failed = Some(End::ClientError(kind)),
                 Poll::Pending => {}
             }
         }
-        transfer.to_server = upstream.moved;
-        transfer.to_client = downstream.moved;
+        // Count what moved in this poll (the halves hold it only until here), also when the
+        // poll ends in a failure.
+        let up = std::mem::take(&mut upstream.unmetered);
+        if up > 0 {
+            meter.to_server(up);
+            transfer.to_server += up;
+        }
+        let down = std::mem::take(&mut downstream.unmetered);
+        if down > 0 {
+            meter.to_client(down);
+            transfer.to_client += down;
+        }
+        let spliced = std::mem::take(&mut upstream.unmetered_spliced)
+            + std::mem::take(&mut downstream.unmetered_spliced);
+        if spliced > 0 {
+            meter.spliced(spliced);
+        }
+        if let Some(end) = failed {
+            return Poll::Ready(end);
+        }
         if upstream.done && downstream.done {
             return Poll::Ready(End::Closed);
         }
         // Lazy idle check: only when the timer fires do we look at the activity stamps.
         while timer.as_mut().poll(cx).is_ready() {
-            let (deadline, end) = idle_deadline(limits, &upstream, &downstream);
+            let (deadline, end) = idle_deadline(&settings.limits, start, upstream, downstream);
             if deadline <= Instant::now() {
                 return Poll::Ready(end);
             }
             timer.as_mut().reset(deadline);
         }
         Poll::Pending
-    })
-    .await;
-    transfer.to_server = upstream.moved;
-    transfer.to_client = downstream.moved;
-    // Leases go back to the pool when the halves drop; bytes still in a lease are lost, which
-    // is what closing a connection means.
-    end
+    }
 }
 
-fn first_deadline(limits: IdleLimits) -> Duration {
+fn first_deadline(limits: &IdleLimits) -> Duration {
     limits.tunnel.unwrap_or(limits.client.min(limits.server))
 }
 
 /// When the connection next expires, and why, from the last activity of each open direction.
-fn idle_deadline(limits: IdleLimits, upstream: &Half, downstream: &Half) -> (Instant, End) {
-    let client_rule = (upstream.last_activity + limits.client, End::ClientIdle);
-    let server_rule = (downstream.last_activity + limits.server, End::ServerIdle);
+fn idle_deadline(
+    limits: &IdleLimits,
+    start: Instant,
+    upstream: &Half,
+    downstream: &Half,
+) -> (Instant, End) {
+    let up_last = upstream.last_activity(start);
+    let down_last = downstream.last_activity(start);
+    let client_rule = (up_last + limits.client, End::ClientIdle);
+    let server_rule = (down_last + limits.server, End::ServerIdle);
     match (upstream.done, downstream.done) {
         // Both directions open: the tunnel limit, when set, replaces the per-side ones.
         (false, false) => match limits.tunnel {
             Some(tunnel) => {
-                let last = upstream.last_activity.max(downstream.last_activity);
+                let last = up_last.max(down_last);
                 (last + tunnel, End::TunnelIdle)
             }
             None => {
@@ -207,17 +296,23 @@ enum Lease {
     Buffer(Box<[u8]>),
 }
 
-/// One direction of a connection.
+/// One direction of a connection. Kept small: every open connection has two.
 struct Half {
     lease: Lease,
     /// Bytes in the lease not yet written; for a buffer they are `buffer[start..start+pending]`.
-    pending: usize,
-    start: usize,
-    /// The source sent EOF; once `pending` is 0 we shut down the destination's write side.
+    pending: u32,
+    start: u32,
+    /// Bytes read since the forwarder last added them to the meters, and how many of them
+    /// were spliced.
+    unmetered: u64,
+    unmetered_spliced: u64,
+    /// Milliseconds from the connection's start to the last byte read.
+    last_activity_ms: u64,
+    /// The source sent EOF; once `pending` is 0 the destination's write side is shut down.
     eof: bool,
     done: bool,
-    moved: u64,
-    last_activity: Instant,
+    /// The last read filled its lease: bulk data, splice the next chunk (in splice mode).
+    bulk: bool,
 }
 
 /// Chunks moved per poll before yielding, so one hot connection cannot starve the others
@@ -225,25 +320,34 @@ struct Half {
 const CHUNKS_PER_POLL: u32 = 16;
 
 impl Half {
-    fn new(now: Instant) -> Self {
+    fn new() -> Self {
         Half {
             lease: Lease::None,
             pending: 0,
             start: 0,
+            unmetered: 0,
+            unmetered_spliced: 0,
+            last_activity_ms: 0,
             eof: false,
             done: false,
-            moved: 0,
-            last_activity: now,
+            bulk: false,
         }
     }
 
+    fn last_activity(&self, start: Instant) -> Instant {
+        start + Duration::from_millis(self.last_activity_ms)
+    }
+
+    /// Move bytes until the source has nothing more for now (Pending) or this direction is
+    /// finished (Ready). `other_done`: the opposite direction has passed its EOF on already.
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
         src: &TcpStream,
         dst: &TcpStream,
         mode: CopyMode,
-        meters: &[&AtomicU64; 2],
+        other_done: bool,
+        start: Instant,
     ) -> Poll<Result<(), Failure>> {
         for _ in 0..CHUNKS_PER_POLL {
             if self.pending > 0 {
@@ -251,6 +355,12 @@ impl Half {
                 continue;
             }
             if self.eof {
+                if other_done {
+                    // Both sides have sent their FIN: the connection closes next, and close(2)
+                    // sends our FIN (nothing is left unread), so shutdown(2) would be a wasted
+                    // syscall on every connection.
+                    return Poll::Ready(Ok(()));
+                }
                 // Pass the half-close on; the other direction is unaffected.
                 return match socket2::SockRef::from(dst).shutdown(std::net::Shutdown::Write) {
                     Ok(()) => Poll::Ready(Ok(())),
@@ -264,13 +374,10 @@ impl Half {
                 self.eof = true;
                 release(&mut self.lease);
             } else {
-                self.pending = n;
+                self.pending = n as u32;
                 self.start = 0;
-                self.moved += n as u64;
-                self.last_activity = Instant::now();
-                for m in meters {
-                    m.fetch_add(n as u64, Relaxed);
-                }
+                self.unmetered += n as u64;
+                self.last_activity_ms = start.elapsed().as_millis() as u64;
             }
         }
         // Budget used up with work left: come back after the other tasks had a turn.
@@ -288,13 +395,29 @@ impl Half {
         loop {
             ready!(src.poll_read_ready(cx))?;
             if matches!(self.lease, Lease::None) {
-                self.lease = acquire(mode);
+                self.lease = acquire(mode, self.bulk);
             }
             let result = match &mut self.lease {
-                Lease::Pipe(pipe) => src.try_io(Interest::READABLE, || {
-                    pipe.fill_from(src.as_raw_fd(), SPLICE_CHUNK)
-                }),
-                Lease::Buffer(buf) => src.try_read(buf),
+                Lease::Pipe(pipe) => src
+                    .try_io(Interest::READABLE, || {
+                        pipe.fill_from(src.as_raw_fd(), SPLICE_CHUNK)
+                    })
+                    .inspect(|&n| {
+                        self.bulk = n >= DEFAULT_BUFFER_SIZE;
+                        self.unmetered_spliced += n as u64;
+                    }),
+                Lease::Buffer(buf) => {
+                    let capacity = buf.len();
+                    src.try_read(buf).inspect(|&n| {
+                        self.bulk = n == capacity;
+                        if n > 0 && n < capacity {
+                            // A short read emptied the socket's receive queue: wait for the
+                            // next readiness event instead of asking again just to hear
+                            // EAGAIN (tokio's own poll_read does the same).
+                            clear_readiness(src, Interest::READABLE);
+                        }
+                    })
+                }
                 Lease::None => unreachable!("a lease was just acquired"),
             };
             match result {
@@ -311,18 +434,28 @@ impl Half {
     fn poll_write(&mut self, cx: &mut Context<'_>, dst: &TcpStream) -> Poll<io::Result<()>> {
         while self.pending > 0 {
             ready!(dst.poll_write_ready(cx))?;
+            let pending = self.pending as usize;
             let result = match &self.lease {
                 Lease::Pipe(pipe) => dst.try_io(Interest::WRITABLE, || {
-                    pipe.drain_to(dst.as_raw_fd(), self.pending)
+                    pipe.drain_to(dst.as_raw_fd(), pending)
                 }),
-                Lease::Buffer(buf) => dst.try_write(&buf[self.start..self.start + self.pending]),
+                Lease::Buffer(buf) => {
+                    let from = self.start as usize;
+                    dst.try_write(&buf[from..from + pending]).inspect(|&n| {
+                        if n > 0 && n < pending {
+                            // A short write filled the socket's send buffer (tokio's
+                            // poll_write draws the same conclusion).
+                            clear_readiness(dst, Interest::WRITABLE);
+                        }
+                    })
+                }
                 Lease::None => unreachable!("pending bytes always sit in a lease"),
             };
             match result {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
-                    self.pending -= n;
-                    self.start += n;
+                    self.pending -= n as u32;
+                    self.start += n as u32;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -332,6 +465,12 @@ impl Half {
         release(&mut self.lease);
         Poll::Ready(Ok(()))
     }
+}
+
+/// Mark a socket not ready for `interest` until the next event from the kernel. tokio clears
+/// readiness only when an I/O closure reports WouldBlock, so this hands it one that does.
+fn clear_readiness(stream: &TcpStream, interest: Interest) {
+    let _ = stream.try_io(interest, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
 }
 
 impl Drop for Half {
@@ -356,9 +495,10 @@ thread_local! {
     static BUFFERS: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
 }
 
-fn acquire(mode: CopyMode) -> Lease {
+/// A lease for the next chunk: a pipe when splicing bulk data, otherwise a buffer.
+fn acquire(mode: CopyMode, bulk: bool) -> Lease {
     match mode {
-        CopyMode::Splice { pipe_size } => {
+        CopyMode::Splice { pipe_size } if bulk => {
             if let Some(pipe) = PIPES.with(|p| p.borrow_mut().pop()) {
                 return Lease::Pipe(pipe);
             }
@@ -368,6 +508,7 @@ fn acquire(mode: CopyMode) -> Lease {
                 Err(_) => Lease::Buffer(take_buffer(DEFAULT_BUFFER_SIZE)),
             }
         }
+        CopyMode::Splice { .. } => Lease::Buffer(take_buffer(DEFAULT_BUFFER_SIZE)),
         CopyMode::Buffered { buffer_size } => Lease::Buffer(take_buffer(buffer_size)),
     }
 }
@@ -417,29 +558,29 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idle_deadline_follows_the_open_directions() {
         let t0 = Instant::now();
-        let mut up = Half::new(t0);
-        let mut down = Half::new(t0);
-        up.last_activity = t0 + Duration::from_secs(5);
+        let mut up = Half::new();
+        let mut down = Half::new();
+        up.last_activity_ms = 5000;
         // Both open, no tunnel: the earlier of the per-side limits.
         assert_eq!(
-            idle_deadline(limits(None), &up, &down),
+            idle_deadline(&limits(None), t0, &up, &down),
             (t0 + Duration::from_secs(15), End::ClientIdle)
         );
         // Both open, tunnel: from the latest activity of either side.
         assert_eq!(
-            idle_deadline(limits(Some(30)), &up, &down),
+            idle_deadline(&limits(Some(30)), t0, &up, &down),
             (t0 + Duration::from_secs(35), End::TunnelIdle)
         );
         // Client half-closed: only the backend's silence counts, even with a tunnel limit.
         up.done = true;
         assert_eq!(
-            idle_deadline(limits(Some(30)), &up, &down),
+            idle_deadline(&limits(Some(30)), t0, &up, &down),
             (t0 + Duration::from_secs(20), End::ServerIdle)
         );
         up.done = false;
         down.done = true;
         assert_eq!(
-            idle_deadline(limits(Some(30)), &up, &down),
+            idle_deadline(&limits(Some(30)), t0, &up, &down),
             (t0 + Duration::from_secs(15), End::ClientIdle)
         );
     }

@@ -68,13 +68,11 @@ impl ConnLimits {
 }
 
 /// Accept clients until `stop` is cancelled, handing each to the service on its own task.
-/// `cut` is passed to every connection: cancelling it ends them (shutdown grace over).
 pub async fn accept_loop(
     listener: TcpListener,
     service: Arc<Service>,
     limits: ConnLimits,
     stop: CancellationToken,
-    cut: CancellationToken,
     tracker: TaskTracker,
 ) {
     loop {
@@ -89,8 +87,7 @@ pub async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let service = service.clone();
-                let cut = cut.clone();
-                tracker.spawn(service.serve(stream, peer, Instant::now(), cut, permits));
+                tracker.spawn(service.serve(stream, peer, Instant::now(), permits));
             }
             Err(error) => {
                 // Out of descriptors or memory: back off instead of spinning on the same

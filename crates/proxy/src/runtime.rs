@@ -51,7 +51,6 @@ pub struct Proxy {
     services: Vec<Arc<Service>>,
     listening: Vec<(String, SocketAddr)>,
     stop: CancellationToken,
-    cut: CancellationToken,
     connections: TaskTracker,
     accept_loops: Vec<JoinHandle<()>>,
     monitors: Vec<JoinHandle<()>>,
@@ -97,13 +96,11 @@ impl Proxy {
             .max_conns
             .map(|n| Arc::new(Semaphore::new(n as usize)));
         let stop = CancellationToken::new();
-        let cut = CancellationToken::new();
         let connections = TaskTracker::new();
         let mut proxy = Proxy {
             services: Vec::new(),
             listening: Vec::new(),
             stop: stop.clone(),
-            cut: cut.clone(),
             connections: connections.clone(),
             accept_loops: Vec::new(),
             monitors: Vec::new(),
@@ -132,7 +129,6 @@ impl Proxy {
                     service.clone(),
                     limits.clone(),
                     stop.clone(),
-                    cut.clone(),
                     connections.clone(),
                 )));
             }
@@ -167,7 +163,9 @@ impl Proxy {
             Err(_) => {
                 let left = self.connections.len();
                 tracing::warn!(open = left, "grace period over, closing connections");
-                self.cut.cancel();
+                for service in &self.services {
+                    service.cut_connections();
+                }
                 self.connections.wait().await;
                 left
             }
@@ -212,7 +210,9 @@ fn spawn_monitors(
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.cancel();
-        self.cut.cancel();
+        for service in &self.services {
+            service.cut_connections();
+        }
         for monitor in &self.monitors {
             monitor.abort();
         }

@@ -10,19 +10,17 @@
 //! updated under it so `max_conns` is never exceeded.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::backend::{Backend, BackendStats, HealthInbox};
+use crate::balance::{slow_start_weight, Balancer, Candidate, Pick, Tried};
+use crate::forward::{forward, CopyMode, IdleLimits, Meter, Settings, Transfer};
+use crate::spec::ServiceSpec;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
-use crate::backend::{Backend, HealthInbox};
-use crate::balance::{slow_start_weight, Balancer, Candidate, Pick, Tried};
-use crate::forward::{forward, CopyMode, IdleLimits, Meters, Transfer};
-use crate::spec::ServiceSpec;
 
 /// Counters of one service; monotonic except `active` and `queued`.
 #[derive(Debug, Default)]
@@ -35,6 +33,8 @@ pub struct ServiceStats {
     pub queued: AtomicU32,
     pub bytes_to_backend: AtomicU64,
     pub bytes_from_backend: AtomicU64,
+    /// Of the bytes both ways, those moved zero-copy with splice(2).
+    pub bytes_spliced: AtomicU64,
     /// Clients closed after waiting `timeouts.queue` in the queue.
     pub queue_timeouts: AtomicU64,
     /// Clients closed because the queue was full.
@@ -64,7 +64,12 @@ pub struct Service {
     selector: Mutex<Selector>,
     /// Woken when a backend slot frees, for queued clients.
     slot_freed: Notify,
-    data_path: DataPath,
+    /// Set, and `cut_signal` woken, when shutdown's grace period is over.
+    cutting: AtomicBool,
+    /// Wakes connections that have no backend yet when the service is cut.
+    cut_signal: Notify,
+    forwarding: Settings,
+    log_connections: bool,
 }
 
 #[derive(Debug)]
@@ -118,12 +123,37 @@ impl Drop for Slot<'_> {
     }
 }
 
-/// Timings of getting a client to a backend.
+/// Timings of getting a client to a backend, in milliseconds (what the log shows), kept
+/// small because every open connection carries them to its log line.
 #[derive(Debug, Default, Clone, Copy)]
 struct Timings {
-    queued: Duration,
-    connecting: Duration,
+    queued_ms: u32,
+    connecting_ms: u32,
     attempts: u32,
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// Adds a connection's bytes to its service's and its backend's counters.
+struct ConnMeter<'a> {
+    service: &'a ServiceStats,
+    backend: &'a BackendStats,
+}
+
+impl Meter for ConnMeter<'_> {
+    fn to_server(&self, bytes: u64) {
+        self.service.bytes_to_backend.fetch_add(bytes, Relaxed);
+        self.backend.bytes_to_backend.fetch_add(bytes, Relaxed);
+    }
+    fn to_client(&self, bytes: u64) {
+        self.service.bytes_from_backend.fetch_add(bytes, Relaxed);
+        self.backend.bytes_from_backend.fetch_add(bytes, Relaxed);
+    }
+    fn spliced(&self, bytes: u64) {
+        self.service.bytes_spliced.fetch_add(bytes, Relaxed);
+    }
 }
 
 impl Service {
@@ -148,24 +178,47 @@ impl Service {
             candidates: Vec::with_capacity(backends.len()),
         };
         let service = Service {
-            spec,
             backends,
             stats: ServiceStats::default(),
             selector: Mutex::new(selector),
             slot_freed: Notify::new(),
-            data_path,
+            cutting: AtomicBool::new(false),
+            cut_signal: Notify::new(),
+            forwarding: Settings {
+                copy_mode: data_path.copy_mode,
+                limits: IdleLimits {
+                    client: spec.timeouts.client_idle,
+                    server: spec.timeouts.server_idle,
+                    tunnel: spec.timeouts.tunnel,
+                },
+            },
+            log_connections: data_path.log_connections,
+            spec,
         };
         (service, inboxes)
     }
 
+    /// Close every open connection of the service now (shutdown grace over): the ones still
+    /// waiting for a backend and the ones forwarding.
+    pub fn cut_connections(&self) {
+        self.cutting.store(true, Relaxed);
+        self.cut_signal.notify_waiters();
+        for backend in &self.backends {
+            backend.interrupt_connections();
+        }
+    }
+
     /// Handle one accepted client to the end. `permits` (global and service connection
-    /// limits) are held until it closes; `cut` ends forwarding at once (shutdown grace over).
+    /// limits) are held until it closes.
+    ///
+    /// This future is what an open connection costs in memory, so it is kept lean: settings
+    /// are read through `self`, getting a backend runs boxed, and forwarding waits on a single
+    /// wake-up signal besides its sockets and timer.
     pub async fn serve(
         self: Arc<Self>,
         client: TcpStream,
         peer: SocketAddr,
         accepted: Instant,
-        cut: CancellationToken,
         permits: Vec<OwnedSemaphorePermit>,
     ) {
         let _permits = permits;
@@ -176,43 +229,53 @@ impl Service {
         // TCP_NODELAY and keepalive come from the listener (see `listener::bind`).
 
         let mut timings = Timings::default();
-        let connected = tokio::select! {
-            r = self.connect_to_backend(peer.ip(), &mut timings) => r,
-            _ = cut.cancelled() => return,
-        };
+        // Getting a backend takes milliseconds but needs a lot of state (queue wait, connect,
+        // timers); boxing it keeps that out of what every open connection carries.
+        let connected = Box::pin(self.connect_unless_cut(peer.ip(), &mut timings)).await;
         let (slot, server) = match connected {
-            Ok(ok) => ok,
-            Err(refusal) => {
+            Some(Ok(ok)) => ok,
+            Some(Err(refusal)) => {
                 self.log_refusal(peer, refusal, &timings, accepted);
                 return;
             }
+            None => return, // cut while waiting for a backend
         };
         let backend = &self.backends[slot.index];
-        let meters = Meters {
-            to_server: [&stats.bytes_to_backend, &backend.stats.bytes_to_backend],
-            to_client: [&stats.bytes_from_backend, &backend.stats.bytes_from_backend],
-        };
-        let limits = IdleLimits {
-            client: self.spec.timeouts.client_idle,
-            server: self.spec.timeouts.server_idle,
-            tunnel: self.spec.timeouts.tunnel,
-        };
         let mut transfer = Transfer::default();
-        let end = tokio::select! {
-            end = forward(&client, &server, self.data_path.copy_mode, limits, meters, &mut transfer) => {
-                end.as_str()
+        let end = {
+            let meter = ConnMeter {
+                service: stats,
+                backend: &backend.stats,
+            };
+            let forwarding = forward(&client, &server, &self.forwarding, &meter, &mut transfer);
+            tokio::pin!(forwarding);
+            loop {
+                let interrupted = backend.interrupted();
+                tokio::pin!(interrupted);
+                // Registered before the checks, so a wake in between is not lost.
+                interrupted.as_mut().enable();
+                if self.cutting.load(Relaxed) {
+                    break "shutdown";
+                }
+                if self.spec.close_on_down && !backend.is_up() {
+                    break "backend_down";
+                }
+                tokio::select! {
+                    end = &mut forwarding => break end.as_str(),
+                    // Marked down, or cut: look again why (a backend marked down only ends
+                    // connections with close_on_down).
+                    _ = interrupted => {}
+                }
             }
-            _ = backend.marked_down(), if self.spec.close_on_down => "backend_down",
-            _ = cut.cancelled() => "shutdown",
         };
-        if self.data_path.log_connections {
+        if self.log_connections {
             tracing::info!(
                 target: "havip::conn",
                 client = %peer,
                 service = %self.spec.name,
                 backend = %backend.spec.name,
-                queue_ms = timings.queued.as_millis() as u64,
-                connect_ms = timings.connecting.as_millis() as u64,
+                queue_ms = timings.queued_ms,
+                connect_ms = timings.connecting_ms,
                 attempts = timings.attempts,
                 total_ms = accepted.elapsed().as_millis() as u64,
                 bytes_to_backend = transfer.to_server,
@@ -222,6 +285,25 @@ impl Service {
             );
         }
         drop(slot);
+    }
+
+    /// [`Service::connect_to_backend`], or `None` if the service is cut meanwhile.
+    async fn connect_unless_cut(
+        &self,
+        client: IpAddr,
+        timings: &mut Timings,
+    ) -> Option<Result<(Slot<'_>, TcpStream), Refusal>> {
+        let cut = self.cut_signal.notified();
+        tokio::pin!(cut);
+        // Registered before the check, so a cut in between still wakes us.
+        cut.as_mut().enable();
+        if self.cutting.load(Relaxed) {
+            return None;
+        }
+        tokio::select! {
+            r = self.connect_to_backend(client, timings) => Some(r),
+            _ = cut => None,
+        }
     }
 
     fn log_refusal(
@@ -238,14 +320,14 @@ impl Service {
             Refusal::ConnectFailed => &self.stats.connect_failed,
         };
         counter.fetch_add(1, Relaxed);
-        if self.data_path.log_connections {
+        if self.log_connections {
             tracing::warn!(
                 target: "havip::conn",
                 client = %peer,
                 service = %self.spec.name,
                 backend = "-",
-                queue_ms = timings.queued.as_millis() as u64,
-                connect_ms = timings.connecting.as_millis() as u64,
+                queue_ms = timings.queued_ms,
+                connect_ms = timings.connecting_ms,
                 attempts = timings.attempts,
                 total_ms = accepted.elapsed().as_millis() as u64,
                 bytes_to_backend = 0u64,
@@ -272,7 +354,7 @@ impl Service {
             let first_start = *connect_started.get_or_insert(attempt_start);
             timings.attempts += 1;
             let result = connect(backend.spec.addr, self.spec.timeouts.connect).await;
-            timings.connecting = first_start.elapsed();
+            timings.connecting_ms = millis(first_start.elapsed());
             match result {
                 Ok(stream) => {
                     backend.stats.total.fetch_add(1, Relaxed);
@@ -351,7 +433,7 @@ impl Service {
             let recheck = (now + QUEUE_RECHECK).min(deadline);
             let _ = tokio::time::timeout_at(recheck, woken).await;
         };
-        timings.queued += entered.elapsed();
+        timings.queued_ms = timings.queued_ms.saturating_add(millis(entered.elapsed()));
         result
     }
 

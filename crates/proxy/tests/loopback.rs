@@ -174,6 +174,63 @@ async fn bulk_data_arrives_intact_in_both_copy_modes() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn splice_mode_splices_bulk_data_and_buffers_small_messages() {
+    let servers = start_backends(1).await;
+    let proxy = TestProxy::start(named_spec(&servers), MODES[0]).await;
+    let stats = &proxy.proxy().services()[0].stats;
+    // Small messages go through a buffer...
+    let (mut s, _) = which_backend(proxy.addr).await.unwrap();
+    for _ in 0..20 {
+        s.write_all(b"small request").await.unwrap();
+        let mut back = [0u8; 13];
+        s.read_exact(&mut back).await.unwrap();
+    }
+    assert_eq!(stats.bytes_spliced.load(Relaxed), 0);
+    // ...bulk data is spliced once a read fills the buffer: 4 MiB out and back.
+    let (mut rd, mut wr) = s.into_split();
+    let writer = tokio::spawn(async move {
+        wr.write_all(&vec![9u8; 4 << 20]).await.unwrap();
+        wr.shutdown().await.unwrap();
+    });
+    let mut echoed = Vec::new();
+    tokio::time::timeout(LIMIT, rd.read_to_end(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(echoed.len(), 4 << 20);
+    let spliced = stats.bytes_spliced.load(Relaxed);
+    // All but the first buffer or so of each direction, and of each burst the sender's
+    // pacing leaves short.
+    assert!(
+        spliced >= 6 << 20,
+        "only {spliced} of 8 MiB (both ways) were spliced"
+    );
+
+    // Buffered mode never splices.
+    let proxy = TestProxy::start(named_spec(&servers), MODES[1]).await;
+    let (s, _) = which_backend(proxy.addr).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let writer = tokio::spawn(async move {
+        wr.write_all(&vec![9u8; 1 << 20]).await.unwrap();
+        wr.shutdown().await.unwrap();
+    });
+    let mut echoed = Vec::new();
+    tokio::time::timeout(LIMIT, rd.read_to_end(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(
+        proxy.proxy().services()[0]
+            .stats
+            .bytes_spliced
+            .load(Relaxed),
+        0
+    );
+}
+
 /// A backend that reads until the client's FIN, then answers with the byte count and closes.
 async fn count_until_eof_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
