@@ -148,21 +148,10 @@ async fn bulk_data_arrives_intact_in_both_copy_modes() {
     for mode in MODES {
         let proxy = TestProxy::start(named_spec(&servers), mode).await;
         let (stream, _) = which_backend(proxy.addr).await.unwrap();
-        let (mut rd, mut wr) = stream.into_split();
         let payload: Vec<u8> = (0..8 * 1024 * 1024u32)
             .map(|i| (i * 7 + i / 251) as u8)
             .collect();
-        let sent = payload.clone();
-        let writer = tokio::spawn(async move {
-            wr.write_all(&sent).await.unwrap();
-            wr.shutdown().await.unwrap();
-        });
-        let mut echoed = Vec::new();
-        tokio::time::timeout(LIMIT, rd.read_to_end(&mut echoed))
-            .await
-            .unwrap()
-            .unwrap();
-        writer.await.unwrap();
+        let echoed = send_and_read_back(stream, payload.clone()).await;
         assert_eq!(echoed.len(), payload.len(), "{mode:?}");
         assert!(echoed == payload, "{mode:?}: bytes differ");
         let stats = &proxy.proxy().services()[0].stats;
@@ -188,17 +177,7 @@ async fn splice_mode_splices_bulk_data_and_buffers_small_messages() {
     }
     assert_eq!(stats.bytes_spliced.load(Relaxed), 0);
     // ...bulk data is spliced once a read fills the buffer: 4 MiB out and back.
-    let (mut rd, mut wr) = s.into_split();
-    let writer = tokio::spawn(async move {
-        wr.write_all(&vec![9u8; 4 << 20]).await.unwrap();
-        wr.shutdown().await.unwrap();
-    });
-    let mut echoed = Vec::new();
-    tokio::time::timeout(LIMIT, rd.read_to_end(&mut echoed))
-        .await
-        .unwrap()
-        .unwrap();
-    writer.await.unwrap();
+    let echoed = send_and_read_back(s, vec![9u8; 4 << 20]).await;
     assert_eq!(echoed.len(), 4 << 20);
     let spliced = stats.bytes_spliced.load(Relaxed);
     // All but the first buffer or so of each direction, and of each burst the sender's
@@ -211,17 +190,8 @@ async fn splice_mode_splices_bulk_data_and_buffers_small_messages() {
     // Buffered mode never splices.
     let proxy = TestProxy::start(named_spec(&servers), MODES[1]).await;
     let (s, _) = which_backend(proxy.addr).await.unwrap();
-    let (mut rd, mut wr) = s.into_split();
-    let writer = tokio::spawn(async move {
-        wr.write_all(&vec![9u8; 1 << 20]).await.unwrap();
-        wr.shutdown().await.unwrap();
-    });
-    let mut echoed = Vec::new();
-    tokio::time::timeout(LIMIT, rd.read_to_end(&mut echoed))
-        .await
-        .unwrap()
-        .unwrap();
-    writer.await.unwrap();
+    let echoed = send_and_read_back(s, vec![9u8; 1 << 20]).await;
+    assert_eq!(echoed.len(), 1 << 20);
     assert_eq!(
         proxy.proxy().services()[0]
             .stats

@@ -181,3 +181,20 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Send `payload` on `stream`, close the sending side, and return everything read back until
+/// the peer closes (the echo backends send it all back, after their greeting if not read yet).
+pub async fn send_and_read_back(stream: TcpStream, payload: Vec<u8>) -> Vec<u8> {
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        wr.write_all(&payload).await.expect("write");
+        wr.shutdown().await.expect("shutdown");
+    });
+    let mut back = Vec::new();
+    tokio::time::timeout(LIMIT, rd.read_to_end(&mut back))
+        .await
+        .expect("closed within LIMIT")
+        .expect("read");
+    writer.await.expect("writer");
+    back
+}
