@@ -587,7 +587,8 @@ def summarize(runs, contestants):
     summary = {}
     for test in TESTS:
         for who in contestants + ["direct"]:
-            rs = [derive(test, r) for r in runs if r["test"] == test and r["who"] == who and "result" in r]
+            sel = [r for r in runs if r["test"] == test and r["who"] == who and "result" in r]
+            rs = [derive(test, r) for r in sel]
             if not rs:
                 continue
             keys = set().union(*[set(k for k, v in x.items() if isinstance(v, (int, float))) for x in rs])
@@ -595,7 +596,34 @@ def summarize(runs, contestants):
                 k: median([x.get(k) for x in rs]) for k in sorted(keys)
             }
             summary[test][who]["reps"] = len(rs)
+            # Per repetition, for ratios paired within a repetition (same contention).
+            summary[test][who]["by_rep"] = {
+                f"{r.get('file', 0)}:{r['rep']}": {k: v for k, v in x.items() if isinstance(v, (int, float))}
+                for r, x in zip(sel, rs)
+            }
     return summary
+
+
+def paired_ratio(summary_test, who, base, key):
+    """Median over repetitions of who's value ÷ base's value in the same repetition: the two
+    ran minutes apart under the same outside load, so the ratio is steadier than a ratio of
+    medians when other work on the machine comes and goes."""
+    a = summary_test.get(who, {}).get("by_rep", {})
+    b = summary_test.get(base, {}).get("by_rep", {})
+    rs = [a[k][key] / b[k][key] for k in a if k in b and a[k].get(key) is not None and b[k].get(key)]
+    return median(rs)
+
+
+def contention(runs):
+    """Median share of CPU 0 busy with work other than the proxy during the load runs, and
+    the median steal share (the hypervisor running something else)."""
+    other, steal = [], []
+    for r in runs:
+        m = r.get("measure")
+        if m and "proxy_cpu_s" in m and m["wall_s"] > 0:
+            other.append(max(0.0, m["cpu0_busy_s"] - m["proxy_cpu_s"]) / m["wall_s"])
+            steal.append(m.get("steal_s", 0) / m["wall_s"])
+    return median(other), median(steal)
 
 
 def fmt(v):
@@ -615,11 +643,10 @@ HAPS = ["haproxy", "haproxy-splice", "haproxy-splice-always"]
 
 def ratios(summary_test, who, key):
     """'a · b · c': the value of `who` divided by each HAProxy variant's."""
-    v = summary_test.get(who, {}).get(key)
     cells = []
     for h in HAPS:
-        b = summary_test.get(h, {}).get(key)
-        cells.append("–" if v is None or not b else f"{v / b:.2f}")
+        r = paired_ratio(summary_test, who, h, key)
+        cells.append("–" if r is None else f"{r:.2f}")
     return " · ".join(cells)
 
 
@@ -633,13 +660,19 @@ TEST_TITLES = {
 }
 
 
-def markdown(summary, contestants, meta):
+def markdown(summary, contestants, meta, runs=()):
     out = []
+    other, steal = contention(runs)
+    load = ""
+    if other is not None:
+        load = (f" Other work on the proxy's CPU during the load runs: median {100 * other:.0f}% of it "
+                f"(steal {100 * steal:.0f}%).")
     out.append(
         f"Run `{meta['started']}`: {meta['reps']} repetitions, {meta['duration']} s per load run, "
-        f"idle test {meta['idle_conns']:,} connections over two instances per proxy. Medians. "
-        "Ratio cells read `÷ haproxy · ÷ haproxy-splice · ÷ haproxy-splice-always`. "
-        "*proxy CPU* is the proxy's CPU time ÷ wall time (1.00 = the whole core)."
+        f"idle test {meta['idle_conns']:,} connections over two instances per proxy. Medians over "
+        "the repetitions. Ratio cells read `÷ haproxy · ÷ haproxy-splice · ÷ haproxy-splice-always`, "
+        "each the median of the ratios within a repetition. "
+        "*proxy CPU* is the proxy's CPU time ÷ wall time (1.00 = the whole core)." + load
     )
     out.append("")
     for test in TESTS:
@@ -706,12 +739,11 @@ def targets(summary):
     for who in ("havip-splice", "havip-buffered"):
         for label, test, key, limit, higher in TARGETS:
             st = summary.get(test, {})
-            v = st.get(who, {}).get(key)
             cells = {}
             for h in HAPS:
-                b = st.get(h, {}).get(key)
-                if v is not None and b:
-                    cells[h] = (v / b, limit, higher)
+                r = paired_ratio(st, who, h, key)
+                if r is not None:
+                    cells[h] = (r, limit, higher)
             if cells:
                 rows.append((who, label, cells))
     return rows
@@ -955,7 +987,7 @@ def main():
     for c, inst in insts.items():
         inst.stop()
     summary = save()
-    md = markdown(summary, contestants, meta)
+    md = markdown(summary, contestants, meta, runs)
     with open(os.path.join(args.out, f"{started}.md"), "w") as f:
         f.write(md + "\n")
     print(md)
@@ -1085,6 +1117,35 @@ def profile_main(argv):
     print(out)
 
 
+def report_main(argv):
+    """bench.py report RESULT.json [RESULT.json ...] [--update-docs]
+
+    Print the table of medians over every run in the given result files together (for
+    example two 5-repetition runs taken at different times), and optionally write it into
+    docs/benchmarks.md."""
+    ap = argparse.ArgumentParser(prog="bench.py report", description=report_main.__doc__)
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--update-docs", action="store_true")
+    args = ap.parse_args(argv)
+    runs, metas = [], []
+    for i, path in enumerate(args.files):
+        with open(path) as f:
+            doc = json.load(f)
+        metas.append(doc["meta"])
+        for r in doc["runs"]:
+            r = dict(r)
+            r["file"] = i
+            runs.append(r)
+    contestants = [c for c in CONTESTANTS if any(c in m["contestants"] for m in metas)]
+    meta = dict(metas[0])
+    meta["started"] = " + ".join(m["started"] for m in metas)
+    meta["reps"] = sum(m["reps"] for m in metas)
+    md = markdown(summarize(runs, contestants), contestants, meta, runs)
+    print(md)
+    if args.update_docs:
+        update_docs(md)
+
+
 BEGIN = "<!-- bench:figures:begin -->"
 END = "<!-- bench:figures:end -->"
 
@@ -1103,5 +1164,7 @@ def update_docs(md):
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "profile":
         profile_main(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "report":
+        report_main(sys.argv[2:])
     else:
         main()
