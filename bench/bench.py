@@ -1015,13 +1015,15 @@ def profile_main(argv):
       strace     strace -c -f: system calls and their counts, per connection / per request
       callgrind  havip only: the proxy is started under valgrind --tool=callgrind (slow; use a
                  short duration); writes callgrind.out and a callgrind_annotate summary
+      heaptrack  havip only: the proxy is started under heaptrack; writes heaptrack.zst and
+                 a heaptrack_print summary (allocation calls per connection / request)
     Output goes to bench/results/profile-<who>-<test>-<time>/.
     """
     ap = argparse.ArgumentParser(prog="bench.py profile", description=profile_main.__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--who", required=True, choices=CONTESTANTS)
     ap.add_argument("--test", required=True, choices=[t for t in TESTS if t != "idle"])
-    ap.add_argument("--tool", default="perf", choices=["perf", "strace", "callgrind", "none"])
+    ap.add_argument("--tool", default="perf", choices=["perf", "strace", "callgrind", "heaptrack", "none"])
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--havip", default=os.path.join(REPO, "target", "release", "havip"))
     ap.add_argument("--havip-global", default="", help="extra TOML lines for havip's [global], e.g. 'pipe_size = 1048576'")
@@ -1052,15 +1054,28 @@ def profile_main(argv):
     wait_port(PORT_HTTP, http_srv)
     base = PORT_PROXY_BASE + 10 * CONTESTANTS.index(args.who)
     services = [("iperf", base, PORT_IPERF), ("http", base + 1, PORT_HTTP)]
-    if args.tool == "callgrind":
+    if args.tool in ("callgrind", "heaptrack"):
         if not args.who.startswith("havip"):
-            sys.exit("callgrind mode starts havip under valgrind; use perf for the others")
-        wrapper = os.path.join(work, "havip-callgrind")
-        write(wrapper, "#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s/callgrind.out "
-                       "--separate-threads=no \"%s\" \"$@\"\n" % (out, args.havip))
+            sys.exit(f"{args.tool} mode starts havip under the tool; use perf for the others")
+        wrapper = os.path.join(work, "havip-wrapped")
+        if args.tool == "callgrind":
+            write(wrapper, "#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s/callgrind.out "
+                           "--separate-threads=no \"%s\" \"$@\"\n" % (out, args.havip))
+        else:
+            # heaptrack runs the program as its child; exec keeps this wrapper's PID for it.
+            write(wrapper, "#!/bin/sh\nexec heaptrack -o %s/heaptrack \"%s\" \"$@\"\n" % (out, args.havip))
         os.chmod(wrapper, 0o755)
         tools["havip"] = wrapper
     inst = start_contestant(args.who, services, os.path.join(work, args.who), tools)
+    if args.tool == "heaptrack":
+        # Measure and stop the havip process itself, not the heaptrack script around it.
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            kids = [k for k in children(inst.pid) if "havip" in open(f"/proc/{k}/comm").read()]
+            if kids:
+                break
+            time.sleep(0.05)
+        inst.pid = kids[0]
     if args.test.startswith("tp"):
         load = ["iperf3", "-c", "127.0.0.1", "-p", str(base), "-P", "8" if args.test == "tp8" else "1",
                 "-t", str(args.duration), "-J"] + (["-R"] if args.test == "tp1r" else [])
@@ -1094,6 +1109,13 @@ def profile_main(argv):
     elif args.tool == "strace":
         os.kill(tool.pid, signal.SIGINT)
         tool.wait(30)
+    if args.tool == "heaptrack":
+        os.kill(inst.pid, signal.SIGTERM)
+        inst.proc.wait(60)
+        rep = subprocess.run(["heaptrack_print", "-f", os.path.join(out, "heaptrack.zst"), "--print-peaks", "0",
+                              "--print-temporary", "0", "--print-leaks", "0", "--print-allocators", "1",
+                              "--peak-limit", "15"], capture_output=True, text=True)
+        write(os.path.join(out, "heaptrack.txt"), rep.stdout)
     inst.stop()
     if args.tool == "callgrind":
         rep = subprocess.run(["callgrind_annotate", "--inclusive=yes", os.path.join(out, "callgrind.out")],
