@@ -47,8 +47,16 @@ pub fn build_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> 
     } else {
         workers
     };
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
+    // One worker: a current-thread runtime does the same work without the work-stealing
+    // scheduler's cross-thread bookkeeping.
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    builder
         .thread_name("havip-worker")
         .enable_all()
         .build()

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use havip_proxy::forward::{CopyMode, DEFAULT_BUFFER_SIZE};
+use havip_proxy::forward::{CopyMode, DEFAULT_BUFFER_SIZE, DEFAULT_PIPE_SIZE};
 use havip_proxy::spec::{
     defaults, Algorithm, BackendSpec, CheckKind, HealthSpec, HttpCheck, Limits, PassiveSpec,
     ServiceSpec, Timeouts, TlsCheck,
@@ -205,7 +205,10 @@ fn read_global(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Global {
     if let Some(workers) = t.u32(p, "workers", 0..=1024) {
         global.workers = workers as usize;
     }
-    let pipe_size = t.u32(p, "pipe_size", 4096..=(64 << 20)).map(|n| n as usize);
+    let pipe_size = Some(
+        t.u32(p, "pipe_size", 4096..=(64 << 20))
+            .map_or(DEFAULT_PIPE_SIZE, |n| n as usize),
+    );
     let buffer_size = t
         .u32(p, "buffer_size", 1024..=(16 << 20))
         .map_or(DEFAULT_BUFFER_SIZE, |n| n as usize);
