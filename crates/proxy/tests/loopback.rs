@@ -800,3 +800,41 @@ async fn slow_start_ramps_a_backend_that_comes_back() {
     let late_b0 = late.get("b0").copied().unwrap_or(0);
     assert!((19..=21).contains(&late_b0), "{late:?}");
 }
+
+/// A short read clears tokio's readiness (saving an EAGAIN read per message); a FIN that
+/// arrives with or right after the data must still be seen at once, in both directions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fin_right_behind_a_small_message_is_passed_on_at_once() {
+    // The backend answers each client with "bye" and closes at once; and it reports how many
+    // bytes it got before the client's FIN.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).await.unwrap();
+                s.write_all(format!("{}", got.len()).as_bytes())
+                    .await
+                    .unwrap();
+                // Dropping closes: the FIN follows the answer immediately.
+            });
+        }
+    });
+    for mode in MODES {
+        let proxy = TestProxy::start(spec(&[backend]), mode).await;
+        for _ in 0..200 {
+            let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+            s.write_all(b"hi").await.unwrap();
+            s.shutdown().await.unwrap(); // FIN right behind two bytes
+            let mut answer = String::new();
+            // Tunnel timeout is an hour: a lost FIN would hang here until LIMIT.
+            tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut answer))
+                .await
+                .expect("EOF passed on at once")
+                .unwrap();
+            assert_eq!(answer, "2", "{mode:?}");
+        }
+    }
+    server.abort();
+}
