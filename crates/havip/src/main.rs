@@ -1,7 +1,9 @@
 //! `havip`: a highly available virtual IP and layer-4 load balancer in one daemon.
 //!
 //! Commands: `run` (the default) serves the configured services; `check` validates a config
-//! and prints every problem; `demo` runs three local backends with the balancer in front.
+//! and prints every problem and every trap it sees (or checks keepalived / HAProxy / nginx
+//! files before import); `import` turns those files into havip configs; `demo` runs three
+//! local backends with the balancer in front.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +16,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod admin;
 mod config;
 mod demo;
+mod import;
+mod lint;
 mod logging;
 mod metrics;
 mod run;
@@ -36,8 +40,28 @@ struct Cli {
 enum Command {
     /// Run the services of the configuration file (the default command).
     Run,
-    /// Validate the configuration file; print every problem with file, line and key.
-    Check,
+    /// Validate the configuration file; print every problem with file, line and key, and
+    /// warn about settings that will not do what they seem to. With --keepalived, --haproxy or
+    /// --nginx, check those files instead (what `havip import` would report).
+    Check {
+        /// Exit 1 when there are warnings, not only on errors.
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Convert haproxy.cfg, keepalived.conf and nginx stream configs into havip configs. A
+    /// havip config is per node, like keepalived.conf: each --keepalived file gives one
+    /// config (with the balancer's services). What is not carried over is printed to stderr.
+    Import {
+        #[command(flatten)]
+        sources: Sources,
+        /// Where to write: a file, or a directory for one file per node. Several
+        /// --keepalived files without a directory give OUT's name with the node's name
+        /// added (havip.toml -> havip.master1.toml). Default: standard output (one node).
+        #[arg(long, short, value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
     /// Start three local backends and the balancer in front of them, on loopback, and show
     /// balancing and a backend failing and coming back. Needs no config and no root.
     Demo {
@@ -53,10 +77,55 @@ enum Command {
     },
 }
 
+/// Foreign configs to read (any subset).
+#[derive(Debug, Clone, Default, clap::Args)]
+struct Sources {
+    /// haproxy.cfg to import.
+    #[arg(long, value_name = "FILE")]
+    haproxy: Option<PathBuf>,
+    /// keepalived.conf to import; repeat for each node.
+    #[arg(long, value_name = "FILE")]
+    keepalived: Vec<PathBuf>,
+    /// nginx config with the stream block (or a file included inside it).
+    #[arg(long, value_name = "FILE")]
+    nginx: Option<PathBuf>,
+    /// Content of a track script that keepalived.conf names, when it is not at that path on
+    /// this machine: `/etc/keepalived/check.sh=./check.sh`, or just the file (matched by
+    /// name).
+    #[arg(long, value_name = "[PATH=]FILE")]
+    script: Vec<String>,
+}
+
+impl Sources {
+    fn is_empty(&self) -> bool {
+        self.haproxy.is_none() && self.keepalived.is_empty() && self.nginx.is_none()
+    }
+
+    fn inputs(&self) -> import::Inputs {
+        import::Inputs {
+            haproxy: self.haproxy.clone(),
+            keepalived: self.keepalived.clone(),
+            nginx: self.nginx.clone(),
+            scripts: self
+                .script
+                .iter()
+                .map(|s| import::ScriptFile::parse(s))
+                .collect(),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
-        Command::Check => check(&cli.config),
+        Command::Check { strict, sources } => {
+            if sources.is_empty() {
+                check(&cli.config, strict)
+            } else {
+                check_foreign(&sources, strict)
+            }
+        }
+        Command::Import { sources, output } => import_cmd(&sources, output.as_deref()),
         Command::Run => match run::run(&cli.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -78,17 +147,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
+fn check(path: &std::path::Path, strict: bool) -> ExitCode {
     match config::load(path) {
         Ok(c) => {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let warnings = lint::lint(&lint::from_toml(path, &text), &lint::LocalInterfaces);
+            for w in &warnings {
+                eprintln!("{w}");
+            }
             let backends: usize = c.services.iter().map(|s| s.backends.len()).sum();
+            let extra = if warnings.is_empty() {
+                String::new()
+            } else {
+                format!(", {} warning(s)", warnings.len())
+            };
             println!(
-                "{}: OK ({} service(s), {} backend(s))",
+                "{}: OK ({} service(s), {} backend(s){extra})",
                 path.display(),
                 c.services.len(),
                 backends
             );
-            ExitCode::SUCCESS
+            if strict && !warnings.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(config::ConfigError::Invalid { path, problems }) => {
             for p in &problems {
@@ -102,4 +185,75 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `havip check --keepalived/--haproxy/--nginx`: what the import would report, with this
+/// machine's interfaces taken into account.
+fn check_foreign(sources: &Sources, strict: bool) -> ExitCode {
+    let imported = import::import(&sources.inputs(), &lint::LocalInterfaces);
+    let report = &imported.report;
+    for n in report.sorted() {
+        eprintln!("{n}");
+    }
+    let errors = report.count(import::Severity::Error);
+    let warnings = report.count(import::Severity::Warning);
+    let skipped = report.count(import::Severity::Skipped);
+    println!("{errors} error(s), {warnings} warning(s), {skipped} not carried over");
+    if errors > 0 || (strict && warnings > 0) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `havip import`: write the configs, print the report.
+fn import_cmd(sources: &Sources, output: Option<&std::path::Path>) -> ExitCode {
+    if sources.is_empty() {
+        eprintln!("havip import: give at least one of --haproxy, --keepalived, --nginx");
+        return ExitCode::FAILURE;
+    }
+    let imported = import::import(&sources.inputs(), &lint::NoInterfaces);
+    let report = &imported.report;
+    for n in report.sorted() {
+        eprintln!("{n}");
+    }
+    if report.has_errors() {
+        eprintln!(
+            "havip import: {} error(s) in the input; nothing written",
+            report.count(import::Severity::Error)
+        );
+        return ExitCode::FAILURE;
+    }
+    let targets = match import::output_paths(&imported.nodes, output) {
+        Ok(t) => t,
+        Err(msg) => {
+            eprintln!("havip import: {msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (node, target) in imported.nodes.iter().zip(&targets) {
+        let text = import::emit::emit(&node.config, &imported.notes_for(node));
+        match target {
+            None => print!("{text}"),
+            Some(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    if let Err(e) = std::fs::create_dir_all(dir) {
+                        eprintln!("havip import: {}: {e}", dir.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+                if let Err(e) = std::fs::write(path, &text) {
+                    eprintln!("havip import: {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("havip import: wrote {}", path.display());
+            }
+        }
+    }
+    eprintln!(
+        "havip import: {} not carried over, {} warning(s); check each config with havip check --config FILE",
+        report.count(import::Severity::Skipped),
+        report.count(import::Severity::Warning)
+    );
+    ExitCode::SUCCESS
 }

@@ -1,0 +1,487 @@
+//! Write an imported [`Config`] as havip TOML.
+//!
+//! Deterministic (same model, same bytes: no timestamps, no hash-map order), in the order of
+//! `docs/config.md`, each value followed by a `# file:line` comment naming the source line it
+//! came from, and a header listing the inputs and what was not carried over.
+
+use std::fmt::Write as _;
+
+use super::model::{Check, Config, OrOff, Service, Tracker, Vip, Vrrp, V};
+use super::text::fmt_duration;
+use super::Note;
+
+/// Values longer than this do not push the comments of their neighbours further right.
+const ALIGN_MAX: usize = 44;
+
+/// The TOML text of `config`; `notes` are the report lines that concern it.
+pub fn emit(config: &Config, notes: &[Note]) -> String {
+    let mut out = String::new();
+    out.push_str("# havip configuration written by `havip import` from:\n");
+    for input in &config.inputs {
+        let _ = writeln!(out, "#   {}", one_line(input));
+    }
+    out.push_str("# Each value names the source line it came from. Review, then validate with\n");
+    out.push_str("#   havip check --config <this file>\n");
+    if !notes.is_empty() {
+        out.push_str("#\n# Not carried over, and warnings (see docs/import.md):\n");
+        for n in notes {
+            let _ = writeln!(out, "#   {}", one_line(&n.to_string()));
+        }
+    }
+
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut global = Block::table("global", None);
+    global.num("max_conns", &config.global.max_conns);
+    global.num("workers", &config.global.workers);
+    blocks.push(global);
+    let mut log = Block::table("log", None);
+    if let Some(v) = &config.log.connections {
+        log.kv("connections", v.value.to_string(), comment(v));
+    }
+    blocks.push(log);
+    if let Some(admin) = &config.admin {
+        let mut b = Block::table("admin", Some(src_comment(&admin.from)));
+        b.kv("listen", quote(&admin.listen.value), comment(&admin.listen));
+        if !admin.auth.is_empty() {
+            let items = admin
+                .auth
+                .iter()
+                .map(|a| (quote(&a.value), comment(a)))
+                .collect();
+            b.array("auth", items);
+        }
+        blocks.push(b);
+    }
+    for s in &config.services {
+        service_blocks(s, &mut blocks);
+    }
+    for v in &config.vrrp {
+        vrrp_blocks(v, &mut blocks);
+    }
+    for t in &config.trackers {
+        blocks.push(tracker_block(t));
+    }
+    for b in blocks {
+        b.render(&mut out);
+    }
+    out
+}
+
+fn service_blocks(s: &Service, blocks: &mut Vec<Block>) {
+    let mut from = src_comment(&s.from);
+    for also in &s.also_from {
+        from.push_str(", ");
+        from.push_str(&src_comment(also));
+    }
+    let mut b = Block::array_table("service", Some(from));
+    b.kv("name", quote(&s.name.value), comment(&s.name));
+    b.array(
+        "listen",
+        s.listen
+            .iter()
+            .map(|l| (quote(&l.value), comment(l)))
+            .collect(),
+    );
+    if let Some(v) = &s.balance {
+        b.kv("balance", quote(v.value), comment(v));
+    }
+    b.num("retries", &s.retries);
+    b.dur("slow_start", &s.slow_start);
+    if let Some(v) = &s.close_on_down {
+        b.kv("close_on_down", v.value.to_string(), comment(v));
+    }
+    blocks.push(b);
+
+    let t = &s.timeouts;
+    let mut b = Block::table("service.timeouts", None);
+    b.dur("connect", &t.connect);
+    b.dur("queue", &t.queue);
+    b.dur("client_idle", &t.client_idle);
+    b.dur("server_idle", &t.server_idle);
+    if let Some(v) = &t.tunnel {
+        let text = match v.value {
+            OrOff::Off => "off".to_string(),
+            OrOff::On(d) => fmt_duration(d),
+        };
+        b.kv("tunnel", quote(&text), comment(v));
+    }
+    blocks.push(b);
+
+    let l = &s.limits;
+    let mut b = Block::table("service.limits", None);
+    b.num("max_conns", &l.max_conns);
+    b.num("max_queue", &l.max_queue);
+    b.num("backlog", &l.backlog);
+    blocks.push(b);
+
+    let h = &s.health;
+    let mut b = Block::table("service.health", None);
+    if let Some(v) = &h.check {
+        b.kv("check", quote(v.value.as_str()), comment(v));
+    }
+    b.string("path", &h.path);
+    b.string("host", &h.host);
+    if let Some(v) = &h.expect_status {
+        let items: Vec<String> = v
+            .value
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    quote(&format!("{lo}-{hi}"))
+                }
+            })
+            .collect();
+        b.kv(
+            "expect_status",
+            format!("[{}]", items.join(", ")),
+            comment(v),
+        );
+    }
+    b.dur("interval", &h.interval);
+    b.dur("fast_interval", &h.fast_interval);
+    b.dur("down_interval", &h.down_interval);
+    b.dur("timeout", &h.timeout);
+    b.num("rise", &h.rise);
+    b.num("fall", &h.fall);
+    b.num("port", &h.port);
+    blocks.push(b);
+    let https = h.check.as_ref().is_some_and(|c| c.value == Check::Https);
+    if https && !h.tls.is_empty() {
+        let mut b = Block::table("service.health.tls", None);
+        if let Some(v) = &h.tls.verify {
+            b.kv("verify", v.value.to_string(), comment(v));
+        }
+        b.string("ca_file", &h.tls.ca_file);
+        b.string("client_cert", &h.tls.client_cert);
+        b.string("client_key", &h.tls.client_key);
+        b.string("sni", &h.tls.sni);
+        blocks.push(b);
+    }
+
+    let p = &s.passive;
+    let mut b = Block::table("service.passive", None);
+    b.num("max_fails", &p.max_fails);
+    b.dur("fail_timeout", &p.fail_timeout);
+    blocks.push(b);
+
+    for be in &s.backends {
+        let mut b = Block::array_table("service.backend", Some(src_comment(&be.from)));
+        b.string("name", &be.name);
+        b.kv("address", quote(&be.address.value), comment(&be.address));
+        b.num("weight", &be.weight);
+        b.num("max_conns", &be.max_conns);
+        if let Some(v) = &be.backup {
+            b.kv("backup", v.value.to_string(), comment(v));
+        }
+        blocks.push(b);
+    }
+}
+
+fn vip_value(v: &Vip) -> String {
+    if v.interface.is_none() && v.label.is_none() {
+        return quote(&v.cidr());
+    }
+    let mut s = format!("{{ address = {}", quote(&v.cidr()));
+    if let Some(i) = &v.interface {
+        let _ = write!(s, ", interface = {}", quote(i));
+    }
+    if let Some(l) = &v.label {
+        let _ = write!(s, ", label = {}", quote(l));
+    }
+    s.push_str(" }");
+    s
+}
+
+fn vrrp_blocks(v: &Vrrp, blocks: &mut Vec<Block>) {
+    let mut b = Block::array_table("vrrp", Some(src_comment(&v.from)));
+    b.kv("name", quote(&v.name.value), comment(&v.name));
+    b.string("interface", &v.interface);
+    b.num("vrid", &v.vrid);
+    b.num("version", &v.version);
+    b.num("priority", &v.priority);
+    b.dur("advert_interval", &v.advert_interval);
+    if let Some(p) = &v.preempt {
+        b.kv("preempt", p.value.to_string(), comment(p));
+    }
+    b.dur("preempt_delay", &v.preempt_delay);
+    if let Some(a) = &v.accept {
+        b.kv("accept", a.value.to_string(), comment(a));
+    }
+    if !v.virtual_addresses.is_empty() {
+        b.array(
+            "virtual_addresses",
+            v.virtual_addresses
+                .iter()
+                .map(|a| (vip_value(&a.value), comment(a)))
+                .collect(),
+        );
+    }
+    if let Some(s) = &v.source {
+        b.kv("source", quote(&s.value.to_string()), comment(s));
+    }
+    if let Some(p) = &v.unicast_peers {
+        let items: Vec<String> = p.value.iter().map(|a| quote(&a.to_string())).collect();
+        b.kv(
+            "unicast_peers",
+            format!("[{}]", items.join(", ")),
+            comment(p),
+        );
+    }
+    if let Some(c) = &v.check_unicast_source {
+        b.kv("check_unicast_source", c.value.to_string(), comment(c));
+    }
+    b.string("auth_pass", &v.auth_pass);
+    if !v.track.is_empty() {
+        let items = v
+            .track
+            .iter()
+            .map(|t| {
+                let text = match t.value.weight {
+                    None => quote(&t.value.tracker),
+                    Some(w) => format!("{{ tracker = {}, weight = {w} }}", quote(&t.value.tracker)),
+                };
+                (text, comment(t))
+            })
+            .collect();
+        b.array("track", items);
+    }
+    blocks.push(b);
+    let a = &v.announce;
+    if !a.is_empty() {
+        let mut b = Block::table("vrrp.announce", None);
+        b.num("burst_count", &a.burst_count);
+        b.dur("burst_spacing", &a.burst_spacing);
+        b.dur("second_burst_delay", &a.second_burst_delay);
+        b.dur("refresh_interval", &a.refresh_interval);
+        b.num("refresh_count", &a.refresh_count);
+        b.num("lower_priority_burst_count", &a.lower_priority_burst_count);
+        blocks.push(b);
+    }
+    let n = &v.notify;
+    if !n.is_empty() {
+        let mut b = Block::table("vrrp.notify", None);
+        b.argv("command", &n.command);
+        b.argv("master", &n.master);
+        b.argv("backup", &n.backup);
+        b.argv("fault", &n.fault);
+        b.argv("stop", &n.stop);
+        b.string("user", &n.user);
+        blocks.push(b);
+    }
+}
+
+fn tracker_block(t: &Tracker) -> Block {
+    let mut b = Block::array_table("tracker", Some(src_comment(&t.from)));
+    b.kv("name", quote(&t.name.value), comment(&t.name));
+    b.kv("kind", quote(t.kind.value.as_str()), comment(&t.kind));
+    if let Some(w) = &t.weight {
+        b.kv("weight", w.value.to_string(), comment(w));
+    }
+    b.num("rise", &t.rise);
+    b.num("fall", &t.fall);
+    b.dur("interval", &t.interval);
+    b.argv("command", &t.command);
+    b.dur("timeout", &t.timeout);
+    b.string("user", &t.user);
+    b.string("service", &t.service);
+    b.num("min_healthy", &t.min_healthy);
+    b.string("interface", &t.interface);
+    b.string("process", &t.process);
+    b.string("path", &t.path);
+    b
+}
+
+/// A TOML basic string.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Comments must stay on one line.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn src_comment(src: &super::Src) -> String {
+    one_line(&format!(
+        "{}:{} {}",
+        src.loc.file, src.loc.line, src.directive
+    ))
+}
+
+fn comment<T>(v: &V<T>) -> Option<String> {
+    let mut s = match &v.src {
+        Some(src) => format!("{}:{}", src.loc.file, src.loc.line),
+        None => String::new(),
+    };
+    if let Some(note) = &v.note {
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
+        s.push_str(note);
+    }
+    (!s.is_empty()).then(|| one_line(&s))
+}
+
+enum Line {
+    Kv {
+        key: &'static str,
+        value: String,
+        comment: Option<String>,
+    },
+    Multi {
+        key: &'static str,
+        items: Vec<(String, Option<String>)>,
+    },
+}
+
+/// One table: its header and its lines.
+struct Block {
+    header: String,
+    comment: Option<String>,
+    lines: Vec<Line>,
+    /// Written even when empty (array-of-tables entries).
+    always: bool,
+}
+
+impl Block {
+    fn table(name: &str, comment: Option<String>) -> Block {
+        Block {
+            header: format!("[{name}]"),
+            comment,
+            lines: Vec::new(),
+            always: false,
+        }
+    }
+
+    fn array_table(name: &str, comment: Option<String>) -> Block {
+        Block {
+            header: format!("[[{name}]]"),
+            comment,
+            lines: Vec::new(),
+            always: true,
+        }
+    }
+
+    fn kv(&mut self, key: &'static str, value: String, comment: Option<String>) {
+        self.lines.push(Line::Kv {
+            key,
+            value,
+            comment,
+        });
+    }
+
+    fn array(&mut self, key: &'static str, items: Vec<(String, Option<String>)>) {
+        match items.len() {
+            0 => self.kv(key, "[]".to_string(), None),
+            1 => {
+                let (value, comment) = items.into_iter().next().unwrap_or_default();
+                self.kv(key, format!("[{value}]"), comment);
+            }
+            _ => self.lines.push(Line::Multi { key, items }),
+        }
+    }
+
+    fn num<T: ToString>(&mut self, key: &'static str, v: &Option<V<T>>) {
+        if let Some(v) = v {
+            self.kv(key, v.value.to_string(), comment(v));
+        }
+    }
+
+    fn dur(&mut self, key: &'static str, v: &Option<V<std::time::Duration>>) {
+        if let Some(v) = v {
+            self.kv(key, quote(&fmt_duration(v.value)), comment(v));
+        }
+    }
+
+    fn string(&mut self, key: &'static str, v: &Option<V<String>>) {
+        if let Some(v) = v {
+            self.kv(key, quote(&v.value), comment(v));
+        }
+    }
+
+    fn argv(&mut self, key: &'static str, v: &Option<V<Vec<String>>>) {
+        if let Some(v) = v {
+            let items: Vec<String> = v.value.iter().map(|a| quote(a)).collect();
+            self.kv(key, format!("[{}]", items.join(", ")), comment(v));
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        if self.lines.is_empty() && !self.always {
+            return;
+        }
+        out.push('\n');
+        match &self.comment {
+            Some(c) => {
+                let _ = writeln!(out, "{}  # {c}", self.header);
+            }
+            None => {
+                let _ = writeln!(out, "{}", self.header);
+            }
+        }
+        let width = self
+            .lines
+            .iter()
+            .map(|l| match l {
+                Line::Kv { key, value, .. } => key.len() + 3 + value.len(),
+                Line::Multi { items, .. } => {
+                    4 + items.iter().map(|(v, _)| v.len() + 1).max().unwrap_or(0)
+                }
+            })
+            .filter(|&w| w <= ALIGN_MAX)
+            .max()
+            .unwrap_or(0);
+        for line in &self.lines {
+            match line {
+                Line::Kv {
+                    key,
+                    value,
+                    comment,
+                } => {
+                    let text = format!("{key} = {value}");
+                    write_commented(out, &text, comment.as_deref(), width);
+                }
+                Line::Multi { key, items } => {
+                    let _ = writeln!(out, "{key} = [");
+                    for (value, comment) in items {
+                        let text = format!("    {value},");
+                        write_commented(out, &text, comment.as_deref(), width);
+                    }
+                    out.push_str("]\n");
+                }
+            }
+        }
+    }
+}
+
+fn write_commented(out: &mut String, text: &str, comment: Option<&str>, width: usize) {
+    match comment {
+        Some(c) => {
+            let pad = width.saturating_sub(text.len());
+            let _ = writeln!(out, "{text}{}  # {c}", " ".repeat(pad));
+        }
+        None => {
+            let _ = writeln!(out, "{text}");
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Whole imports of the seed configs (the golden files are checked by the integration test
+//! `tests/import.rs`), and arbitrary input into every lexer and mapping: no panics.
+
+use super::*;
+use proptest::prelude::*;
+
+fn seeds() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import/seeds")
+}
+
+#[test]
+fn output_paths_for_one_and_several_nodes() {
+    let node = |name: Option<&str>| Node {
+        keepalived: Some(PathBuf::from(format!("{}.conf", name.unwrap_or("k")))),
+        name: name.map(str::to_string),
+        config: model::Config::default(),
+    };
+    let one = [node(None)];
+    assert_eq!(output_paths(&one, None).unwrap(), vec![None]);
+    assert_eq!(
+        output_paths(&one, Some(Path::new("out.toml"))).unwrap(),
+        vec![Some(PathBuf::from("out.toml"))]
+    );
+    let two = [node(Some("m1")), node(Some("m2"))];
+    assert!(output_paths(&two, None).unwrap_err().contains("-o DIR"));
+    assert_eq!(
+        output_paths(&two, Some(Path::new("out/"))).unwrap(),
+        vec![
+            Some(PathBuf::from("out/m1.toml")),
+            Some(PathBuf::from("out/m2.toml"))
+        ]
+    );
+    assert_eq!(
+        output_paths(&two, Some(Path::new("etc/havip.toml"))).unwrap(),
+        vec![
+            Some(PathBuf::from("etc/havip.m1.toml")),
+            Some(PathBuf::from("etc/havip.m2.toml"))
+        ]
+    );
+}
+
+#[test]
+fn script_file_arguments() {
+    assert_eq!(
+        ScriptFile::parse("/etc/k/check.sh=./c.sh"),
+        ScriptFile {
+            path_in_config: Some("/etc/k/check.sh".into()),
+            file: PathBuf::from("./c.sh")
+        }
+    );
+    assert_eq!(ScriptFile::parse("c.sh").path_in_config, None);
+}
+
+#[test]
+fn a_script_given_by_name_becomes_a_built_in_tracker() {
+    let dir = seeds();
+    let inputs = Inputs {
+        haproxy: Some(dir.join("rke2-haproxy.cfg")),
+        keepalived: vec![dir.join("rke2-keepalived.conf")],
+        nginx: None,
+        scripts: vec![ScriptFile::parse(
+            &dir.join("rke2-check_apiserver.sh").to_string_lossy(),
+        )],
+    };
+    let out = import(&inputs, &lint::NoInterfaces);
+    let t = &out.nodes[0].config.trackers[0];
+    assert_eq!(t.kind.value, model::TrackerKind::Listener);
+    assert_eq!(t.service.as_ref().unwrap().value, "rke2-apiserver");
+    assert_eq!(t.weight.as_ref().unwrap().value, 0);
+    // Without the script, keepalived's track script stays a script.
+    let out = import(
+        &Inputs {
+            scripts: Vec::new(),
+            ..inputs
+        },
+        &lint::NoInterfaces,
+    );
+    assert_eq!(
+        out.nodes[0].config.trackers[0].kind.value,
+        model::TrackerKind::Script
+    );
+}
+
+#[test]
+fn a_process_check_without_the_proxy_imported_stays_a_process_check() {
+    let dir = seeds();
+    let out = import(
+        &Inputs {
+            keepalived: vec![dir.join("kubesphere-keepalived.conf")],
+            ..Inputs::default()
+        },
+        &lint::NoInterfaces,
+    );
+    let t = &out.nodes[0].config.trackers[0];
+    assert_eq!(t.kind.value, model::TrackerKind::Process);
+    assert_eq!(t.process.as_ref().unwrap().value, "haproxy");
+    assert_eq!(
+        t.interval.as_ref().unwrap().value,
+        std::time::Duration::from_secs(2)
+    );
+}
+
+#[test]
+fn unreadable_inputs_are_errors() {
+    let out = import(
+        &Inputs {
+            haproxy: Some(PathBuf::from("/nonexistent/haproxy.cfg")),
+            ..Inputs::default()
+        },
+        &lint::NoInterfaces,
+    );
+    assert!(out.report.has_errors());
+    assert!(out.report.sorted()[0]
+        .to_string()
+        .starts_with("/nonexistent/haproxy.cfg:1:1: haproxy: error: cannot read"));
+}
+
+/// Text that looks enough like a config to reach deep into the parsers.
+fn configish() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just(";".to_string()),
+        Just("\n".to_string()),
+        Just("\"".to_string()),
+        Just("'".to_string()),
+        Just("\\".to_string()),
+        Just("#".to_string()),
+        Just(" ".to_string()),
+        Just("$X=".to_string()),
+        Just("$X".to_string()),
+        Just("@n ".to_string()),
+        Just(".if".to_string()),
+        prop::sample::select(vec![
+            "global",
+            "defaults",
+            "frontend f",
+            "backend b",
+            "listen l",
+            "bind",
+            "*:6443",
+            ":::1",
+            "server",
+            "s",
+            "10.0.0.1:6443",
+            "check",
+            "inter",
+            "default-server",
+            "balance",
+            "random(3)",
+            "option",
+            "httpchk",
+            "timeout",
+            "client",
+            "tunnel",
+            "mode",
+            "http",
+            "stats",
+            "auth",
+            "a:b",
+            "default_backend",
+            "stream",
+            "upstream",
+            "u",
+            "listen",
+            "proxy_pass",
+            "hash",
+            "$remote_addr",
+            "consistent",
+            "weight=0",
+            "max_fails=x",
+            "include",
+            "vrrp_instance",
+            "VI",
+            "vrrp_script",
+            "script",
+            "track_script",
+            "virtual_ipaddress",
+            "10.0.0.1/24",
+            "dev",
+            "unicast_peer",
+            "authentication",
+            "auth_pass",
+            "state",
+            "MASTER",
+            "nopreempt",
+            "priority",
+            "256",
+            "advert_int",
+            "0.0001",
+            "virtual_router_id",
+            "0",
+            "-1",
+            "18446744073709551616",
+            "notify",
+            "global_defs",
+            "vrrp_garp_interval",
+            "track_interface",
+            "weight",
+            "pgrep haproxy",
+            "ss | grep 6443",
+            "curl https://localhost:6443/",
+        ])
+        .prop_map(str::to_string),
+        "[ -~]{0,6}",
+        any::<char>().prop_map(|c| c.to_string()),
+    ];
+    prop::collection::vec(piece, 0..80).prop_map(|v| v.join(" "))
+}
+
+fn ctx_services() -> Vec<model::Service> {
+    let mut report = Report::default();
+    let cfg = haproxy::parse(
+        &Arc::from("h"),
+        "listen l\n bind *:6443\n server s 10.0.0.1:6443 check\n",
+        &mut report,
+    );
+    haproxy::map(&cfg, &mut report).services
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn haproxy_never_panics(text in configish()) {
+        let mut report = Report::default();
+        let cfg = haproxy::parse(&Arc::from("h"), &text, &mut report);
+        let c = haproxy::map(&cfg, &mut report);
+        let _ = emit::emit(&c, &report.sorted());
+    }
+
+    #[test]
+    fn nginx_never_panics(text in configish()) {
+        let mut report = Report::default();
+        if let Ok(tree) = nginx::parse(&Arc::from("n"), &text) {
+            let c = nginx::map(&tree, &mut report);
+            let _ = emit::emit(&c, &report.sorted());
+        }
+    }
+
+    #[test]
+    fn keepalived_never_panics(text in configish()) {
+        let mut report = Report::default();
+        let tree = keepalived::parse_text(&Arc::from("k"), &text, &mut report);
+        let services = ctx_services();
+        let origins = vec![Proxy::Haproxy; services.len()];
+        let ctx = keepalived::Context { services: &services, origins: &origins, scripts: &[] };
+        let m = keepalived::map(&tree, &ctx, &mut report);
+        keepalived::check_set(&[m.vrrp.clone(), m.vrrp.clone()], &mut report);
+        let c = model::Config { vrrp: m.vrrp, trackers: m.trackers, ..Default::default() };
+        let _ = lint::lint(&facts(&c), &lint::NoInterfaces);
+        let _ = emit::emit(&c, &report.sorted());
+    }
+
+    #[test]
+    fn shell_reader_never_panics(text in configish()) {
+        let _ = script::analyze_script(&text);
+        let argv: Vec<String> = text.split(' ').map(str::to_string).collect();
+        let _ = script::analyze_argv(&argv);
+        let _ = text::split_command(&text);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let mut report = Report::default();
+        let cfg = haproxy::parse(&Arc::from("h"), &text, &mut report);
+        let _ = haproxy::map(&cfg, &mut report);
+        let _ = nginx::parse(&Arc::from("n"), &text);
+        let _ = keepalived::parse_text(&Arc::from("k"), &text, &mut report);
+        let _ = script::analyze_script(&text);
+        let _ = lint::from_toml(Path::new("t"), &text);
+    }
+
+    #[test]
+    fn emitted_toml_always_parses(name in "\\PC{0,12}", value in "\\PC{0,20}") {
+        let mut c = model::Config::default();
+        let src = Src::new(Loc::new(&Arc::from(name.as_str()), 1, 1), value.clone());
+        let mut s = model::Service::new(model::V::noted(name.clone(), &src, value.clone()), src.clone());
+        s.listen.push(model::V::new(value.clone(), &src));
+        s.backends.push(model::Backend {
+            from: src.clone(),
+            name: Some(model::V::new(value.clone(), &src)),
+            address: model::V::new(name.clone(), &src),
+            weight: None,
+            max_conns: None,
+            backup: None,
+        });
+        c.services.push(s);
+        let note = Note { loc: src.loc.clone(), directive: value.clone(), severity: Severity::Skipped, message: name.clone() };
+        let text = emit::emit(&c, &[note]);
+        let parsed: Result<toml::Table, _> = toml::from_str(&text);
+        prop_assert!(parsed.is_ok(), "{}", text);
+    }
+}

@@ -1,0 +1,271 @@
+//! Small text helpers shared by the importers: the time formats of each source, havip's
+//! duration strings, IP prefixes, and splitting a command line into argv.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A duration as havip writes it: the largest unit that states it exactly
+/// ("2s", "1m", "1500ms", "250us"), "0s" for zero.
+pub fn fmt_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".to_string();
+    }
+    let nanos = d.subsec_nanos();
+    if nanos % 1_000_000 != 0 {
+        return format!("{}us", d.as_micros());
+    }
+    if nanos != 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let s = d.as_secs();
+    if s % 86_400 == 0 {
+        format!("{}d", s / 86_400)
+    } else if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// A number followed by an optional unit, in `default_unit` when there is none. Units:
+/// `us`, `ms`, `s`, `m`, `h`, `d` (and `w`, `M`, `y` for nginx). Several parts may follow
+/// each other when `compound` ("1h30m" in nginx). Returns None when it is not a time.
+pub fn parse_time(text: &str, default_unit: &str, compound: bool) -> Option<Duration> {
+    let s = text.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 12 {
+            return None;
+        }
+        let (number, after) = rest.split_at(digits);
+        let value: u64 = number.parse().ok()?;
+        let unit_len = after.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let (unit, after) = after.split_at(unit_len);
+        let unit = if unit.is_empty() { default_unit } else { unit };
+        let part = match unit {
+            "us" => Duration::from_micros(value),
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value.checked_mul(60)?),
+            "h" => Duration::from_secs(value.checked_mul(3600)?),
+            "d" => Duration::from_secs(value.checked_mul(86_400)?),
+            "w" => Duration::from_secs(value.checked_mul(7 * 86_400)?),
+            "M" => Duration::from_secs(value.checked_mul(30 * 86_400)?),
+            "y" => Duration::from_secs(value.checked_mul(365 * 86_400)?),
+            _ => return None,
+        };
+        total = total.checked_add(part)?;
+        parts += 1;
+        rest = after;
+        if !compound && !rest.is_empty() {
+            return None;
+        }
+    }
+    (parts > 0).then_some(total)
+}
+
+/// Seconds with an optional fraction, as keepalived writes timers ("1", "0.1", "2.5"), to
+/// microsecond resolution. None for anything else (negative, garbage, absurdly large).
+pub fn parse_seconds(text: &str) -> Option<Duration> {
+    let s = text.trim();
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (s, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if int.len() > 9 {
+        return None;
+    }
+    let secs: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut micros: u32 = 0;
+    for (i, b) in frac.bytes().take(6).enumerate() {
+        micros += u32::from(b - b'0') * 10u32.pow(5 - i as u32);
+    }
+    Some(Duration::from_secs(secs) + Duration::from_micros(u64::from(micros)))
+}
+
+/// `ADDR` or `ADDR/LEN`; a bare address gets the host prefix (/32 or /128).
+pub fn parse_prefix(text: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => {
+            let n: u8 = l.parse().ok()?;
+            if n > max {
+                return None;
+            }
+            n
+        }
+        None => max,
+    };
+    Some((addr, len))
+}
+
+/// Whether `addr` is inside `net/len` (same family only).
+pub fn in_subnet(addr: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (addr, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let len = u32::from(len.min(32));
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            (u32::from(a) & mask) == (u32::from(n) & mask)
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let len = u32::from(len.min(128));
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            (u128::from(a) & mask) == (u128::from(n) & mask)
+        }
+        _ => false,
+    }
+}
+
+/// Split a command line into argv the way keepalived splits a script: unquoted whitespace
+/// separates words, single or double quotes group (and are removed), a backslash escapes
+/// the next character. No expansions. None when a quote is not closed.
+pub fn split_command(text: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' | '"' => {
+                in_word = true;
+                let quote = c;
+                let mut closed = false;
+                for q in chars.by_ref() {
+                    if q == quote {
+                        closed = true;
+                        break;
+                    }
+                    word.push(q);
+                }
+                if !closed {
+                    return None;
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(n) = chars.next() {
+                    word.push(n);
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        out.push(word);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_use_the_largest_exact_unit() {
+        assert_eq!(fmt_duration(Duration::ZERO), "0s");
+        assert_eq!(fmt_duration(Duration::from_secs(2)), "2s");
+        assert_eq!(fmt_duration(Duration::from_secs(60)), "1m");
+        assert_eq!(fmt_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(fmt_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(fmt_duration(Duration::from_secs(86_400)), "1d");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(fmt_duration(Duration::from_micros(1)), "1us");
+    }
+
+    #[test]
+    fn times_of_each_source() {
+        // HAProxy: milliseconds by default.
+        assert_eq!(
+            parse_time("5000", "ms", false),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(parse_time("1m", "ms", false), Some(Duration::from_secs(60)));
+        assert_eq!(parse_time("1m30s", "ms", false), None);
+        // nginx: seconds by default, compound allowed.
+        assert_eq!(parse_time("30", "s", true), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_time("1h30m", "s", true),
+            Some(Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse_time("500ms", "s", true),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(parse_time("", "s", true), None);
+        assert_eq!(parse_time("abc", "s", true), None);
+        assert_eq!(parse_time("5x", "s", true), None);
+        assert_eq!(parse_time("99999999999999999999", "s", true), None);
+        // keepalived: decimal seconds.
+        assert_eq!(parse_seconds("1"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_seconds("0.1"), Some(Duration::from_millis(100)));
+        assert_eq!(
+            parse_seconds("2.71828"),
+            Some(Duration::from_micros(2_718_280))
+        );
+        assert_eq!(parse_seconds("0.000001"), Some(Duration::from_micros(1)));
+        assert_eq!(parse_seconds("-1"), None);
+        assert_eq!(parse_seconds("."), None);
+        assert_eq!(parse_seconds("1e3"), None);
+    }
+
+    #[test]
+    fn prefixes_and_subnets() {
+        let (a, l) = parse_prefix("10.0.0.5/24").unwrap();
+        assert_eq!(l, 24);
+        assert!(in_subnet("10.0.0.200".parse().unwrap(), a, l));
+        assert!(!in_subnet("10.0.1.1".parse().unwrap(), a, l));
+        assert_eq!(parse_prefix("10.0.0.5").unwrap().1, 32);
+        assert_eq!(parse_prefix("fd00::1").unwrap().1, 128);
+        assert!(parse_prefix("10.0.0.5/33").is_none());
+        assert!(!in_subnet("fd00::1".parse().unwrap(), a, 0));
+    }
+
+    #[test]
+    fn commands_split_like_keepalived() {
+        assert_eq!(
+            split_command("/bin/bash -c 'if [[ $(netstat -nlp | grep 9443) ]]; then exit 0; fi'")
+                .unwrap(),
+            vec![
+                "/bin/bash",
+                "-c",
+                "if [[ $(netstat -nlp | grep 9443) ]]; then exit 0; fi"
+            ]
+        );
+        assert_eq!(split_command("killall -0 haproxy").unwrap().len(), 3);
+        assert_eq!(split_command("a\\ b c").unwrap(), vec!["a b", "c"]);
+        assert!(split_command("a 'b").is_none());
+        assert_eq!(split_command("  ").unwrap(), Vec::<String>::new());
+    }
+}

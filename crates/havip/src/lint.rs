@@ -1,0 +1,585 @@
+//! Traps seen in the field: settings that are valid but will not do what their author
+//! thinks. `havip check` prints them as warnings (and fails with `--strict`), for a havip
+//! config and, through the importer, for keepalived / HAProxy / nginx files.
+//!
+//! The checks run on [`Facts`]: the few values they need, each with the place it was
+//! written (a TOML key, or a line of a foreign file). [`from_toml`] gathers them from a
+//! havip config; the importer gathers them from what it imported, so a warning about an
+//! imported value names the keepalived or haproxy line it came from. Traps that exist only
+//! in a foreign format (keepalived's `state MASTER` with `nopreempt`, HAProxy's SSLv3 hello
+//! check) and the checks across several nodes are reported by the importer itself.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::config::duration::parse_duration;
+use crate::config::reader::Problems;
+use crate::import::text::{fmt_duration, in_subnet, parse_prefix};
+
+/// Where a value was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub file: String,
+    pub line: u32,
+    pub col: u32,
+    /// The TOML key path (`vrrp[0].vrid`) or the foreign directive (`virtual_router_id`).
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At<T> {
+    pub value: T,
+    pub place: Place,
+}
+
+/// One warning, printed as `file:line:col: key: warning: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub place: Place,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: warning: {}",
+            self.place.file, self.place.line, self.place.col, self.place.key, self.message
+        )
+    }
+}
+
+/// What the checks of one service need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceFacts {
+    pub name: String,
+    pub place: Place,
+    /// Ports it listens on and ports of its backends.
+    pub ports: Vec<u16>,
+    pub client_idle: Option<At<Duration>>,
+    pub server_idle: Option<At<Duration>>,
+    /// None: the default (1h); `Some(None)`: "off".
+    pub tunnel: Option<At<Option<Duration>>>,
+    /// The check kind when it is an HTTP(S) check, with its path.
+    pub http_path: Option<At<String>>,
+}
+
+/// What the checks of one VRRP instance need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpFacts {
+    pub name: String,
+    pub place: Place,
+    pub interface: Option<At<String>>,
+    pub vrid: Option<At<u8>>,
+    pub version: u8,
+    pub advert: Option<At<Duration>>,
+    pub auth_pass: Option<At<String>>,
+    pub unicast_peers: Option<At<Vec<IpAddr>>>,
+    pub source: Option<At<IpAddr>>,
+    /// Address, prefix length, and the interface it goes on when not the instance's.
+    pub vips: Vec<At<(IpAddr, u8, Option<String>)>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub services: Vec<ServiceFacts>,
+    pub vrrp: Vec<VrrpFacts>,
+}
+
+/// The addresses of this machine's interfaces, when they can be known.
+pub trait Interfaces {
+    /// Addresses with prefix lengths, primary first; None when unknown (no such interface
+    /// here, or no way to ask).
+    fn addresses(&self, interface: &str) -> Option<Vec<(IpAddr, u8)>>;
+}
+
+/// Knows nothing: for imports made away from the node.
+pub struct NoInterfaces;
+
+impl Interfaces for NoInterfaces {
+    fn addresses(&self, _: &str) -> Option<Vec<(IpAddr, u8)>> {
+        None
+    }
+}
+
+/// This machine's interfaces, from `ip -j addr show dev NAME` (no root needed).
+pub struct LocalInterfaces;
+
+impl Interfaces for LocalInterfaces {
+    fn addresses(&self, interface: &str) -> Option<Vec<(IpAddr, u8)>> {
+        if interface.is_empty() || interface.starts_with('-') {
+            return None;
+        }
+        let out = Command::new("ip")
+            .args(["-j", "addr", "show", "dev", interface])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        parse_ip_json(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+/// The addresses in `ip -j addr` output, in order.
+pub fn parse_ip_json(text: &str) -> Option<Vec<(IpAddr, u8)>> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let mut out = Vec::new();
+    for link in v.as_array()? {
+        for a in link.get("addr_info")?.as_array()? {
+            let ip = a.get("local")?.as_str()?.parse::<IpAddr>().ok()?;
+            let len = u8::try_from(a.get("prefixlen")?.as_u64()?).ok()?;
+            out.push((ip, len));
+        }
+    }
+    Some(out)
+}
+
+/// Ports where a kube-apiserver (6443) or the RKE2 supervisor (9345) answers.
+const APISERVER_PORTS: &[u16] = &[6443, 9345];
+const MIN_IDLE: Duration = Duration::from_secs(300);
+const DEFAULT_IDLE: Duration = Duration::from_secs(3600);
+
+/// Run every check.
+pub fn lint(facts: &Facts, interfaces: &dyn Interfaces) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for s in &facts.services {
+        lint_service(s, &mut out);
+    }
+    for v in &facts.vrrp {
+        lint_vrrp(v, interfaces, &mut out);
+    }
+    out
+}
+
+fn warn(out: &mut Vec<Warning>, place: &Place, message: String) {
+    let w = Warning {
+        place: place.clone(),
+        message,
+    };
+    if !out.contains(&w) {
+        out.push(w);
+    }
+}
+
+fn lint_service(s: &ServiceFacts, out: &mut Vec<Warning>) {
+    let api: Vec<u16> = s
+        .ports
+        .iter()
+        .copied()
+        .filter(|p| APISERVER_PORTS.contains(p))
+        .collect();
+    if let Some(&port) = api.first() {
+        // With the tunnel timeout on, it governs established connections; off, the client
+        // and server idle timeouts do.
+        let shortest: Option<(Duration, &Place)> = match &s.tunnel {
+            Some(At {
+                value: Some(t),
+                place,
+            }) => Some((*t, place)),
+            None => None,
+            Some(At { value: None, .. }) => {
+                let mut candidates: Vec<(Duration, &Place)> = Vec::new();
+                for t in [&s.client_idle, &s.server_idle].into_iter().flatten() {
+                    candidates.push((t.value, &t.place));
+                }
+                candidates.into_iter().min_by_key(|(d, _)| *d)
+            }
+        };
+        if let Some((d, place)) = shortest {
+            if d < MIN_IDLE {
+                warn(
+                    out,
+                    place,
+                    format!(
+                        "idle timeout of {} in front of an apiserver port ({port}): watches and `kubectl logs -f` that stay quiet longer are cut; use at least 5m (havip's default is 1h)",
+                        fmt_duration(d)
+                    ),
+                );
+            }
+        } else {
+            let _ = DEFAULT_IDLE;
+        }
+    }
+    if let Some(p) = &s.http_path {
+        let path = p.value.split('?').next().unwrap_or("");
+        if path == "/healthz" || path.starts_with("/healthz/") {
+            warn(
+                out,
+                &p.place,
+                "HTTP check on /healthz, which is deprecated: /readyz is the load-balancer signal (it fails during --shutdown-delay-duration, so the balancer stops sending in time)".into(),
+            );
+        }
+    }
+}
+
+fn lint_vrrp(v: &VrrpFacts, interfaces: &dyn Interfaces, out: &mut Vec<Warning>) {
+    if let Some(id) = v.vrid.as_ref().filter(|id| id.value == 51) {
+        warn(
+            out,
+            &id.place,
+            "VRID 51 is everyone's default (keepalived's sample config): two clusters that copied the same guide collide on one segment; pick a VRID unique on this network".into(),
+        );
+    }
+    if let Some(p) = &v.auth_pass {
+        if v.version == 2 && p.value.len() > 8 {
+            warn(
+                out,
+                &p.place,
+                format!(
+                    "the password is {} bytes but VRRPv2 carries 8: only the first 8 are used (keepalived truncates it too), so nodes whose passwords differ later still accept each other",
+                    p.value.len()
+                ),
+            );
+        }
+    }
+    if let Some(peers) = v.unicast_peers.as_ref().filter(|p| p.value.is_empty()) {
+        warn(
+            out,
+            &peers.place,
+            "unicast peer list with no peers: the instance uses multicast (keepalived before 2.2.4 did so silently); list the peers, or remove it to use multicast on purpose".into(),
+        );
+    }
+    if let Some(a) = &v.advert {
+        if v.version == 2 && a.value < Duration::from_secs(1) {
+            warn(
+                out,
+                &a.place,
+                format!(
+                    "advert interval {} with VRRPv2, which carries whole seconds: use version 3 for sub-second adverts",
+                    fmt_duration(a.value)
+                ),
+            );
+        }
+    }
+    let iface = v.interface.as_ref().map(|i| i.value.as_str());
+    for vip in &v.vips {
+        let (addr, prefix, dev) = &vip.value;
+        let on = dev.as_deref().or(iface);
+        // A VIP that is a node's own address.
+        if let Some(src) = v.source.as_ref().filter(|s| s.value == *addr) {
+            warn(
+                out,
+                &vip.place,
+                format!(
+                    "VIP {addr} is this node's own source address ({}:{}): the node that owns it cannot release it, and failover breaks",
+                    src.place.file, src.place.line
+                ),
+            );
+        }
+        if let Some(peers) = &v.unicast_peers {
+            if peers.value.contains(addr) {
+                warn(
+                    out,
+                    &vip.place,
+                    format!("VIP {addr} is also a unicast peer, another node's own address"),
+                );
+            }
+        }
+        let local = on.and_then(|i| interfaces.addresses(i));
+        if let Some(addrs) = &local {
+            let primary = addrs.iter().find(|(a, _)| a.is_ipv4() == addr.is_ipv4());
+            if primary.is_some_and(|(a, _)| a == addr) {
+                warn(
+                    out,
+                    &vip.place,
+                    format!(
+                        "VIP {addr} is the primary address of {} on this machine: a node address cannot float",
+                        on.unwrap_or("")
+                    ),
+                );
+            }
+        }
+        // A VIP outside the interface's subnet: hosts on the segment do not ARP for it.
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if let Some(src) = &v.source {
+            if *prefix < max
+                && src.value.is_ipv4() == addr.is_ipv4()
+                && !in_subnet(src.value, *addr, *prefix)
+            {
+                warn(
+                    out,
+                    &vip.place,
+                    format!(
+                        "VIP {addr}/{prefix} and the source address {} are in different subnets: check the prefix length and the interface",
+                        src.value
+                    ),
+                );
+                continue;
+            }
+        }
+        if let Some(addrs) = &local {
+            let same_family: Vec<&(IpAddr, u8)> = addrs
+                .iter()
+                .filter(|(a, _)| a.is_ipv4() == addr.is_ipv4())
+                .filter(|(a, _)| !(a.is_ipv6() && is_link_local(a)))
+                .filter(|(a, _)| a != addr)
+                .collect();
+            if !same_family.is_empty()
+                && !same_family
+                    .iter()
+                    .any(|(net, len)| *len < max && in_subnet(*addr, *net, *len))
+            {
+                let list: Vec<String> = same_family
+                    .iter()
+                    .map(|(a, l)| format!("{a}/{l}"))
+                    .collect();
+                warn(
+                    out,
+                    &vip.place,
+                    format!(
+                        "VIP {addr} is in none of the subnets of {} on this machine ({}): hosts on that segment will not reach it",
+                        on.unwrap_or(""),
+                        list.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn is_link_local(a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        IpAddr::V4(v4) => v4.is_link_local(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Facts from a havip TOML config
+
+/// Gather the facts from a havip config's text. Only call on a config that parsed: values of
+/// the wrong type are skipped silently here.
+pub fn from_toml(path: &Path, text: &str) -> Facts {
+    let mut facts = Facts::default();
+    let Ok(doc) = DeTable::parse(text) else {
+        return facts;
+    };
+    let p = Problems::new(path, text);
+    let file = path.display().to_string();
+    let place = |span: std::ops::Range<usize>, key: String| -> Place {
+        let (line, col) = p.locate(span.start);
+        Place {
+            file: file.clone(),
+            line: line as u32,
+            col: col as u32,
+            key,
+        }
+    };
+    let root = doc.get_ref();
+    for (i, item) in array_of_tables(root, "service") {
+        let (table, span) = item;
+        let key = format!("service[{i}]");
+        let name = get_str(table, "name").map(|s| s.0).unwrap_or_default();
+        let mut ports: Vec<u16> = Vec::new();
+        if let Some(v) = get(table, "listen") {
+            for s in strings(v) {
+                if let Some(port) = s.0.rsplit_once(':').and_then(|(_, p)| p.parse().ok()) {
+                    ports.push(port);
+                }
+            }
+        }
+        for (_, (b, _)) in array_of_tables(table, "backend") {
+            if let Some((addr, _)) = get_str(b, "address") {
+                if let Some(port) = addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()) {
+                    ports.push(port);
+                }
+            }
+        }
+        let mut s = ServiceFacts {
+            name,
+            place: place(span.clone(), key.clone()),
+            ports,
+            client_idle: None,
+            server_idle: None,
+            tunnel: None,
+            http_path: None,
+        };
+        if let Some((t, _)) = get_table(table, "timeouts") {
+            let dur = |k: &str| -> Option<At<Duration>> {
+                let (text, span) = get_str(t, k)?;
+                let d = parse_duration(&text).ok()?;
+                Some(At {
+                    value: d,
+                    place: place(span, format!("{key}.timeouts.{k}")),
+                })
+            };
+            s.client_idle = dur("client_idle");
+            s.server_idle = dur("server_idle");
+            if let Some((text, span)) = get_str(t, "tunnel") {
+                let value = if text.trim() == "off" {
+                    Some(None)
+                } else {
+                    parse_duration(&text).ok().map(Some)
+                };
+                if let Some(value) = value {
+                    s.tunnel = Some(At {
+                        value,
+                        place: place(span, format!("{key}.timeouts.tunnel")),
+                    });
+                }
+            }
+        }
+        // The default check is https on /readyz; only a configured path can be /healthz.
+        if let Some((h, _)) = get_table(table, "health") {
+            let kind = get_str(h, "check").map_or("https".to_string(), |k| k.0);
+            if kind == "http" || kind == "https" {
+                if let Some((path_text, span)) = get_str(h, "path") {
+                    s.http_path = Some(At {
+                        value: path_text,
+                        place: place(span, format!("{key}.health.path")),
+                    });
+                }
+            }
+        }
+        facts.services.push(s);
+    }
+    for (i, item) in array_of_tables(root, "vrrp") {
+        let (table, span) = item;
+        let key = format!("vrrp[{i}]");
+        let at_str = |k: &str| -> Option<At<String>> {
+            let (text, span) = get_str(table, k)?;
+            Some(At {
+                value: text,
+                place: place(span, format!("{key}.{k}")),
+            })
+        };
+        let version = get_int(table, "version").map_or(3, |(n, _)| n) as u8;
+        let vrid = get_int(table, "vrid").and_then(|(n, span)| {
+            Some(At {
+                value: u8::try_from(n).ok()?,
+                place: place(span, format!("{key}.vrid")),
+            })
+        });
+        let advert = at_str("advert_interval").and_then(|a| {
+            Some(At {
+                value: parse_duration(&a.value).ok()?,
+                place: a.place,
+            })
+        });
+        let source = at_str("source").and_then(|a| {
+            Some(At {
+                value: a.value.parse::<IpAddr>().ok()?,
+                place: a.place,
+            })
+        });
+        let unicast_peers = get(table, "unicast_peers").map(|v| At {
+            value: strings(v)
+                .into_iter()
+                .filter_map(|(s, _)| s.parse::<IpAddr>().ok())
+                .collect(),
+            place: place(v.span(), format!("{key}.unicast_peers")),
+        });
+        let mut vips = Vec::new();
+        if let Some(v) = get(table, "virtual_addresses") {
+            if let DeValue::Array(items) = v.get_ref() {
+                for (j, item) in items.iter().enumerate() {
+                    let (text, dev) = match item.get_ref() {
+                        DeValue::String(s) => (s.to_string(), None),
+                        DeValue::Table(t) => match get_str(t, "address") {
+                            Some((a, _)) => (a, get_str(t, "interface").map(|i| i.0)),
+                            None => continue,
+                        },
+                        _ => continue,
+                    };
+                    if let Some((addr, len)) = parse_prefix(&text) {
+                        vips.push(At {
+                            value: (addr, len, dev),
+                            place: place(item.span(), format!("{key}.virtual_addresses[{j}]")),
+                        });
+                    }
+                }
+            }
+        }
+        facts.vrrp.push(VrrpFacts {
+            name: get_str(table, "name").map(|s| s.0).unwrap_or_default(),
+            place: place(span.clone(), key.clone()),
+            interface: at_str("interface"),
+            vrid,
+            version,
+            advert,
+            auth_pass: at_str("auth_pass"),
+            unicast_peers,
+            source,
+            vips,
+        });
+    }
+    facts
+}
+
+type Span = std::ops::Range<usize>;
+
+fn get<'t, 'i>(t: &'t DeTable<'i>, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+    t.iter()
+        .find(|(k, _)| k.get_ref().as_ref() == key)
+        .map(|(_, v)| v)
+}
+
+fn get_str(t: &DeTable<'_>, key: &str) -> Option<(String, Span)> {
+    let v = get(t, key)?;
+    match v.get_ref() {
+        DeValue::String(s) => Some((s.to_string(), v.span())),
+        _ => None,
+    }
+}
+
+fn get_int(t: &DeTable<'_>, key: &str) -> Option<(i64, Span)> {
+    let v = get(t, key)?;
+    match v.get_ref() {
+        DeValue::Integer(i) => i
+            .as_str()
+            .replace('_', "")
+            .parse()
+            .ok()
+            .map(|n| (n, v.span())),
+        _ => None,
+    }
+}
+
+fn get_table<'t, 'i>(t: &'t DeTable<'i>, key: &str) -> Option<(&'t DeTable<'i>, Span)> {
+    let v = get(t, key)?;
+    match v.get_ref() {
+        DeValue::Table(inner) => Some((inner, v.span())),
+        _ => None,
+    }
+}
+
+fn array_of_tables<'t, 'i>(t: &'t DeTable<'i>, key: &str) -> Vec<(usize, (&'t DeTable<'i>, Span))> {
+    let Some(v) = get(t, key) else {
+        return Vec::new();
+    };
+    let DeValue::Array(items) = v.get_ref() else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match item.get_ref() {
+            DeValue::Table(inner) => Some((i, (inner, item.span()))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn strings(v: &Spanned<DeValue<'_>>) -> Vec<(String, Span)> {
+    match v.get_ref() {
+        DeValue::String(s) => vec![(s.to_string(), v.span())],
+        DeValue::Array(items) => items
+            .iter()
+            .filter_map(|i| match i.get_ref() {
+                DeValue::String(s) => Some((s.to_string(), i.span())),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

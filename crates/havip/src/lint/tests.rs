@@ -1,0 +1,131 @@
+use super::*;
+
+struct Fake(Vec<(IpAddr, u8)>);
+
+impl Interfaces for Fake {
+    fn addresses(&self, interface: &str) -> Option<Vec<(IpAddr, u8)>> {
+        (interface == "eth0").then(|| self.0.clone())
+    }
+}
+
+fn warnings(toml: &str, ifs: &dyn Interfaces) -> Vec<String> {
+    lint(&from_toml(Path::new("havip.toml"), toml), ifs)
+        .iter()
+        .map(|w| w.to_string())
+        .collect()
+}
+
+const SERVICE: &str = r#"
+[[service]]
+name = "api"
+listen = "*:8443"
+
+[service.timeouts]
+client_idle = "1m"
+server_idle = "30s"
+tunnel = "off"
+
+[service.health]
+check = "https"
+path = "/healthz"
+
+[[service.backend]]
+address = "10.0.0.1:6443"
+"#;
+
+#[test]
+fn idle_timeouts_in_front_of_apiservers_and_healthz() {
+    let w = warnings(SERVICE, &NoInterfaces);
+    assert_eq!(
+        w,
+        [
+            "havip.toml:8:15: service[0].timeouts.server_idle: warning: idle timeout of 30s in front of an apiserver port (6443): watches and `kubectl logs -f` that stay quiet longer are cut; use at least 5m (havip's default is 1h)",
+            "havip.toml:13:8: service[0].health.path: warning: HTTP check on /healthz, which is deprecated: /readyz is the load-balancer signal (it fails during --shutdown-delay-duration, so the balancer stops sending in time)",
+        ]
+    );
+    // With the tunnel timeout on (the default), client/server idle apply only after a
+    // half-close: no warning.
+    let ok = SERVICE
+        .replace("tunnel = \"off\"", "tunnel = \"1h\"")
+        .replace("/healthz", "/readyz");
+    assert!(warnings(&ok, &NoInterfaces).is_empty());
+    // Not an apiserver port: no warning.
+    let other = SERVICE
+        .replace("6443", "8080")
+        .replace("/healthz", "/readyz");
+    assert!(warnings(&other, &NoInterfaces).is_empty());
+}
+
+const VRRP: &str = r#"
+[[vrrp]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+version = 2
+advert_interval = "500ms"
+auth_pass = "K8SHA_KA_AUTH"
+virtual_addresses = ["10.0.0.100/24", "10.0.0.1"]
+source = "10.0.0.1"
+unicast_peers = []
+"#;
+
+#[test]
+fn vrrp_traps() {
+    let w = warnings(VRRP, &NoInterfaces);
+    let expect = [
+        "havip.toml:5:8: vrrp[0].vrid: warning: VRID 51 is everyone's default",
+        "havip.toml:8:13: vrrp[0].auth_pass: warning: the password is 13 bytes",
+        "havip.toml:11:17: vrrp[0].unicast_peers: warning: unicast peer list with no peers",
+        "havip.toml:7:19: vrrp[0].advert_interval: warning: advert interval 500ms with VRRPv2",
+        "havip.toml:9:39: vrrp[0].virtual_addresses[1]: warning: VIP 10.0.0.1 is this node's own source address",
+    ];
+    for e in expect {
+        assert!(w.iter().any(|x| x.starts_with(e)), "{e}\n{w:#?}");
+    }
+    assert_eq!(w.len(), expect.len(), "{w:#?}");
+}
+
+#[test]
+fn vip_against_the_interface_addresses() {
+    let toml = r#"
+[[vrrp]]
+name = "VI_1"
+interface = "eth0"
+vrid = 7
+virtual_addresses = ["192.168.1.10/24", "10.1.1.1/32", "192.168.1.2/32"]
+"#;
+    let eth0 = Fake(vec![
+        ("192.168.1.2".parse().unwrap(), 24),
+        ("fe80::1".parse().unwrap(), 64),
+    ]);
+    let w = warnings(toml, &eth0);
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(w[0].contains(
+        "VIP 10.1.1.1 is in none of the subnets of eth0 on this machine (192.168.1.2/24)"
+    ));
+    assert!(w[1].contains("VIP 192.168.1.2 is the primary address of eth0"));
+    // Unknown interface: nothing to say.
+    assert!(warnings(&toml.replace("eth0", "ens9"), &eth0).is_empty());
+    // A VIP in the source's subnet is fine; one outside is not.
+    let with_src = toml.replace("vrid = 7", "vrid = 7\nsource = \"172.16.0.2\"");
+    let w = warnings(&with_src, &NoInterfaces);
+    assert!(
+        w[0].contains(
+            "VIP 192.168.1.10/24 and the source address 172.16.0.2 are in different subnets"
+        ),
+        "{w:#?}"
+    );
+}
+
+#[test]
+fn ip_json_output() {
+    let text = r#"[{"ifindex":4,"ifname":"eth0","addr_info":[{"family":"inet","local":"192.0.2.2","prefixlen":24},{"family":"inet6","local":"fd00::2","prefixlen":64}]}]"#;
+    assert_eq!(
+        parse_ip_json(text).unwrap(),
+        vec![
+            ("192.0.2.2".parse().unwrap(), 24),
+            ("fd00::2".parse().unwrap(), 64)
+        ]
+    );
+    assert!(parse_ip_json("not json").is_none());
+}
