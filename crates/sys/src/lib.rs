@@ -6,6 +6,9 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+mod sockopt;
+pub mod vrrp_socket;
+
 /// A non-blocking pipe used as the kernel-side buffer of a splice transfer.
 #[derive(Debug)]
 pub struct Pipe {
