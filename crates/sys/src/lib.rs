@@ -6,6 +6,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+pub mod announce;
 pub mod netlink;
 mod sockopt;
 pub mod vrrp_socket;
