@@ -189,8 +189,10 @@ impl Netlink {
 
     /// Adds `address/prefix_len` to interface `ifindex` with global scope, as keepalived adds
     /// VIPs. IPv6 addresses are added with `IFA_F_NODAD` so they are usable at once. `label`
-    /// (IPv4 only) must start with the interface name and fit in 15 bytes, as `ip addr add`
-    /// requires. `Ok(false)` when the address was already there (EEXIST).
+    /// (IPv4 only) must start with the interface name and fit in 15 bytes: the `eth0:1` alias
+    /// convention that ifconfig-era tools and keepalived configurations rely on. We enforce it
+    /// ourselves; neither Linux 6.18 nor Debian 12's iproute2 does (`label foo:1` on `va` is
+    /// accepted). `Ok(false)` when the address was already there (EEXIST).
     pub fn add_address(
         &self,
         ifindex: u32,
