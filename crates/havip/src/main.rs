@@ -17,6 +17,7 @@ mod demo;
 mod logging;
 mod metrics;
 mod run;
+mod vrrp;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -83,10 +84,12 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(c) => {
             let backends: usize = c.services.iter().map(|s| s.backends.len()).sum();
             println!(
-                "{}: OK ({} service(s), {} backend(s))",
+                "{}: OK ({} service(s), {} backend(s), {} VRRP instance(s), {} tracker(s))",
                 path.display(),
                 c.services.len(),
-                backends
+                backends,
+                c.vrrp.len(),
+                c.trackers.len()
             );
             ExitCode::SUCCESS
         }
