@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
+use crate::vrrp::status::VrrpView;
 
 /// What the endpoint reports on.
 #[derive(Debug)]
@@ -23,6 +24,8 @@ pub struct AdminState {
     pub started: Instant,
     /// Set once shutdown began: `/healthz` then answers 503 so an upstream LB stops sending.
     pub draining: AtomicBool,
+    /// The VRRP instances, when the config has any.
+    pub vrrp: Option<Arc<VrrpView>>,
 }
 
 const MAX_REQUEST: usize = 8 * 1024;
@@ -82,18 +85,38 @@ pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str
     if method != "GET" && method != "HEAD" {
         return (405, "text/plain", "only GET is supported\n".into());
     }
-    let path = path.split('?').next().unwrap_or(path);
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let uptime = state.started.elapsed().as_secs_f64();
     match path {
-        "/metrics" => (
-            200,
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics::render(&state.services, uptime),
-        ),
+        "/metrics" => {
+            let mut body = metrics::render(&state.services, uptime);
+            if let Some(vrrp) = &state.vrrp {
+                metrics::render_vrrp(&mut body, vrrp);
+            }
+            (200, "text/plain; version=0.0.4; charset=utf-8", body)
+        }
         "/api/status" => {
             let mut status = metrics::status(&state.services, uptime);
             status["draining"] = state.draining.load(Relaxed).into();
+            if let Some(vrrp) = &state.vrrp {
+                status["vrrp"] = vrrp.status_json();
+            }
             (200, "application/json", format!("{status:#}\n"))
+        }
+        "/api/events" => {
+            // `?after=N`: only events newer than N, so a poller sees each event once.
+            let after = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("after="))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let events = state
+                .vrrp
+                .as_ref()
+                .map_or(serde_json::Value::Array(Vec::new()), |v| {
+                    v.events_json(after)
+                });
+            (200, "application/json", format!("{events:#}\n"))
         }
         "/healthz" => {
             if state.draining.load(Relaxed) {
@@ -105,7 +128,7 @@ pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str
         _ => (
             404,
             "text/plain",
-            "not found; try /metrics, /api/status or /healthz\n".into(),
+            "not found; try /metrics, /api/status, /api/events or /healthz\n".into(),
         ),
     }
 }

@@ -188,6 +188,8 @@ fn demo_config(port: u16, admin_port: u16, backends: &[SocketAddr]) -> Config {
             listen: SocketAddr::from(([127, 0, 0, 1], admin_port)),
         }),
         services: vec![spec],
+        vrrp: Vec::new(),
+        trackers: Vec::new(),
     }
 }
 

@@ -21,6 +21,7 @@ mod lint;
 mod logging;
 mod metrics;
 mod run;
+mod vrrp;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -162,10 +163,12 @@ fn check(path: &std::path::Path, strict: bool) -> ExitCode {
                 format!(", {} warning(s)", warnings.len())
             };
             println!(
-                "{}: OK ({} service(s), {} backend(s){extra})",
+                "{}: OK ({} service(s), {} backend(s), {} VRRP instance(s), {} tracker(s){extra})",
                 path.display(),
                 c.services.len(),
-                backends
+                backends,
+                c.vrrp.len(),
+                c.trackers.len()
             );
             if strict && !warnings.is_empty() {
                 ExitCode::FAILURE

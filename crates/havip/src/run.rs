@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState};
 use crate::config::{self, Config, ConfigError};
 use crate::logging;
+use crate::vrrp::VrrpNode;
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let config = match config::load(path) {
@@ -80,9 +81,10 @@ pub async fn shutdown_signal() {
     tracing::info!(signal = name, "shutting down");
 }
 
-/// A running proxy and its admin endpoint.
+/// A running proxy, its VRRP instances and its admin endpoint.
 pub struct Running {
     proxy: Proxy,
+    vrrp: Option<VrrpNode>,
     admin_state: Arc<AdminState>,
     admin_stop: CancellationToken,
     grace: std::time::Duration,
@@ -101,11 +103,19 @@ impl Running {
             },
         })
         .await?;
+        // The listeners are bound first (with IP_FREEBIND, also on a VIP this node does not
+        // hold yet), so a node that becomes master serves at once.
+        let vrrp = if config.vrrp.is_empty() {
+            None
+        } else {
+            Some(VrrpNode::start(&config.vrrp).await?)
+        };
         let admin_stop = CancellationToken::new();
         let admin_state = Arc::new(AdminState {
             services: proxy.services().to_vec(),
             started,
             draining: AtomicBool::new(false),
+            vrrp: vrrp.as_ref().map(VrrpNode::view),
         });
         if let Some(settings) = &config.admin {
             let listener = TcpListener::bind(settings.listen)
@@ -121,6 +131,7 @@ impl Running {
         }
         Ok(Running {
             proxy,
+            vrrp,
             admin_state,
             admin_stop,
             grace: config.global.grace,
@@ -131,10 +142,14 @@ impl Running {
         self.proxy.services()
     }
 
-    /// Stop accepting, drain open connections for up to the grace period, stop the admin
+    /// Release the VIPs (a master keeps serving until the new master is heard), then stop
+    /// accepting, drain open connections for up to the grace period, stop the admin
     /// endpoint (it answers `/healthz` with 503 while draining).
     pub async fn stop(self) {
         self.admin_state.draining.store(true, Relaxed);
+        if let Some(vrrp) = self.vrrp {
+            vrrp.shutdown().await;
+        }
         let report = self.proxy.shutdown(self.grace).await;
         self.admin_stop.cancel();
         tracing::info!(

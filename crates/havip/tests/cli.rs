@@ -62,7 +62,7 @@ fn check_accepts_the_example_config() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("OK (1 service(s), 3 backend(s))"),
+        stdout.contains("OK (1 service(s), 3 backend(s), 0 VRRP instance(s), 0 tracker(s))"),
         "{stdout}"
     );
 }

@@ -1,10 +1,27 @@
-//! Linux system calls havip needs that no safe crate offers: `splice(2)` between sockets and
-//! pipes for zero-copy forwarding, and the process file-descriptor limit. This is the only
-//! crate with `unsafe`; every block states why it is sound. Everything here is synchronous
-//! and non-blocking; callers drive readiness with tokio.
+//! Linux system calls havip needs that no safe crate offers. This is the only crate with
+//! `unsafe`; every block states why it is sound. Everything here is synchronous and
+//! non-blocking (or, for netlink requests, a bounded kernel round trip): callers drive
+//! readiness with tokio's `AsyncFd` over the `AsFd` these types implement. The crate does not
+//! depend on tokio.
+//!
+//! - [`Pipe`]: `splice(2)` between sockets and pipes for zero-copy forwarding, and
+//!   [`raise_nofile_limit`].
+//! - [`vrrp_socket`]: raw IP protocol 112 sockets that send and receive VRRP advertisements
+//!   with the exact IP source, destination and TTL the VRRP codec needs.
+//! - [`netlink`]: rtnetlink requests (links, addresses, adding and removing VIPs) and a monitor
+//!   of link and address changes.
+//! - [`announce`]: gratuitous ARP and unsolicited Neighbor Advertisements.
+//! - [`enter_netns`]: move a thread into a network namespace, for tests and tools.
 
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+pub mod announce;
+pub mod netlink;
+mod sockopt;
+pub mod vrrp_socket;
 
 /// A non-blocking pipe used as the kernel-side buffer of a splice transfer.
 #[derive(Debug)]
@@ -100,6 +117,21 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
         }
     }
     Ok(lim.rlim_cur)
+}
+
+/// Moves the calling thread into the network namespace at `path` (for example
+/// `/run/netns/NAME`, as `ip netns add` creates it). For tests and tools: only this thread
+/// changes namespace (setns(2) with `CLONE_NEWNET` is per thread), and sockets opened on it
+/// afterwards belong to that namespace wherever they are used later. Needs CAP_SYS_ADMIN.
+pub fn enter_netns(path: &Path) -> io::Result<()> {
+    let namespace = File::open(path)?;
+    // SAFETY: setns takes a descriptor that stays open for the call and a flag; it changes
+    // only the calling thread's network namespace and touches no memory of ours.
+    let rc = unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod duration;
 pub mod reader;
+pub mod vrrp;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -31,6 +32,10 @@ pub struct Config {
     /// The admin HTTP endpoint; off unless configured.
     pub admin: Option<AdminSettings>,
     pub services: Vec<ServiceSpec>,
+    /// VRRP instances: the floating addresses this node may hold.
+    pub vrrp: Vec<vrrp::VrrpSettings>,
+    /// Trackers that move the instances' priorities.
+    pub trackers: Vec<vrrp::TrackerSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,7 +139,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Problem>> {
     let global = read_global(&mut p, &mut root);
     let log = read_log(&mut p, &mut root);
     let admin = read_admin(&mut p, &mut root);
-    let services = read_services(&mut p, &mut root);
+    let trackers = vrrp::read_trackers(&mut p, &mut root);
+    let vrrp = vrrp::read_vrrp_instances(&mut p, &mut root, &trackers);
+    let services = read_services(&mut p, &mut root, !vrrp.is_empty());
+    vrrp::check_tracker_services(&mut p, &trackers, &services);
     root.finish(&mut p);
     if p.is_empty() {
         Ok(Config {
@@ -142,13 +150,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Problem>> {
             log,
             admin,
             services,
+            vrrp,
+            trackers,
         })
     } else {
         Err(p.list)
     }
 }
 
-const ROOT_KEYS: &[&str] = &["global", "log", "admin", "service"];
+const ROOT_KEYS: &[&str] = &["global", "log", "admin", "service", "vrrp", "tracker"];
 const GLOBAL_KEYS: &[&str] = &[
     "max_conns",
     "grace",
@@ -293,13 +303,17 @@ fn parse_socket_addr(p: &mut Problems, key: &str, at: &At<String>) -> Option<Soc
     }
 }
 
-fn read_services(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Vec<ServiceSpec> {
+fn read_services(
+    p: &mut Problems,
+    root: &mut TableReader<'_, '_>,
+    has_vrrp: bool,
+) -> Vec<ServiceSpec> {
     let tables = root.tables(p, "service", SERVICE_KEYS);
-    if tables.is_empty() && !root.has("service") {
+    if tables.is_empty() && !root.has("service") && !has_vrrp {
         p.add(
             &(0..0),
             "service",
-            "no [[service]] is defined; havip needs at least one to balance",
+            "nothing to do: define at least one [[service]] to balance or [[vrrp]] instance",
         );
     }
     let mut services = Vec::new();
@@ -467,7 +481,7 @@ fn read_service(p: &mut Problems, t: &mut TableReader<'_, '_>) -> ServiceSpec {
     spec
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()

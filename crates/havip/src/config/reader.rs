@@ -162,6 +162,33 @@ impl<'t, 'i> TableReader<'t, 'i> {
         Some(k.span())
     }
 
+    /// The raw value of a key, marked as read; for readers of values with several shapes.
+    pub fn raw_value(&mut self, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+        self.raw(key)
+    }
+
+    /// A string value without marking it read (for checks that relate two keys).
+    pub fn peek_string(&self, key: &str) -> Option<String> {
+        self.table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .and_then(|(_, v)| match v.get_ref() {
+                DeValue::String(s) => Some(s.to_string()),
+                _ => None,
+            })
+    }
+
+    /// A boolean value without marking it read.
+    pub fn peek_bool(&self, key: &str) -> Option<bool> {
+        self.table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .and_then(|(_, v)| match v.get_ref() {
+                DeValue::Boolean(b) => Some(*b),
+                _ => None,
+            })
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.table.iter().any(|(k, _)| k.get_ref().as_ref() == key)
     }

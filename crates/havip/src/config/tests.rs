@@ -239,7 +239,8 @@ fn missing_pieces_are_reported() {
     );
     let got = problems("[global]\nworkers = 1\n");
     assert!(
-        got.iter().any(|p| p.contains("no [[service]] is defined")),
+        got.iter()
+            .any(|p| p.contains("define at least one [[service]]")),
         "{got:?}"
     );
 }
@@ -426,4 +427,231 @@ address = "10.0.0.1:6443"
         "{got:#?}"
     );
     assert!(got[0].contains("no certificate"), "{got:#?}");
+}
+
+const VRRP_FULL: &str = r#"
+[[service]]
+name = "kube-apiserver"
+listen = "0.0.0.0:8443"
+[[service.backend]]
+address = "10.0.0.1:6443"
+
+[[tracker]]
+name = "apiserver"
+kind = "service"
+service = "kube-apiserver"
+min_healthy = 2
+weight = -30
+rise = 2
+fall = 3
+
+[[tracker]]
+name = "chk"
+kind = "script"
+command = "/etc/keepalived/check_apiserver.sh 'a b'"
+interval = "3s"
+user = "nobody"
+
+[[vrrp]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+version = 2
+priority = 101
+advert_interval = "1s"
+preempt = false
+virtual_addresses = ["192.168.1.100/24", { address = "192.168.2.100", interface = "eth1", label = "eth1:vip" }]
+source = "192.168.1.11"
+unicast_peers = ["192.168.1.12", "192.168.1.13"]
+auth_pass = "K8SHA_KA_AUTH"
+track = ["apiserver", { tracker = "chk", weight = -5 }]
+
+[vrrp.announce]
+burst_count = 3
+second_burst_delay = "0s"
+
+[vrrp.notify]
+command = ["/usr/local/bin/notify", "--from-havip"]
+master = "/etc/keepalived/master.sh"
+timeout = "5s"
+"#;
+
+#[test]
+fn vrrp_instance_and_trackers_are_read() {
+    let c = parse_ok(VRRP_FULL);
+    assert_eq!(c.vrrp.len(), 1);
+    let v = &c.vrrp[0];
+    assert_eq!(v.name, "VI_1");
+    assert_eq!(v.vrid, 51);
+    assert_eq!(v.version, havip_vrrp::Version::V2);
+    assert_eq!(v.priority, 101);
+    assert!(!v.preempt);
+    assert!(v.accept);
+    assert_eq!(v.virtual_addresses.len(), 2);
+    assert_eq!(v.virtual_addresses[0].prefix_len, 24);
+    assert_eq!(v.virtual_addresses[1].prefix_len, 32);
+    assert_eq!(v.virtual_addresses[1].interface.as_deref(), Some("eth1"));
+    assert_eq!(v.unicast_peers.len(), 2);
+    assert_eq!(
+        v.authentication,
+        havip_vrrp::Authentication::SimplePassword(havip_vrrp::Password::from_bytes(*b"K8SHA_KA"))
+    );
+    assert_eq!(v.announce.burst_count, 3);
+    assert_eq!(v.announce.second_burst_delay, None);
+    assert_eq!(
+        v.notify.command,
+        Some(vrrp::CommandSpec::Argv(vec![
+            "/usr/local/bin/notify".into(),
+            "--from-havip".into()
+        ]))
+    );
+    assert_eq!(v.track[1].weight, Some(-5));
+    assert_eq!(c.trackers.len(), 2);
+    assert_eq!(c.trackers[0].weight, -30);
+    assert_eq!(
+        c.trackers[1].kind,
+        vrrp::TrackerKind::Script {
+            command: vrrp::CommandSpec::Argv(vec![
+                "/etc/keepalived/check_apiserver.sh".into(),
+                "a b".into()
+            ]),
+            timeout: Duration::from_secs(3),
+            user: Some("nobody".into()),
+            timeout_is_failure: false,
+        }
+    );
+}
+
+#[test]
+fn a_vrrp_only_node_needs_no_service() {
+    let c = parse_ok(
+        r#"
+[[vrrp]]
+name = "v6"
+interface = "eth0"
+vrid = 7
+advert_interval = "100ms"
+virtual_addresses = ["fd00::100/64"]
+"#,
+    );
+    assert!(c.services.is_empty());
+    assert_eq!(c.vrrp[0].family(), havip_vrrp::AddressFamily::Ipv6);
+    assert_eq!(c.vrrp[0].advert_interval.centiseconds(), 10);
+}
+
+#[test]
+fn vrrp_mistakes_are_reported_with_their_keys() {
+    let list = problems(
+        r#"
+[[tracker]]
+name = "t"
+kind = "interface"
+interface = "eth1"
+service = "x"
+
+[[vrrp]]
+name = "a"
+interface = "eth0/1"
+vrid = 300
+advert_interval = "1500ms"
+version = 2
+virtual_addresses = ["10.0.0.1/33", "fd00::1"]
+auth_pass = "x"
+track = ["nope"]
+prempt = true
+
+[[vrrp]]
+name = "b"
+interface = "eth0"
+vrid = 9
+version = 3
+auth_pass = "secret"
+virtual_addresses = ["10.0.0.5"]
+unicast_peers = ["10.0.0.6", "nonsense"]
+"#,
+    );
+    let text = list.join("\n");
+    for expected in [
+        "tracker[0].service: does not apply to kind = \"interface\"",
+        "vrrp[0].interface: \"eth0/1\" is not an interface name",
+        "vrrp[0].vrid: 300 is out of range",
+        "vrrp[0].advert_interval: VRRPv2 carries whole seconds",
+        "vrrp[0].virtual_addresses[0]: prefix length \"33\"",
+        "vrrp[0].track[0]: no [[tracker]] is named \"nope\" (defined: t)",
+        "vrrp[0].prempt: unknown key; did you mean `preempt`?",
+        "vrrp[1].auth_pass: authentication exists only in VRRPv2",
+        "vrrp[1].unicast_peers: \"nonsense\" is not an IP address",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    // Every problem names the file and a line.
+    assert!(list.iter().all(|l| l.starts_with("havip.toml:")), "{text}");
+}
+
+#[test]
+fn mixed_families_and_duplicate_vrids_are_refused() {
+    let text = problems(
+        r#"
+[[vrrp]]
+name = "a"
+interface = "eth0"
+vrid = 9
+virtual_addresses = ["10.0.0.5", "fd00::5"]
+
+[[vrrp]]
+name = "b"
+interface = "eth0"
+vrid = 10
+virtual_addresses = ["10.0.0.6"]
+
+[[vrrp]]
+name = "c"
+interface = "eth0"
+vrid = 10
+virtual_addresses = ["10.0.0.7"]
+"#,
+    )
+    .join("\n");
+    assert!(
+        text.contains(
+            "vrrp[0].virtual_addresses[1]: fd00::5 is IPv6 but the first address is IPv4"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("VRID 10 is already used on eth0"), "{text}");
+}
+
+#[test]
+fn tracker_service_must_exist() {
+    let text = problems(
+        r#"
+[[tracker]]
+name = "t"
+kind = "listener"
+service = "missing"
+
+[[vrrp]]
+name = "a"
+interface = "eth0"
+vrid = 9
+virtual_addresses = ["10.0.0.5"]
+track = ["t"]
+"#,
+    )
+    .join("\n");
+    assert!(
+        text.contains("no [[service]] is named \"missing\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn command_lines_split_like_a_shell_without_expansion() {
+    use vrrp::split_words;
+    assert_eq!(
+        split_words(r#"/bin/x a 'b c' "d \"e\"" f\ g"#).unwrap(),
+        vec!["/bin/x", "a", "b c", "d \"e\"", "f g"]
+    );
+    assert!(split_words("/bin/x 'open").is_err());
+    assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
 }

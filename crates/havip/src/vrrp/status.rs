@@ -1,0 +1,252 @@
+//! What the VRRP side shows the outside: a status snapshot per instance (for `/api/status`
+//! and `/metrics`), the event log of state changes (for `/api/events`), and receive-path
+//! counters of packets dropped before they reach an instance.
+//!
+//! Instance tasks write; the admin endpoint reads. Both take a short `std` mutex; nothing on
+//! the proxy's data path touches these.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use havip_vrrp::{Counters, State};
+use serde_json::{json, Value};
+
+/// How many events `/api/events` keeps.
+pub const EVENT_LOG_CAPACITY: usize = 512;
+
+/// Protocol names for states, as keepalived prints them (and passes to notify scripts).
+pub fn state_name(state: State) -> &'static str {
+    match state {
+        State::Initialize => "INIT",
+        State::Backup => "BACKUP",
+        State::Master => "MASTER",
+        State::Fault => "FAULT",
+    }
+}
+
+/// One instance's current view.
+#[derive(Debug, Clone)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub state: State,
+    pub configured_priority: u8,
+    pub effective_priority: u8,
+    pub source: IpAddr,
+    /// The master this node follows (itself when master).
+    pub master: Option<IpAddr>,
+    pub virtual_addresses: Vec<String>,
+    /// Whether the virtual addresses are on the interface now.
+    pub holding_addresses: bool,
+    pub counters: Counters,
+    pub transitions: BTreeMap<(&'static str, &'static str), u64>,
+    pub master_changes: u64,
+    pub send_errors: u64,
+    pub address_errors: u64,
+    pub addresses_restored: u64,
+    pub notify_failures: u64,
+    pub stopping: bool,
+    pub last_change_unix_ms: Option<u64>,
+}
+
+impl InstanceStatus {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "interface": self.interface,
+            "vrid": self.vrid,
+            "version": self.version,
+            "state": state_name(self.state),
+            "priority": self.effective_priority,
+            "configured_priority": self.configured_priority,
+            "source": self.source.to_string(),
+            "master": self.master.map(|m| m.to_string()),
+            "virtual_addresses": self.virtual_addresses,
+            "holding_addresses": self.holding_addresses,
+            "stopping": self.stopping,
+            "adverts_sent": self.counters.adverts_sent,
+            "adverts_received": self.counters.adverts_received,
+            "dropped": self.counters.total_dropped(),
+            "master_changes": self.master_changes,
+            "last_change_unix_ms": self.last_change_unix_ms,
+        })
+    }
+}
+
+/// A shared, updatable status slot.
+pub type StatusSlot = Arc<Mutex<InstanceStatus>>;
+
+/// A state change or another event worth showing an operator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub seq: u64,
+    pub unix_ms: u64,
+    pub instance: String,
+    pub kind: &'static str,
+    pub from: Option<&'static str>,
+    pub to: Option<&'static str>,
+    pub detail: String,
+}
+
+impl Event {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "seq": self.seq,
+            "unix_ms": self.unix_ms,
+            "instance": self.instance,
+            "kind": self.kind,
+            "from": self.from,
+            "to": self.to,
+            "detail": self.detail,
+        })
+    }
+}
+
+/// The last [`EVENT_LOG_CAPACITY`] events, numbered from 1 so a poller can ask for what
+/// came after the last one it saw.
+#[derive(Debug, Default)]
+pub struct EventLog {
+    inner: Mutex<(u64, VecDeque<Event>)>,
+}
+
+impl EventLog {
+    pub fn push(
+        &self,
+        instance: &str,
+        kind: &'static str,
+        from: Option<&'static str>,
+        to: Option<&'static str>,
+        detail: String,
+    ) {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (next, events) = &mut *guard;
+        *next += 1;
+        if events.len() == EVENT_LOG_CAPACITY {
+            events.pop_front();
+        }
+        events.push_back(Event {
+            seq: *next,
+            unix_ms,
+            instance: instance.to_string(),
+            kind,
+            from,
+            to,
+            detail,
+        });
+    }
+
+    /// Events with a sequence number above `after`.
+    pub fn since(&self, after: u64) -> Vec<Event> {
+        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.iter().filter(|e| e.seq > after).cloned().collect()
+    }
+}
+
+/// Packets dropped by an interface's receive path before any instance saw them.
+#[derive(Debug, Default)]
+pub struct ReceiveCounters {
+    pub interface: String,
+    pub family: &'static str,
+    /// The VRID has no instance on this interface and family.
+    pub unknown_vrid: AtomicU64,
+    /// The IP header was malformed or the packet too short to carry a VRID.
+    pub malformed: AtomicU64,
+    /// An instance's inbox was full (it is far behind).
+    pub inbox_full: AtomicU64,
+    pub received: AtomicU64,
+}
+
+/// A snapshot of one receive path's counters.
+pub struct ReceiveTotals {
+    pub interface: String,
+    pub family: &'static str,
+    pub drops: [(&'static str, u64); 3],
+    pub received: u64,
+}
+
+/// Everything the admin endpoint needs from the VRRP side.
+#[derive(Debug, Default)]
+pub struct VrrpView {
+    pub instances: Vec<StatusSlot>,
+    pub receivers: Vec<Arc<ReceiveCounters>>,
+    pub events: Arc<EventLog>,
+}
+
+impl VrrpView {
+    pub fn snapshot(&self) -> Vec<InstanceStatus> {
+        self.instances
+            .iter()
+            .map(|slot| slot.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect()
+    }
+
+    pub fn status_json(&self) -> Value {
+        Value::Array(
+            self.snapshot()
+                .iter()
+                .map(InstanceStatus::to_json)
+                .collect(),
+        )
+    }
+
+    pub fn events_json(&self, after: u64) -> Value {
+        Value::Array(
+            self.events
+                .since(after)
+                .iter()
+                .map(Event::to_json)
+                .collect(),
+        )
+    }
+
+    pub fn receive_totals(&self) -> Vec<ReceiveTotals> {
+        self.receivers
+            .iter()
+            .map(|r| ReceiveTotals {
+                interface: r.interface.clone(),
+                family: r.family,
+                drops: [
+                    ("unknown_vrid", r.unknown_vrid.load(Relaxed)),
+                    ("malformed_ip", r.malformed.load(Relaxed)),
+                    ("inbox_full", r.inbox_full.load(Relaxed)),
+                ],
+                received: r.received.load(Relaxed),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_log_keeps_the_newest_and_numbers_them() {
+        let log = EventLog::default();
+        for i in 0..(EVENT_LOG_CAPACITY + 10) {
+            log.push(
+                "VI_1",
+                "state",
+                Some("BACKUP"),
+                Some("MASTER"),
+                i.to_string(),
+            );
+        }
+        let all = log.since(0);
+        assert_eq!(all.len(), EVENT_LOG_CAPACITY);
+        assert_eq!(all[0].seq, 11);
+        assert_eq!(
+            all.last().map(|e| e.seq),
+            Some(EVENT_LOG_CAPACITY as u64 + 10)
+        );
+        assert_eq!(log.since(EVENT_LOG_CAPACITY as u64 + 8).len(), 2);
+    }
+}

@@ -1,0 +1,835 @@
+//! The network edge against a real kernel: two network namespaces joined by a veth pair, the
+//! sockets under test opened inside them (a thread enters a namespace with `enter_netns`, so
+//! everything runs in this process), and tcpdump + tshark as an independent judge of the bytes
+//! on the wire.
+//!
+//! Needs root and `ip netns`; without them each test prints why and passes. tshark / tcpdump
+//! checks are skipped (with a message) when the tools are missing. Every namespace is removed
+//! by a guard, also when a test panics.
+
+use std::io::{self, BufRead, BufReader};
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use havip_sys::announce::Announcer;
+use havip_sys::enter_netns;
+use havip_sys::netlink::{errno, InterfaceAddress, Link, NetEvent, Netlink, NetlinkMonitor};
+use havip_sys::vrrp_socket::{Family, ReceivedDatagram, VrrpReceiver, VrrpSender};
+use havip_vrrp::packet;
+use havip_vrrp::{
+    AddressList, AdvertInterval, Advertisement, Authentication, ChecksumContext, Password,
+    V3Ipv4Checksum, Version,
+};
+
+const A_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+const B_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+const VIP_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
+const A_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xa);
+const B_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xb);
+const B_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xb);
+const VIP_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+const GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// How often the waits below look again.
+const STEP: Duration = Duration::from_millis(2);
+
+/// Calls `f` every [`STEP`] until it returns `Some`, for at most `timeout` (a bounded loop:
+/// std's clock is off limits in this workspace, so the bound is a number of attempts).
+fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let attempts = timeout.as_millis() / STEP.as_millis();
+    for _ in 0..=attempts {
+        if let Some(value) = f() {
+            return Some(value);
+        }
+        thread::sleep(STEP);
+    }
+    None
+}
+
+fn unique(tag: &str) -> String {
+    format!(
+        "havip-t-{}-{}-{tag}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn run(program: &str, args: &[&str]) -> io::Result<()> {
+    let output = Command::new(program).args(args).output()?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|status| {
+            status
+                .lines()
+                .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Two namespaces, A and B, with veth `va` in A and `vb` in B, both up:
+/// A has 10.99.0.1/24, fe80::a and 2001:db8::a/64; B has 10.99.0.2/24, fe80::b and
+/// 2001:db8::b/64. The kernel generates no link-local addresses of its own (addrgenmode
+/// none); ours are added without DAD so they are usable at once, while DAD stays on for
+/// anything else.
+/// Dropping it deletes both namespaces (and with them the veth pair).
+struct Pair {
+    a: String,
+    b: String,
+    va: Link,
+    vb: Link,
+}
+
+impl Pair {
+    /// `None` (after saying why) when namespaces cannot be made here.
+    fn create(tag: &str) -> Option<Pair> {
+        if !is_root() {
+            eprintln!("skipping {tag}: needs root for network namespaces");
+            return None;
+        }
+        let a = unique(&format!("{tag}-a"));
+        let b = unique(&format!("{tag}-b"));
+        if let Err(e) = run("ip", &["netns", "add", &a]) {
+            eprintln!("skipping {tag}: ip netns add failed: {e}");
+            return None;
+        }
+        // From here on the guard owns whatever exists.
+        let mut pair = Pair {
+            a,
+            b,
+            va: placeholder_link(),
+            vb: placeholder_link(),
+        };
+        run("ip", &["netns", "add", &pair.b]).expect("second namespace");
+        let (a, b) = (pair.a.as_str(), pair.b.as_str());
+        let peer = format!("link add va type veth peer name vb netns {b}");
+        for (ns, command) in [
+            (a, peer.as_str()),
+            // Only the link-local addresses we add, so the kernel's source choice is known.
+            (a, "link set va addrgenmode none"),
+            (b, "link set vb addrgenmode none"),
+            (a, "link set lo up"),
+            (b, "link set lo up"),
+            (a, "addr add 10.99.0.1/24 dev va"),
+            (b, "addr add 10.99.0.2/24 dev vb"),
+            (a, "addr add fe80::a/64 dev va nodad"),
+            (b, "addr add fe80::b/64 dev vb nodad"),
+            (a, "addr add 2001:db8::a/64 dev va nodad"),
+            (b, "addr add 2001:db8::b/64 dev vb nodad"),
+            (a, "link set va up"),
+            (b, "link set vb up"),
+        ] {
+            pair.ip(ns, &command.split(' ').collect::<Vec<_>>());
+        }
+        pair.va = pair
+            .in_ns(&pair.a, || wait_for_link("va"))
+            .expect("va comes up");
+        pair.vb = pair
+            .in_ns(&pair.b, || wait_for_link("vb"))
+            .expect("vb comes up");
+        Some(pair)
+    }
+
+    /// Runs `f` on a thread inside namespace `ns`; sockets it opens stay in that namespace.
+    fn in_ns<T: Send>(&self, ns: &str, f: impl FnOnce() -> T + Send) -> T {
+        let path = PathBuf::from("/run/netns").join(ns);
+        thread::scope(|scope| {
+            let handle = scope.spawn(move || {
+                enter_netns(&path).expect("enter namespace");
+                f()
+            });
+            match handle.join() {
+                Ok(value) => value,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    fn ip(&self, ns: &str, args: &[&str]) {
+        let mut all = vec!["-n", ns];
+        all.extend_from_slice(args);
+        run("ip", &all).expect("ip command");
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = run("ip", &["netns", "del", ns]);
+        }
+    }
+}
+
+fn placeholder_link() -> Link {
+    Link {
+        index: 0,
+        name: String::new(),
+        up: false,
+        mac: None,
+        mtu: 0,
+    }
+}
+
+/// The link, once it is up with carrier (veth carrier follows the peer within milliseconds).
+fn wait_for_link(name: &str) -> Option<Link> {
+    let netlink = Netlink::open().expect("netlink");
+    poll(Duration::from_secs(5), || {
+        netlink
+            .link_by_name(name)
+            .expect("link query")
+            .filter(|link| link.up)
+    })
+}
+
+/// tcpdump writing a pcap inside a namespace; stopped and its file removed on drop.
+struct Capture {
+    child: Child,
+    file: PathBuf,
+    /// Reads tcpdump's stderr to its end; returns it for failure messages.
+    log: Option<thread::JoinHandle<String>>,
+}
+
+impl Capture {
+    /// `None` (after saying why) when tcpdump or tshark is missing.
+    fn start(ns: &str, interface: &str, filter: &str) -> Option<Capture> {
+        for tool in ["tcpdump", "tshark"] {
+            if Command::new(tool).arg("--version").output().is_err() {
+                eprintln!("skipping the wire check: {tool} is not installed");
+                return None;
+            }
+        }
+        let file = std::env::temp_dir().join(format!("{}.pcap", unique("cap")));
+        let file_arg = file.to_string_lossy().into_owned();
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "tcpdump",
+                "-Z",
+                "root",
+                "-U",
+                "--immediate-mode",
+                "-n",
+                "-i",
+            ])
+            .args([interface, "-w", &file_arg, filter])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tcpdump");
+        // tcpdump says "listening on" once the capture is armed; keep reading its stderr so it
+        // never blocks on a full pipe.
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let log = thread::spawn(move || {
+            let mut log = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = ready_tx.send(());
+                }
+                log.push_str(&line);
+                log.push('\n');
+            }
+            log
+        });
+        let capture = Capture {
+            child,
+            file,
+            log: Some(log),
+        };
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("tcpdump starts listening");
+        Some(capture)
+    }
+
+    /// Stops tcpdump (SIGINT flushes the file) and returns tshark's verbose decode and its
+    /// field output for `fields` under display filter `display`.
+    fn finish(mut self, display: &str, fields: &[&str]) -> (String, Vec<Vec<String>>) {
+        // Let the last packets cross the veth before stopping.
+        thread::sleep(Duration::from_millis(200));
+        let pid = self.child.id().to_string();
+        run("kill", &["-INT", &pid]).expect("signal tcpdump");
+        poll(Duration::from_secs(5), || {
+            self.child.try_wait().expect("wait tcpdump")
+        })
+        .expect("tcpdump stops");
+        let file = self.file.to_string_lossy().into_owned();
+        let mut verbose = Command::new("tshark")
+            .args(["-n", "-r", &file, "-V", "-Y", display])
+            .output()
+            .expect("tshark -V")
+            .stdout;
+        // Everything captured, one line per packet, for failure messages.
+        let all = Command::new("tshark")
+            .args(["-n", "-r", &file])
+            .output()
+            .expect("tshark");
+        verbose.extend_from_slice(b"\n--- all captured packets ---\n");
+        verbose.extend_from_slice(&all.stdout);
+        verbose.extend_from_slice(b"--- tcpdump ---\n");
+        // tcpdump has exited, so its stderr is at EOF and the reader has ended.
+        if let Some(log) = self.log.take() {
+            verbose.extend_from_slice(log.join().unwrap_or_default().as_bytes());
+        }
+        let mut args = vec![
+            "-n",
+            "-r",
+            &file,
+            "-Y",
+            display,
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+        ];
+        for field in fields {
+            args.extend(["-e", field]);
+        }
+        let table = Command::new("tshark")
+            .args(&args)
+            .output()
+            .expect("tshark -T fields");
+        let rows = String::from_utf8_lossy(&table.stdout)
+            .lines()
+            .map(|line| line.split('|').map(str::to_owned).collect())
+            .collect();
+        (String::from_utf8_lossy(&verbose).into_owned(), rows)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+fn advert(version: Version, addresses: AddressList) -> Advertisement {
+    Advertisement {
+        version,
+        vrid: 51,
+        priority: 100,
+        interval: match version {
+            Version::V2 => AdvertInterval::from_seconds(1),
+            Version::V3 => AdvertInterval::from_centiseconds(10),
+        }
+        .expect("interval"),
+        addresses,
+        authentication: match version {
+            Version::V2 => {
+                Authentication::SimplePassword(Password::from_keepalived_auth_pass("secret"))
+            }
+            Version::V3 => Authentication::None,
+        },
+    }
+}
+
+fn context(source: IpAddr, destination: IpAddr) -> ChecksumContext {
+    ChecksumContext {
+        source,
+        destination,
+        v3_ipv4_checksum: V3Ipv4Checksum::PseudoHeader,
+    }
+}
+
+/// One advert to send and what must arrive.
+struct Case {
+    name: &'static str,
+    advert: Advertisement,
+    source: IpAddr,
+    destination: IpAddr,
+    bytes: Vec<u8>,
+}
+
+impl Case {
+    fn new(name: &'static str, advert: Advertisement, source: IpAddr, destination: IpAddr) -> Case {
+        let bytes = packet::encode(&advert, &context(source, destination)).expect("encode");
+        Case {
+            name,
+            advert,
+            source,
+            destination,
+            bytes,
+        }
+    }
+}
+
+/// Reads until `count` datagrams arrived or two seconds passed.
+fn receive(receiver: &VrrpReceiver, count: usize) -> Vec<(ReceivedDatagram, Vec<u8>)> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    poll(Duration::from_secs(2), || {
+        loop {
+            match receiver.recv(&mut buf) {
+                Ok(datagram) => {
+                    let payload = buf[datagram.payload.clone()].to_vec();
+                    got.push((datagram, payload));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        (got.len() >= count).then_some(())
+    });
+    got
+}
+
+fn assert_nothing_queued(receiver: &VrrpReceiver, what: &str) {
+    let mut buf = [0u8; 2048];
+    match receiver.recv(&mut buf) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        other => panic!("{what}: expected nothing, got {other:?}"),
+    }
+}
+
+/// A send-only socket must not queue what arrives for its protocol.
+fn assert_send_socket_empty(fd: &impl std::os::fd::AsFd, what: &str) {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
+    match socket2::SockRef::from(fd).recv(&mut buf) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        other => panic!("{what}: send socket has queued data: {other:?}"),
+    }
+}
+
+#[test]
+fn vrrp_adverts_cross_the_link_with_exact_ip_facts() {
+    let Some(pair) = Pair::create("vrrp") else {
+        return;
+    };
+    let (va, vb) = (pair.va.clone(), pair.vb.clone());
+    let capture = Capture::start(&pair.b, "vb", "ip proto 112 or ip6 proto 112");
+
+    let vips_v4 = AddressList::V4(vec![VIP_V4]);
+    let vips_v6 = AddressList::V6(vec![VIP_V6]);
+    let cases_v4 = [
+        Case::new(
+            "v2 multicast",
+            advert(Version::V2, vips_v4.clone()),
+            A_V4.into(),
+            GROUP_V4.into(),
+        ),
+        Case::new(
+            "v3 multicast",
+            advert(Version::V3, vips_v4.clone()),
+            A_V4.into(),
+            GROUP_V4.into(),
+        ),
+        Case::new(
+            "v3 unicast",
+            advert(Version::V3, vips_v4),
+            A_V4.into(),
+            B_V4.into(),
+        ),
+    ];
+    let cases_v6 = [
+        Case::new(
+            "v3 IPv6 multicast",
+            advert(Version::V3, vips_v6.clone()),
+            A_LL.into(),
+            GROUP_V6.into(),
+        ),
+        Case::new(
+            "v3 IPv6 unicast",
+            advert(Version::V3, vips_v6),
+            A_LL.into(),
+            B_V6.into(),
+        ),
+    ];
+
+    let (b_rx4, b_rx6, b_tx4, b_tx6) = pair.in_ns(&pair.b, || {
+        (
+            VrrpReceiver::open(vb.index, &vb.name, Family::V4, true).expect("B receiver v4"),
+            VrrpReceiver::open(vb.index, &vb.name, Family::V6, true).expect("B receiver v6"),
+            VrrpSender::open(vb.index, &vb.name, Family::V4).expect("B sender v4"),
+            VrrpSender::open(vb.index, &vb.name, Family::V6).expect("B sender v6"),
+        )
+    });
+    // Unicast-only receivers next to the joined ones must not get the group's packets.
+    let (b_unicast4, b_unicast6) = pair.in_ns(&pair.b, || {
+        (
+            VrrpReceiver::open(vb.index, &vb.name, Family::V4, false).expect("unicast v4"),
+            VrrpReceiver::open(vb.index, &vb.name, Family::V6, false).expect("unicast v6"),
+        )
+    });
+    let (a_rx4, a_rx6, a_tx4, a_tx6) = pair.in_ns(&pair.a, || {
+        (
+            VrrpReceiver::open(va.index, &va.name, Family::V4, true).expect("A receiver v4"),
+            VrrpReceiver::open(va.index, &va.name, Family::V6, true).expect("A receiver v6"),
+            VrrpSender::open(va.index, &va.name, Family::V4).expect("A sender v4"),
+            VrrpSender::open(va.index, &va.name, Family::V6).expect("A sender v6"),
+        )
+    });
+    assert_eq!(b_rx4.ifindex(), vb.index);
+
+    // A sends; B must see each advert exactly as sent, with the IP facts the codec needs.
+    for (cases, sender, receiver) in [
+        (&cases_v4[..], &a_tx4, &b_rx4),
+        (&cases_v6[..], &a_tx6, &b_rx6),
+    ] {
+        for case in cases {
+            sender
+                .send(case.source, case.destination, 255, &case.bytes)
+                .unwrap_or_else(|e| panic!("{}: send: {e}", case.name));
+        }
+        let got = receive(receiver, cases.len());
+        assert_eq!(got.len(), cases.len(), "all adverts arrive");
+        for (case, (datagram, payload)) in cases.iter().zip(&got) {
+            assert_eq!(datagram.source, case.source, "{}: source", case.name);
+            assert_eq!(
+                datagram.destination, case.destination,
+                "{}: destination",
+                case.name
+            );
+            assert_eq!(datagram.ttl, 255, "{}: TTL", case.name);
+            assert_eq!(payload, &case.bytes, "{}: payload", case.name);
+            let decoded = packet::decode(payload, &context(datagram.source, datagram.destination))
+                .unwrap_or_else(|e| panic!("{}: decode: {e}", case.name));
+            assert_eq!(decoded, case.advert, "{}: decoded", case.name);
+        }
+    }
+    for (receiver, unicast) in [
+        (&b_unicast4, IpAddr::V4(B_V4)),
+        (&b_unicast6, IpAddr::V6(B_V6)),
+    ] {
+        let got = receive(receiver, 1);
+        let destinations: Vec<IpAddr> = got.iter().map(|(d, _)| d.destination).collect();
+        assert_eq!(destinations, vec![unicast], "unicast-only receiver");
+        assert_nothing_queued(receiver, "unicast-only receiver");
+    }
+    // Multicast loopback is off: A's own receivers did not hear A.
+    assert_nothing_queued(&a_rx4, "A hears its own IPv4 adverts");
+    assert_nothing_queued(&a_rx6, "A hears its own IPv6 adverts");
+
+    // A TTL below 255 is reported as it arrived (the instance drops it, RFC 5798 7.1).
+    let low = &cases_v4[1];
+    a_tx4
+        .send(low.source, low.destination, 1, &low.bytes)
+        .expect("send TTL 1");
+    let got = receive(&b_rx4, 1);
+    assert_eq!(got.first().map(|(d, _)| d.ttl), Some(1));
+
+    // A buffer too small for the packet: InvalidData, and the packet is consumed.
+    a_tx6
+        .send(
+            cases_v6[0].source,
+            cases_v6[0].destination,
+            255,
+            &cases_v6[0].bytes,
+        )
+        .expect("send");
+    let mut tiny = [0u8; 8];
+    let error = poll(Duration::from_secs(2), || match b_rx6.recv(&mut tiny) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        other => Some(other.expect_err("truncated packet is an error")),
+    })
+    .expect("the packet arrives");
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    assert_nothing_queued(&b_rx6, "truncated packet consumed");
+
+    // B answers; A's receivers hear it, while A's send sockets queue nothing.
+    let back_v4 = Case::new(
+        "back v4",
+        advert(Version::V3, AddressList::V4(vec![VIP_V4])),
+        B_V4.into(),
+        GROUP_V4.into(),
+    );
+    let back_v6 = Case::new(
+        "back v6",
+        advert(Version::V3, AddressList::V6(vec![VIP_V6])),
+        B_LL.into(),
+        GROUP_V6.into(),
+    );
+    b_tx4
+        .send(back_v4.source, back_v4.destination, 255, &back_v4.bytes)
+        .expect("B sends v4");
+    b_tx6
+        .send(back_v6.source, back_v6.destination, 255, &back_v6.bytes)
+        .expect("B sends v6");
+    assert_eq!(receive(&a_rx4, 1).len(), 1, "A hears B over IPv4");
+    assert_eq!(receive(&a_rx6, 1).len(), 1, "A hears B over IPv6");
+    assert_send_socket_empty(&a_tx4, "A's IPv4 sender");
+    assert_send_socket_empty(&a_tx6, "A's IPv6 sender");
+
+    // Wrong family is refused before anything is sent.
+    let error = a_tx4
+        .send(A_LL.into(), GROUP_V6.into(), 255, &cases_v6[0].bytes)
+        .expect_err("family mismatch");
+    assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+
+    // An independent decoder agrees on the wire: tshark sees VRRP with good checksums,
+    // TTL / hop limit 255 and DSCP CS6 on the adverts A sent.
+    let Some(capture) = capture else {
+        return;
+    };
+    let (verbose, rows) = capture.finish(
+        "vrrp && (ip.src == 10.99.0.1 || ipv6.src == fe80::a) && (ip.ttl == 255 || ipv6.hlim == 255)",
+        &[
+            "vrrp.version",
+            "ip.dst",
+            "ipv6.dst",
+            "ip.ttl",
+            "ipv6.hlim",
+            "ip.dsfield.dscp",
+            "ipv6.tclass.dscp",
+            "vrrp.checksum.status",
+        ],
+    );
+    let summary: Vec<String> = rows.iter().map(|row| row.join("|")).collect();
+    assert_eq!(
+        summary,
+        vec![
+            "2|224.0.0.18||255||48||1",
+            "3|224.0.0.18||255||48||1",
+            "3|10.99.0.2||255||48||1",
+            "3||ff02::12||255||48|1",
+            "3||2001:db8::b||255||48|1",
+            "3||ff02::12||255||48|1",
+        ],
+        "tshark fields (version|IPv4 dst|IPv6 dst|TTL|hop limit|IPv4 DSCP|IPv6 DSCP|checksum status 1=good)\n{verbose}"
+    );
+    assert_eq!(verbose.matches("[correct]").count(), 6, "{verbose}");
+    assert!(!verbose.contains("incorrect"), "{verbose}");
+}
+
+/// The events a monitor delivered, checked in order.
+struct Watch {
+    monitor: NetlinkMonitor,
+    seen: Vec<NetEvent>,
+    /// Events before this were matched by earlier expectations.
+    cursor: usize,
+}
+
+impl Watch {
+    /// Waits (up to two seconds) for an event after the previously expected one that matches.
+    fn expect(&mut self, what: &str, matches: impl Fn(&NetEvent) -> bool) {
+        let found = poll(Duration::from_secs(2), || {
+            let events = self.monitor.read_events().expect("read events");
+            self.seen.extend(events);
+            let i = self.seen[self.cursor..].iter().position(&matches)?;
+            self.cursor += i + 1;
+            Some(())
+        });
+        assert!(found.is_some(), "no event for {what}; saw {:#?}", self.seen);
+    }
+}
+
+#[test]
+fn netlink_adds_removes_and_watches() {
+    let Some(pair) = Pair::create("nl") else {
+        return;
+    };
+    let va = pair.va.clone();
+    pair.in_ns(&pair.a, || {
+        let netlink = Netlink::open().expect("netlink");
+        let monitor = NetlinkMonitor::open().expect("monitor");
+
+        // Links by name and index.
+        let link = netlink.link_by_name("va").expect("query").expect("va exists");
+        assert!(link.up, "va is up with carrier");
+        assert!(link.mac.is_some_and(|mac| mac != [0; 6]), "va has a MAC");
+        assert_eq!(link.mtu, 1500);
+        assert_eq!(netlink.link_by_index(link.index).expect("query"), Some(link.clone()));
+        assert_eq!(netlink.link_by_name("nosuchlink").expect("query"), None);
+        assert_eq!(netlink.link_by_index(99_999).expect("query"), None);
+        let lo = netlink.link_by_name("lo").expect("query").expect("lo exists");
+        assert_eq!(lo.mac, Some([0; 6]));
+
+        // IPv4 with a label, added twice, listed, removed twice.
+        let vip4 = IpAddr::V4(VIP_V4);
+        assert!(netlink.add_address(va.index, vip4, 24, Some("va:vip")).expect("add"));
+        assert!(!netlink.add_address(va.index, vip4, 24, Some("va:vip")).expect("add again"));
+        let listed = netlink.addresses(Some(va.index)).expect("addresses");
+        let entry = listed.iter().find(|a| a.address == vip4).expect("listed");
+        assert_eq!(
+            entry,
+            &InterfaceAddress {
+                ifindex: va.index,
+                address: vip4,
+                prefix_len: 24,
+                label: Some("va:vip".into()),
+                // 10.99.0.1/24 came first in this subnet.
+                secondary: true,
+                tentative: false,
+            }
+        );
+        let primary = listed.iter().find(|a| a.address == IpAddr::V4(A_V4)).expect("primary");
+        assert_eq!(primary.label.as_deref(), Some("va"));
+        assert!(!primary.secondary);
+        let error = netlink
+            .add_address(va.index, "10.99.0.101".parse().expect("address"), 24, Some("eth0:x"))
+            .expect_err("label of another interface");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        let error = netlink
+            .add_address(va.index, IpAddr::V6(VIP_V6), 64, Some("va:x"))
+            .expect_err("IPv6 label");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        let error = netlink
+            .add_address(va.index, vip4, 33, None)
+            .expect_err("prefix too long");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        let error = netlink
+            .add_address(99_999, "10.99.0.102".parse().expect("address"), 24, None)
+            .expect_err("no such interface");
+        assert_eq!(errno(&error), Some(libc::ENODEV), "{error}");
+
+        // IPv6: NODAD means usable at once, while an address added the ordinary way on the same
+        // interface is still tentative (so DAD really is on here).
+        let vip6 = IpAddr::V6(VIP_V6);
+        assert!(netlink.add_address(va.index, vip6, 64, None).expect("add v6"));
+        assert!(!netlink.add_address(va.index, vip6, 64, None).expect("add v6 again"));
+        pair.ip(&pair.a, &["addr", "add", "2001:db8::200/64", "dev", "va"]);
+        let listed = netlink.addresses(None).expect("all addresses");
+        let ours = listed.iter().find(|a| a.address == vip6).expect("v6 listed");
+        assert_eq!((ours.prefix_len, ours.tentative, ours.label.as_deref()), (64, false, None));
+        let ordinary = listed
+            .iter()
+            .find(|a| a.address == "2001:db8::200".parse::<IpAddr>().expect("address"))
+            .expect("ordinary v6 listed");
+        assert!(ordinary.tentative, "an address with DAD starts tentative");
+        assert!(listed.iter().any(|a| a.ifindex != va.index), "None lists lo too");
+
+        assert!(netlink.remove_address(va.index, vip4, 24).expect("remove"));
+        assert!(!netlink.remove_address(va.index, vip4, 24).expect("remove again"));
+        assert!(netlink.remove_address(va.index, vip6, 64).expect("remove v6"));
+        assert!(!netlink.remove_address(va.index, vip6, 64).expect("remove v6 again"));
+        assert!(netlink
+            .addresses(Some(va.index))
+            .expect("addresses")
+            .iter()
+            .all(|a| a.address != vip4 && a.address != vip6));
+
+        // The monitor saw all of that, and sees changes made by others.
+        let mut watch = Watch {
+            monitor,
+            seen: Vec::new(),
+            cursor: 0,
+        };
+        watch.expect("our VIP added", |e| {
+            matches!(e, NetEvent::AddressAdded(a) if a.address == vip4 && a.label.as_deref() == Some("va:vip"))
+        });
+        watch.expect("our v6 VIP removed", |e| {
+            matches!(e, NetEvent::AddressRemoved(a) if a.address == vip6)
+        });
+        pair.ip(&pair.a, &["addr", "add", "10.99.0.55/24", "dev", "va"]);
+        pair.ip(&pair.a, &["addr", "del", "10.99.0.55/24", "dev", "va"]);
+        watch.expect("ip addr del", |e| {
+            matches!(e, NetEvent::AddressRemoved(a) if a.address == IpAddr::V4(Ipv4Addr::new(10, 99, 0, 55)) && a.ifindex == va.index)
+        });
+        pair.ip(&pair.a, &["link", "set", "dev", "va", "down"]);
+        watch.expect("link down", |e| {
+            matches!(e, NetEvent::Link(l) if l.index == va.index && !l.up)
+        });
+        pair.ip(&pair.a, &["link", "set", "dev", "va", "up"]);
+        watch.expect("link up", |e| {
+            matches!(e, NetEvent::Link(l) if l.index == va.index && l.up && l.name == "va")
+        });
+        assert!(!watch.seen.contains(&NetEvent::Overrun), "{:#?}", watch.seen);
+    });
+}
+
+#[test]
+fn netlink_monitor_reports_overrun() {
+    let Some(pair) = Pair::create("ovr") else {
+        return;
+    };
+    let va = pair.va.clone();
+    pair.in_ns(&pair.a, || {
+        let netlink = Netlink::open().expect("netlink");
+        let mut monitor = NetlinkMonitor::open().expect("monitor");
+        // The smallest buffer the kernel allows holds a handful of notifications.
+        socket2::SockRef::from(&monitor)
+            .set_recv_buffer_size(0)
+            .expect("shrink buffer");
+        for last in 1..=100u8 {
+            let address = IpAddr::V4(Ipv4Addr::new(10, 98, 0, last));
+            assert!(netlink
+                .add_address(va.index, address, 32, None)
+                .expect("add"));
+        }
+        let events = monitor.read_events().expect("read");
+        assert!(events.contains(&NetEvent::Overrun), "{events:#?}");
+        assert!(events.len() < 100, "notifications were lost");
+        assert!(monitor.read_events().expect("read").is_empty());
+    });
+}
+
+#[test]
+fn announcements_reach_the_peer() {
+    let Some(pair) = Pair::create("ann") else {
+        return;
+    };
+    let va = pair.va.clone();
+    let mac = va.mac.expect("va has a MAC");
+    let Some(capture) = Capture::start(&pair.b, "vb", "arp or icmp6") else {
+        return;
+    };
+    pair.in_ns(&pair.a, || {
+        let announcer = Announcer::open(va.index, &va.name, mac).expect("announcer");
+        announcer.gratuitous_arp(VIP_V4).expect("gratuitous ARP");
+        announcer
+            .unsolicited_na(VIP_V6, true)
+            .expect("NA as router");
+        announcer.unsolicited_na(VIP_V6, false).expect("NA as host");
+    });
+    let mac_text = mac.map(|b| format!("{b:02x}")).join(":");
+
+    let (verbose, rows) = capture.finish(
+        "arp.src.proto_ipv4 == 10.99.0.100 || icmpv6.nd.na.target_address == 2001:db8::100",
+        &[
+            "eth.dst",
+            "arp.opcode",
+            "arp.src.hw_mac",
+            "arp.src.proto_ipv4",
+            "arp.dst.hw_mac",
+            "arp.dst.proto_ipv4",
+            "ipv6.src",
+            "ipv6.dst",
+            "ipv6.hlim",
+            "icmpv6.type",
+            "icmpv6.nd.na.flag.r",
+            "icmpv6.nd.na.flag.s",
+            "icmpv6.nd.na.flag.o",
+            "icmpv6.nd.na.target_address",
+            "icmpv6.opt.linkaddr",
+            "icmpv6.checksum.status",
+        ],
+    );
+    let summary: Vec<String> = rows.iter().map(|row| row.join("|")).collect();
+    let arp = format!(
+        "ff:ff:ff:ff:ff:ff|1|{mac_text}|10.99.0.100|00:00:00:00:00:00|10.99.0.100||||||||||"
+    );
+    let na = |router: &str| {
+        format!("33:33:00:00:00:01||||||fe80::a|ff02::1|255|136|{router}|0|1|2001:db8::100|{mac_text}|1")
+    };
+    assert_eq!(
+        summary,
+        vec![arp, na("1"), na("0")],
+        "tshark fields (eth dst|ARP op|sender MAC|sender IP|target MAC|target IP|IPv6 src|dst|hop limit|type|R|S|O|target|TLLA|checksum 1=good)\n{verbose}"
+    );
+    assert!(verbose.contains("[Is gratuitous: True]"), "{verbose}");
+}
