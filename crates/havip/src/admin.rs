@@ -26,6 +26,8 @@ pub struct AdminState {
     pub draining: AtomicBool,
     /// The VRRP instances, when the config has any.
     pub vrrp: Option<Arc<VrrpView>>,
+    /// `[admin] auth`: credentials every request but `/healthz` must carry.
+    pub auth: crate::admin_auth::BasicAuth,
 }
 
 const MAX_REQUEST: usize = 8 * 1024;
@@ -56,7 +58,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: Cancella
 async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
     let mut buf = vec![0u8; MAX_REQUEST];
     let mut len = 0;
-    let (method, path) = loop {
+    let (method, path, permitted) = loop {
         let n = stream.read(&mut buf[len..]).await?;
         if n == 0 {
             return Ok(());
@@ -68,7 +70,8 @@ async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
             Ok(httparse::Status::Complete(_)) => {
                 let method = req.method.unwrap_or("").to_string();
                 let path = req.path.unwrap_or("/").to_string();
-                break (method, path);
+                let permitted = state.auth.permits(&path, req.headers);
+                break (method, path, permitted);
             }
             Ok(httparse::Status::Partial) if len < MAX_REQUEST => continue,
             _ => {
@@ -76,6 +79,9 @@ async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
             }
         }
     };
+    if !permitted {
+        return crate::admin_auth::unauthorized(&mut stream).await;
+    }
     let (status, content_type, body) = route(&method, &path, state);
     respond(&mut stream, status, content_type, body.as_bytes()).await
 }

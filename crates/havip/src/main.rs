@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin;
+mod admin_auth;
 mod config;
 mod demo;
 mod import;

@@ -116,6 +116,9 @@ impl Running {
             started,
             draining: AtomicBool::new(false),
             vrrp: vrrp.as_ref().map(VrrpNode::view),
+            auth: crate::admin_auth::BasicAuth::new(
+                config.admin.as_ref().map_or(&[][..], |a| &a.auth),
+            ),
         });
         if let Some(settings) = &config.admin {
             let listener = TcpListener::bind(settings.listen)

@@ -67,6 +67,9 @@ pub struct LogSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdminSettings {
     pub listen: SocketAddr,
+    /// `user:password` pairs for HTTP basic authentication (HAProxy's `stats auth`); empty:
+    /// open. `/healthz` never needs them.
+    pub auth: Vec<String>,
 }
 
 /// Why a config could not be loaded.
@@ -168,7 +171,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "buffer_size",
 ];
 const LOG_KEYS: &[&str] = &["format", "level", "connections"];
-const ADMIN_KEYS: &[&str] = &["listen"];
+const ADMIN_KEYS: &[&str] = &["listen", "auth"];
 const SERVICE_KEYS: &[&str] = &[
     "name",
     "listen",
@@ -276,8 +279,21 @@ fn read_admin(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Option<AdminS
         None => DEFAULT_ADMIN,
         Some(at) => parse_socket_addr(p, &t.key("listen"), &at).unwrap_or(DEFAULT_ADMIN),
     };
+    let mut auth = Vec::new();
+    for at in t.strings(p, "auth").unwrap_or_default() {
+        match at.value.split_once(':') {
+            Some((user, _)) if !user.is_empty() && !at.value.chars().any(char::is_control) => {
+                auth.push(at.value)
+            }
+            _ => p.add(
+                &at.span,
+                t.key("auth"),
+                "expected \"user:password\" (as HAProxy's stats auth)",
+            ),
+        }
+    }
     t.finish(p);
-    Some(AdminSettings { listen })
+    Some(AdminSettings { listen, auth })
 }
 
 /// `IP:port`, `[IPv6]:port`, or `*:port` (all IPv4 addresses, as in HAProxy's `bind *:port`).

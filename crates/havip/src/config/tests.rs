@@ -68,6 +68,7 @@ connections = false
 
 [admin]
 listen = "127.0.0.1:9000"
+auth = ["admin:secret"]
 
 [[service]]
 name = "api"
@@ -130,7 +131,9 @@ backup = true
     assert_eq!(c.log.format, LogFormat::Json);
     assert_eq!(c.log.level, "havip=debug,info");
     assert!(!c.log.connections);
-    assert_eq!(c.admin.unwrap().listen, "127.0.0.1:9000".parse().unwrap());
+    let admin = c.admin.unwrap();
+    assert_eq!(admin.listen, "127.0.0.1:9000".parse().unwrap());
+    assert_eq!(admin.auth, ["admin:secret"]);
     let s = &c.services[0];
     assert_eq!(s.listen.len(), 2);
     assert_eq!(s.balance, Algorithm::LeastConn);
@@ -654,4 +657,12 @@ fn command_lines_split_like_a_shell_without_expansion() {
     );
     assert!(split_words("/bin/x 'open").is_err());
     assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn admin_auth_needs_user_colon_password() {
+    let text = format!("{MINIMAL}\n[admin]\nauth = [\"nopassword\", \":x\"]\n");
+    let list = problems(&text);
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list[0].ends_with("admin.auth: expected \"user:password\" (as HAProxy's stats auth)"));
 }
