@@ -186,6 +186,7 @@ fn demo_config(port: u16, admin_port: u16, backends: &[SocketAddr]) -> Config {
         log: LogSettings::default(),
         admin: Some(AdminSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+            commands: false,
         }),
         services: vec![spec],
         vrrp: Vec::new(),

@@ -108,7 +108,7 @@ impl Running {
         let vrrp = if config.vrrp.is_empty() {
             None
         } else {
-            Some(VrrpNode::start(&config.vrrp).await?)
+            Some(VrrpNode::start(&config.vrrp, &config.trackers, proxy.services()).await?)
         };
         let admin_stop = CancellationToken::new();
         let admin_state = Arc::new(AdminState {
@@ -116,6 +116,10 @@ impl Running {
             started,
             draining: AtomicBool::new(false),
             vrrp: vrrp.as_ref().map(VrrpNode::view),
+            commands: match (&config.admin, &vrrp) {
+                (Some(admin), Some(node)) if admin.commands => Some(node.commands()),
+                _ => None,
+            },
         });
         if let Some(settings) = &config.admin {
             let listener = TcpListener::bind(settings.listen)

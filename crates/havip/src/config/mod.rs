@@ -67,6 +67,8 @@ pub struct LogSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdminSettings {
     pub listen: SocketAddr,
+    /// Accept runtime commands (POST: the failover drill's step-down and restore).
+    pub commands: bool,
 }
 
 /// Why a config could not be loaded.
@@ -168,7 +170,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "buffer_size",
 ];
 const LOG_KEYS: &[&str] = &["format", "level", "connections"];
-const ADMIN_KEYS: &[&str] = &["listen"];
+const ADMIN_KEYS: &[&str] = &["listen", "commands"];
 const SERVICE_KEYS: &[&str] = &[
     "name",
     "listen",
@@ -276,8 +278,9 @@ fn read_admin(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Option<AdminS
         None => DEFAULT_ADMIN,
         Some(at) => parse_socket_addr(p, &t.key("listen"), &at).unwrap_or(DEFAULT_ADMIN),
     };
+    let commands = t.bool(p, "commands").unwrap_or(false);
     t.finish(p);
-    Some(AdminSettings { listen })
+    Some(AdminSettings { listen, commands })
 }
 
 /// `IP:port`, `[IPv6]:port`, or `*:port` (all IPv4 addresses, as in HAProxy's `bind *:port`).
