@@ -15,7 +15,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
+use crate::vrrp::instance::StepDownResult;
 use crate::vrrp::status::VrrpView;
+use crate::vrrp::VrrpCommands;
 
 /// What the endpoint reports on.
 #[derive(Debug)]
@@ -26,12 +28,15 @@ pub struct AdminState {
     pub draining: AtomicBool,
     /// The VRRP instances, when the config has any.
     pub vrrp: Option<Arc<VrrpView>>,
+    /// Runtime commands, when `[admin] commands = true` and there are VRRP instances.
+    pub commands: Option<VrrpCommands>,
     /// `[admin] auth`: credentials every request but `/healthz` must carry.
     pub auth: crate::admin_auth::BasicAuth,
 }
 
 const MAX_REQUEST: usize = 8 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Serve admin requests on `listener` until `stop` is cancelled.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: CancellationToken) {
@@ -44,7 +49,9 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: Cancella
             Ok((stream, _)) => {
                 let state = state.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(READ_TIMEOUT, handle(stream, &state)).await;
+                    // Reading the request is bounded by READ_TIMEOUT inside; a step-down
+                    // answers after the handover, at most one Master_Down_Interval.
+                    let _ = tokio::time::timeout(COMMAND_TIMEOUT, handle(stream, &state)).await;
                 });
             }
             Err(error) => {
@@ -58,8 +65,12 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: Cancella
 async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
     let mut buf = vec![0u8; MAX_REQUEST];
     let mut len = 0;
+    let read_deadline = Instant::now() + READ_TIMEOUT;
     let (method, path, permitted) = loop {
-        let n = stream.read(&mut buf[len..]).await?;
+        let n = match tokio::time::timeout_at(read_deadline, stream.read(&mut buf[len..])).await {
+            Ok(read) => read?,
+            Err(_) => return Ok(()),
+        };
         if n == 0 {
             return Ok(());
         }
@@ -82,14 +93,96 @@ async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
     if !permitted {
         return crate::admin_auth::unauthorized(&mut stream).await;
     }
-    let (status, content_type, body) = route(&method, &path, state);
+    let (status, content_type, body) = if method == "POST" {
+        command(&path, state).await
+    } else {
+        route(&method, &path, state)
+    };
     respond(&mut stream, status, content_type, body.as_bytes()).await
+}
+
+/// Runtime commands: `POST /api/vrrp/<instance>/step-down` and `.../restore`, for the
+/// failover drill. Off unless `[admin] commands = true`.
+async fn command(path: &str, state: &AdminState) -> (u16, &'static str, String) {
+    let Some(commands) = &state.commands else {
+        return (
+            403,
+            "text/plain",
+            "runtime commands are off; set `commands = true` in [admin]\n".into(),
+        );
+    };
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["api", "vrrp", instance, action] = parts.as_slice() else {
+        return (
+            404,
+            "text/plain",
+            "POST /api/vrrp/<instance>/step-down or /restore\n".into(),
+        );
+    };
+    match *action {
+        "step-down" => match commands.step_down(instance).await {
+            None => (
+                404,
+                "text/plain",
+                format!("no VRRP instance {instance:?}\n"),
+            ),
+            Some(StepDownResult::NotMaster) => (
+                409,
+                "application/json",
+                "{\"result\": \"not_master\"}\n".into(),
+            ),
+            Some(StepDownResult::HandedOver { new_master, waited }) => (
+                200,
+                "application/json",
+                format!(
+                    "{}\n",
+                    serde_json::json!({
+                        "result": "handed_over",
+                        "new_master": new_master.to_string(),
+                        "waited_ms": waited.as_millis() as u64,
+                    })
+                ),
+            ),
+            Some(StepDownResult::NobodyTookOver { waited }) => (
+                200,
+                "application/json",
+                format!(
+                    "{}\n",
+                    serde_json::json!({
+                        "result": "nobody_took_over",
+                        "waited_ms": waited.as_millis() as u64,
+                    })
+                ),
+            ),
+        },
+        "restore" => match commands.restore(instance).await {
+            None => (
+                404,
+                "text/plain",
+                format!("no VRRP instance {instance:?}\n"),
+            ),
+            Some(()) => (
+                200,
+                "application/json",
+                "{\"result\": \"restored\"}\n".into(),
+            ),
+        },
+        _ => (
+            404,
+            "text/plain",
+            "POST /api/vrrp/<instance>/step-down or /restore\n".into(),
+        ),
+    }
 }
 
 /// Pure request routing: (status, content type, body).
 pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str, String) {
     if method != "GET" && method != "HEAD" {
-        return (405, "text/plain", "only GET is supported\n".into());
+        return (
+            405,
+            "text/plain",
+            "GET, or POST for runtime commands\n".into(),
+        );
     }
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let uptime = state.started.elapsed().as_secs_f64();
@@ -148,6 +241,8 @@ async fn respond(
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
+        409 => "Conflict",
         404 => "Not Found",
         405 => "Method Not Allowed",
         503 => "Service Unavailable",

@@ -187,6 +187,7 @@ fn demo_config(port: u16, admin_port: u16, backends: &[SocketAddr]) -> Config {
         admin: Some(AdminSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], admin_port)),
             auth: Vec::new(),
+            commands: false,
         }),
         services: vec![spec],
         vrrp: Vec::new(),

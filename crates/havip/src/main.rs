@@ -17,6 +17,7 @@ mod admin;
 mod admin_auth;
 mod config;
 mod demo;
+mod drill;
 mod import;
 mod lint;
 mod logging;
@@ -77,6 +78,30 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seconds: u64,
     },
+    /// Failover drill on a live cluster: ask the master to step down, watch the VIP move
+    /// with a connect loop, restore, and print the gap and who holds the VIP. Needs each
+    /// node's admin endpoint with `commands = true`.
+    Drill {
+        /// Admin endpoint of a node (IP:port); give every node.
+        #[arg(long = "node", required = true)]
+        nodes: Vec<std::net::SocketAddr>,
+        /// The VRRP instance to drill.
+        #[arg(long, default_value = "VI_1")]
+        instance: String,
+        /// Where clients connect: VIP:port.
+        #[arg(long)]
+        target: std::net::SocketAddr,
+        /// How long the old master stays stepped down before it is restored.
+        #[arg(long, default_value = "3s", value_parser = parse_duration_arg)]
+        hold: std::time::Duration,
+        /// Give up waiting for a new master after this long.
+        #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+        limit: std::time::Duration,
+    },
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    config::duration::parse_duration(text)
 }
 
 /// Foreign configs to read (any subset).
@@ -132,6 +157,28 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("havip: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Drill {
+            nodes,
+            instance,
+            target,
+            hold,
+            limit,
+        } => match drill::run(drill::DrillPlan {
+            nodes,
+            instance,
+            target,
+            hold,
+            limit,
+        }) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("havip drill: {e:#}");
                 ExitCode::FAILURE
             }
         },

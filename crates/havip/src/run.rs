@@ -108,7 +108,7 @@ impl Running {
         let vrrp = if config.vrrp.is_empty() {
             None
         } else {
-            Some(VrrpNode::start(&config.vrrp).await?)
+            Some(VrrpNode::start(&config.vrrp, &config.trackers, proxy.services()).await?)
         };
         let admin_stop = CancellationToken::new();
         let admin_state = Arc::new(AdminState {
@@ -119,6 +119,10 @@ impl Running {
             auth: crate::admin_auth::BasicAuth::new(
                 config.admin.as_ref().map_or(&[][..], |a| &a.auth),
             ),
+            commands: match (&config.admin, &vrrp) {
+                (Some(admin), Some(node)) if admin.commands => Some(node.commands()),
+                _ => None,
+            },
         });
         if let Some(settings) = &config.admin {
             let listener = TcpListener::bind(settings.listen)

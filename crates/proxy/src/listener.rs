@@ -10,6 +10,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +56,15 @@ pub struct ConnLimits {
 }
 
 impl ConnLimits {
+    /// The permits if every limit has room now; `None` (holding nothing) otherwise.
+    fn try_acquire(&self) -> Option<Vec<OwnedSemaphorePermit>> {
+        let mut permits = Vec::new();
+        for sem in [&self.global, &self.service].into_iter().flatten() {
+            permits.push(sem.clone().try_acquire_owned().ok()?);
+        }
+        Some(permits)
+    }
+
     async fn acquire(&self) -> Vec<OwnedSemaphorePermit> {
         let mut permits = Vec::new();
         for sem in [&self.global, &self.service].into_iter().flatten() {
@@ -75,11 +85,30 @@ pub async fn accept_loop(
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
+    service.stats.listeners_running.fetch_add(1, Relaxed);
     // One wait on `stop` around the whole loop: registering a fresh waiter for every accepted
     // client would cost a lock on the token per connection.
     tokio::select! {
         _ = accept_forever(&listener, &service, &limits, &tracker) => {}
         _ = stop.cancelled() => {}
+    }
+    service.stats.listeners_running.fetch_sub(1, Relaxed);
+}
+
+/// Marks a listener stalled while alive; the mark goes when the guard drops, also when the
+/// accept loop is cancelled in the middle of a stall.
+struct Stalled<'a>(&'a AtomicU32);
+
+impl<'a> Stalled<'a> {
+    fn new(counter: &'a AtomicU32) -> Self {
+        counter.fetch_add(1, Relaxed);
+        Stalled(counter)
+    }
+}
+
+impl Drop for Stalled<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 
@@ -89,8 +118,15 @@ async fn accept_forever(
     limits: &ConnLimits,
     tracker: &TaskTracker,
 ) {
+    let stalled = &service.stats.listeners_stalled;
     loop {
-        let permits = limits.acquire().await;
+        let permits = match limits.try_acquire() {
+            Some(permits) => permits,
+            None => {
+                let _stalled = Stalled::new(stalled);
+                limits.acquire().await
+            }
+        };
         match listener.accept().await {
             Ok((stream, peer)) => {
                 tracker.spawn(service.clone().serve(stream, peer, Instant::now(), permits));
@@ -99,6 +135,7 @@ async fn accept_forever(
                 // Out of descriptors or memory: back off instead of spinning on the same
                 // error; the client stays in the backlog.
                 tracing::warn!(service = %service.spec.name, %error, "accept failed");
+                let _stalled = Stalled::new(stalled);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

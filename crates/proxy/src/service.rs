@@ -45,6 +45,25 @@ pub struct ServiceStats {
     pub connect_failed: AtomicU64,
     /// Connect attempts that were retried (on another backend where possible).
     pub retries: AtomicU64,
+    /// Listeners whose accept loop runs (bound and not stopped).
+    pub listeners_running: AtomicU32,
+    /// Of those, listeners that cannot take a client now: waiting for a connection slot
+    /// (`max_conns` reached) or backing off after an accept error.
+    pub listeners_stalled: AtomicU32,
+}
+
+impl ServiceStats {
+    /// Whether every listener of a service with `listeners` addresses is accepting clients:
+    /// what the `listener` tracker reports to VRRP.
+    pub fn all_listeners_accepting(&self, listeners: usize) -> bool {
+        self.listeners_running
+            .load(std::sync::atomic::Ordering::Relaxed) as usize
+            == listeners
+            && self
+                .listeners_stalled
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 0
+    }
 }
 
 /// Process-wide settings every service's connections share.

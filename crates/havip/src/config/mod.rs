@@ -70,6 +70,8 @@ pub struct AdminSettings {
     /// `user:password` pairs for HTTP basic authentication (HAProxy's `stats auth`); empty:
     /// open. `/healthz` never needs them.
     pub auth: Vec<String>,
+    /// Accept runtime commands (POST: the failover drill's step-down and restore).
+    pub commands: bool,
 }
 
 /// Why a config could not be loaded.
@@ -171,7 +173,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "buffer_size",
 ];
 const LOG_KEYS: &[&str] = &["format", "level", "connections"];
-const ADMIN_KEYS: &[&str] = &["listen", "auth"];
+const ADMIN_KEYS: &[&str] = &["listen", "auth", "commands"];
 const SERVICE_KEYS: &[&str] = &[
     "name",
     "listen",
@@ -292,8 +294,13 @@ fn read_admin(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Option<AdminS
             ),
         }
     }
+    let commands = t.bool(p, "commands").unwrap_or(false);
     t.finish(p);
-    Some(AdminSettings { listen, auth })
+    Some(AdminSettings {
+        listen,
+        auth,
+        commands,
+    })
 }
 
 /// `IP:port`, `[IPv6]:port`, or `*:port` (all IPv4 addresses, as in HAProxy's `bind *:port`).

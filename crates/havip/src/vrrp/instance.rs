@@ -57,6 +57,25 @@ pub enum Control {
     Resync,
     /// Stop: release the VIP gracefully, then answer.
     Shutdown(oneshot::Sender<()>),
+    /// A failover drill: a master releases the VIP gracefully (as on shutdown) and stays in
+    /// Fault until [`Control::Restore`]. Answers with what happened.
+    StepDown(oneshot::Sender<StepDownResult>),
+    /// End a step-down: back to the trackers' priority.
+    Restore(oneshot::Sender<()>),
+}
+
+/// What a step-down did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepDownResult {
+    /// The VIP was released after `new_master` was heard `waited` after priority 0.
+    HandedOver {
+        new_master: IpAddr,
+        waited: Duration,
+    },
+    /// No new master was heard within the bound; the VIP was released anyway.
+    NobodyTookOver { waited: Duration },
+    /// This instance is not master; nothing to do.
+    NotMaster,
 }
 
 /// A virtual address resolved to the interface it goes on.
@@ -85,6 +104,9 @@ pub struct InstanceTask {
     /// The origin of the instance's timestamps.
     pub base: Instant,
     pub link_up: bool,
+    /// The trackers' latest verdict (applied unless a drill stepped the instance down).
+    pub tracked: Tracking,
+    pub stepped_down: bool,
 }
 
 impl InstanceTask {
@@ -125,6 +147,29 @@ impl InstanceTask {
                     self.shutdown(&mut inbox).await;
                     let _ = done.send(());
                     return;
+                }
+                Control::StepDown(reply) => {
+                    let result = self.step_down(&mut inbox).await;
+                    let _ = reply.send(result);
+                }
+                Control::Restore(reply) => {
+                    if self.stepped_down {
+                        self.stepped_down = false;
+                        tracing::info!(instance = %self.settings.name, "drill over: back to the trackers' priority");
+                        self.events.push(
+                            &self.settings.name,
+                            "restore",
+                            None,
+                            None,
+                            "drill over".into(),
+                        );
+                        let now = self.now();
+                        let actions = self
+                            .instance
+                            .handle(now, Input::TrackingChanged(self.tracked));
+                        self.execute(actions, false);
+                    }
+                    let _ = reply.send(());
                 }
                 other => self.handle_control(other),
             }
@@ -188,7 +233,7 @@ impl InstanceTask {
                 self.resync();
                 return;
             }
-            Control::Shutdown(_) => return,
+            Control::Shutdown(_) | Control::StepDown(_) | Control::Restore(_) => return,
         };
         self.execute(actions, false);
     }
@@ -491,41 +536,86 @@ impl InstanceTask {
         let actions = self.instance.handle(now, Input::Shutdown);
         self.execute(actions, was_master);
         if was_master {
-            let bound = longest_takeover(&self.settings, &self.instance);
-            let deadline = Instant::now() + bound;
-            let started = Instant::now();
-            let heard = loop {
-                let message = tokio::select! {
-                    m = inbox.recv() => m,
-                    () = tokio::time::sleep_until(deadline) => break None,
-                };
-                match message {
-                    Some(Control::Packet(packet)) => {
-                        if let Some(priority) = self.new_master_priority(&packet) {
-                            break Some((packet.source, priority));
-                        }
-                    }
-                    Some(_) => {}
-                    None => break None,
-                }
+            self.release_when_new_master_heard(inbox).await;
+        }
+        self.publish(false);
+    }
+
+    /// A drill: leave Master as a fault would (priority 0), but hand the VIP over as on
+    /// shutdown; stay out of the election until restored.
+    async fn step_down(&mut self, inbox: &mut mpsc::Receiver<Control>) -> StepDownResult {
+        if self.instance.state() != State::Master {
+            return StepDownResult::NotMaster;
+        }
+        self.stepped_down = true;
+        tracing::warn!(instance = %self.settings.name, "drill: stepping down");
+        self.events
+            .push(&self.settings.name, "step_down", None, None, "drill".into());
+        let now = self.now();
+        let forced = Tracking {
+            priority: self.tracked.priority,
+            fault: true,
+        };
+        let actions = self.instance.handle(now, Input::TrackingChanged(forced));
+        self.execute(actions, true);
+        let result = self.release_when_new_master_heard(inbox).await;
+        self.publish(false);
+        result
+    }
+
+    /// Wait for another router's advert of our VRID with a non-zero priority (the new
+    /// master), at most [`longest_takeover`]; then remove the addresses.
+    async fn release_when_new_master_heard(
+        &mut self,
+        inbox: &mut mpsc::Receiver<Control>,
+    ) -> StepDownResult {
+        let bound = longest_takeover(&self.settings, &self.instance);
+        let deadline = Instant::now() + bound;
+        let started = Instant::now();
+        let heard = loop {
+            let message = tokio::select! {
+                m = inbox.recv() => m,
+                () = tokio::time::sleep_until(deadline) => break None,
             };
-            match heard {
-                Some((source, priority)) => tracing::info!(
+            match message {
+                Some(Control::Packet(packet)) => {
+                    if let Some(priority) = self.new_master_priority(&packet) {
+                        break Some((packet.source, priority));
+                    }
+                }
+                // Keep the latest tracker verdict for later; other requests wait their turn
+                // (a drill or shutdown is at most one Master_Down_Interval).
+                Some(Control::Tracking(tracking)) => self.tracked = tracking,
+                Some(_) => {}
+                None => break None,
+            }
+        };
+        let waited = started.elapsed();
+        let result = match heard {
+            Some((source, priority)) => {
+                tracing::info!(
                     instance = %self.settings.name,
                     new_master = %source,
                     priority,
-                    waited_ms = started.elapsed().as_millis() as u64,
+                    waited_ms = waited.as_millis() as u64,
                     "new master heard; releasing the virtual addresses"
-                ),
-                None => tracing::warn!(
+                );
+                StepDownResult::HandedOver {
+                    new_master: source,
+                    waited,
+                }
+            }
+            None => {
+                tracing::warn!(
                     instance = %self.settings.name,
                     waited_ms = bound.as_millis() as u64,
                     "no new master heard; releasing the virtual addresses anyway"
-                ),
+                );
+                StepDownResult::NobodyTookOver { waited }
             }
-            self.remove_addresses();
-        }
-        self.publish(false);
+        };
+        self.remove_addresses();
+        result
     }
 
     /// The priority of a valid advert of our VRID from another router that is taking over.

@@ -18,6 +18,7 @@ pub mod command;
 pub mod instance;
 pub mod notify;
 pub mod status;
+pub mod tracking;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -35,8 +36,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::vrrp::VrrpSettings;
-use instance::{Control, InstanceTask, OwnedPacket, ResolvedVip};
+use crate::config::vrrp::{TrackerSettings, VrrpSettings};
+use havip_proxy::service::Service;
+use instance::{Control, InstanceTask, OwnedPacket, ResolvedVip, StepDownResult};
 use status::{InstanceStatus, ReceiveCounters, VrrpView};
 
 /// Messages an instance task may have waiting; packets beyond that are dropped and counted
@@ -53,8 +55,13 @@ pub struct VrrpNode {
 }
 
 impl VrrpNode {
-    /// Open the sockets, resolve interfaces and addresses, and start every instance.
-    pub async fn start(settings: &[VrrpSettings]) -> anyhow::Result<VrrpNode> {
+    /// Open the sockets, resolve interfaces and addresses, and start every instance and the
+    /// trackers that move their priorities (reading `services` in-process).
+    pub async fn start(
+        settings: &[VrrpSettings],
+        trackers: &[TrackerSettings],
+        services: &[Arc<Service>],
+    ) -> anyhow::Result<VrrpNode> {
         let netlink = Netlink::open().context("VRRP: cannot open a netlink socket")?;
         let mut links: BTreeMap<String, Link> = BTreeMap::new();
         let mut link_of = |name: &str, netlink: &Netlink| -> anyhow::Result<Link> {
@@ -253,6 +260,8 @@ impl VrrpNode {
             let task = InstanceTask {
                 ifindex: p.link.index,
                 link_up: p.link.up,
+                tracked: Tracking::untracked(p.settings.priority),
+                stepped_down: false,
                 settings: p.settings,
                 instance,
                 vips: p.vips,
@@ -269,6 +278,25 @@ impl VrrpNode {
         view.instances = slots;
         view.events = events;
         let view = Arc::new(view);
+
+        // Trackers: their verdicts go to the instances' inboxes.
+        let (tracking_tx, mut tracking_rx) = mpsc::channel::<(usize, Tracking)>(64);
+        tracking::spawn(
+            trackers.to_vec(),
+            settings.to_vec(),
+            services.to_vec(),
+            tracking_tx,
+            background.clone(),
+        );
+        let inboxes: Vec<mpsc::Sender<Control>> =
+            controls.iter().map(|(_, tx)| tx.clone()).collect();
+        tokio::spawn(async move {
+            while let Some((index, tracking)) = tracking_rx.recv().await {
+                if let Some(tx) = inboxes.get(index) {
+                    let _ = tx.send(Control::Tracking(tracking)).await;
+                }
+            }
+        });
         Ok(VrrpNode {
             controls,
             tasks,
@@ -283,13 +311,10 @@ impl VrrpNode {
         self.view.clone()
     }
 
-    /// Hand new tracking results to an instance.
-    #[allow(dead_code)] // the trackers of issue #5 call it
-    pub async fn set_tracking(&self, instance: &str, tracking: Tracking) {
-        for (name, tx) in &self.controls {
-            if name == instance {
-                let _ = tx.send(Control::Tracking(tracking)).await;
-            }
+    /// A handle for runtime commands (the admin API's drill endpoints).
+    pub fn commands(&self) -> VrrpCommands {
+        VrrpCommands {
+            controls: self.controls.clone(),
         }
     }
 
@@ -314,6 +339,41 @@ impl VrrpNode {
         for worker in self.notify_workers {
             let _ = worker.await;
         }
+    }
+}
+
+/// Runtime commands to the instances, for the admin API.
+#[derive(Debug, Clone)]
+pub struct VrrpCommands {
+    controls: Vec<(String, mpsc::Sender<Control>)>,
+}
+
+impl VrrpCommands {
+    fn inbox(&self, instance: &str) -> Option<&mpsc::Sender<Control>> {
+        self.controls
+            .iter()
+            .find(|(name, _)| name == instance)
+            .map(|(_, tx)| tx)
+    }
+
+    /// Ask a master to hand its VIP over (a failover drill). `None`: no such instance.
+    pub async fn step_down(&self, instance: &str) -> Option<StepDownResult> {
+        let (reply, answer) = oneshot::channel();
+        self.inbox(instance)?
+            .send(Control::StepDown(reply))
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
+    /// End a step-down. `None`: no such instance.
+    pub async fn restore(&self, instance: &str) -> Option<()> {
+        let (reply, answer) = oneshot::channel();
+        self.inbox(instance)?
+            .send(Control::Restore(reply))
+            .await
+            .ok()?;
+        answer.await.ok()
     }
 }
 

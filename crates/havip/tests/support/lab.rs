@@ -348,10 +348,16 @@ impl Lab {
     /// A TCP server in node `i` on 127.0.0.1:`port` that answers every connection with the
     /// node's name and closes: the backend behind each node's balancer.
     pub fn start_name_server(&self, i: usize, port: u16) {
+        self.start_name_server_on(i, SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+
+    /// A name server in node `i` on `bind` (e.g. 0.0.0.0:9000, for a backend that other
+    /// nodes reach over the bridge).
+    pub fn start_name_server_on(&self, i: usize, bind: SocketAddr) {
         let name = format!("node{i}\n");
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         self.background(&self.nodes[i].clone(), move |stop| {
-            let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind name server");
+            let listener = TcpListener::bind(bind).expect("bind name server");
             listener.set_nonblocking(true).expect("nonblocking");
             let _ = ready_tx.send(());
             while !stop.load(Ordering::Relaxed) {

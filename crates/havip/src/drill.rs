@@ -1,0 +1,327 @@
+//! `havip drill`: a failover drill on a live cluster, through the admin API of each node
+//! (issue #5 item 5). It checks that at least two nodes are healthy, asks the master to step
+//! down (it hands the VIP over gracefully and stays out of the election), watches the VIP
+//! from a client's point of view with a connect loop, restores the old master, and prints
+//! the measured gap and which node holds the VIP at each step.
+//!
+//! Nodes need `[admin] listen` on an address the drill can reach and `commands = true`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout, Instant};
+
+/// What the drill was asked to do.
+#[derive(Debug, Clone)]
+pub struct DrillPlan {
+    /// Admin endpoints of every node.
+    pub nodes: Vec<SocketAddr>,
+    /// The VRRP instance to drill.
+    pub instance: String,
+    /// The VIP and port a client connects to.
+    pub target: SocketAddr,
+    /// How long the old master stays stepped down before it is restored.
+    pub hold: Duration,
+    /// Give up waiting for a new master after this long.
+    pub limit: Duration,
+}
+
+/// One node's view of the instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeView {
+    pub admin: SocketAddr,
+    pub state: String,
+    pub priority: u64,
+    pub source: String,
+}
+
+impl NodeView {
+    fn healthy(&self) -> bool {
+        matches!(self.state.as_str(), "MASTER" | "BACKUP")
+    }
+}
+
+/// What the drill measured.
+#[derive(Debug, Clone)]
+pub struct DrillReport {
+    pub old_master: NodeView,
+    pub new_master: Option<NodeView>,
+    /// Time from the step-down request to the first node reporting MASTER.
+    pub takeover: Option<Duration>,
+    /// Longest time without a successful client connect, from the step-down on.
+    pub gap: Duration,
+    pub connects: usize,
+    pub failed_connects: usize,
+    /// Who holds the VIP after the restore.
+    pub final_master: Option<NodeView>,
+}
+
+impl std::fmt::Display for DrillReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "old master:  {} ({}, priority {})",
+            self.old_master.admin, self.old_master.source, self.old_master.priority
+        )?;
+        match (&self.new_master, self.takeover) {
+            (Some(n), Some(t)) => writeln!(
+                f,
+                "new master:  {} ({}, priority {}) after {} ms",
+                n.admin,
+                n.source,
+                n.priority,
+                t.as_millis()
+            )?,
+            _ => writeln!(f, "new master:  none within the limit")?,
+        }
+        writeln!(
+            f,
+            "client view: {} connects, {} failed, longest gap {:.1} ms",
+            self.connects,
+            self.failed_connects,
+            self.gap.as_secs_f64() * 1000.0
+        )?;
+        match &self.final_master {
+            Some(m) => write!(f, "after restore the VIP is on {} ({})", m.admin, m.source),
+            None => write!(f, "after restore no node reports MASTER"),
+        }
+    }
+}
+
+pub fn run(plan: DrillPlan) -> anyhow::Result<DrillReport> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(drill(plan))
+}
+
+async fn drill(plan: DrillPlan) -> anyhow::Result<DrillReport> {
+    if plan.nodes.len() < 2 {
+        bail!("a drill needs the admin endpoints of at least two nodes (--node, repeated)");
+    }
+    let views = survey(&plan).await;
+    let mut healthy = Vec::new();
+    for (admin, view) in &views {
+        match view {
+            Ok(v) => {
+                println!(
+                    "{admin}: {} priority {} ({})",
+                    v.state, v.priority, v.source
+                );
+                if v.healthy() {
+                    healthy.push(v.clone());
+                }
+            }
+            Err(e) => println!("{admin}: unreachable: {e:#}"),
+        }
+    }
+    if healthy.len() < 2 {
+        bail!(
+            "refusing to drill: {} healthy node(s) of {} (need at least two, so that someone can take over)",
+            healthy.len(),
+            plan.nodes.len()
+        );
+    }
+    let masters: Vec<&NodeView> = healthy.iter().filter(|v| v.state == "MASTER").collect();
+    let old_master = match masters.as_slice() {
+        [one] => (*one).clone(),
+        [] => bail!("refusing to drill: no node is MASTER of {}", plan.instance),
+        many => bail!(
+            "refusing to drill: {} nodes claim MASTER of {} (split brain?)",
+            many.len(),
+            plan.instance
+        ),
+    };
+
+    // The client's view: a connect every millisecond for the whole drill.
+    let probe_until = Instant::now() + plan.limit + plan.hold + Duration::from_secs(2);
+    let prober = tokio::spawn(probe_loop(plan.target, probe_until));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    println!("asking {} to step down...", old_master.admin);
+    let started = Instant::now();
+    let path = format!("/api/vrrp/{}/step-down", plan.instance);
+    let answer = http(old_master.admin, "POST", &path).await?;
+    if answer.0 != 200 {
+        bail!("step-down refused: HTTP {} {}", answer.0, answer.1.trim());
+    }
+    println!("step-down: {}", answer.1.trim());
+    let mut new_master = None;
+    let mut takeover = None;
+    while started.elapsed() < plan.limit {
+        for (admin, view) in survey(&plan).await {
+            if let Ok(v) = view {
+                if v.state == "MASTER" && admin != old_master.admin {
+                    new_master = Some(v);
+                }
+            }
+        }
+        if new_master.is_some() {
+            takeover = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(plan.hold).await;
+    println!("restoring {}...", old_master.admin);
+    let path = format!("/api/vrrp/{}/restore", plan.instance);
+    let restored = http(old_master.admin, "POST", &path).await?;
+    if restored.0 != 200 {
+        bail!("restore refused: HTTP {} {}", restored.0, restored.1.trim());
+    }
+    // Let the election settle (preempt or not) before saying where the VIP is.
+    let mut final_master = None;
+    let settle = Instant::now();
+    let mut stable_since: Option<(SocketAddr, Instant)> = None;
+    while settle.elapsed() < plan.limit {
+        let masters: Vec<NodeView> = survey(&plan)
+            .await
+            .into_iter()
+            .filter_map(|(_, v)| v.ok())
+            .filter(|v| v.state == "MASTER")
+            .collect();
+        if let [only] = masters.as_slice() {
+            match stable_since {
+                Some((admin, since)) if admin == only.admin => {
+                    if since.elapsed() > Duration::from_secs(2) {
+                        final_master = Some(only.clone());
+                        break;
+                    }
+                }
+                _ => stable_since = Some((only.admin, Instant::now())),
+            }
+        } else {
+            stable_since = None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let results = prober.await.map_err(|e| anyhow!("prober: {e}"))?;
+    let after: Vec<&(Instant, bool)> = results.iter().filter(|(at, _)| *at >= started).collect();
+    Ok(DrillReport {
+        old_master,
+        new_master,
+        takeover,
+        gap: longest_gap(&after),
+        connects: after.len(),
+        failed_connects: after.iter().filter(|(_, ok)| !ok).count(),
+        final_master,
+    })
+}
+
+/// The longest stretch between two successful connects that had failures in between.
+fn longest_gap(results: &[&(Instant, bool)]) -> Duration {
+    let mut last_ok: Option<Instant> = None;
+    let mut failing = false;
+    let mut longest = Duration::ZERO;
+    for (at, ok) in results {
+        if *ok {
+            if let (true, Some(previous)) = (failing, last_ok) {
+                longest = longest.max(at.duration_since(previous));
+            }
+            failing = false;
+            last_ok = Some(*at);
+        } else {
+            failing = true;
+        }
+    }
+    longest
+}
+
+/// Connect to `target` once a millisecond until `until`; (start time, connected).
+async fn probe_loop(target: SocketAddr, until: Instant) -> Vec<(Instant, bool)> {
+    let mut results = Vec::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while Instant::now() < until && results.len() < 1_000_000 {
+        ticker.tick().await;
+        let at = Instant::now();
+        let ok = matches!(
+            timeout(Duration::from_millis(20), TcpStream::connect(target)).await,
+            Ok(Ok(_))
+        );
+        results.push((at, ok));
+    }
+    results
+}
+
+async fn survey(plan: &DrillPlan) -> Vec<(SocketAddr, anyhow::Result<NodeView>)> {
+    let mut out = Vec::new();
+    for admin in &plan.nodes {
+        out.push((*admin, node_view(*admin, &plan.instance).await));
+    }
+    out
+}
+
+async fn node_view(admin: SocketAddr, instance: &str) -> anyhow::Result<NodeView> {
+    let (status, body) = http(admin, "GET", "/api/status").await?;
+    if status != 200 {
+        bail!("HTTP {status}");
+    }
+    let json: Value = serde_json::from_str(&body).context("status is not JSON")?;
+    let found = json["vrrp"]
+        .as_array()
+        .and_then(|list| list.iter().find(|i| i["name"] == instance))
+        .ok_or_else(|| anyhow!("no VRRP instance {instance:?} there"))?;
+    Ok(NodeView {
+        admin,
+        state: found["state"].as_str().unwrap_or("?").to_string(),
+        priority: found["priority"].as_u64().unwrap_or(0),
+        source: found["source"].as_str().unwrap_or("?").to_string(),
+    })
+}
+
+/// One HTTP/1.0 request to an admin endpoint: (status, body).
+async fn http(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request =
+            format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    // A step-down answers after the handover: up to one Master_Down_Interval.
+    let response = timeout(Duration::from_secs(30), exchange)
+        .await
+        .map_err(|_| anyhow!("{addr}: no answer"))?
+        .with_context(|| format!("{addr}: admin request failed"))?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("{addr}: not an HTTP answer"))?;
+    Ok((status, body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gap_spans_from_the_last_success_to_the_next() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let results = [
+            (at(0), true),
+            (at(1), true),
+            (at(2), false),
+            (at(3), false),
+            (at(7), true),
+            (at(8), false),
+            (at(9), true),
+        ];
+        let refs: Vec<&(Instant, bool)> = results.iter().collect();
+        assert_eq!(longest_gap(&refs), Duration::from_millis(6));
+        let all_ok = [(at(0), true), (at(5), true)];
+        let refs: Vec<&(Instant, bool)> = all_ok.iter().collect();
+        assert_eq!(longest_gap(&refs), Duration::ZERO);
+    }
+}
