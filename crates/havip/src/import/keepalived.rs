@@ -1919,10 +1919,16 @@ pub fn check_set(sets: &[Vec<Vrrp>], report: &mut Report) {
             let first = f(same[0]);
             for v in same.iter().skip(1) {
                 if f(v) != first {
+                    // Passwords are compared, not printed.
+                    let values = if what == "auth_pass" {
+                        String::new()
+                    } else {
+                        format!(" ({first} vs {})", f(v))
+                    };
                     report.warn(
                         &v.from.loc,
                         what,
-                        format!("instance {name}: {what} differs between the nodes ({first} vs {}); they will not form one group", f(v)),
+                        format!("instance {name}: {what} differs between the nodes{values}; they will not form one group"),
                     );
                 }
             }

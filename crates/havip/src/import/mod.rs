@@ -531,17 +531,12 @@ pub fn output_paths(nodes: &[Node], out: Option<&Path>) -> Result<Vec<Option<Pat
     }
 }
 
-/// A name per keepalived file, for output file names: its stem, made unique.
+/// A name per keepalived file, for output file names: its stem; when stems collide, the
+/// parent directory's name goes in front (`master1/keepalived.conf` is
+/// `master1-keepalived`), then a number makes it unique.
 fn node_names(paths: &[PathBuf]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for p in paths {
-        let stem = p
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "node".to_string());
-        let stem: String = stem
-            .chars()
+    let clean = |s: &str| -> String {
+        s.chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
                     c
@@ -549,11 +544,32 @@ fn node_names(paths: &[PathBuf]) -> Vec<String> {
                     '-'
                 }
             })
-            .collect();
-        let mut name = stem.clone();
+            .collect()
+    };
+    let stem = |p: &PathBuf| -> String {
+        p.file_stem()
+            .map(|s| clean(&s.to_string_lossy()))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "node".to_string())
+    };
+    let stems: Vec<String> = paths.iter().map(stem).collect();
+    let mut out: Vec<String> = Vec::new();
+    for (p, s) in paths.iter().zip(&stems) {
+        let mut base = s.clone();
+        if stems.iter().filter(|o| *o == s).count() > 1 {
+            if let Some(parent) = p
+                .parent()
+                .and_then(|d| d.file_name())
+                .map(|d| clean(&d.to_string_lossy()))
+                .filter(|d| !d.is_empty())
+            {
+                base = format!("{parent}-{s}");
+            }
+        }
+        let mut name = base.clone();
         let mut n = 2;
         while out.contains(&name) {
-            name = format!("{stem}-{n}");
+            name = format!("{base}-{n}");
             n += 1;
         }
         out.push(name);

@@ -40,6 +40,20 @@ fn output_paths_for_one_and_several_nodes() {
 }
 
 #[test]
+fn node_names_are_file_names_made_unique() {
+    let p = |s: &str| PathBuf::from(s);
+    assert_eq!(
+        node_names(&[p("a/master1.conf"), p("b/master2.conf")]),
+        ["master1", "master2"]
+    );
+    assert_eq!(
+        node_names(&[p("m1/keepalived.conf"), p("m2/keepalived.conf")]),
+        ["m1-keepalived", "m2-keepalived"]
+    );
+    assert_eq!(node_names(&[p("k.conf"), p("k.conf")]), ["k", "k-2"]);
+}
+
+#[test]
 fn script_file_arguments() {
     assert_eq!(
         ScriptFile::parse("/etc/k/check.sh=./c.sh"),
