@@ -95,6 +95,67 @@ fn a_script_given_by_name_becomes_a_built_in_tracker() {
     );
 }
 
+/// The kubeadm HA guide's pair: HAProxy on 8443 and a check_apiserver.sh that curls it.
+#[test]
+fn a_curl_to_the_balancer_becomes_a_service_tracker() {
+    let dir = std::env::temp_dir().join(format!("havip-import-kubeadm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let haproxy = write(
+        "haproxy.cfg",
+        "frontend apiserver\n  bind *:8443\n  mode tcp\n  default_backend apiserver\n\
+         backend apiserver\n  option httpchk GET /healthz\n  http-check expect status 200\n  mode tcp\n  option ssl-hello-chk\n  balance roundrobin\n  server m1 10.0.0.1:6443 check\n",
+    );
+    let keepalived = write(
+        "keepalived.conf",
+        "vrrp_script check_apiserver {\n  script \"/etc/keepalived/check_apiserver.sh\"\n  interval 3\n  weight -2\n  fall 10\n  rise 2\n}\n\
+         vrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  priority 101\n  virtual_ipaddress {\n    10.0.0.100\n  }\n  track_script {\n    check_apiserver\n  }\n}\n",
+    );
+    let script = write(
+        "check.sh",
+        "#!/bin/sh\nerrorExit() {\n    echo \"*** $*\" 1>&2\n    exit 1\n}\n\
+         curl --silent --max-time 2 --insecure https://localhost:8443/ -o /dev/null || errorExit \"Error GET https://localhost:8443/\"\n\
+         if ip addr | grep -q 10.0.0.100; then\n    curl --silent --max-time 2 --insecure https://10.0.0.100:8443/ -o /dev/null || errorExit \"Error GET https://10.0.0.100:8443/\"\nfi\n",
+    );
+    let out = import(
+        &Inputs {
+            haproxy: Some(haproxy),
+            keepalived: vec![keepalived],
+            nginx: None,
+            scripts: vec![ScriptFile::parse(&format!(
+                "/etc/keepalived/check_apiserver.sh={}",
+                script.display()
+            ))],
+        },
+        &lint::NoInterfaces,
+    );
+    let t = &out.nodes[0].config.trackers[0];
+    assert_eq!(t.kind.value, model::TrackerKind::Service);
+    assert_eq!(t.service.as_ref().unwrap().value, "apiserver");
+    assert_eq!(t.min_healthy.as_ref().unwrap().value, 1);
+    assert_eq!(t.weight.as_ref().unwrap().value, -2);
+    assert_eq!(t.fall.as_ref().unwrap().value, 10);
+    // The script file is listed among the inputs, and its traps are reported.
+    assert!(out.nodes[0]
+        .config
+        .inputs
+        .iter()
+        .any(|i| i.ends_with("check.sh")));
+    let lines: Vec<String> = out.report.sorted().iter().map(|n| n.to_string()).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("option ssl-hello-chk: warning: SSLv3 hello check")),
+        "{lines:#?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_process_check_without_the_proxy_imported_stays_a_process_check() {
     let dir = seeds();
