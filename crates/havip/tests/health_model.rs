@@ -330,3 +330,29 @@ fn the_drill_hands_over_measures_the_gap_and_restores() {
     );
     assert_eq!(holders(&lab), vec![0], "a refused drill changes nothing");
 }
+
+#[test]
+fn the_cluster_demo_runs_the_drill_and_cleans_up() {
+    require_lab!();
+    let _serial = serial();
+    let out = std::process::Command::new("timeout")
+        .args(["120", HAVIP, "demo", "--cluster"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    for expected in [
+        "VIP 10.99.0.100 is on m1",
+        "new master:  10.99.0.12:8404",
+        "0 failed, longest gap 0.0 ms",
+        "after restore the VIP is on 10.99.0.11:8404",
+        "m1 crashed; m2 holds the VIP",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let left = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&left.stdout).contains("havip-demo"),
+        "the demo removed its namespaces"
+    );
+}
