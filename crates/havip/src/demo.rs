@@ -261,3 +261,14 @@ async fn demo(port: u16, admin_port: u16, seconds: u64) -> anyhow::Result<()> {
     drop(backends);
     Ok(())
 }
+
+/// `havip demo-backend` (hidden): one demo backend until SIGTERM/SIGINT, for the cluster
+/// demo, which runs it inside its network namespaces.
+pub fn backend(name: &str, listen: SocketAddr) -> anyhow::Result<()> {
+    build_runtime(1)?.block_on(async {
+        let backend = DemoBackend::start(name, listen).await?;
+        shutdown_signal().await;
+        drop(backend);
+        Ok(())
+    })
+}

@@ -37,6 +37,7 @@ pub struct NodeView {
     pub state: String,
     pub priority: u64,
     pub source: String,
+    pub master_down_interval: Duration,
 }
 
 impl NodeView {
@@ -174,7 +175,15 @@ async fn drill(plan: DrillPlan) -> anyhow::Result<DrillReport> {
     if restored.0 != 200 {
         bail!("restore refused: HTTP {} {}", restored.0, restored.1.trim());
     }
-    // Let the election settle (preempt or not) before saying where the VIP is.
+    // Let the election settle (preempt or not) before saying where the VIP is: a restored
+    // node with a higher priority preempts once its Master_Down_Interval runs out (RFC 5798
+    // 6.4.2), so one master must hold for longer than that.
+    let stable_for = healthy
+        .iter()
+        .map(|v| v.master_down_interval)
+        .max()
+        .unwrap_or_default()
+        + Duration::from_secs(1);
     let mut final_master = None;
     let settle = Instant::now();
     let mut stable_since: Option<(SocketAddr, Instant)> = None;
@@ -188,7 +197,7 @@ async fn drill(plan: DrillPlan) -> anyhow::Result<DrillReport> {
         if let [only] = masters.as_slice() {
             match stable_since {
                 Some((admin, since)) if admin == only.admin => {
-                    if since.elapsed() > Duration::from_secs(2) {
+                    if since.elapsed() > stable_for {
                         final_master = Some(only.clone());
                         break;
                     }
@@ -272,6 +281,9 @@ async fn node_view(admin: SocketAddr, instance: &str) -> anyhow::Result<NodeView
         state: found["state"].as_str().unwrap_or("?").to_string(),
         priority: found["priority"].as_u64().unwrap_or(0),
         source: found["source"].as_str().unwrap_or("?").to_string(),
+        master_down_interval: Duration::from_millis(
+            found["master_down_interval_ms"].as_u64().unwrap_or(0),
+        ),
     })
 }
 

@@ -17,6 +17,7 @@ mod admin;
 mod admin_auth;
 mod config;
 mod demo;
+mod demo_cluster;
 mod drill;
 mod import;
 mod lint;
@@ -77,6 +78,18 @@ enum Command {
         /// Stop after this many seconds (0: run until Ctrl-C).
         #[arg(long, default_value_t = 0)]
         seconds: u64,
+        /// Instead: build the seed-000 three-master cluster in network namespaces (root),
+        /// show the VIP, run a failover drill and a crash, print the timings, clean up.
+        #[arg(long)]
+        cluster: bool,
+    },
+    /// One demo backend (used by `demo --cluster` inside its namespaces).
+    #[command(hide = true)]
+    DemoBackend {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        listen: std::net::SocketAddr,
     },
     /// Failover drill on a live cluster: ask the master to step down, watch the VIP move
     /// with a connect loop, restore, and print the gap and who holds the VIP. Needs each
@@ -182,10 +195,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Demo { cluster: true, .. } => match demo_cluster::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("havip demo --cluster: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::DemoBackend { name, listen } => match demo::backend(&name, listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("havip demo-backend: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Demo {
             port,
             admin_port,
             seconds,
+            cluster: false,
         } => match demo::run(port, admin_port, seconds) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

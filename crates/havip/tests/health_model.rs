@@ -330,3 +330,200 @@ fn the_drill_hands_over_measures_the_gap_and_restores() {
     );
     assert_eq!(holders(&lab), vec![0], "a refused drill changes nothing");
 }
+
+#[test]
+fn the_cluster_demo_runs_the_drill_and_cleans_up() {
+    require_lab!();
+    let _serial = serial();
+    let out = std::process::Command::new("timeout")
+        .args(["120", HAVIP, "demo", "--cluster"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    for expected in [
+        "VIP 10.99.0.100 is on m1",
+        "new master:  10.99.0.12:8404",
+        "0 failed, longest gap 0.0 ms",
+        "after restore the VIP is on 10.99.0.11:8404",
+        "m1 crashed; m2 holds the VIP",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let left = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&left.stdout).contains("havip-demo"),
+        "the demo removed its namespaces"
+    );
+}
+
+/// Every tracker kind moves the effective priority, read from `/api/status`.
+#[test]
+fn every_tracker_kind_moves_the_priority() {
+    require_lab!();
+    let _serial = serial();
+    let lab = Lab::new("tk", 2);
+    lab.start_name_server_on(1, SocketAddr::from(([0, 0, 0, 0], BACKEND_PORT)));
+    let ns = lab.nodes[0].clone();
+    // A second interface to track.
+    lab.ns(
+        &ns,
+        &[
+            "ip", "link", "add", "x0", "type", "veth", "peer", "name", "x1",
+        ],
+    );
+    lab.ns(&ns, &["ip", "link", "set", "x1", "up"]);
+    lab.ns(&ns, &["ip", "link", "set", "x0", "up"]);
+    let ok_file = lab.dir.join("ok");
+    std::fs::write(&ok_file, "").unwrap();
+    let number_file = lab.dir.join("number");
+    std::fs::write(&number_file, "3\n").unwrap();
+    let sleeper = lab.spawn(&ns, "/bin/sleep", &["120"], "sleep.log", &[]);
+    let pidfile = lab.write("sleep.pid", &format!("{sleeper}\n"));
+    let text = format!(
+        r#"
+[log]
+connections = false
+[admin]
+listen = "127.0.0.1:8404"
+
+[[service]]
+name = "api"
+listen = "{VIP}:80"
+[service.limits]
+max_conns = 1
+[service.health]
+check = "tcp"
+interval = "300ms"
+fast_interval = "100ms"
+rise = 1
+fall = 1
+[[service.backend]]
+address = "{backend}:{BACKEND_PORT}"
+
+[[tracker]]
+name = "script"
+kind = "script"
+command = ["/bin/sh", "-c", "test -e {ok}"]
+interval = "200ms"
+weight = -10
+
+[[tracker]]
+name = "slow-script"
+kind = "script"
+command = "/bin/sleep 5"
+interval = "200ms"
+timeout = "100ms"
+weight = -100
+
+[[tracker]]
+name = "slow-script-failing"
+kind = "script"
+command = "/bin/sleep 5"
+interval = "200ms"
+timeout = "100ms"
+timeout_counts_as = "failure"
+weight = -1
+
+[[tracker]]
+name = "pid"
+kind = "process"
+pidfile = "{pidfile}"
+interval = "200ms"
+weight = -20
+
+[[tracker]]
+name = "file"
+kind = "file"
+path = "{number}"
+interval = "200ms"
+weight = 2
+
+[[tracker]]
+name = "link"
+kind = "interface"
+interface = "x0"
+weight = -40
+
+[[tracker]]
+name = "backends"
+kind = "service"
+service = "api"
+weight = -50
+
+[[tracker]]
+name = "listening"
+kind = "listener"
+service = "api"
+weight = -5
+
+[[vrrp]]
+name = "VI_1"
+interface = "eth0"
+vrid = 42
+priority = 200
+advert_interval = "100ms"
+virtual_addresses = ["{VIP}/24"]
+track = ["script", "slow-script", "slow-script-failing", "pid", "file", "link", "backends", "listening"]
+"#,
+        backend = node_v4(1),
+        ok = ok_file.display(),
+        pidfile = pidfile.display(),
+        number = number_file.display(),
+    );
+    start(&lab, 0, &text);
+    let priority = || -> Option<u64> {
+        let (_, out) = lab.try_ns(&ns, &["curl", "-s", "http://127.0.0.1:8404/api/status"]);
+        let json: serde_json::Value = serde_json::from_str(&out).ok()?;
+        json["vrrp"][0]["priority"].as_u64()
+    };
+    let expect = |value: u64, what: &str| {
+        let got = wait_for(Duration::from_secs(3), || {
+            (priority() == Some(value)).then_some(())
+        });
+        assert!(
+            got.is_some(),
+            "{what}: priority {:?}, expected {value}\n{}",
+            priority(),
+            lab.all_logs()
+        );
+    };
+    // 200 + file 3×2 − the script that times out as a failure (1); the one whose timeout is
+    // "unknown" changes nothing.
+    expect(205, "start");
+    std::fs::remove_file(&ok_file).unwrap();
+    expect(195, "script fails (-10)");
+    std::fs::write(&ok_file, "").unwrap();
+    expect(205, "script passes again");
+    lab.signal(sleeper, "KILL");
+    expect(185, "process gone (-20)");
+    std::fs::write(&number_file, "-4\n").unwrap();
+    expect(171, "file says -4 (×2)");
+    lab.ns(&ns, &["ip", "link", "set", "x0", "down"]);
+    expect(131, "tracked interface down (-40)");
+    lab.ns(&ns, &["ip", "link", "set", "x0", "up"]);
+    expect(171, "interface up again");
+    // Hold the only connection slot: the listener cannot accept (-5).
+    let _held = lab.in_ns(&ns, move || {
+        let stream = std::net::TcpStream::connect((VIP, 80)).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        stream
+    });
+    let _second = lab.in_ns(&ns, move || {
+        std::net::TcpStream::connect((VIP, 80)).unwrap()
+    });
+    expect(166, "listener stalled at max_conns (-5)");
+    drop(_held);
+    drop(_second);
+    expect(171, "listener accepting again");
+    // Backends unreachable (-50).
+    lab.ns(
+        &lab.nodes[1].clone(),
+        &["ip", "link", "set", "eth0", "down"],
+    );
+    expect(121, "no backend up (-50)");
+}

@@ -554,3 +554,73 @@ virtual_addresses = ["{vip6}/64"]
     eprintln!("IPv6 crash takeover: {took:?} after the kill (bound {bound:?})");
     assert!(took <= bound, "{took:?} > {bound:?}\n{}", lab.all_logs());
 }
+
+#[test]
+fn a_lone_node_cleans_up_notifies_restores_its_vip_and_stops_within_the_bound() {
+    require_lab!();
+    let _serial = serial();
+    let lab = Lab::new("ln", 1);
+    let ns = lab.nodes[0].clone();
+    // A VIP left behind by a crashed run.
+    lab.ns(
+        &ns,
+        &["ip", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"],
+    );
+    let notes = lab.dir.join("notes");
+    let extra = format!(
+        r#"
+[vrrp.notify]
+command = "echo \"$1 $2 $3\" >> {notes}"
+master = "echo entered-master >> {notes}"
+shell = true
+"#,
+        notes = notes.display()
+    );
+    let pid = start_node(&lab, 0, &node_config(100, "100ms", &extra));
+    assert!(
+        wait_for(Duration::from_secs(2), || lab
+            .log_of("node0.log")
+            .contains("left behind by an earlier run")
+            .then_some(()))
+        .is_some(),
+        "the stale VIP is removed at start\n{}",
+        lab.all_logs()
+    );
+    wait_for_holder(&lab, 0, &[], Duration::from_secs(3));
+    // Someone removes the VIP while we are master: it comes back.
+    lab.ns(
+        &ns,
+        &["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
+    );
+    wait_for_holder(&lab, 0, &[], Duration::from_secs(2));
+    assert!(lab.log_of("node0.log").contains("removed by someone else"));
+    // Alone, a SIGTERM waits at most the longest Master_Down_Interval for a successor.
+    let stopping = Instant::now();
+    lab.signal(pid, "TERM");
+    assert_eq!(
+        lab.wait(pid, Duration::from_secs(5)),
+        Some(Some(0)),
+        "{}",
+        lab.all_logs()
+    );
+    let took = stopping.elapsed();
+    // 3 × 100 ms + Skew_Time of priority 1, the grace of 1 s, and process exit.
+    assert!(
+        took < Duration::from_millis(300 + 100 + 1000 + 500),
+        "{took:?}"
+    );
+    assert!(
+        !lab.node_has_address(0, IpAddr::V4(VIP)),
+        "the VIP is released"
+    );
+    assert!(lab.log_of("node0.log").contains("no new master heard"));
+    let notes = std::fs::read_to_string(&notes).unwrap_or_default();
+    for line in [
+        "VI_1 INIT BACKUP",
+        "VI_1 BACKUP MASTER",
+        "entered-master",
+        "VI_1 MASTER STOP",
+    ] {
+        assert!(notes.contains(line), "notify wrote {line:?}: {notes}");
+    }
+}

@@ -181,6 +181,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn commands_run_as_the_configured_user() {
+        let root = std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+        if !root {
+            eprintln!("skipped: switching users needs root");
+            return;
+        }
+        let spec = CommandSpec::Argv(vec!["/usr/bin/id".into(), "-u".into()]);
+        let (outcome, line) = run(&spec, &[], Some("nobody"), Duration::from_secs(5)).await;
+        assert_eq!(outcome, Outcome::Exited(0));
+        assert_eq!(line, "65534");
+    }
+
+    #[tokio::test]
     async fn a_slow_command_is_killed_at_the_timeout() {
         let spec = CommandSpec::Argv(vec!["/bin/sleep".into(), "30".into()]);
         let started = tokio::time::Instant::now();

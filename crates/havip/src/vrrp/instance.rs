@@ -292,7 +292,9 @@ impl InstanceTask {
         let priority = self.instance.priority();
         let master = self.instance.master_address();
         let counters = self.instance.counters().clone();
+        let master_down_interval = self.instance.master_down_interval();
         self.with_status(|s| {
+            s.master_down_interval = master_down_interval;
             s.state = state;
             s.effective_priority = priority;
             s.master = master;

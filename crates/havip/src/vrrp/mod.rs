@@ -239,6 +239,7 @@ impl VrrpNode {
                 notify_failures: 0,
                 stopping: false,
                 last_change_unix_ms: None,
+                master_down_interval: instance.master_down_interval(),
             }));
             slots.push(slot.clone());
             let (notify_tx, notify_rx) = mpsc::unbounded_channel();

@@ -52,6 +52,8 @@ pub struct InstanceStatus {
     pub notify_failures: u64,
     pub stopping: bool,
     pub last_change_unix_ms: Option<u64>,
+    /// Master_Down_Interval with the current priority and interval (RFC 5798 6.1).
+    pub master_down_interval: std::time::Duration,
 }
 
 impl InstanceStatus {
@@ -74,6 +76,7 @@ impl InstanceStatus {
             "dropped": self.counters.total_dropped(),
             "master_changes": self.master_changes,
             "last_change_unix_ms": self.last_change_unix_ms,
+            "master_down_interval_ms": self.master_down_interval.as_millis() as u64,
         })
     }
 }

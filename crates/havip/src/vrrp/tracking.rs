@@ -173,7 +173,21 @@ pub fn process_running(name: &str) -> bool {
         std::fs::read_to_string(entry.path().join("comm"))
             .map(|comm| comm.trim_end() == wanted)
             .unwrap_or(false)
+            && alive(&entry.path())
     })
+}
+
+/// Whether the process at `/proc/<pid>` is alive: it exists and is not a zombie (a dead
+/// process its parent has not reaped still has a /proc entry).
+fn alive(proc_dir: &Path) -> bool {
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may contain spaces.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z") | Some("X") | None)
 }
 
 /// Whether the PID in `pidfile` is alive.
@@ -182,7 +196,7 @@ pub fn pidfile_alive(pidfile: &Path) -> bool {
         return false;
     };
     match text.trim().parse::<u32>() {
-        Ok(pid) if pid > 0 => Path::new("/proc").join(pid.to_string()).exists(),
+        Ok(pid) if pid > 0 => alive(&Path::new("/proc").join(pid.to_string())),
         _ => false,
     }
 }
