@@ -28,6 +28,8 @@ pub struct DrillPlan {
     pub hold: Duration,
     /// Give up waiting for a new master after this long.
     pub limit: Duration,
+    /// `user:password` for nodes whose admin endpoint has `auth`.
+    pub auth: Option<String>,
 }
 
 /// One node's view of the instance.
@@ -147,7 +149,7 @@ async fn drill(plan: DrillPlan) -> anyhow::Result<DrillReport> {
     println!("asking {} to step down...", old_master.admin);
     let started = Instant::now();
     let path = format!("/api/vrrp/{}/step-down", plan.instance);
-    let answer = http(old_master.admin, "POST", &path).await?;
+    let answer = http(old_master.admin, "POST", &path, plan.auth.as_deref()).await?;
     if answer.0 != 200 {
         bail!("step-down refused: HTTP {} {}", answer.0, answer.1.trim());
     }
@@ -171,7 +173,7 @@ async fn drill(plan: DrillPlan) -> anyhow::Result<DrillReport> {
     tokio::time::sleep(plan.hold).await;
     println!("restoring {}...", old_master.admin);
     let path = format!("/api/vrrp/{}/restore", plan.instance);
-    let restored = http(old_master.admin, "POST", &path).await?;
+    let restored = http(old_master.admin, "POST", &path, plan.auth.as_deref()).await?;
     if restored.0 != 200 {
         bail!("restore refused: HTTP {} {}", restored.0, restored.1.trim());
     }
@@ -261,13 +263,23 @@ async fn probe_loop(target: SocketAddr, until: Instant) -> Vec<(Instant, bool)> 
 async fn survey(plan: &DrillPlan) -> Vec<(SocketAddr, anyhow::Result<NodeView>)> {
     let mut out = Vec::new();
     for admin in &plan.nodes {
-        out.push((*admin, node_view(*admin, &plan.instance).await));
+        out.push((
+            *admin,
+            node_view(*admin, &plan.instance, plan.auth.as_deref()).await,
+        ));
     }
     out
 }
 
-async fn node_view(admin: SocketAddr, instance: &str) -> anyhow::Result<NodeView> {
-    let (status, body) = http(admin, "GET", "/api/status").await?;
+async fn node_view(
+    admin: SocketAddr,
+    instance: &str,
+    auth: Option<&str>,
+) -> anyhow::Result<NodeView> {
+    let (status, body) = http(admin, "GET", "/api/status", auth).await?;
+    if status == 401 {
+        bail!("HTTP 401: the admin endpoint wants credentials (--auth user:password)");
+    }
     if status != 200 {
         bail!("HTTP {status}");
     }
@@ -288,11 +300,25 @@ async fn node_view(admin: SocketAddr, instance: &str) -> anyhow::Result<NodeView
 }
 
 /// One HTTP/1.0 request to an admin endpoint: (status, body).
-async fn http(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
+    let authorization = auth
+        .map(|pair| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                crate::admin_auth::base64(pair.as_bytes())
+            )
+        })
+        .unwrap_or_default();
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
-        let request =
-            format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n");
+        let request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{authorization}Content-Length: 0\r\n\r\n"
+        );
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;

@@ -110,6 +110,9 @@ enum Command {
         /// Give up waiting for a new master after this long.
         #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
         limit: std::time::Duration,
+        /// `user:password` for admin endpoints with `auth`.
+        #[arg(long)]
+        auth: Option<String>,
     },
 }
 
@@ -179,12 +182,14 @@ fn main() -> ExitCode {
             target,
             hold,
             limit,
+            auth,
         } => match drill::run(drill::DrillPlan {
             nodes,
             instance,
             target,
             hold,
             limit,
+            auth,
         }) {
             Ok(report) => {
                 println!("{report}");
