@@ -67,6 +67,51 @@ fn check_accepts_the_example_config() {
     );
 }
 
+/// Every `.toml` under `dir`, recursively, sorted.
+fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(toml_files(&path));
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every config in examples/ (the seed translations in examples/seeds/ too) is documentation
+/// that must stay valid: `havip check` accepts each one.
+#[test]
+fn check_accepts_every_config_in_examples() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let files = toml_files(&dir);
+    for seed in ["000-rke2.toml", "001-kubesphere.toml", "004-nginx.toml"] {
+        assert!(
+            files
+                .iter()
+                .any(|f| f.ends_with(Path::new("seeds").join(seed))),
+            "examples/seeds/{seed} is missing: {files:?}"
+        );
+    }
+    for file in &files {
+        let out = Command::new(HAVIP)
+            .args(["check", "--config"])
+            .arg(file)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(": OK ("),
+            "havip check rejects {}:\n{stdout}{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn check_lists_every_problem_and_exits_1() {
     let dir = TempDir::new("check");

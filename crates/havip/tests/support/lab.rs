@@ -405,6 +405,44 @@ impl Lab {
         Prober { results, running }
     }
 
+    /// Like [`Lab::start_prober`] with the attempt supplied: `attempt(target)` returns the
+    /// answer (what identifies who served it) or None, e.g. a TLS request. `workers`
+    /// staggered threads share the work, together one attempt every `every`; more workers
+    /// keep the resolution when attempts can hang for a timeout.
+    pub fn start_prober_with(
+        &self,
+        target: SocketAddr,
+        every: Duration,
+        duration: Duration,
+        workers: u32,
+        attempt: impl Fn(SocketAddr) -> Option<String> + Send + Sync + 'static,
+    ) -> Prober {
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let running = Arc::new(AtomicU32::new(workers));
+        let period = every * workers;
+        let attempt = Arc::new(attempt);
+        for worker in 0..workers {
+            let out = results.clone();
+            let running = running.clone();
+            let attempt = attempt.clone();
+            self.background(&self.client.clone(), move |stop| {
+                std::thread::sleep(every * worker);
+                let started = Instant::now();
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
+                    let at = Instant::now();
+                    let answer = attempt(target);
+                    out.lock().unwrap().push((at, answer));
+                    let spent = at.elapsed();
+                    if spent < period {
+                        std::thread::sleep(period - spent);
+                    }
+                }
+                running.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+        Prober { results, running }
+    }
+
     /// Record every VRRP advert of `vrid` the client sees (multicast), with its arrival
     /// time, source and priority.
     pub fn start_advert_watch(&self, vrid: u8, ipv6: bool) -> AdvertWatch {
