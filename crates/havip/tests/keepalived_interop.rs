@@ -4,8 +4,12 @@
 //! (kill -9 and its link down) and the other takes over within Master_Down_Interval + 100 ms
 //! of the master's last advert seen by the client namespace; then the crashed node comes back
 //! (as after a reboot: no VIP on its interface, a fresh process) and, having the higher
-//! priority, takes the VIP back while the other yields. `tshark -V` decodes the adverts of a
-//! running havip master with a good checksum (v2 with authentication, v3).
+//! priority, takes the VIP back while the other yields. With v3 the master is then stopped
+//! with SIGTERM: the other takes over within Skew_Time + 100 ms of its priority-0 advert, and
+//! a stopping havip keeps serving until it hears keepalived as the new master. `tshark -V`
+//! decodes the adverts of a running havip master with a good checksum (v2 with
+//! authentication, v3). The whole file runs in about 50 s (the v2 cases wait out 3.6 s
+//! Master_Down_Intervals).
 //!
 //! Node 0 has priority 100, node 1 priority 90. A client namespace connects to VIP:80 all
 //! along and must be answered by whichever node holds the VIP: on a havip node by havip's
