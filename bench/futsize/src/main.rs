@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use havip_proxy::forward::{forward, CopyMode, IdleLimits, Meters, Transfer};
+use havip_proxy::forward::{forward, CopyMode, Counters, IdleLimits, Settings, Transfer};
 use havip_proxy::service::{DataPath, Service};
 use havip_proxy::spec::ServiceSpec;
 use tokio::net::{TcpListener, TcpStream};
@@ -32,23 +32,25 @@ async fn main() -> std::io::Result<()> {
     let (service, _inboxes) = Service::new(spec, data_path, Instant::now());
     let service = Arc::new(service);
 
-    let serve = service
-        .clone()
-        .serve(b, peer, Instant::now(), CancellationToken::new(), Vec::new());
+    let serve = service.clone().serve(b, peer, Instant::now(), Vec::new());
     println!("Service::serve future: {} bytes", std::mem::size_of_val(&serve));
 
     let counter = AtomicU64::new(0);
-    let meters = Meters {
-        to_server: [&counter, &counter],
-        to_client: [&counter, &counter],
+    let counters = [&counter];
+    let meter = Counters {
+        to_server: &counters,
+        to_client: &counters,
     };
-    let limits = IdleLimits {
-        client: Duration::from_secs(1),
-        server: Duration::from_secs(1),
-        tunnel: None,
+    let settings = Settings {
+        copy_mode: CopyMode::default(),
+        limits: IdleLimits {
+            client: Duration::from_secs(1),
+            server: Duration::from_secs(1),
+            tunnel: None,
+        },
     };
     let mut transfer = Transfer::default();
-    let fwd = forward(&a, &a, CopyMode::default(), limits, meters, &mut transfer);
+    let fwd = forward(&a, &a, &settings, &meter, &mut transfer);
     println!("forward future: {} bytes", std::mem::size_of_val(&fwd));
     let sleep = tokio::time::sleep(Duration::from_secs(1));
     println!("tokio::time::Sleep: {} bytes", std::mem::size_of_val(&sleep));
