@@ -10,10 +10,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+use havip_proxy::spec::TlsCheck;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
 
 /// An HTTP response, reduced to what the tests look at.
 #[derive(Debug, Clone)]
@@ -45,15 +44,18 @@ pub struct TlsProbe {
 
 impl TlsProbe {
     pub fn new(connect_timeout: Duration, io_timeout: Duration) -> TlsProbe {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate {
-                algorithms: provider.signature_verification_algorithms,
-            }))
-            .with_no_client_auth();
+        // The health checker's client with verification off: any certificate and name,
+        // handshake signatures still verified.
+        let unverified = TlsCheck {
+            verify: false,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            sni: None,
+        };
+        let mut config = ClientConfig::clone(
+            &havip_proxy::health::client_config(&unverified).expect("TLS client config"),
+        );
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         TlsProbe {
             config: Arc::new(config),
@@ -108,45 +110,4 @@ fn parse(raw: &[u8]) -> Result<Reply, String> {
         headers,
         body: body.to_string(),
     })
-}
-
-/// Accepts any certificate and name; verifies the handshake signatures.
-#[derive(Debug)]
-struct AnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }
