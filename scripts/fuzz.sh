@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target of the havip-vrrp decoders for a bounded time each.
+# Runs every cargo-fuzz target (havip-vrrp and havip-sys decoders) for a bounded time each.
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 60)
 #
@@ -28,7 +28,8 @@ field() { sed -n "s/^$1 //p" "$2"; }
 hex_to_file() { printf '%b' "$(sed 's/../\\x&/g' <<<"$1")" >"$2"; }
 ipv4_hex() { local IFS=.; set -- $1; printf '%02x%02x%02x%02x' "$1" "$2" "$3" "$4"; }
 
-mkdir -p corpus/decode_ipv4 corpus/decode_ipv6 corpus/instance_receive
+mkdir -p corpus/decode_ipv4 corpus/decode_ipv6 corpus/instance_receive \
+    corpus/sys_ipv4_packet corpus/sys_ipv6_control corpus/sys_netlink_datagram
 for vector in "$golden_dir"/*.txt; do
     name=$(basename "$vector" .txt)
     source=$(field source "$vector")

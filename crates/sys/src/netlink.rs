@@ -17,6 +17,20 @@
 
 mod wire;
 
+/// Decode every message of a datagram the way the request and monitor paths do, for the
+/// fuzz targets (see `crate::fuzzing`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_datagram(datagram: &[u8]) {
+    for message in wire::messages(datagram).flatten() {
+        let _ = wire::parse_link(message.payload);
+        let _ = wire::parse_link_index(message.payload);
+        let _ = wire::parse_address(message.payload);
+        let _ = wire::parse_error(&message);
+        let _ = wire::parse_done(&message);
+        let _ = wire::event(&message);
+    }
+}
+
 use std::io;
 use std::mem;
 use std::net::IpAddr;

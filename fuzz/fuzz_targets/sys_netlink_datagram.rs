@@ -1,0 +1,6 @@
+//! A havip-sys decoder of bytes the kernel hands over; see havip_sys::fuzzing::netlink_datagram.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| havip_sys::fuzzing::netlink_datagram(data));
