@@ -189,15 +189,49 @@ fn a_flapping_backend_does_not_move_the_vip() {
     let _serial = serial();
     let lab = Lab::new("fl", 3);
     lab.start_name_server_on(2, SocketAddr::from(([0, 0, 0, 0], BACKEND_PORT)));
-    // havip's defaults for the check (2 s, fast 500 ms, rise 2, fall 3), TCP.
-    let health = "[service.health]\ncheck = \"tcp\"";
-    start(&lab, 0, &config(0, 100, &[2], health, ""));
-    start(&lab, 1, &config(1, 90, &[2], health, ""));
+    // Checks every second (fast 500 ms, rise 2, fall 3): more often than the default 2 s, so
+    // the flapping is seen. Three failures 500 ms ±10 % apart fit in a one-second outage only
+    // rarely; when they do, the node's priority drops from 100 to 50 for about a second, and
+    // `preempt_delay` is the damping that keeps the VIP: the backup must see the lower
+    // priority for 10 s in a row before it takes over.
+    let health = "[service.health]\ncheck = \"tcp\"\ninterval = \"1s\"";
+    let damping = "preempt_delay = \"10s\"";
+    // node0 first: with a preempt delay, whoever is master first keeps the VIP for 10 s.
+    start(&lab, 0, &config(0, 100, &[2], health, damping));
     assert!(
         wait_holder(&lab, 0, Duration::from_secs(5)).is_some(),
         "{}",
         lab.all_logs()
     );
+    start(&lab, 1, &config(1, 90, &[2], health, damping));
+    // A running cluster: every node's first check of the backend has passed (a backend
+    // starts on probation, where one failed check marks it down, as in HAProxy).
+    for node in 0..2 {
+        let passed = wait_for(Duration::from_secs(10), || {
+            // Not listening yet counts as "not yet".
+            let (_, metrics) = lab.try_ns(
+                &lab.client.clone(),
+                &[
+                    "curl",
+                    "-s",
+                    &format!("http://{}:8404/metrics", node_v4(node)),
+                ],
+            );
+            metrics
+                .lines()
+                .any(|l| {
+                    l.starts_with("havip_backend_checks_total")
+                        && l.contains("result=\"passed\"")
+                        && !l.ends_with(" 0")
+                })
+                .then_some(())
+        });
+        assert!(
+            passed.is_some(),
+            "node{node} checked its backend\n{}",
+            lab.all_logs()
+        );
+    }
     // The only backend answers for one second and refuses for the next, for 30 seconds.
     let backend = lab.nodes[2].clone();
     lab.ns(&backend, &["nft", "add", "table", "inet", "flap"]);
@@ -244,7 +278,14 @@ fn a_flapping_backend_does_not_move_the_vip() {
         .filter(|l| l.starts_with("havip_backend_checks_total") && l.contains("result=\"fail"))
         .filter_map(|l| l.rsplit(" ").next()?.parse::<u64>().ok())
         .sum();
-    eprintln!("flapping: {failed_checks} failed checks on node0, VIP moves: {moved:?}");
+    let marked_down: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("havip_backend_down_transitions_total"))
+        .filter_map(|l| l.rsplit(" ").next()?.parse::<u64>().ok())
+        .sum();
+    eprintln!(
+        "flapping: {failed_checks} failed checks and {marked_down} mark-downs on node0, VIP moves: {moved:?}"
+    );
     assert!(failed_checks > 0, "the backend did flap:\n{metrics}");
     assert!(
         moved.is_empty(),
