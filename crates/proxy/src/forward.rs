@@ -23,7 +23,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::io;
+use std::io::{self, Read as _, Write as _};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -416,15 +416,23 @@ impl Half {
                     }),
                 Lease::Buffer(buf) => {
                     let capacity = buf.len();
-                    src.try_read(buf).inspect(|&n| {
-                        self.bulk = n == capacity;
+                    // A short read emptied the socket's receive queue: rather than ask again
+                    // just to hear EAGAIN, report WouldBlock from inside `try_io` (keeping the
+                    // bytes), so tokio clears the readiness it saw before this read and no
+                    // other. An event that arrived during the read has a newer tick and
+                    // survives; clearing in a second `try_io` call could drop it and stall
+                    // the connection.
+                    let mut short = None;
+                    src.try_io(Interest::READABLE, || {
+                        let n = (&*socket2::SockRef::from(src)).read(buf)?;
                         if n > 0 && n < capacity {
-                            // A short read emptied the socket's receive queue: wait for the
-                            // next readiness event instead of asking again just to hear
-                            // EAGAIN (tokio's own poll_read does the same).
-                            clear_readiness(src, Interest::READABLE);
+                            short = Some(n);
+                            return Err(io::ErrorKind::WouldBlock.into());
                         }
+                        Ok(n)
                     })
+                    .or_else(|e| short.ok_or(e))
+                    .inspect(|&n| self.bulk = n == capacity)
                 }
                 Lease::None => unreachable!("a lease was just acquired"),
             };
@@ -449,13 +457,19 @@ impl Half {
                 }),
                 Lease::Buffer(buf) => {
                     let from = self.start as usize;
-                    dst.try_write(&buf[from..from + pending]).inspect(|&n| {
+                    // A short write filled the socket's send buffer: clear writability inside
+                    // the same `try_io`, for the reason given in `poll_read`.
+                    let mut short = None;
+                    dst.try_io(Interest::WRITABLE, || {
+                        let n =
+                            (&*socket2::SockRef::from(dst)).write(&buf[from..from + pending])?;
                         if n > 0 && n < pending {
-                            // A short write filled the socket's send buffer (tokio's
-                            // poll_write draws the same conclusion).
-                            clear_readiness(dst, Interest::WRITABLE);
+                            short = Some(n);
+                            return Err(io::ErrorKind::WouldBlock.into());
                         }
+                        Ok(n)
                     })
+                    .or_else(|e| short.ok_or(e))
                 }
                 Lease::None => unreachable!("pending bytes always sit in a lease"),
             };
@@ -473,12 +487,6 @@ impl Half {
         release(&mut self.lease);
         Poll::Ready(Ok(()))
     }
-}
-
-/// Mark a socket not ready for `interest` until the next event from the kernel. tokio clears
-/// readiness only when an I/O closure reports WouldBlock, so this hands it one that does.
-fn clear_readiness(stream: &TcpStream, interest: Interest) {
-    let _ = stream.try_io(interest, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
 }
 
 impl Drop for Half {
