@@ -144,10 +144,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Problem>> {
     let global = read_global(&mut p, &mut root);
     let log = read_log(&mut p, &mut root);
     let admin = read_admin(&mut p, &mut root);
-    let trackers = vrrp::read_trackers(&mut p, &mut root);
+    let has_vrrp = root.has("vrrp");
+    let services = read_services(&mut p, &mut root, has_vrrp);
+    let trackers = vrrp::read_trackers(&mut p, &mut root, &services);
     let vrrp = vrrp::read_vrrp_instances(&mut p, &mut root, &trackers);
-    let services = read_services(&mut p, &mut root, !vrrp.is_empty());
-    vrrp::check_tracker_services(&mut p, &trackers, &services);
     root.finish(&mut p);
     if p.is_empty() {
         Ok(Config {

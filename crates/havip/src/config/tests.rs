@@ -654,6 +654,11 @@ track = ["t"]
         text.contains("no [[service]] is named \"missing\""),
         "{text}"
     );
+    // Reported where the name is written (line 5: the text starts with a newline).
+    assert!(
+        text.contains("havip.toml:5:11: tracker[0].service: no [[service]]"),
+        "{text}"
+    );
 }
 
 #[test]

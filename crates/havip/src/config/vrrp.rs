@@ -98,8 +98,6 @@ pub struct VrrpSettings {
     pub check_unicast_source: bool,
     pub accept_any_unicast_ttl: bool,
     pub authentication: Authentication,
-    /// The configured password text, kept for lints (keepalived uses only 8 bytes of it).
-    pub auth_pass: Option<String>,
     pub v3_checksum_as_v2: bool,
     pub announce: AnnouncementConfig,
     pub notify: NotifySettings,
@@ -267,10 +265,15 @@ pub enum ProcessMatch {
     Pidfile(PathBuf),
 }
 
-pub fn read_trackers(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Vec<TrackerSettings> {
+/// Trackers that name a service are checked against `services` (read first).
+pub fn read_trackers(
+    p: &mut Problems,
+    root: &mut TableReader<'_, '_>,
+    services: &[havip_proxy::spec::ServiceSpec],
+) -> Vec<TrackerSettings> {
     let mut out: Vec<TrackerSettings> = Vec::new();
     for mut t in root.tables(p, "tracker", TRACKER_KEYS) {
-        if let Some(tracker) = read_tracker(p, &mut t) {
+        if let Some(tracker) = read_tracker(p, &mut t, services) {
             if out.iter().any(|o| o.name == tracker.name) {
                 p.add(
                     &t.span(),
@@ -287,7 +290,11 @@ pub fn read_trackers(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Vec<Tr
 
 /// Returns the tracker even when some of its keys had problems (the load fails anyway), so
 /// that instances naming it do not report it as undefined too.
-fn read_tracker(p: &mut Problems, t: &mut TableReader<'_, '_>) -> Option<TrackerSettings> {
+fn read_tracker(
+    p: &mut Problems,
+    t: &mut TableReader<'_, '_>,
+    services: &[havip_proxy::spec::ServiceSpec],
+) -> Option<TrackerSettings> {
     let name = required_name(p, t, "tracker");
     let kind_at = t.string(p, "kind");
     let weight = t
@@ -390,6 +397,13 @@ fn read_tracker(p: &mut Problems, t: &mut TableReader<'_, '_>) -> Option<Tracker
                 p.add(&t.span(), t.key("service"), "missing: the [[service]] name");
                 return None;
             };
+            if !services.iter().any(|s| s.name == service.value) {
+                p.add(
+                    &service.span,
+                    t.key("service"),
+                    format!("no [[service]] is named {:?}", service.value),
+                );
+            }
             if kind_at.value == "listener" {
                 TrackerKind::Listener {
                     service: service.value,
@@ -651,7 +665,6 @@ fn read_instance(
         check_unicast_source,
         accept_any_unicast_ttl,
         authentication,
-        auth_pass: auth_pass.map(|a| a.value),
         v3_checksum_as_v2,
         announce,
         notify,
@@ -1112,27 +1125,6 @@ fn read_track_refs(
         out.push(reference);
     }
     out
-}
-
-/// Trackers that name a service must name one that exists.
-pub fn check_tracker_services(
-    p: &mut Problems,
-    trackers: &[TrackerSettings],
-    services: &[havip_proxy::spec::ServiceSpec],
-) {
-    for tracker in trackers {
-        let service = match &tracker.kind {
-            TrackerKind::Service { service, .. } | TrackerKind::Listener { service } => service,
-            _ => continue,
-        };
-        if !services.iter().any(|s| &s.name == service) {
-            p.add(
-                &(0..0),
-                format!("tracker {:?}.service", tracker.name),
-                format!("no [[service]] is named {service:?}"),
-            );
-        }
-    }
 }
 
 fn required_name(p: &mut Problems, t: &mut TableReader<'_, '_>, what: &str) -> String {

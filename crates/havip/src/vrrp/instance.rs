@@ -51,7 +51,6 @@ pub enum Control {
         address: IpAddr,
     },
     /// The trackers moved the priority or the fault condition.
-    #[allow(dead_code)] // sent by the trackers of issue #5
     Tracking(Tracking),
     /// Netlink lost events: re-read link state and our addresses.
     Resync,
