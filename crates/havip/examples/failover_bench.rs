@@ -23,11 +23,7 @@
 #![allow(clippy::unwrap_used)] // a benchmark: a broken invariant ends the run with its reason
 #![allow(clippy::disallowed_types)] // wall-clock time of real processes
 
-// The integration tests' harness (`super::lab` in keepalived.rs is this crate's `lab`).
-#[path = "../tests/support/keepalived.rs"]
-mod keepalived;
-#[path = "../tests/support/lab.rs"]
-mod lab;
+use havip_test_support::{keepalived, lab};
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -15,9 +15,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::{AdminSettings, Config, Global, LogFormat, LogSettings};
-use crate::logging;
-use crate::run::{build_runtime, shutdown_signal, Running};
+use havip_config::{AdminSettings, Config, Global, LogFormat, LogSettings};
+use havip_node::logging;
+use havip_node::run::{build_runtime, shutdown_signal, Running};
 
 pub fn run(port: u16, admin_port: u16, seconds: u64) -> anyhow::Result<()> {
     logging::init(&LogSettings {

@@ -13,18 +13,13 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod admin;
-mod admin_auth;
-mod config;
 mod demo;
 mod demo_cluster;
 mod drill;
-mod import;
-mod lint;
-mod logging;
-mod metrics;
-mod run;
-mod vrrp;
+
+use havip_config::{self as config, lint};
+use havip_import as import;
+use havip_node::run;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -16,11 +16,11 @@ const HAVIP: &str = env!("CARGO_BIN_EXE_havip");
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn seeds() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import/seeds")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../import/tests/import/seeds")
 }
 
 fn expected_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import/expected")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../import/tests/import/expected")
 }
 
 /// A temporary directory removed on drop.

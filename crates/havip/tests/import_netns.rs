@@ -7,9 +7,8 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 #![allow(clippy::disallowed_types)] // the lab measures wall-clock time of real processes
 
-mod support {
-    pub mod lab;
-}
+use havip_test_support as support;
+use havip_test_support::require_lab;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -30,7 +29,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 fn seed(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/import/seeds")
+        .join("../import/tests/import/seeds")
         .join(name);
     std::fs::read_to_string(path).unwrap()
 }

@@ -24,10 +24,8 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 #![allow(clippy::disallowed_types)] // the lab measures wall-clock time of real processes
 
-mod support {
-    pub mod keepalived;
-    pub mod lab;
-}
+use havip_test_support as support;
+use havip_test_support::require_lab;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;

@@ -1,11 +1,10 @@
 //! Shared helpers of the `health_*` integration tests: building backends and monitors,
 //! waiting for a condition with a deadline, a TCP server that can be stopped and started
-//! again on the same port, and (in [`external`]) the real `openssl` and `nginx` binaries.
+//! again on the same port. The real `openssl` and `nginx` binaries are in
+//! `havip_test_support::external`.
 //!
 //! Each test binary uses a different subset, hence the allowance for unused items.
 #![allow(dead_code)]
-
-pub mod external;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

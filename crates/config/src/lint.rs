@@ -18,9 +18,9 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::config::duration::parse_duration;
-use crate::config::reader::Problems;
-use crate::import::text::{fmt_duration, in_subnet, parse_prefix};
+use crate::address::{in_subnet, parse_prefix};
+use crate::duration::{fmt_duration, parse_duration};
+use crate::reader::Problems;
 
 /// Where a value was written.
 #[derive(Debug, Clone, PartialEq, Eq)]

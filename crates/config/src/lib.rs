@@ -5,7 +5,9 @@
 //! prints them all and exits 1. The schema and every default are documented in
 //! `docs/config.md`; the defaults suit a kube-apiserver behind the balancer.
 
+pub mod address;
 pub mod duration;
+pub mod lint;
 pub mod reader;
 pub mod vrrp;
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use havip_vrrp::{AddressFamily, AdvertInterval, AnnouncementConfig, Authentication, Version};
 
-use super::reader::{At, Problems, Span, TableReader};
-use super::valid_name;
+use crate::reader::{At, Problems, Span, TableReader};
+use crate::valid_name;
 
 pub const VRRP_KEYS: &[&str] = &[
     "name",

@@ -15,9 +15,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
-use crate::config::{self, Config, ConfigError};
 use crate::logging;
 use crate::vrrp::VrrpNode;
+use havip_config::{self as config, Config, ConfigError};
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let config = match config::load(path) {

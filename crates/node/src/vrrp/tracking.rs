@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::command::{self, Outcome};
-use crate::config::vrrp::{MinHealthy, ProcessMatch, TrackerKind, TrackerSettings, VrrpSettings};
+use havip_config::vrrp::{MinHealthy, ProcessMatch, TrackerKind, TrackerSettings, VrrpSettings};
 
 /// How often in-process trackers (and `interface`) look.
 pub const IN_PROCESS_PERIOD: Duration = Duration::from_millis(100);
@@ -422,7 +422,7 @@ fn good(ok: bool) -> Observation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::vrrp::{CommandSpec, TrackRef};
+    use havip_config::vrrp::{CommandSpec, TrackRef};
 
     #[test]
     fn debounce_needs_rise_and_fall_in_a_row() {
@@ -453,7 +453,7 @@ mod tests {
         let text = format!(
             "[[vrrp]]\nname = \"v\"\ninterface = \"eth0\"\nvrid = 1\npriority = {priority}\nvirtual_addresses = [\"10.0.0.1\"]\n"
         );
-        let mut config = crate::config::parse(Path::new("t.toml"), &text).unwrap();
+        let mut config = havip_config::parse(Path::new("t.toml"), &text).unwrap();
         let mut v = config.vrrp.remove(0);
         v.track = track;
         v

@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 
 use super::command::{self, Outcome};
 use super::status::StatusSlot;
-use crate::config::vrrp::NotifySettings;
+use havip_config::vrrp::NotifySettings;
 
 /// One state change to tell the configured commands about.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::vrrp::{TrackerSettings, VrrpSettings};
+use havip_config::vrrp::{TrackerSettings, VrrpSettings};
 use havip_proxy::service::Service;
 use instance::{Control, InstanceTask, OwnedPacket, ResolvedVip, StepDownResult};
 use status::{InstanceStatus, ReceiveCounters, VrrpView};

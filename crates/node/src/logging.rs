@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, LogSettings};
+use havip_config::{LogFormat, LogSettings};
 
 pub fn init(settings: &LogSettings) {
     let mut filter = std::env::var("HAVIP_LOG")

@@ -7,8 +7,8 @@
 use std::fmt::Write as _;
 
 use super::model::{Check, Config, OrOff, Service, Tracker, Vip, Vrrp, V};
-use super::text::fmt_duration;
 use super::Note;
+use havip_config::duration::fmt_duration;
 
 /// Values longer than this do not push the comments of their neighbours further right.
 const ALIGN_MAX: usize = 44;

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::lab::Lab;
+use crate::lab::Lab;
 
 static RUNS: AtomicU32 = AtomicU32::new(0);
 

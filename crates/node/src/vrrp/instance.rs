@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::notify::Notification;
 use super::status::{state_name, EventLog, StatusSlot};
-use crate::config::vrrp::VrrpSettings;
+use havip_config::vrrp::VrrpSettings;
 
 /// A VRRP packet as the receive path hands it over.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::duration::parse_duration;
+use crate::duration::parse_duration;
 
 /// A byte range in the config text.
 pub type Span = Range<usize>;

@@ -5,7 +5,7 @@
 //! (pure: text in, tree out, never a panic on any input) and a mapping from that tree into
 //! [`model::Config`], where every value remembers the file and line it came from. [`emit`]
 //! writes the model as TOML, deterministically, each value commented with its source line.
-//! [`Report`] collects what was not carried over, warnings about traps (see [`crate::lint`])
+//! [`Report`] collects what was not carried over, warnings about traps (see [`havip_config::lint`])
 //! and syntax errors.
 //!
 //! A havip config is per node, as a keepalived config is: given several keepalived files (one
@@ -24,7 +24,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::lint;
+use havip_config::lint;
 
 /// Where something was written: file (as given on the command line, or resolved from an
 /// include), 1-based line and column.
@@ -71,7 +71,7 @@ impl Src {
 pub enum Severity {
     /// A directive (or part of one) that the havip config does not carry.
     Skipped,
-    /// A trap: the config will not do what its author probably thinks (see [`crate::lint`]).
+    /// A trap: the config will not do what its author probably thinks (see [`havip_config::lint`]).
     Warning,
     /// The input is not valid; nothing is written.
     Error,

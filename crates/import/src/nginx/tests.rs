@@ -56,9 +56,7 @@ fn syntax_errors_carry_line_and_column() {
 
 #[test]
 fn the_seed_stream_snippet() {
-    let (c, report) = import(include_str!(
-        "../../../tests/import/seeds/nginx-stream.conf"
-    ));
+    let (c, report) = import(include_str!("../../tests/import/seeds/nginx-stream.conf"));
     assert!(!report.has_errors());
     let s = &c.services[0];
     assert_eq!(s.name.value, "k8sapiserver");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::config::vrrp::CommandSpec;
+use havip_config::vrrp::CommandSpec;
 
 /// How a command run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -758,7 +758,7 @@ fn classify_pipeline(
 mod tests {
     use super::*;
 
-    const RKE2: &str = include_str!("../../tests/import/seeds/rke2-check_apiserver.sh");
+    const RKE2: &str = include_str!("../tests/import/seeds/rke2-check_apiserver.sh");
 
     #[test]
     fn the_rke2_seed_script_checks_haproxy_and_stops_keepalived() {

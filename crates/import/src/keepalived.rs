@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use super::model::{Announce, Service, TrackRef, Tracker, TrackerKind, Vip, Vrrp, V};
 use super::script::{self, Probe};
-use super::text::{parse_prefix, parse_seconds, split_command};
+use super::text::{parse_seconds, split_command};
 use super::{display, glob, sanitize_name, Loc, Proxy, Report, ScriptFile, Src};
+use havip_config::address::parse_prefix;
 
 /// One word, where it starts, and whether any part of it was quoted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1940,9 +1941,9 @@ pub fn check_set(sets: &[Vec<Vrrp>], report: &mut Report) {
         );
         differ(
             &|v| {
-                v.advert_interval
-                    .as_ref()
-                    .map_or("1s".into(), |x| super::text::fmt_duration(x.value))
+                v.advert_interval.as_ref().map_or("1s".into(), |x| {
+                    havip_config::duration::fmt_duration(x.value)
+                })
             },
             "advert_int",
             report,

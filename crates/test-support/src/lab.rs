@@ -45,7 +45,7 @@ pub fn unavailable() -> Option<String> {
 #[macro_export]
 macro_rules! require_lab {
     () => {
-        if let Some(why) = $crate::support::lab::unavailable() {
+        if let Some(why) = $crate::lab::unavailable() {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("CI must run the netns tests: {why}");
             }

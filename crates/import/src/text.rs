@@ -1,33 +1,7 @@
 //! Small text helpers shared by the importers: the time formats of each source, havip's
 //! duration strings, IP prefixes, and splitting a command line into argv.
 
-use std::net::IpAddr;
 use std::time::Duration;
-
-/// A duration as havip writes it: the largest unit that states it exactly
-/// ("2s", "1m", "1500ms", "250us"), "0s" for zero.
-pub fn fmt_duration(d: Duration) -> String {
-    if d.is_zero() {
-        return "0s".to_string();
-    }
-    let nanos = d.subsec_nanos();
-    if nanos % 1_000_000 != 0 {
-        return format!("{}us", d.as_micros());
-    }
-    if nanos != 0 {
-        return format!("{}ms", d.as_millis());
-    }
-    let s = d.as_secs();
-    if s % 86_400 == 0 {
-        format!("{}d", s / 86_400)
-    } else if s % 3600 == 0 {
-        format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
-    }
-}
 
 /// A number followed by an optional unit, in `default_unit` when there is none. Units:
 /// `us`, `ms`, `s`, `m`, `h`, `d` (and `w`, `M`, `y` for nginx). Several parts may follow
@@ -97,48 +71,6 @@ pub fn parse_seconds(text: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs) + Duration::from_micros(u64::from(micros)))
 }
 
-/// `ADDR` or `ADDR/LEN`; a bare address gets the host prefix (/32 or /128).
-pub fn parse_prefix(text: &str) -> Option<(IpAddr, u8)> {
-    let (addr, len) = match text.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (text, None),
-    };
-    let addr: IpAddr = addr.parse().ok()?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let len = match len {
-        Some(l) => {
-            let n: u8 = l.parse().ok()?;
-            if n > max {
-                return None;
-            }
-            n
-        }
-        None => max,
-    };
-    Some((addr, len))
-}
-
-/// Whether `addr` is inside `net/len` (same family only).
-pub fn in_subnet(addr: IpAddr, net: IpAddr, len: u8) -> bool {
-    match (addr, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let len = u32::from(len.min(32));
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            (u32::from(a) & mask) == (u32::from(n) & mask)
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let len = u32::from(len.min(128));
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len)
-            };
-            (u128::from(a) & mask) == (u128::from(n) & mask)
-        }
-        _ => false,
-    }
-}
-
 /// Split a command line into argv the way keepalived splits a script: unquoted whitespace
 /// separates words, single or double quotes group (and are removed), a backslash escapes
 /// the next character. No expansions. None when a quote is not closed.
@@ -193,18 +125,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_use_the_largest_exact_unit() {
-        assert_eq!(fmt_duration(Duration::ZERO), "0s");
-        assert_eq!(fmt_duration(Duration::from_secs(2)), "2s");
-        assert_eq!(fmt_duration(Duration::from_secs(60)), "1m");
-        assert_eq!(fmt_duration(Duration::from_secs(90)), "90s");
-        assert_eq!(fmt_duration(Duration::from_secs(7200)), "2h");
-        assert_eq!(fmt_duration(Duration::from_secs(86_400)), "1d");
-        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(fmt_duration(Duration::from_micros(1)), "1us");
-    }
-
-    #[test]
     fn times_of_each_source() {
         // HAProxy: milliseconds by default.
         assert_eq!(
@@ -238,18 +158,6 @@ mod tests {
         assert_eq!(parse_seconds("-1"), None);
         assert_eq!(parse_seconds("."), None);
         assert_eq!(parse_seconds("1e3"), None);
-    }
-
-    #[test]
-    fn prefixes_and_subnets() {
-        let (a, l) = parse_prefix("10.0.0.5/24").unwrap();
-        assert_eq!(l, 24);
-        assert!(in_subnet("10.0.0.200".parse().unwrap(), a, l));
-        assert!(!in_subnet("10.0.1.1".parse().unwrap(), a, l));
-        assert_eq!(parse_prefix("10.0.0.5").unwrap().1, 32);
-        assert_eq!(parse_prefix("fd00::1").unwrap().1, 128);
-        assert!(parse_prefix("10.0.0.5/33").is_none());
-        assert!(!in_subnet("fd00::1".parse().unwrap(), a, 0));
     }
 
     #[test]

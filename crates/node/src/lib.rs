@@ -1,0 +1,14 @@
+//! The running havip node: the proxy and the VRRP instances of one config, wired together,
+//! with the trackers that tie the instances' priorities to the proxy's health, the admin
+//! endpoint (metrics, status, runtime commands) and the logs.
+//!
+//! [`run::run`] is what `havip run` does: load the config, start everything, wait for
+//! SIGTERM or SIGINT, hand the VIPs over and drain. [`run::Running`] is the same without the
+//! signal handling, for the demo and in-process tests.
+
+pub mod admin;
+pub mod admin_auth;
+pub mod logging;
+pub mod metrics;
+pub mod run;
+pub mod vrrp;
