@@ -7,7 +7,9 @@
 
 pub mod address;
 pub mod duration;
+pub mod keys;
 pub mod lint;
+pub mod place;
 pub mod reader;
 pub mod vrrp;
 
@@ -142,7 +144,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Problem>> {
             return Err(p.list);
         }
     };
-    let mut root = TableReader::new("", doc.get_ref(), doc.span(), ROOT_KEYS);
+    let mut root = TableReader::new("", doc.get_ref(), doc.span(), keys::ROOT.keys);
     let global = read_global(&mut p, &mut root);
     let log = read_log(&mut p, &mut root);
     let admin = read_admin(&mut p, &mut root);
@@ -165,54 +167,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Problem>> {
     }
 }
 
-const ROOT_KEYS: &[&str] = &["global", "log", "admin", "service", "vrrp", "tracker"];
-const GLOBAL_KEYS: &[&str] = &[
-    "max_conns",
-    "grace",
-    "workers",
-    "copy",
-    "pipe_size",
-    "buffer_size",
-];
-const LOG_KEYS: &[&str] = &["format", "level", "connections"];
-const ADMIN_KEYS: &[&str] = &["listen", "auth", "commands"];
-const SERVICE_KEYS: &[&str] = &[
-    "name",
-    "listen",
-    "balance",
-    "retries",
-    "slow_start",
-    "slow_start_at_boot",
-    "close_on_down",
-    "timeouts",
-    "limits",
-    "health",
-    "passive",
-    "backend",
-];
-const TIMEOUT_KEYS: &[&str] = &["connect", "queue", "client_idle", "server_idle", "tunnel"];
-const LIMIT_KEYS: &[&str] = &["max_conns", "max_queue", "backlog"];
-const HEALTH_KEYS: &[&str] = &[
-    "check",
-    "path",
-    "host",
-    "expect_status",
-    "interval",
-    "fast_interval",
-    "down_interval",
-    "timeout",
-    "rise",
-    "fall",
-    "port",
-    "tls",
-];
-const TLS_KEYS: &[&str] = &["verify", "ca_file", "client_cert", "client_key", "sni"];
-const PASSIVE_KEYS: &[&str] = &["max_fails", "fail_timeout"];
-const BACKEND_KEYS: &[&str] = &["name", "address", "weight", "max_conns", "backup"];
-
 fn read_global(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Global {
     let mut global = Global::default();
-    let Some(mut t) = root.table(p, "global", GLOBAL_KEYS) else {
+    let Some(mut t) = root.table(p, "global", keys::GLOBAL.keys) else {
         return global;
     };
     global.max_conns = t.u32(p, "max_conns", 1..=10_000_000);
@@ -250,7 +207,7 @@ fn read_global(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Global {
 
 fn read_log(p: &mut Problems, root: &mut TableReader<'_, '_>) -> LogSettings {
     let mut log = LogSettings::default();
-    let Some(mut t) = root.table(p, "log", LOG_KEYS) else {
+    let Some(mut t) = root.table(p, "log", keys::LOG.keys) else {
         return log;
     };
     if let Some(At { value, span }) = t.string(p, "format") {
@@ -278,7 +235,7 @@ fn read_log(p: &mut Problems, root: &mut TableReader<'_, '_>) -> LogSettings {
 }
 
 fn read_admin(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Option<AdminSettings> {
-    let mut t = root.table(p, "admin", ADMIN_KEYS)?;
+    let mut t = root.table(p, "admin", keys::ADMIN.keys)?;
     let listen = match t.string(p, "listen") {
         None => DEFAULT_ADMIN,
         Some(at) => parse_socket_addr(p, &t.key("listen"), &at).unwrap_or(DEFAULT_ADMIN),
@@ -333,7 +290,7 @@ fn read_services(
     root: &mut TableReader<'_, '_>,
     has_vrrp: bool,
 ) -> Vec<ServiceSpec> {
-    let tables = root.tables(p, "service", SERVICE_KEYS);
+    let tables = root.tables(p, "service", keys::SERVICE.keys);
     if tables.is_empty() && !root.has("service") && !has_vrrp {
         p.add(
             &(0..0),
@@ -449,11 +406,11 @@ fn read_service(p: &mut Problems, t: &mut TableReader<'_, '_>) -> ServiceSpec {
     if let Some(b) = t.bool(p, "close_on_down") {
         spec.close_on_down = b;
     }
-    if let Some(mut tt) = t.table(p, "timeouts", TIMEOUT_KEYS) {
+    if let Some(mut tt) = t.table(p, "timeouts", keys::TIMEOUTS.keys) {
         spec.timeouts = read_timeouts(p, &mut tt);
         tt.finish(p);
     }
-    if let Some(mut lt) = t.table(p, "limits", LIMIT_KEYS) {
+    if let Some(mut lt) = t.table(p, "limits", keys::LIMITS.keys) {
         spec.limits = read_limits(p, &mut lt);
         lt.finish(p);
     }
@@ -461,15 +418,15 @@ fn read_service(p: &mut Problems, t: &mut TableReader<'_, '_>) -> ServiceSpec {
         check: Some(default_check()),
         ..HealthSpec::default()
     };
-    if let Some(mut ht) = t.table(p, "health", HEALTH_KEYS) {
+    if let Some(mut ht) = t.table(p, "health", keys::HEALTH.keys) {
         spec.health = read_health(p, &mut ht);
         ht.finish(p);
     }
-    if let Some(mut pt) = t.table(p, "passive", PASSIVE_KEYS) {
+    if let Some(mut pt) = t.table(p, "passive", keys::PASSIVE.keys) {
         spec.passive = read_passive(p, &mut pt);
         pt.finish(p);
     }
-    let backend_tables = t.tables(p, "backend", BACKEND_KEYS);
+    let backend_tables = t.tables(p, "backend", keys::BACKEND.keys);
     if backend_tables.is_empty() {
         p.add(
             &t.span(),
@@ -669,7 +626,7 @@ fn read_health(p: &mut Problems, t: &mut TableReader<'_, '_>) -> HealthSpec {
                     client_key: None,
                     sni: None,
                 };
-                if let Some(mut tt) = t.table(p, "tls", TLS_KEYS) {
+                if let Some(mut tt) = t.table(p, "tls", keys::TLS.keys) {
                     read_tls(p, &mut tt, &mut tls);
                     tt.finish(p);
                 }

@@ -14,62 +14,7 @@ use std::time::Duration;
 use havip_vrrp::{AddressFamily, AdvertInterval, AnnouncementConfig, Authentication, Version};
 
 use crate::reader::{At, Problems, Span, TableReader};
-use crate::valid_name;
-
-pub const VRRP_KEYS: &[&str] = &[
-    "name",
-    "interface",
-    "vrid",
-    "version",
-    "priority",
-    "advert_interval",
-    "preempt",
-    "preempt_delay",
-    "accept",
-    "virtual_addresses",
-    "source",
-    "unicast_peers",
-    "check_unicast_source",
-    "accept_any_unicast_ttl",
-    "auth_pass",
-    "v3_checksum_as_v2",
-    "track",
-    "announce",
-    "notify",
-];
-const VIRTUAL_ADDRESS_KEYS: &[&str] = &["address", "interface", "label"];
-const ANNOUNCE_KEYS: &[&str] = &[
-    "burst_count",
-    "burst_spacing",
-    "second_burst_delay",
-    "refresh_interval",
-    "refresh_count",
-    "lower_priority_burst_count",
-];
-const NOTIFY_KEYS: &[&str] = &[
-    "command", "master", "backup", "fault", "stop", "shell", "timeout", "user",
-];
-const TRACK_REF_KEYS: &[&str] = &["tracker", "weight"];
-pub const TRACKER_KEYS: &[&str] = &[
-    "name",
-    "kind",
-    "weight",
-    "rise",
-    "fall",
-    "interval",
-    "command",
-    "shell",
-    "timeout",
-    "user",
-    "timeout_counts_as",
-    "service",
-    "min_healthy",
-    "min_healthy_fraction",
-    "interface",
-    "process",
-    "pidfile",
-    "path",
-];
+use crate::{keys, valid_name};
 
 /// Default time a notify command may run before it is killed.
 pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -272,7 +217,7 @@ pub fn read_trackers(
     services: &[havip_proxy::spec::ServiceSpec],
 ) -> Vec<TrackerSettings> {
     let mut out: Vec<TrackerSettings> = Vec::new();
-    for mut t in root.tables(p, "tracker", TRACKER_KEYS) {
+    for mut t in root.tables(p, "tracker", keys::TRACKER.keys) {
         if let Some(tracker) = read_tracker(p, &mut t, services) {
             if out.iter().any(|o| o.name == tracker.name) {
                 p.add(
@@ -502,7 +447,7 @@ pub fn read_vrrp_instances(
 ) -> Vec<VrrpSettings> {
     let mut out: Vec<VrrpSettings> = Vec::new();
     let mut seen: HashMap<(String, u8, bool), Span> = HashMap::new();
-    for mut t in root.tables(p, "vrrp", VRRP_KEYS) {
+    for mut t in root.tables(p, "vrrp", keys::VRRP.keys) {
         if let Some(instance) = read_instance(p, &mut t, trackers) {
             if out.iter().any(|o| o.name == instance.name) {
                 p.add(
@@ -638,12 +583,12 @@ fn read_instance(
     };
     let v3_checksum_as_v2 = t.bool(p, "v3_checksum_as_v2").unwrap_or(false);
     let mut announce = AnnouncementConfig::default();
-    if let Some(mut at) = t.table(p, "announce", ANNOUNCE_KEYS) {
+    if let Some(mut at) = t.table(p, "announce", keys::ANNOUNCE.keys) {
         read_announce(p, &mut at, &mut announce);
         at.finish(p);
     }
     let mut notify = NotifySettings::default();
-    if let Some(mut nt) = t.table(p, "notify", NOTIFY_KEYS) {
+    if let Some(mut nt) = t.table(p, "notify", keys::NOTIFY.keys) {
         notify = read_notify(p, &mut nt);
         nt.finish(p);
     }
@@ -746,8 +691,12 @@ fn read_virtual_addresses(p: &mut Problems, t: &mut TableReader<'_, '_>) -> Vec<
                 })
             }
             toml::de::DeValue::Table(table) => {
-                let mut vt =
-                    TableReader::new(item_key.clone(), table, item.span(), VIRTUAL_ADDRESS_KEYS);
+                let mut vt = TableReader::new(
+                    item_key.clone(),
+                    table,
+                    item.span(),
+                    keys::VIRTUAL_ADDRESS.keys,
+                );
                 let address = vt.string(p, "address");
                 let interface = vt.string(p, "interface");
                 if let Some(at) = &interface {
@@ -1069,7 +1018,8 @@ fn read_track_refs(
                 weight: None,
             }),
             toml::de::DeValue::Table(table) => {
-                let mut rt = TableReader::new(item_key.clone(), table, item.span(), TRACK_REF_KEYS);
+                let mut rt =
+                    TableReader::new(item_key.clone(), table, item.span(), keys::TRACK_REF.keys);
                 let tracker = rt.string(p, "tracker");
                 let weight = rt.int(p, "weight", -253..=253).map(|w| w.value as i32);
                 rt.finish(p);
