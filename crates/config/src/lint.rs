@@ -20,23 +20,8 @@ use toml::Spanned;
 
 use crate::address::{in_subnet, parse_prefix};
 use crate::duration::{fmt_duration, parse_duration};
+use crate::place::{At, Place};
 use crate::reader::Problems;
-
-/// Where a value was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Place {
-    pub file: String,
-    pub line: u32,
-    pub col: u32,
-    /// The TOML key path (`vrrp[0].vrid`) or the foreign directive (`virtual_router_id`).
-    pub key: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct At<T> {
-    pub value: T,
-    pub place: Place,
-}
 
 /// One warning, printed as `file:line:col: key: warning: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +32,7 @@ pub struct Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: warning: {}",
-            self.place.file, self.place.line, self.place.col, self.place.key, self.message
-        )
+        write!(f, "{}: warning: {}", self.place, self.message)
     }
 }
 
@@ -362,15 +343,10 @@ pub fn from_toml(path: &Path, text: &str) -> Facts {
         return facts;
     };
     let p = Problems::new(path, text);
-    let file = path.display().to_string();
+    let file: std::sync::Arc<str> = path.display().to_string().into();
     let place = |span: std::ops::Range<usize>, key: String| -> Place {
-        let (line, col) = p.locate(span.start);
-        Place {
-            file: file.clone(),
-            line: line as u32,
-            col: col as u32,
-            key,
-        }
+        let (line, column) = p.locate(span.start);
+        Place::new(&file, line as u32, column as u32, key)
     };
     let root = doc.get_ref();
     for (i, item) in array_of_tables(root, "service") {

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use havip_config::lint;
+use havip_config::place::{At, Place};
 
 /// Where something was written: file (as given on the command line, or resolved from an
 /// include), 1-based line and column.
@@ -305,9 +306,9 @@ pub fn import(inputs: &Inputs, interfaces: &dyn lint::Interfaces) -> Imported {
     for node in &nodes {
         for w in lint::lint(&facts(&node.config), interfaces) {
             let loc = Loc {
-                file: Arc::from(w.place.file.as_str()),
+                file: w.place.file.clone(),
                 line: w.place.line,
-                col: w.place.col,
+                col: w.place.column,
             };
             report.warn(&loc, &w.place.key, w.message);
         }
@@ -326,21 +327,13 @@ impl Imported {
     }
 }
 
-fn place(src: &Option<Src>, fallback: &Src) -> lint::Place {
+fn place(src: &Option<Src>, fallback: &Src) -> Place {
     let s = src.as_ref().unwrap_or(fallback);
-    lint::Place {
-        file: s.loc.file.to_string(),
-        line: s.loc.line,
-        col: s.loc.col,
-        key: s.directive.clone(),
-    }
+    Place::new(&s.loc.file, s.loc.line, s.loc.col, s.directive.clone())
 }
 
-fn at<T: Clone, U>(v: &model::V<T>, fallback: &Src, f: impl Fn(&T) -> U) -> lint::At<U> {
-    lint::At {
-        value: f(&v.value),
-        place: place(&v.src, fallback),
-    }
+fn at<T: Clone, U>(v: &model::V<T>, fallback: &Src, f: impl Fn(&T) -> U) -> At<U> {
+    At::new(f(&v.value), place(&v.src, fallback))
 }
 
 /// What the lints need from an imported config, each value placed at its source line.
