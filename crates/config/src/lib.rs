@@ -10,10 +10,11 @@ pub mod duration;
 pub mod keys;
 pub mod lint;
 pub mod place;
-pub mod reader;
+mod reader;
 pub mod vrrp;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,12 +25,13 @@ use havip_proxy::spec::{
     ServiceSpec, Timeouts, TlsCheck,
 };
 
-use reader::{At, Problem, Problems, Span, TableReader};
+use place::{Place, Places};
+use reader::{Record, Span, TableReader, Written};
 
 pub const DEFAULT_PATH: &str = "/etc/havip/havip.toml";
 
 /// The whole configuration, validated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     pub global: Global,
     pub log: LogSettings,
@@ -78,19 +80,75 @@ pub struct AdminSettings {
     pub commands: bool,
 }
 
+/// One thing wrong with a config file, where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// File, line, column and the dotted key path (`service[0].backend[1].weight`).
+    pub place: Place,
+    /// What is wrong, and how to fix it when that is clear.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem at `place`.
+    pub fn new(place: Place, message: impl Into<String>) -> Problem {
+        Problem {
+            place,
+            message: message.into(),
+        }
+    }
+}
+
+/// `file:line:column: key: message`, as `havip check` prints it.
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place, self.message)
+    }
+}
+
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("{}: cannot read: {source}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why not.
         source: std::io::Error,
     },
+    /// The file was read and has problems.
     #[error("{} problem(s) in {}", problems.len(), path.display())]
     Invalid {
+        /// The file.
         path: PathBuf,
+        /// Every problem, in the order they were found.
         problems: Vec<Problem>,
     },
+}
+
+/// What reading a config gave: the typed config, where each key was written, and every
+/// problem. The config is complete and valid only when `problems` is empty; otherwise it
+/// holds what could be read, for the checks of later stages that still apply.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// The typed config (partial when there are problems).
+    pub config: Config,
+    /// Where each key and table was written.
+    pub places: Places,
+    /// Every problem found, in the order found.
+    pub problems: Vec<Problem>,
+}
+
+impl Reading {
+    /// The config and its places when there is no problem, otherwise the problems.
+    pub fn into_result(self) -> Result<(Config, Places), Vec<Problem>> {
+        if self.problems.is_empty() {
+            Ok((self.config, self.places))
+        } else {
+            Err(self.problems)
+        }
+    }
 }
 
 impl Default for Global {
@@ -121,27 +179,35 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 /// Default admin address (when `[admin]` is present without `listen`).
 pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8404);
 
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
+/// Read the file at `path` (see [`read`]); only a file that cannot be read is an error here.
+pub fn read_file(path: &Path) -> Result<Reading, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(path, &text).map_err(|problems| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        problems,
-    })
+    Ok(read(path, &text))
 }
 
 /// Parse and validate config text; `path` is only used in problem reports.
 pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Problem>> {
-    let mut p = Problems::new(path, text);
+    read(path, text).into_result().map(|(config, _)| config)
+}
+
+/// Read config text into typed settings, recording where each key was written and every
+/// problem; `path` is only used in places.
+pub fn read(path: &Path, text: &str) -> Reading {
+    let mut p = Record::new(path, text);
     let doc = match toml::de::DeTable::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
             // A syntax error leaves no tree to read; report it and stop.
             let span = e.span().unwrap_or(0..0);
             p.add(&span, "(syntax)", e.message().trim().to_string());
-            return Err(p.list);
+            return Reading {
+                config: Config::default(),
+                places: p.places,
+                problems: p.problems,
+            };
         }
     };
     let mut root = TableReader::new("", doc.get_ref(), doc.span(), keys::ROOT.keys);
@@ -153,21 +219,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Problem>> {
     let trackers = vrrp::read_trackers(&mut p, &mut root, &services);
     let vrrp = vrrp::read_vrrp_instances(&mut p, &mut root, &trackers);
     root.finish(&mut p);
-    if p.is_empty() {
-        Ok(Config {
+    Reading {
+        config: Config {
             global,
             log,
             admin,
             services,
             vrrp,
             trackers,
-        })
-    } else {
-        Err(p.list)
+        },
+        places: p.places,
+        problems: p.problems,
     }
 }
 
-fn read_global(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Global {
+fn read_global(p: &mut Record, root: &mut TableReader<'_, '_>) -> Global {
     let mut global = Global::default();
     let Some(mut t) = root.table(p, "global", keys::GLOBAL.keys) else {
         return global;
@@ -188,7 +254,7 @@ fn read_global(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Global {
         .map_or(DEFAULT_BUFFER_SIZE, |n| n as usize);
     global.copy_mode = match t.string(p, "copy") {
         None => CopyMode::Splice { pipe_size },
-        Some(At { value, span }) => match value.as_str() {
+        Some(Written { value, span }) => match value.as_str() {
             "splice" => CopyMode::Splice { pipe_size },
             "buffered" => CopyMode::Buffered { buffer_size },
             other => {
@@ -205,12 +271,12 @@ fn read_global(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Global {
     global
 }
 
-fn read_log(p: &mut Problems, root: &mut TableReader<'_, '_>) -> LogSettings {
+fn read_log(p: &mut Record, root: &mut TableReader<'_, '_>) -> LogSettings {
     let mut log = LogSettings::default();
     let Some(mut t) = root.table(p, "log", keys::LOG.keys) else {
         return log;
     };
-    if let Some(At { value, span }) = t.string(p, "format") {
+    if let Some(Written { value, span }) = t.string(p, "format") {
         match value.as_str() {
             "text" => log.format = LogFormat::Text,
             "json" => log.format = LogFormat::Json,
@@ -221,7 +287,7 @@ fn read_log(p: &mut Problems, root: &mut TableReader<'_, '_>) -> LogSettings {
             ),
         }
     }
-    if let Some(At { value, span }) = t.string(p, "level") {
+    if let Some(Written { value, span }) = t.string(p, "level") {
         match tracing_subscriber::EnvFilter::try_new(&value) {
             Ok(_) => log.level = value,
             Err(e) => p.add(&span, t.key("level"), format!("not a log filter: {e}")),
@@ -234,7 +300,7 @@ fn read_log(p: &mut Problems, root: &mut TableReader<'_, '_>) -> LogSettings {
     log
 }
 
-fn read_admin(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Option<AdminSettings> {
+fn read_admin(p: &mut Record, root: &mut TableReader<'_, '_>) -> Option<AdminSettings> {
     let mut t = root.table(p, "admin", keys::ADMIN.keys)?;
     let listen = match t.string(p, "listen") {
         None => DEFAULT_ADMIN,
@@ -263,7 +329,7 @@ fn read_admin(p: &mut Problems, root: &mut TableReader<'_, '_>) -> Option<AdminS
 }
 
 /// `IP:port`, `[IPv6]:port`, or `*:port` (all IPv4 addresses, as in HAProxy's `bind *:port`).
-fn parse_socket_addr(p: &mut Problems, key: &str, at: &At<String>) -> Option<SocketAddr> {
+fn parse_socket_addr(p: &mut Record, key: &str, at: &Written<String>) -> Option<SocketAddr> {
     let text = at.value.trim();
     let text = match text.strip_prefix("*:") {
         Some(port) => format!("0.0.0.0:{port}"),
@@ -286,7 +352,7 @@ fn parse_socket_addr(p: &mut Problems, key: &str, at: &At<String>) -> Option<Soc
 }
 
 fn read_services(
-    p: &mut Problems,
+    p: &mut Record,
     root: &mut TableReader<'_, '_>,
     has_vrrp: bool,
 ) -> Vec<ServiceSpec> {
@@ -342,9 +408,9 @@ fn listen_conflict(a: SocketAddr, b: SocketAddr) -> bool {
 
 /// Read one service. With problems the spec is partial, but it is still returned so the
 /// checks across services (duplicate names, overlapping listeners) report everything.
-fn read_service(p: &mut Problems, t: &mut TableReader<'_, '_>) -> ServiceSpec {
+fn read_service(p: &mut Record, t: &mut TableReader<'_, '_>) -> ServiceSpec {
     let name = match t.string(p, "name") {
-        Some(At { value, span }) => {
+        Some(Written { value, span }) => {
             if !valid_name(&value) {
                 p.add(
                     &span,
@@ -382,7 +448,7 @@ fn read_service(p: &mut Problems, t: &mut TableReader<'_, '_>) -> ServiceSpec {
         ),
     }
     let mut spec = ServiceSpec::new(name, listen, &[]);
-    if let Some(At { value, span }) = t.string(p, "balance") {
+    if let Some(Written { value, span }) = t.string(p, "balance") {
         match parse_algorithm(&value) {
             Some(a) => spec.balance = a,
             None => p.add(
@@ -499,26 +565,18 @@ pub fn default_check() -> CheckKind {
     })
 }
 
-fn read_timeouts(p: &mut Problems, t: &mut TableReader<'_, '_>) -> Timeouts {
+fn read_timeouts(p: &mut Record, t: &mut TableReader<'_, '_>) -> Timeouts {
     let mut out = Timeouts::default();
-    let positive = |p: &mut Problems, t: &mut TableReader<'_, '_>, key: &str| {
-        let d = t.duration(p, key)?;
-        if d.value.is_zero() {
-            p.add(&d.span, t.key(key), "must be longer than 0");
-            return None;
-        }
-        Some(d.value)
-    };
-    if let Some(d) = positive(p, t, "connect") {
+    if let Some(d) = t.positive_duration(p, "connect") {
         out.connect = d;
     }
     if let Some(d) = t.duration(p, "queue") {
         out.queue = d.value;
     }
-    if let Some(d) = positive(p, t, "client_idle") {
+    if let Some(d) = t.positive_duration(p, "client_idle") {
         out.client_idle = d;
     }
-    if let Some(d) = positive(p, t, "server_idle") {
+    if let Some(d) = t.positive_duration(p, "server_idle") {
         out.server_idle = d;
     }
     match t.duration_or_off(p, "tunnel") {
@@ -534,7 +592,7 @@ fn read_timeouts(p: &mut Problems, t: &mut TableReader<'_, '_>) -> Timeouts {
     out
 }
 
-fn read_limits(p: &mut Problems, t: &mut TableReader<'_, '_>) -> Limits {
+fn read_limits(p: &mut Record, t: &mut TableReader<'_, '_>) -> Limits {
     let mut out = Limits {
         max_conns: t.u32(p, "max_conns", 1..=10_000_000),
         ..Limits::default()
@@ -548,23 +606,21 @@ fn read_limits(p: &mut Problems, t: &mut TableReader<'_, '_>) -> Limits {
     out
 }
 
-fn read_passive(p: &mut Problems, t: &mut TableReader<'_, '_>) -> PassiveSpec {
+fn read_passive(p: &mut Record, t: &mut TableReader<'_, '_>) -> PassiveSpec {
     let mut out = PassiveSpec::default();
     if let Some(n) = t.u32(p, "max_fails", 0..=1000) {
         out.max_fails = n;
     }
-    if let Some(d) = t.duration(p, "fail_timeout") {
-        if d.value.is_zero() {
-            p.add(&d.span, t.key("fail_timeout"), "must be longer than 0");
-        } else {
-            out.fail_timeout = d.value;
-        }
+    if let Some(d) = t.positive_duration(p, "fail_timeout") {
+        out.fail_timeout = d;
     }
     out
 }
 
-fn read_health(p: &mut Problems, t: &mut TableReader<'_, '_>) -> HealthSpec {
-    let before = p.list.len();
+/// The shortest interval and timeout of an active check.
+const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(10);
+
+fn read_health(p: &mut Record, t: &mut TableReader<'_, '_>) -> HealthSpec {
     let mut out = HealthSpec::default();
     let kind = t.string(p, "check");
     let kind_name = kind
@@ -575,7 +631,7 @@ fn read_health(p: &mut Problems, t: &mut TableReader<'_, '_>) -> HealthSpec {
     match kind_name.as_str() {
         "none" | "tcp" => {
             for key in http_only.iter().chain(["tls"].iter()) {
-                if let Some(span) = t.consume(key) {
+                if let Some(span) = t.consume(p, key) {
                     p.add(
                         &span,
                         t.key(key),
@@ -603,7 +659,7 @@ fn read_health(p: &mut Problems, t: &mut TableReader<'_, '_>) -> HealthSpec {
                 expect_status: vec![(200, 200)],
                 tls: None,
             };
-            if let Some(At { value, span }) = t.string(p, "path") {
+            if let Some(Written { value, span }) = t.string(p, "path") {
                 if value.starts_with('/') && !value.contains(char::is_whitespace) {
                     http.path = value;
                 } else {
@@ -631,32 +687,24 @@ fn read_health(p: &mut Problems, t: &mut TableReader<'_, '_>) -> HealthSpec {
                     tt.finish(p);
                 }
                 http.tls = Some(tls);
-            } else if let Some(span) = t.consume("tls") {
+            } else if let Some(span) = t.consume(p, "tls") {
                 p.add(&span, t.key("tls"), "only applies to check = \"https\"");
             }
             out.check = Some(CheckKind::Http(http));
         }
     }
-    let positive = |p: &mut Problems, t: &mut TableReader<'_, '_>, key: &str| {
-        let d = t.duration(p, key)?;
-        if d.value < Duration::from_millis(10) {
-            p.add(&d.span, t.key(key), "must be at least 10ms");
-            return None;
-        }
-        Some(d.value)
-    };
-    if let Some(d) = positive(p, t, "interval") {
+    if let Some(d) = t.duration_at_least(p, "interval", MIN_CHECK_INTERVAL) {
         out.interval = d;
         // Unless set, the down interval follows the interval (as HAProxy's `downinter`).
         out.down_interval = d;
     }
-    if let Some(d) = positive(p, t, "fast_interval") {
+    if let Some(d) = t.duration_at_least(p, "fast_interval", MIN_CHECK_INTERVAL) {
         out.fast_interval = d;
     }
-    if let Some(d) = positive(p, t, "down_interval") {
+    if let Some(d) = t.duration_at_least(p, "down_interval", MIN_CHECK_INTERVAL) {
         out.down_interval = d;
     }
-    if let Some(d) = positive(p, t, "timeout") {
+    if let Some(d) = t.duration_at_least(p, "timeout", MIN_CHECK_INTERVAL) {
         out.timeout = d;
     }
     if let Some(n) = t.u32(p, "rise", 1..=100) {
@@ -666,25 +714,14 @@ fn read_health(p: &mut Problems, t: &mut TableReader<'_, '_>) -> HealthSpec {
         out.fall = n;
     }
     out.port = t.u32(p, "port", 1..=65_535).map(|n| n as u16);
-    if p.list.len() == before {
-        // Prepare the check exactly as the proxy will at start: this reads and parses the TLS
-        // files (certificates present, key matches) and checks host and SNI.
-        if let Err(e) = havip_proxy::health::Probe::new(&out) {
-            let key = match &e {
-                havip_proxy::health::ProbeConfigError::Tls(_) => t.key("tls"),
-                _ => t.path_key(),
-            };
-            p.add(&t.span(), key, e.to_string());
-        }
-    }
     out
 }
 
-fn read_tls(p: &mut Problems, t: &mut TableReader<'_, '_>, tls: &mut TlsCheck) {
+fn read_tls(p: &mut Record, t: &mut TableReader<'_, '_>, tls: &mut TlsCheck) {
     if let Some(b) = t.bool(p, "verify") {
         tls.verify = b;
     }
-    let file = |p: &mut Problems, t: &mut TableReader<'_, '_>, key: &str| {
+    let file = |p: &mut Record, t: &mut TableReader<'_, '_>, key: &str| {
         let at = t.string(p, key)?;
         let path = PathBuf::from(&at.value);
         if let Err(e) = std::fs::metadata(&path) {
@@ -732,7 +769,7 @@ fn read_tls(p: &mut Problems, t: &mut TableReader<'_, '_>, tls: &mut TlsCheck) {
 
 /// `[200, 204, "300-399"]` into inclusive ranges.
 fn read_status_set(
-    p: &mut Problems,
+    p: &mut Record,
     key: &str,
     items: &[&toml::Spanned<toml::de::DeValue<'_>>],
 ) -> Vec<(u16, u16)> {
@@ -764,8 +801,8 @@ fn read_status_set(
     out
 }
 
-fn read_backend(p: &mut Problems, t: &mut TableReader<'_, '_>) -> Option<BackendSpec> {
-    let before = p.list.len();
+fn read_backend(p: &mut Record, t: &mut TableReader<'_, '_>) -> Option<BackendSpec> {
+    let before = p.count();
     let addr = match t.string(p, "address") {
         Some(at) => parse_socket_addr(p, &t.key("address"), &at),
         None => {
@@ -779,7 +816,7 @@ fn read_backend(p: &mut Problems, t: &mut TableReader<'_, '_>) -> Option<Backend
     };
     let addr = addr?;
     let mut b = BackendSpec::new(addr);
-    if let Some(At { value, span }) = t.string(p, "name") {
+    if let Some(Written { value, span }) = t.string(p, "name") {
         if valid_name(&value) {
             b.name = value;
         } else {
@@ -797,7 +834,7 @@ fn read_backend(p: &mut Problems, t: &mut TableReader<'_, '_>) -> Option<Backend
     if let Some(backup) = t.bool(p, "backup") {
         b.backup = backup;
     }
-    (p.list.len() == before).then_some(b)
+    (p.count() == before).then_some(b)
 }
 
 #[cfg(test)]

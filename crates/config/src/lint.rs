@@ -21,7 +21,7 @@ use toml::Spanned;
 use crate::address::{in_subnet, parse_prefix};
 use crate::duration::{fmt_duration, parse_duration};
 use crate::place::{At, Place};
-use crate::reader::Problems;
+use crate::reader::Record;
 
 /// One warning, printed as `file:line:col: key: warning: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,7 +342,7 @@ pub fn from_toml(path: &Path, text: &str) -> Facts {
     let Ok(doc) = DeTable::parse(text) else {
         return facts;
     };
-    let p = Problems::new(path, text);
+    let p = Record::new(path, text);
     let file: std::sync::Arc<str> = path.display().to_string().into();
     let place = |span: std::ops::Range<usize>, key: String| -> Place {
         let (line, column) = p.locate(span.start);

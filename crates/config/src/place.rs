@@ -1,7 +1,8 @@
 //! Where something was written: the one location type of the workspace. Config problems,
 //! lint warnings and the importer's report all point at a [`Place`]; a value that remembers
-//! where it came from is an [`At`].
+//! where it came from is an [`At`]; [`Places`] is where the reader saw each key of a file.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -71,5 +72,48 @@ impl<T> At<T> {
             value: f(&self.value),
             place: self.place.clone(),
         }
+    }
+}
+
+/// Where each key and table of a havip config was written, by its dotted key path with
+/// indices (`service[0].timeouts.connect`, `vrrp[1].virtual_addresses[2]`). The reader fills
+/// it beside the typed config, so the stages after reading (preparing health checks, lints,
+/// reload) can name the line of a value without walking the TOML again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Places {
+    places: BTreeMap<String, Place>,
+    strings: BTreeMap<String, String>,
+}
+
+impl Places {
+    /// Where the value of `key` (a key path) was written.
+    pub fn get(&self, key: &str) -> Option<&Place> {
+        self.places.get(key)
+    }
+
+    /// `value` at the place of `key`, if `key` was written.
+    pub fn at<T>(&self, key: &str, value: T) -> Option<At<T>> {
+        self.get(key).map(|place| At::new(value, place.clone()))
+    }
+
+    /// A string value exactly as written, for checks of what the typed settings normalise
+    /// away (a VRRPv2 password is cut to the 8 bytes that go on the wire).
+    pub fn written(&self, key: &str) -> Option<&str> {
+        self.strings.get(key).map(String::as_str)
+    }
+
+    /// Record `place` under its own key; a later record of the same key wins.
+    pub fn insert(&mut self, place: Place) {
+        self.places.insert(place.key.clone(), place);
+    }
+
+    /// Record the text of a string value written at `key`.
+    pub fn insert_written(&mut self, key: impl Into<String>, text: impl Into<String>) {
+        self.strings.insert(key.into(), text.into());
+    }
+
+    /// Every recorded place, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = &Place> {
+        self.places.values()
     }
 }

@@ -4,62 +4,52 @@
 //! with file, line and key. So the config is read from `toml`'s spanned document tree by
 //! hand: each [`TableReader`] hands out typed values, records a [`Problem`] for each value of
 //! the wrong type or out of range and carries on, and at the end reports keys nobody asked for
-//! (unknown keys are errors, with a "did you mean" when one is close).
+//! (unknown keys are errors, with a "did you mean" when one is close). Every key it reads is
+//! also recorded in [`Places`], which the reader returns beside the typed config.
+//!
+//! Inside the reader positions are byte spans ([`Written`]); they become [`Place`]s (file,
+//! line, column, key) when recorded.
 
-use std::fmt;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use toml::de::{DeTable, DeValue};
+use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
 use crate::duration::parse_duration;
+use crate::place::{Place, Places};
+use crate::Problem;
 
 /// A byte range in the config text.
-pub type Span = Range<usize>;
+pub(crate) type Span = Range<usize>;
 
-/// One thing wrong with a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    /// Dotted path of the key, e.g. `service[0].backend[1].weight`.
-    pub key: String,
-    pub message: String,
+/// A value with the bytes it was written at.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Written<T> {
+    pub value: T,
+    pub span: Span,
 }
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.key,
-            self.message
-        )
-    }
-}
-
-/// The problems found so far, and how to turn byte offsets into lines.
+/// What reading records: every problem found so far, and where each key was written.
 #[derive(Debug)]
-pub struct Problems {
-    file: PathBuf,
+pub(crate) struct Record {
+    file: Arc<str>,
     line_starts: Vec<usize>,
-    pub list: Vec<Problem>,
+    pub problems: Vec<Problem>,
+    pub places: Places,
 }
 
-impl Problems {
+impl Record {
     pub fn new(file: &Path, text: &str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Problems {
-            file: file.to_path_buf(),
+        Record {
+            file: file.display().to_string().into(),
             line_starts,
-            list: Vec::new(),
+            problems: Vec::new(),
+            places: Places::default(),
         }
     }
 
@@ -70,24 +60,33 @@ impl Problems {
         (line.max(1), offset - start + 1)
     }
 
-    pub fn add(&mut self, span: &Span, key: impl Into<String>, message: impl Into<String>) {
+    /// The place of a span under `key`.
+    pub fn place(&self, span: &Span, key: impl Into<String>) -> Place {
         let (line, column) = self.locate(span.start);
-        self.list.push(Problem {
-            file: self.file.clone(),
-            line,
-            column,
-            key: key.into(),
-            message: message.into(),
-        });
+        let line = u32::try_from(line).unwrap_or(u32::MAX);
+        let column = u32::try_from(column).unwrap_or(u32::MAX);
+        Place::new(&self.file, line, column, key)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+    pub fn add(&mut self, span: &Span, key: impl Into<String>, message: impl Into<String>) {
+        let place = self.place(span, key);
+        self.problems.push(Problem::new(place, message));
+    }
+
+    /// Remember that `key` was written at `span`.
+    pub fn note(&mut self, span: &Span, key: impl Into<String>) {
+        let place = self.place(span, key);
+        self.places.insert(place);
+    }
+
+    /// How many problems were found so far (to tell whether a part read cleanly).
+    pub fn count(&self) -> usize {
+        self.problems.len()
     }
 }
 
 /// Typed access to one TOML table; remembers which keys were read.
-pub struct TableReader<'t, 'i> {
+pub(crate) struct TableReader<'t, 'i> {
     path: String,
     table: &'t DeTable<'i>,
     span: Span,
@@ -95,12 +94,7 @@ pub struct TableReader<'t, 'i> {
     known: &'static [&'static str],
 }
 
-/// A value with where it was written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct At<T> {
-    pub value: T,
-    pub span: Span,
-}
+type Entry<'t, 'i> = (&'t Spanned<DeString<'i>>, &'t Spanned<DeValue<'i>>);
 
 impl<'t, 'i> TableReader<'t, 'i> {
     /// `known` lists every key the table may have, for unknown-key errors and suggestions.
@@ -138,62 +132,60 @@ impl<'t, 'i> TableReader<'t, 'i> {
         self.span.clone()
     }
 
-    fn raw(&mut self, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+    fn entry(&self, key: &str) -> Option<Entry<'t, 'i>> {
+        self.table.iter().find(|(k, _)| k.get_ref().as_ref() == key)
+    }
+
+    /// Mark `key` as read and record where its value was written.
+    fn mark(&mut self, p: &mut Record, key: &str, value: &Spanned<DeValue<'_>>) {
+        self.used.push(key.to_string());
+        p.note(&value.span(), self.key(key));
+    }
+
+    fn raw(&mut self, p: &mut Record, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
         debug_assert!(
             self.known.contains(&key),
             "{key} missing from the known list"
         );
-        let (_, value) = self
-            .table
-            .iter()
-            .find(|(k, _)| k.get_ref().as_ref() == key)?;
-        self.used.push(key.to_string());
+        let (_, value) = self.entry(key)?;
+        self.mark(p, key, value);
         Some(value)
     }
 
     /// Mark a key as handled without reading it (e.g. after reporting that it does not apply),
-    /// returning where it was written.
-    pub fn consume(&mut self, key: &str) -> Option<Span> {
-        let (k, _) = self
-            .table
-            .iter()
-            .find(|(k, _)| k.get_ref().as_ref() == key)?;
-        self.used.push(key.to_string());
+    /// returning where the key was written.
+    pub fn consume(&mut self, p: &mut Record, key: &str) -> Option<Span> {
+        let (k, value) = self.entry(key)?;
+        self.mark(p, key, value);
         Some(k.span())
     }
 
     /// The raw value of a key, marked as read; for readers of values with several shapes.
-    pub fn raw_value(&mut self, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
-        self.raw(key)
+    pub fn raw_value(&mut self, p: &mut Record, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+        self.raw(p, key)
     }
 
     /// A string value without marking it read (for checks that relate two keys).
     pub fn peek_string(&self, key: &str) -> Option<String> {
-        self.table
-            .iter()
-            .find(|(k, _)| k.get_ref().as_ref() == key)
-            .and_then(|(_, v)| match v.get_ref() {
-                DeValue::String(s) => Some(s.to_string()),
-                _ => None,
-            })
+        self.entry(key).and_then(|(_, v)| match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => None,
+        })
     }
 
     /// A boolean value without marking it read.
     pub fn peek_bool(&self, key: &str) -> Option<bool> {
-        self.table
-            .iter()
-            .find(|(k, _)| k.get_ref().as_ref() == key)
-            .and_then(|(_, v)| match v.get_ref() {
-                DeValue::Boolean(b) => Some(*b),
-                _ => None,
-            })
+        self.entry(key).and_then(|(_, v)| match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => None,
+        })
     }
 
     pub fn has(&self, key: &str) -> bool {
-        self.table.iter().any(|(k, _)| k.get_ref().as_ref() == key)
+        self.entry(key).is_some()
     }
 
-    fn wrong_type(&self, p: &mut Problems, key: &str, v: &Spanned<DeValue<'_>>, expected: &str) {
+    fn wrong_type(&self, p: &mut Record, key: &str, v: &Spanned<DeValue<'_>>, expected: &str) {
         p.add(
             &v.span(),
             self.key(key),
@@ -201,13 +193,16 @@ impl<'t, 'i> TableReader<'t, 'i> {
         );
     }
 
-    pub fn string(&mut self, p: &mut Problems, key: &str) -> Option<At<String>> {
-        let v = self.raw(key)?;
+    pub fn string(&mut self, p: &mut Record, key: &str) -> Option<Written<String>> {
+        let v = self.raw(p, key)?;
         match v.get_ref() {
-            DeValue::String(s) => Some(At {
-                value: s.to_string(),
-                span: v.span(),
-            }),
+            DeValue::String(s) => {
+                p.places.insert_written(self.key(key), s.as_ref());
+                Some(Written {
+                    value: s.to_string(),
+                    span: v.span(),
+                })
+            }
             _ => {
                 self.wrong_type(p, key, v, "a string");
                 None
@@ -215,8 +210,8 @@ impl<'t, 'i> TableReader<'t, 'i> {
         }
     }
 
-    pub fn bool(&mut self, p: &mut Problems, key: &str) -> Option<bool> {
-        let v = self.raw(key)?;
+    pub fn bool(&mut self, p: &mut Record, key: &str) -> Option<bool> {
+        let v = self.raw(p, key)?;
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
             _ => {
@@ -229,11 +224,11 @@ impl<'t, 'i> TableReader<'t, 'i> {
     /// An integer within `range` (inclusive).
     pub fn int(
         &mut self,
-        p: &mut Problems,
+        p: &mut Record,
         key: &str,
         range: std::ops::RangeInclusive<i64>,
-    ) -> Option<At<i64>> {
-        let v = self.raw(key)?;
+    ) -> Option<Written<i64>> {
+        let v = self.raw(p, key)?;
         let DeValue::Integer(int) = v.get_ref() else {
             self.wrong_type(p, key, v, "an integer");
             return None;
@@ -247,7 +242,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
             _ => digits,
         };
         match i64::from_str_radix(digits, int.radix()) {
-            Ok(n) if range.contains(&n) => Some(At {
+            Ok(n) if range.contains(&n) => Some(Written {
                 value: n,
                 span: v.span(),
             }),
@@ -268,19 +263,21 @@ impl<'t, 'i> TableReader<'t, 'i> {
 
     pub fn u32(
         &mut self,
-        p: &mut Problems,
+        p: &mut Record,
         key: &str,
         range: std::ops::RangeInclusive<u32>,
     ) -> Option<u32> {
         let wide = i64::from(*range.start())..=i64::from(*range.end());
-        self.int(p, key, wide).map(|at| at.value as u32)
+        let n = self.int(p, key, wide)?.value;
+        // In range, so it fits.
+        u32::try_from(n).ok()
     }
 
-    pub fn duration(&mut self, p: &mut Problems, key: &str) -> Option<At<Duration>> {
-        let v = self.raw(key)?;
+    pub fn duration(&mut self, p: &mut Record, key: &str) -> Option<Written<Duration>> {
+        let v = self.raw(p, key)?;
         match v.get_ref() {
             DeValue::String(s) => match parse_duration(s) {
-                Ok(d) => Some(At {
+                Ok(d) => Some(Written {
                     value: d,
                     span: v.span(),
                 }),
@@ -304,17 +301,41 @@ impl<'t, 'i> TableReader<'t, 'i> {
         }
     }
 
+    /// A duration longer than zero.
+    pub fn positive_duration(&mut self, p: &mut Record, key: &str) -> Option<Duration> {
+        let d = self.duration(p, key)?;
+        if d.value.is_zero() {
+            p.add(&d.span, self.key(key), "must be longer than 0");
+            return None;
+        }
+        Some(d.value)
+    }
+
+    /// A duration of at least `min`.
+    pub fn duration_at_least(
+        &mut self,
+        p: &mut Record,
+        key: &str,
+        min: Duration,
+    ) -> Option<Duration> {
+        let d = self.duration(p, key)?;
+        if d.value < min {
+            p.add(&d.span, self.key(key), format!("must be at least {min:?}"));
+            return None;
+        }
+        Some(d.value)
+    }
+
     /// A duration that may also be turned off with `"off"`: `Some(None)` means off.
-    pub fn duration_or_off(&mut self, p: &mut Problems, key: &str) -> Option<Option<At<Duration>>> {
-        if let Some(v) = self
-            .table
-            .iter()
-            .find(|(k, _)| k.get_ref().as_ref() == key)
-            .map(|(_, v)| v)
-        {
+    pub fn duration_or_off(
+        &mut self,
+        p: &mut Record,
+        key: &str,
+    ) -> Option<Option<Written<Duration>>> {
+        if let Some((_, v)) = self.entry(key) {
             if let DeValue::String(s) = v.get_ref() {
                 if s.trim() == "off" {
-                    self.used.push(key.to_string());
+                    self.mark(p, key, v);
                     return Some(None);
                 }
             }
@@ -323,24 +344,26 @@ impl<'t, 'i> TableReader<'t, 'i> {
     }
 
     /// A string, or an array of strings (`listen = "a"` or `listen = ["a", "b"]`).
-    pub fn strings(&mut self, p: &mut Problems, key: &str) -> Option<Vec<At<String>>> {
-        let v = self.raw(key)?;
+    pub fn strings(&mut self, p: &mut Record, key: &str) -> Option<Vec<Written<String>>> {
+        let v = self.raw(p, key)?;
         match v.get_ref() {
-            DeValue::String(s) => Some(vec![At {
+            DeValue::String(s) => Some(vec![Written {
                 value: s.to_string(),
                 span: v.span(),
             }]),
             DeValue::Array(items) => {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
+                    let item_key = format!("{}[{i}]", self.key(key));
+                    p.note(&item.span(), &item_key);
                     match item.get_ref() {
-                        DeValue::String(s) => out.push(At {
+                        DeValue::String(s) => out.push(Written {
                             value: s.to_string(),
                             span: item.span(),
                         }),
                         other => p.add(
                             &item.span(),
-                            format!("{}[{i}]", self.key(key)),
+                            item_key,
                             format!("expected a string, found {}", other.type_str()),
                         ),
                     }
@@ -354,11 +377,16 @@ impl<'t, 'i> TableReader<'t, 'i> {
         }
     }
 
-    /// An array whose items may be integers or strings (e.g. `expect_status = [200, "300-399"]`).
-    pub fn array(&mut self, p: &mut Problems, key: &str) -> Option<Vec<&'t Spanned<DeValue<'i>>>> {
-        let v = self.raw(key)?;
+    /// An array whose items may have several shapes (e.g. `expect_status = [200, "300-399"]`).
+    pub fn array(&mut self, p: &mut Record, key: &str) -> Option<Vec<&'t Spanned<DeValue<'i>>>> {
+        let v = self.raw(p, key)?;
         match v.get_ref() {
-            DeValue::Array(items) => Some(items.iter().collect()),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    p.note(&item.span(), format!("{}[{i}]", self.key(key)));
+                }
+                Some(items.iter().collect())
+            }
             _ => {
                 self.wrong_type(p, key, v, "an array");
                 None
@@ -369,12 +397,12 @@ impl<'t, 'i> TableReader<'t, 'i> {
     /// A sub-table (`[service.health]` or an inline table).
     pub fn table(
         &mut self,
-        p: &mut Problems,
+        p: &mut Record,
         key: &str,
         known: &'static [&'static str],
     ) -> Option<TableReader<'t, 'i>> {
         let path = self.key(key);
-        let v = self.raw(key)?;
+        let v = self.raw(p, key)?;
         match v.get_ref() {
             DeValue::Table(t) => Some(TableReader::new(path, t, v.span(), known)),
             _ => {
@@ -387,12 +415,12 @@ impl<'t, 'i> TableReader<'t, 'i> {
     /// An array of tables (`[[service]]`); each item's path carries its index.
     pub fn tables(
         &mut self,
-        p: &mut Problems,
+        p: &mut Record,
         key: &str,
         known: &'static [&'static str],
     ) -> Vec<TableReader<'t, 'i>> {
         let path = self.key(key);
-        let Some(v) = self.raw(key) else {
+        let Some(v) = self.raw(p, key) else {
             return Vec::new();
         };
         let DeValue::Array(items) = v.get_ref() else {
@@ -408,16 +436,13 @@ impl<'t, 'i> TableReader<'t, 'i> {
         };
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            p.note(&item.span(), &item_path);
             match item.get_ref() {
-                DeValue::Table(t) => out.push(TableReader::new(
-                    format!("{path}[{i}]"),
-                    t,
-                    item.span(),
-                    known,
-                )),
+                DeValue::Table(t) => out.push(TableReader::new(item_path, t, item.span(), known)),
                 other => p.add(
                     &item.span(),
-                    format!("{path}[{i}]"),
+                    item_path,
                     format!("expected a table, found {}", other.type_str()),
                 ),
             }
@@ -426,7 +451,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
     }
 
     /// Report every key of the table that no reader asked for.
-    pub fn finish(self, p: &mut Problems) {
+    pub fn finish(self, p: &mut Record) {
         for (k, _) in self.table.iter() {
             let name = k.get_ref().as_ref();
             if self.used.iter().any(|u| u == name) {
@@ -475,7 +500,7 @@ mod tests {
 
     #[test]
     fn lines_and_columns_are_one_based() {
-        let p = Problems::new(Path::new("x.toml"), "a = 1\nbb = 2\n\nc = 3");
+        let p = Record::new(Path::new("x.toml"), "a = 1\nbb = 2\n\nc = 3");
         assert_eq!(p.locate(0), (1, 1));
         assert_eq!(p.locate(4), (1, 5));
         assert_eq!(p.locate(6), (2, 1));

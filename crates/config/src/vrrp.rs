@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use havip_vrrp::{AddressFamily, AdvertInterval, AnnouncementConfig, Authentication, Version};
 
-use crate::reader::{At, Problems, Span, TableReader};
+use crate::reader::{Record, Span, TableReader, Written};
 use crate::{keys, valid_name};
 
 /// Default time a notify command may run before it is killed.
@@ -211,8 +211,8 @@ pub enum ProcessMatch {
 }
 
 /// Trackers that name a service are checked against `services` (read first).
-pub fn read_trackers(
-    p: &mut Problems,
+pub(crate) fn read_trackers(
+    p: &mut Record,
     root: &mut TableReader<'_, '_>,
     services: &[havip_proxy::spec::ServiceSpec],
 ) -> Vec<TrackerSettings> {
@@ -236,7 +236,7 @@ pub fn read_trackers(
 /// Returns the tracker even when some of its keys had problems (the load fails anyway), so
 /// that instances naming it do not report it as undefined too.
 fn read_tracker(
-    p: &mut Problems,
+    p: &mut Record,
     t: &mut TableReader<'_, '_>,
     services: &[havip_proxy::spec::ServiceSpec],
 ) -> Option<TrackerSettings> {
@@ -254,7 +254,8 @@ fn read_tracker(
         });
     let rise = t.u32(p, "rise", 1..=100).unwrap_or(1);
     let fall = t.u32(p, "fall", 1..=100).unwrap_or(1);
-    let interval = min_duration(p, t, "interval", Duration::from_millis(10))
+    let interval = t
+        .duration_at_least(p, "interval", Duration::from_millis(10))
         .unwrap_or(DEFAULT_TRACKER_INTERVAL);
     let Some(kind_at) = kind_at else {
         p.add(
@@ -298,7 +299,7 @@ fn read_tracker(
         "path",
     ];
     for key in all_specific.iter().filter(|k| !own.contains(k)) {
-        if let Some(span) = t.consume(key) {
+        if let Some(span) = t.consume(p, key) {
             p.add(
                 &span,
                 t.key(key),
@@ -309,11 +310,11 @@ fn read_tracker(
     let kind = match kind_at.value.as_str() {
         "script" => {
             let command = read_command(p, t, "command", false);
-            let timeout = min_duration(p, t, "timeout", Duration::from_millis(10));
+            let timeout = t.duration_at_least(p, "timeout", Duration::from_millis(10));
             let user = t.string(p, "user").map(|u| u.value);
             let timeout_is_failure = match t.string(p, "timeout_counts_as") {
                 None => false,
-                Some(At { value, span }) => match value.as_str() {
+                Some(Written { value, span }) => match value.as_str() {
                     "unknown" => false,
                     "failure" => true,
                     other => {
@@ -421,8 +422,8 @@ fn read_tracker(
     })
 }
 
-fn read_fraction(p: &mut Problems, t: &mut TableReader<'_, '_>, key: &str) -> Option<f64> {
-    let v = t.raw_value(key)?;
+fn read_fraction(p: &mut Record, t: &mut TableReader<'_, '_>, key: &str) -> Option<f64> {
+    let v = t.raw_value(p, key)?;
     let value = match v.get_ref() {
         toml::de::DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
         _ => None,
@@ -440,8 +441,8 @@ fn read_fraction(p: &mut Problems, t: &mut TableReader<'_, '_>, key: &str) -> Op
     }
 }
 
-pub fn read_vrrp_instances(
-    p: &mut Problems,
+pub(crate) fn read_vrrp_instances(
+    p: &mut Record,
     root: &mut TableReader<'_, '_>,
     trackers: &[TrackerSettings],
 ) -> Vec<VrrpSettings> {
@@ -480,11 +481,11 @@ pub fn read_vrrp_instances(
 }
 
 fn read_instance(
-    p: &mut Problems,
+    p: &mut Record,
     t: &mut TableReader<'_, '_>,
     trackers: &[TrackerSettings],
 ) -> Option<VrrpSettings> {
-    let before = p.list.len();
+    let before = p.count();
     let name = required_name(p, t, "vrrp instance");
     let interface = match t.string(p, "interface") {
         Some(at) => {
@@ -615,7 +616,7 @@ fn read_instance(
         notify,
         track,
     };
-    if p.list.len() != before {
+    if p.count() != before {
         return None;
     }
     // The protocol's own rules (families, v2 over IPv6, peers) with a stand-in primary address
@@ -666,7 +667,7 @@ fn interval_from_duration(d: Duration, version: Version) -> Result<AdvertInterva
     }
 }
 
-fn read_virtual_addresses(p: &mut Problems, t: &mut TableReader<'_, '_>) -> Vec<VirtualAddress> {
+fn read_virtual_addresses(p: &mut Record, t: &mut TableReader<'_, '_>) -> Vec<VirtualAddress> {
     let key = t.key("virtual_addresses");
     let Some(items) = t.array(p, "virtual_addresses") else {
         if !t.has("virtual_addresses") {
@@ -823,7 +824,7 @@ pub fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
     Ok((address, prefix_len))
 }
 
-fn parse_ip(p: &mut Problems, key: &str, at: &At<String>) -> Option<IpAddr> {
+fn parse_ip(p: &mut Record, key: &str, at: &Written<String>) -> Option<IpAddr> {
     match at.value.trim().parse::<IpAddr>() {
         Ok(ip) => Some(ip),
         Err(_) => {
@@ -837,7 +838,7 @@ fn parse_ip(p: &mut Problems, key: &str, at: &At<String>) -> Option<IpAddr> {
     }
 }
 
-fn read_announce(p: &mut Problems, t: &mut TableReader<'_, '_>, a: &mut AnnouncementConfig) {
+fn read_announce(p: &mut Record, t: &mut TableReader<'_, '_>, a: &mut AnnouncementConfig) {
     let max = havip_vrrp::config::MAX_ANNOUNCEMENT_ROUNDS;
     if let Some(n) = t.u32(p, "burst_count", 0..=max) {
         a.burst_count = n;
@@ -859,7 +860,7 @@ fn read_announce(p: &mut Problems, t: &mut TableReader<'_, '_>, a: &mut Announce
     }
 }
 
-fn read_notify(p: &mut Problems, t: &mut TableReader<'_, '_>) -> NotifySettings {
+fn read_notify(p: &mut Record, t: &mut TableReader<'_, '_>) -> NotifySettings {
     let shell = t.bool(p, "shell").unwrap_or(false);
     let mut n = NotifySettings {
         command: read_command(p, t, "command", shell),
@@ -869,7 +870,7 @@ fn read_notify(p: &mut Problems, t: &mut TableReader<'_, '_>) -> NotifySettings 
         stop: read_command(p, t, "stop", shell),
         ..NotifySettings::default()
     };
-    if let Some(d) = min_duration(p, t, "timeout", Duration::from_millis(10)) {
+    if let Some(d) = t.duration_at_least(p, "timeout", Duration::from_millis(10)) {
         n.timeout = d;
     }
     n.user = t.string(p, "user").map(|u| u.value);
@@ -879,16 +880,16 @@ fn read_notify(p: &mut Problems, t: &mut TableReader<'_, '_>) -> NotifySettings 
 /// A command: a string (split into words, quotes honoured, unless `shell`), or an array.
 /// With `shell` unknown yet (trackers), it is read from the table's `shell` key.
 fn read_command(
-    p: &mut Problems,
+    p: &mut Record,
     t: &mut TableReader<'_, '_>,
     key: &str,
     shell: bool,
 ) -> Option<CommandSpec> {
     let shell = shell || (key == "command" && t.peek_bool("shell") == Some(true));
     if key == "command" {
-        t.consume("shell");
+        t.consume(p, "shell");
     }
-    let v = t.raw_value(key)?;
+    let v = t.raw_value(p, key)?;
     let span = v.span();
     let spec = match v.get_ref() {
         toml::de::DeValue::String(s) if shell => Ok(CommandSpec::Shell(s.to_string())),
@@ -1001,7 +1002,7 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
 }
 
 fn read_track_refs(
-    p: &mut Problems,
+    p: &mut Record,
     t: &mut TableReader<'_, '_>,
     trackers: &[TrackerSettings],
 ) -> Vec<TrackRef> {
@@ -1077,9 +1078,9 @@ fn read_track_refs(
     out
 }
 
-fn required_name(p: &mut Problems, t: &mut TableReader<'_, '_>, what: &str) -> String {
+fn required_name(p: &mut Record, t: &mut TableReader<'_, '_>, what: &str) -> String {
     match t.string(p, "name") {
-        Some(At { value, span }) => {
+        Some(Written { value, span }) => {
             if !valid_name(&value) {
                 p.add(
                     &span,
@@ -1101,7 +1102,7 @@ fn required_name(p: &mut Problems, t: &mut TableReader<'_, '_>, what: &str) -> S
 }
 
 /// Linux interface names: 1-15 bytes, no '/', ':' or whitespace.
-fn check_interface_name(p: &mut Problems, t: &TableReader<'_, '_>, key: &str, at: &At<String>) {
+fn check_interface_name(p: &mut Record, t: &TableReader<'_, '_>, key: &str, at: &Written<String>) {
     let name = &at.value;
     if name.is_empty()
         || name.len() > 15
@@ -1115,18 +1116,4 @@ fn check_interface_name(p: &mut Problems, t: &TableReader<'_, '_>, key: &str, at
             format!("{name:?} is not an interface name (1-15 characters, no '/', ':' or spaces)"),
         );
     }
-}
-
-fn min_duration(
-    p: &mut Problems,
-    t: &mut TableReader<'_, '_>,
-    key: &str,
-    min: Duration,
-) -> Option<Duration> {
-    let d = t.duration(p, key)?;
-    if d.value < min {
-        p.add(&d.span, t.key(key), format!("must be at least {min:?}"));
-        return None;
-    }
-    Some(d.value)
 }

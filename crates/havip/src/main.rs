@@ -19,7 +19,7 @@ mod drill;
 
 use havip_config::{self as config, lint};
 use havip_import as import;
-use havip_node::run;
+use havip_node::{load, run};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -225,10 +225,11 @@ fn main() -> ExitCode {
 }
 
 fn check(path: &std::path::Path, strict: bool) -> ExitCode {
-    match config::load(path) {
-        Ok(c) => {
+    match load::load(path) {
+        Ok(loaded) => {
             let text = std::fs::read_to_string(path).unwrap_or_default();
             let warnings = lint::lint(&lint::from_toml(path, &text), &lint::LocalInterfaces);
+            let c = &loaded.config;
             for w in &warnings {
                 eprintln!("{w}");
             }

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod admin_auth;
+pub mod load;
 pub mod logging;
 pub mod metrics;
 pub mod run;

@@ -1,4 +1,4 @@
-//! `havip run`: load and validate the config, start the proxy and the admin endpoint, and
+//! `havip run`: load, validate and prepare the config ([`crate::load`]), start the proxy and the admin endpoint, and
 //! run until SIGTERM or SIGINT; then stop accepting, drain open connections for up to
 //! `global.grace`, and exit 0.
 
@@ -15,13 +15,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
+use crate::load;
 use crate::logging;
 use crate::vrrp::VrrpNode;
-use havip_config::{self as config, Config, ConfigError};
+use havip_config::{Config, ConfigError};
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
-    let config = match config::load(path) {
-        Ok(c) => c,
+    let config = match load::load(path) {
+        Ok(loaded) => loaded.config,
         Err(ConfigError::Invalid { path, problems }) => {
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             return Err(anyhow!(
