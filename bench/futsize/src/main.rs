@@ -9,9 +9,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use havip_proxy::forward::{forward, CopyMode, Counters, IdleLimits, Settings, Transfer};
+use havip_config::copy_mode::CopyMode;
+use havip_config::service::ServiceSpec;
+use havip_proxy::forward::{forward, Counters, IdleLimits, Settings, Transfer};
 use havip_proxy::service::{DataPath, Service};
-use havip_proxy::spec::ServiceSpec;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;

@@ -6,11 +6,13 @@
 //! `docs/config.md`; the defaults suit a kube-apiserver behind the balancer.
 
 pub mod address;
+pub mod copy_mode;
 pub mod duration;
 pub mod keys;
 pub mod lint;
 pub mod place;
 mod reader;
+pub mod service;
 pub mod vrrp;
 
 use std::collections::HashMap;
@@ -19,8 +21,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use havip_proxy::forward::{CopyMode, DEFAULT_BUFFER_SIZE, DEFAULT_PIPE_SIZE};
-use havip_proxy::spec::{
+use copy_mode::{CopyMode, DEFAULT_BUFFER_SIZE, DEFAULT_PIPE_SIZE};
+use service::{
     defaults, Algorithm, BackendSpec, CheckKind, HealthSpec, HttpCheck, Limits, PassiveSpec,
     ServiceSpec, Timeouts, TlsCheck,
 };

@@ -214,7 +214,7 @@ pub enum ProcessMatch {
 pub(crate) fn read_trackers(
     p: &mut Record,
     root: &mut TableReader<'_, '_>,
-    services: &[havip_proxy::spec::ServiceSpec],
+    services: &[crate::service::ServiceSpec],
 ) -> Vec<TrackerSettings> {
     let mut out: Vec<TrackerSettings> = Vec::new();
     for mut t in root.tables(p, "tracker", keys::TRACKER.keys) {
@@ -238,7 +238,7 @@ pub(crate) fn read_trackers(
 fn read_tracker(
     p: &mut Record,
     t: &mut TableReader<'_, '_>,
-    services: &[havip_proxy::spec::ServiceSpec],
+    services: &[crate::service::ServiceSpec],
 ) -> Option<TrackerSettings> {
     let name = required_name(p, t, "tracker");
     let kind_at = t.string(p, "kind");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use havip_proxy::spec::{CheckKind, HealthSpec, HttpCheck, ServiceSpec};
+use havip_config::service::{CheckKind, HealthSpec, HttpCheck, ServiceSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;

@@ -13,7 +13,7 @@ use tokio::sync::futures::Notified;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use crate::spec::BackendSpec;
+use havip_config::service::BackendSpec;
 
 /// Health as the balancer sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@
 
 use std::net::IpAddr;
 
-use crate::spec::Algorithm;
+use havip_config::service::Algorithm;
 
 /// One backend as the balancer sees it at the moment of a pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,5 @@ pub mod health;
 pub mod listener;
 pub mod runtime;
 pub mod service;
-pub mod spec;
 
 pub use runtime::{Proxy, ProxyConfig, ShutdownReport, StartError};

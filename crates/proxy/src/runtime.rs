@@ -19,7 +19,7 @@ use crate::backend::HealthInbox;
 use crate::health::{Monitor, Probe};
 use crate::listener::{accept_loop, bind, ConnLimits};
 use crate::service::{DataPath, Service};
-use crate::spec::ServiceSpec;
+use havip_config::service::ServiceSpec;
 
 /// Everything the proxy needs to run.
 #[derive(Debug, Clone)]

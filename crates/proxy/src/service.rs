@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use crate::backend::{Backend, BackendStats, HealthInbox};
 use crate::balance::{slow_start_weight, Balancer, Candidate, Pick, Tried};
-use crate::forward::{forward, CopyMode, IdleLimits, Meter, Settings, Transfer};
-use crate::spec::ServiceSpec;
+use crate::forward::{forward, IdleLimits, Meter, Settings, Transfer};
+use havip_config::copy_mode::CopyMode;
+use havip_config::service::ServiceSpec;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use havip_proxy::spec::{CheckKind, HealthSpec};
+use havip_config::service::{CheckKind, HealthSpec};
 use support::{backend, no_passive, spawn_monitor, wait_until, TcpServer, MS};
 use tokio::net::TcpListener;
 

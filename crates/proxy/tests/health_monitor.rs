@@ -10,8 +10,8 @@ mod support;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use havip_config::service::{CheckKind, HealthSpec, PassiveSpec};
 use havip_proxy::backend::CheckOutcome;
-use havip_proxy::spec::{CheckKind, HealthSpec, PassiveSpec};
 use support::{backend, no_passive, spawn_monitor, wait_until, TcpServer, MS};
 use tokio::net::TcpListener;
 use tokio::time::Instant;

@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use havip_config::service::{CheckKind, HealthSpec, HttpCheck, TlsCheck};
 use havip_proxy::health::probe::{CheckError, Stage};
 use havip_proxy::health::tls::TlsFile;
 use havip_proxy::health::{client_config, Probe, TlsConfigError};
-use havip_proxy::spec::{CheckKind, HealthSpec, HttpCheck, TlsCheck};
 use havip_test_support::external::{pem_label, tools, Nginx, Pki, Scratch, SERVER_NAME};
 use rustls::CertificateError;
 use support::{backend, no_passive, spawn_monitor, wait_until, MS};

@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use havip_config::service::{CheckKind, HealthSpec, HttpCheck, TlsCheck};
 use havip_proxy::health::probe::{CheckError, ProtocolError, Stage};
 use havip_proxy::health::Probe;
-use havip_proxy::spec::{CheckKind, HealthSpec, HttpCheck, TlsCheck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{timeout, Instant};

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use havip_proxy::spec::{Algorithm, ServiceSpec};
+use havip_config::service::{Algorithm, ServiceSpec};
 use loopback_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -731,8 +731,8 @@ async fn check_port() -> (TcpListener, u16) {
 }
 
 fn tcp_checks_on(spec: &mut ServiceSpec, port: u16) {
-    spec.health = havip_proxy::spec::HealthSpec {
-        check: Some(havip_proxy::spec::CheckKind::Tcp),
+    spec.health = havip_config::service::HealthSpec {
+        check: Some(havip_config::service::CheckKind::Tcp),
         interval: Duration::from_millis(50),
         fast_interval: Duration::from_millis(20),
         down_interval: Duration::from_millis(50),

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use havip_proxy::spec::TlsCheck;
+use havip_config::service::TlsCheck;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 

@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 use super::probe::Probe;
 use super::tracker::{Tracker, Transition};
 use crate::backend::{Backend, Health, HealthEvent, HealthInbox};
-use crate::spec::{HealthSpec, PassiveSpec};
+use havip_config::service::{HealthSpec, PassiveSpec};
 
 /// Everything one backend's monitor task needs; [`Monitor::spawn`] starts it.
 #[derive(Debug)]

@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::tls::{client_config, TlsConfigError};
-use crate::spec::{CheckKind, HealthSpec, HttpCheck, TlsCheck};
+use havip_config::service::{CheckKind, HealthSpec, HttpCheck, TlsCheck};
 
 /// Response headers beyond this size are refused: a health endpoint has no reason to send
 /// more, and the buffer stays bounded.
@@ -442,7 +442,7 @@ impl TlsProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::HealthSpec;
+    use havip_config::service::HealthSpec;
 
     fn http(path: &str) -> HttpCheck {
         HttpCheck {

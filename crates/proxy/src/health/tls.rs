@@ -22,7 +22,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::spec::TlsCheck;
+use havip_config::service::TlsCheck;
 
 /// Where Linux distributions keep the system CA bundle, tried in order after `$SSL_CERT_FILE`
 /// (the variable OpenSSL honours). Reading the bundle directly avoids a dependency and is

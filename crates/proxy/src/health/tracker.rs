@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backend::Health;
-use crate::spec::{HealthSpec, PassiveSpec};
+use havip_config::service::{HealthSpec, PassiveSpec};
 
 /// A change of a backend's health, with the reason a human reads in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,7 +293,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::CheckKind;
+    use havip_config::service::CheckKind;
 
     const MS: Duration = Duration::from_millis(1);
 

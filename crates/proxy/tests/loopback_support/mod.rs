@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use havip_proxy::forward::CopyMode;
+use havip_config::copy_mode::CopyMode;
+use havip_config::service::{HealthSpec, ServiceSpec};
 use havip_proxy::service::DataPath;
-use havip_proxy::spec::{HealthSpec, ServiceSpec};
 use havip_proxy::{Proxy, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

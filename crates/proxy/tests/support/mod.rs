@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use havip_config::service::{BackendSpec, HealthSpec, PassiveSpec};
 use havip_proxy::backend::{Backend, HealthInbox};
 use havip_proxy::health::{Monitor, Probe};
-use havip_proxy::spec::{BackendSpec, HealthSpec, PassiveSpec};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;

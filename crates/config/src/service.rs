@@ -1,7 +1,7 @@
-//! What a service is, as plain data: the binary builds these from the TOML config (or an
-//! importer does), validates them as a whole, and hands them to [`crate::service`]. Nothing here
-//! does I/O; the defaults are chosen for a kube-apiserver behind the balancer and are listed in
-//! `docs/config.md`.
+//! What a service is, as plain data: the `[[service]]` part of the schema. The reader builds
+//! these from the TOML config (or an importer does) and validates them as a whole; the proxy
+//! runs them. Nothing here does I/O; the defaults are chosen for a kube-apiserver behind the
+//! balancer and are listed in `docs/config.md` (a test holds the two together).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
