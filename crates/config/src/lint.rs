@@ -3,25 +3,26 @@
 //! config and, through the importer, for keepalived / HAProxy / nginx files.
 //!
 //! The checks run on [`Facts`]: the few values they need, each with the place it was
-//! written (a TOML key, or a line of a foreign file). [`from_toml`] gathers them from a
-//! havip config; the importer gathers them from what it imported, so a warning about an
-//! imported value names the keepalived or haproxy line it came from. Traps that exist only
-//! in a foreign format (keepalived's `state MASTER` with `nopreempt`, HAProxy's SSLv3 hello
+//! written (a TOML key, or a line of a foreign file). [`facts`] gathers them from a havip
+//! config as the reader typed it and the places it recorded; the importer gathers them from
+//! what it imported, so a warning about an imported value names the keepalived or haproxy
+//! line it came from. Traps that exist only in a foreign format (keepalived's `state MASTER` with `nopreempt`, HAProxy's SSLv3 hello
 //! check) and the checks across several nodes are reported by the importer itself.
 
 use std::fmt;
 use std::net::IpAddr;
-use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
-use toml::de::{DeTable, DeValue};
-use toml::Spanned;
+use havip_vrrp::Version;
 
-use crate::address::{in_subnet, parse_prefix};
-use crate::duration::{fmt_duration, parse_duration};
-use crate::place::{At, Place};
-use crate::reader::Record;
+use crate::address::in_subnet;
+use crate::duration::fmt_duration;
+use crate::place::{At, Place, Places};
+use crate::service::{CheckKind, ServiceSpec};
+use crate::vrrp::VrrpSettings;
+use crate::Config;
 
 /// One warning, printed as `file:line:col: key: warning: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,227 +334,86 @@ fn is_link_local(a: &IpAddr) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------
-// Facts from a havip TOML config
+// Facts from a havip config
 
-/// Gather the facts from a havip config's text. Only call on a config that parsed: values of
-/// the wrong type are skipped silently here.
-pub fn from_toml(path: &Path, text: &str) -> Facts {
-    let mut facts = Facts::default();
-    let Ok(doc) = DeTable::parse(text) else {
-        return facts;
-    };
-    let p = Record::new(path, text);
-    let file: std::sync::Arc<str> = path.display().to_string().into();
-    let place = |span: std::ops::Range<usize>, key: String| -> Place {
-        let (line, column) = p.locate(span.start);
-        Place::new(&file, line as u32, column as u32, key)
-    };
-    let root = doc.get_ref();
-    for (i, item) in array_of_tables(root, "service") {
-        let (table, span) = item;
-        let key = format!("service[{i}]");
-        let name = get_str(table, "name").map(|s| s.0).unwrap_or_default();
-        let mut ports: Vec<u16> = Vec::new();
-        if let Some(v) = get(table, "listen") {
-            for s in strings(v) {
-                if let Some(port) = s.0.rsplit_once(':').and_then(|(_, p)| p.parse().ok()) {
-                    ports.push(port);
-                }
-            }
-        }
-        for (_, (b, _)) in array_of_tables(table, "backend") {
-            if let Some((addr, _)) = get_str(b, "address") {
-                if let Some(port) = addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()) {
-                    ports.push(port);
-                }
-            }
-        }
-        let mut s = ServiceFacts {
-            name,
-            place: place(span.clone(), key.clone()),
-            ports,
-            client_idle: None,
-            server_idle: None,
-            tunnel: None,
-            http_path: None,
-        };
-        if let Some((t, _)) = get_table(table, "timeouts") {
-            let dur = |k: &str| -> Option<At<Duration>> {
-                let (text, span) = get_str(t, k)?;
-                let d = parse_duration(&text).ok()?;
-                Some(At {
-                    value: d,
-                    place: place(span, format!("{key}.timeouts.{k}")),
-                })
-            };
-            s.client_idle = dur("client_idle");
-            s.server_idle = dur("server_idle");
-            if let Some((text, span)) = get_str(t, "tunnel") {
-                let value = if text.trim() == "off" {
-                    Some(None)
-                } else {
-                    parse_duration(&text).ok().map(Some)
-                };
-                if let Some(value) = value {
-                    s.tunnel = Some(At {
-                        value,
-                        place: place(span, format!("{key}.timeouts.tunnel")),
-                    });
-                }
-            }
-        }
-        // The default check is https on /readyz; only a configured path can be /healthz.
-        if let Some((h, _)) = get_table(table, "health") {
-            let kind = get_str(h, "check").map_or("https".to_string(), |k| k.0);
-            if kind == "http" || kind == "https" {
-                if let Some((path_text, span)) = get_str(h, "path") {
-                    s.http_path = Some(At {
-                        value: path_text,
-                        place: place(span, format!("{key}.health.path")),
-                    });
-                }
-            }
-        }
-        facts.services.push(s);
+/// The facts of a havip config as the reader read it, each placed where the reader saw it.
+/// A value left at its default has no place and is not a fact: a default is never a trap.
+pub fn facts(config: &Config, places: &Places) -> Facts {
+    Facts {
+        services: config
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| service_facts(s, &format!("service[{i}]"), places))
+            .collect(),
+        vrrp: config
+            .vrrp
+            .iter()
+            .enumerate()
+            .map(|(i, v)| vrrp_facts(v, &format!("vrrp[{i}]"), places))
+            .collect(),
     }
-    for (i, item) in array_of_tables(root, "vrrp") {
-        let (table, span) = item;
-        let key = format!("vrrp[{i}]");
-        let at_str = |k: &str| -> Option<At<String>> {
-            let (text, span) = get_str(table, k)?;
-            Some(At {
-                value: text,
-                place: place(span, format!("{key}.{k}")),
-            })
-        };
-        let version = get_int(table, "version").map_or(3, |(n, _)| n) as u8;
-        let vrid = get_int(table, "vrid").and_then(|(n, span)| {
-            Some(At {
-                value: u8::try_from(n).ok()?,
-                place: place(span, format!("{key}.vrid")),
-            })
-        });
-        let advert = at_str("advert_interval").and_then(|a| {
-            Some(At {
-                value: parse_duration(&a.value).ok()?,
-                place: a.place,
-            })
-        });
-        let source = at_str("source").and_then(|a| {
-            Some(At {
-                value: a.value.parse::<IpAddr>().ok()?,
-                place: a.place,
-            })
-        });
-        let unicast_peers = get(table, "unicast_peers").map(|v| At {
-            value: strings(v)
-                .into_iter()
-                .filter_map(|(s, _)| s.parse::<IpAddr>().ok())
-                .collect(),
-            place: place(v.span(), format!("{key}.unicast_peers")),
-        });
-        let mut vips = Vec::new();
-        if let Some(v) = get(table, "virtual_addresses") {
-            if let DeValue::Array(items) = v.get_ref() {
-                for (j, item) in items.iter().enumerate() {
-                    let (text, dev) = match item.get_ref() {
-                        DeValue::String(s) => (s.to_string(), None),
-                        DeValue::Table(t) => match get_str(t, "address") {
-                            Some((a, _)) => (a, get_str(t, "interface").map(|i| i.0)),
-                            None => continue,
-                        },
-                        _ => continue,
-                    };
-                    if let Some((addr, len)) = parse_prefix(&text) {
-                        vips.push(At {
-                            value: (addr, len, dev),
-                            place: place(item.span(), format!("{key}.virtual_addresses[{j}]")),
-                        });
-                    }
-                }
-            }
-        }
-        facts.vrrp.push(VrrpFacts {
-            name: get_str(table, "name").map(|s| s.0).unwrap_or_default(),
-            place: place(span.clone(), key.clone()),
-            interface: at_str("interface"),
-            vrid,
-            version,
-            advert,
-            auth_pass: at_str("auth_pass"),
-            unicast_peers,
-            source,
-            vips,
-        });
-    }
-    facts
 }
 
-type Span = std::ops::Range<usize>;
-
-fn get<'t, 'i>(t: &'t DeTable<'i>, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
-    t.iter()
-        .find(|(k, _)| k.get_ref().as_ref() == key)
-        .map(|(_, v)| v)
+/// Where the table at `key` was written; a config built in code has no places, and its
+/// facts point at line 0 of no file.
+fn table_place(places: &Places, key: &str) -> Place {
+    places
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| Place::new(&Arc::from(""), 0, 0, key))
 }
 
-fn get_str(t: &DeTable<'_>, key: &str) -> Option<(String, Span)> {
-    let v = get(t, key)?;
-    match v.get_ref() {
-        DeValue::String(s) => Some((s.to_string(), v.span())),
+fn service_facts(s: &ServiceSpec, key: &str, places: &Places) -> ServiceFacts {
+    let mut ports: Vec<u16> = s.listen.iter().map(|a| a.port()).collect();
+    ports.extend(s.backends.iter().map(|b| b.addr.port()));
+    let timeout = |name: &str| format!("{key}.timeouts.{name}");
+    let http_path = match &s.health.check {
+        Some(CheckKind::Http(http)) => places.at(&format!("{key}.health.path"), http.path.clone()),
         _ => None,
-    }
-}
-
-fn get_int(t: &DeTable<'_>, key: &str) -> Option<(i64, Span)> {
-    let v = get(t, key)?;
-    match v.get_ref() {
-        DeValue::Integer(i) => i
-            .as_str()
-            .replace('_', "")
-            .parse()
-            .ok()
-            .map(|n| (n, v.span())),
-        _ => None,
-    }
-}
-
-fn get_table<'t, 'i>(t: &'t DeTable<'i>, key: &str) -> Option<(&'t DeTable<'i>, Span)> {
-    let v = get(t, key)?;
-    match v.get_ref() {
-        DeValue::Table(inner) => Some((inner, v.span())),
-        _ => None,
-    }
-}
-
-fn array_of_tables<'t, 'i>(t: &'t DeTable<'i>, key: &str) -> Vec<(usize, (&'t DeTable<'i>, Span))> {
-    let Some(v) = get(t, key) else {
-        return Vec::new();
     };
-    let DeValue::Array(items) = v.get_ref() else {
-        return Vec::new();
-    };
-    items
+    ServiceFacts {
+        name: s.name.clone(),
+        place: table_place(places, key),
+        ports,
+        client_idle: places.at(&timeout("client_idle"), s.timeouts.client_idle),
+        server_idle: places.at(&timeout("server_idle"), s.timeouts.server_idle),
+        tunnel: places.at(&timeout("tunnel"), s.timeouts.tunnel),
+        http_path,
+    }
+}
+
+fn vrrp_facts(v: &VrrpSettings, key: &str, places: &Places) -> VrrpFacts {
+    let at = |name: &str| format!("{key}.{name}");
+    let vips = v
+        .virtual_addresses
         .iter()
         .enumerate()
-        .filter_map(|(i, item)| match item.get_ref() {
-            DeValue::Table(inner) => Some((i, (inner, item.span()))),
-            _ => None,
+        .filter_map(|(j, a)| {
+            places.at(
+                &format!("{key}.virtual_addresses[{j}]"),
+                (a.address, a.prefix_len, a.interface.clone()),
+            )
         })
-        .collect()
-}
-
-fn strings(v: &Spanned<DeValue<'_>>) -> Vec<(String, Span)> {
-    match v.get_ref() {
-        DeValue::String(s) => vec![(s.to_string(), v.span())],
-        DeValue::Array(items) => items
-            .iter()
-            .filter_map(|i| match i.get_ref() {
-                DeValue::String(s) => Some((s.to_string(), i.span())),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
+        .collect();
+    // The settings keep the 8 bytes VRRPv2 carries; the trap is in what was written.
+    let auth_pass = places
+        .written(&at("auth_pass"))
+        .and_then(|text| places.at(&at("auth_pass"), text.to_string()));
+    VrrpFacts {
+        name: v.name.clone(),
+        place: table_place(places, key),
+        interface: places.at(&at("interface"), v.interface.clone()),
+        vrid: places.at(&at("vrid"), v.vrid),
+        version: match v.version {
+            Version::V2 => 2,
+            Version::V3 => 3,
+        },
+        advert: places.at(&at("advert_interval"), v.advert_interval.as_duration()),
+        auth_pass,
+        unicast_peers: places.at(&at("unicast_peers"), v.unicast_peers.clone()),
+        source: v.source.and_then(|s| places.at(&at("source"), s)),
+        vips,
     }
 }
 

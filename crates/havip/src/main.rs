@@ -227,9 +227,9 @@ fn main() -> ExitCode {
 fn check(path: &std::path::Path, strict: bool) -> ExitCode {
     match load::load(path) {
         Ok(loaded) => {
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            let warnings = lint::lint(&lint::from_toml(path, &text), &lint::LocalInterfaces);
             let c = &loaded.config;
+            let facts = lint::facts(c, &loaded.places);
+            let warnings = lint::lint(&facts, &lint::LocalInterfaces);
             for w in &warnings {
                 eprintln!("{w}");
             }

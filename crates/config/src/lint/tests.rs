@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use super::*;
 
 struct Fake(Vec<(IpAddr, u8)>);
@@ -8,11 +10,17 @@ impl Interfaces for Fake {
     }
 }
 
+/// The warnings `havip check` prints for a config: lints run only on one that reads cleanly.
 fn warnings(toml: &str, ifs: &dyn Interfaces) -> Vec<String> {
-    lint(&from_toml(Path::new("havip.toml"), toml), ifs)
-        .iter()
-        .map(|w| w.to_string())
-        .collect()
+    let (config, places) = match crate::read(Path::new("havip.toml"), toml).into_result() {
+        Ok(read) => read,
+        Err(problems) => panic!("the fixture does not read: {problems:#?}"),
+    };
+    strings(&lint(&facts(&config, &places), ifs))
+}
+
+fn strings(warnings: &[Warning]) -> Vec<String> {
+    warnings.iter().map(|w| w.to_string()).collect()
 }
 
 const SERVICE: &str = r#"
@@ -62,7 +70,7 @@ name = "VI_1"
 interface = "eth0"
 vrid = 51
 version = 2
-advert_interval = "500ms"
+advert_interval = "1s"
 auth_pass = "K8SHA_KA_AUTH"
 virtual_addresses = ["10.0.0.100/24", "10.0.0.1"]
 source = "10.0.0.1"
@@ -76,13 +84,54 @@ fn vrrp_traps() {
         "havip.toml:5:8: vrrp[0].vrid: warning: VRID 51 is everyone's default",
         "havip.toml:8:13: vrrp[0].auth_pass: warning: the password is 13 bytes",
         "havip.toml:11:17: vrrp[0].unicast_peers: warning: unicast peer list with no peers",
-        "havip.toml:7:19: vrrp[0].advert_interval: warning: advert interval 500ms with VRRPv2",
         "havip.toml:9:39: vrrp[0].virtual_addresses[1]: warning: VIP 10.0.0.1 is this node's own source address",
     ];
     for e in expect {
         assert!(w.iter().any(|x| x.starts_with(e)), "{e}\n{w:#?}");
     }
     assert_eq!(w.len(), expect.len(), "{w:#?}");
+}
+
+/// `advert_interval = "500ms"` with `version = 2` is a reader error in a havip config
+/// (VRRPv2 carries whole seconds), so only imported values (keepalived's `advert_int 0.5`)
+/// reach this lint: it is fed the facts the importer would give.
+#[test]
+fn subsecond_adverts_with_vrrpv2() {
+    let toml = VRRP.replace("advert_interval = \"1s\"", "advert_interval = \"500ms\"");
+    let problems = crate::parse(Path::new("havip.toml"), &toml).unwrap_err();
+    assert!(
+        problems[0]
+            .to_string()
+            .starts_with("havip.toml:7:19: vrrp[0].advert_interval: VRRPv2 carries whole seconds"),
+        "{problems:#?}"
+    );
+    let file: std::sync::Arc<str> = "havip.toml".into();
+    let facts = Facts {
+        services: Vec::new(),
+        vrrp: vec![VrrpFacts {
+            name: "VI_1".into(),
+            place: Place::new(&file, 2, 1, "vrrp[0]"),
+            interface: None,
+            vrid: None,
+            version: 2,
+            advert: Some(At::new(
+                Duration::from_millis(500),
+                Place::new(&file, 7, 19, "vrrp[0].advert_interval"),
+            )),
+            auth_pass: None,
+            unicast_peers: None,
+            source: None,
+            vips: Vec::new(),
+        }],
+    };
+    let w = strings(&lint(&facts, &NoInterfaces));
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(
+        w[0].starts_with(
+            "havip.toml:7:19: vrrp[0].advert_interval: warning: advert interval 500ms with VRRPv2"
+        ),
+        "{w:#?}"
+    );
 }
 
 #[test]
