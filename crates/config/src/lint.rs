@@ -11,7 +11,6 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,7 +73,8 @@ pub struct Facts {
     pub vrrp: Vec<VrrpFacts>,
 }
 
-/// The addresses of this machine's interfaces, when they can be known.
+/// The addresses of this machine's interfaces, when they can be known. The config crate only
+/// reads files: the node implements this over netlink (`havip_node::load::LocalInterfaces`).
 pub trait Interfaces {
     /// Addresses with prefix lengths, primary first; None when unknown (no such interface
     /// here, or no way to ask).
@@ -88,39 +88,6 @@ impl Interfaces for NoInterfaces {
     fn addresses(&self, _: &str) -> Option<Vec<(IpAddr, u8)>> {
         None
     }
-}
-
-/// This machine's interfaces, from `ip -j addr show dev NAME` (no root needed).
-pub struct LocalInterfaces;
-
-impl Interfaces for LocalInterfaces {
-    fn addresses(&self, interface: &str) -> Option<Vec<(IpAddr, u8)>> {
-        if interface.is_empty() || interface.starts_with('-') {
-            return None;
-        }
-        let out = Command::new("ip")
-            .args(["-j", "addr", "show", "dev", interface])
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        parse_ip_json(&String::from_utf8_lossy(&out.stdout))
-    }
-}
-
-/// The addresses in `ip -j addr` output, in order.
-pub fn parse_ip_json(text: &str) -> Option<Vec<(IpAddr, u8)>> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    let mut out = Vec::new();
-    for link in v.as_array()? {
-        for a in link.get("addr_info")?.as_array()? {
-            let ip = a.get("local")?.as_str()?.parse::<IpAddr>().ok()?;
-            let len = u8::try_from(a.get("prefixlen")?.as_u64()?).ok()?;
-            out.push((ip, len));
-        }
-    }
-    Some(out)
 }
 
 /// Ports where a kube-apiserver (6443) or the RKE2 supervisor (9345) answers.

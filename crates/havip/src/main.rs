@@ -227,9 +227,8 @@ fn main() -> ExitCode {
 fn check(path: &std::path::Path, strict: bool) -> ExitCode {
     match load::load(path) {
         Ok(loaded) => {
+            let warnings = loaded.warnings(&load::LocalInterfaces);
             let c = &loaded.config;
-            let facts = lint::facts(c, &loaded.places);
-            let warnings = lint::lint(&facts, &lint::LocalInterfaces);
             for w in &warnings {
                 eprintln!("{w}");
             }
@@ -270,7 +269,7 @@ fn check(path: &std::path::Path, strict: bool) -> ExitCode {
 /// `havip check --keepalived/--haproxy/--nginx`: what the import would report, with this
 /// machine's interfaces taken into account.
 fn check_foreign(sources: &Sources, strict: bool) -> ExitCode {
-    let imported = import::import(&sources.inputs(), &lint::LocalInterfaces);
+    let imported = import::import(&sources.inputs(), &load::LocalInterfaces);
     let report = &imported.report;
     for n in report.sorted() {
         eprintln!("{n}");

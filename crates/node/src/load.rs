@@ -7,11 +7,14 @@
 //! The reader never needs the proxy; the proxy's own checks run here, after reading, and their
 //! problems are placed where the reader saw the service's `[service.health]` table.
 
+use std::net::IpAddr;
 use std::path::Path;
 
+use havip_config::lint::{self, Interfaces, Warning};
 use havip_config::place::{Place, Places};
 use havip_config::{Config, ConfigError, Problem, Reading};
 use havip_proxy::health::{Probe, ProbeConfigError};
+use havip_sys::netlink::Netlink;
 
 /// A config that read cleanly and whose health checks can be prepared, with where each of
 /// its keys was written.
@@ -21,6 +24,32 @@ pub struct Loaded {
     pub config: Config,
     /// Where each key and table was written, for warnings and later messages.
     pub places: Places,
+}
+
+impl Loaded {
+    /// The traps `havip check` warns about, with `interfaces` to compare the VIPs with.
+    pub fn warnings(&self, interfaces: &dyn Interfaces) -> Vec<Warning> {
+        lint::lint(&lint::facts(&self.config, &self.places), interfaces)
+    }
+}
+
+/// This machine's interfaces and their addresses, asked over rtnetlink (no root needed), for
+/// the lints that compare VIPs with the subnets where they go.
+pub struct LocalInterfaces;
+
+impl Interfaces for LocalInterfaces {
+    fn addresses(&self, interface: &str) -> Option<Vec<(IpAddr, u8)>> {
+        let netlink = Netlink::open().ok()?;
+        let link = netlink.link_by_name(interface).ok()??;
+        let addresses = netlink.addresses(Some(link.index)).ok()?;
+        // In the kernel's order, so the primary address of each family comes first.
+        Some(
+            addresses
+                .into_iter()
+                .map(|a| (a.address, a.prefix_len))
+                .collect(),
+        )
+    }
 }
 
 /// Read, validate and prepare the config at `path`.
@@ -170,6 +199,16 @@ address = "10.0.0.1:6443"
             got[0].contains("cannot read /nonexistent/ca.crt"),
             "{got:#?}"
         );
+    }
+
+    #[test]
+    fn local_interfaces_come_from_netlink() {
+        let lo = LocalInterfaces
+            .addresses("lo")
+            .expect("lo exists in every namespace");
+        assert!(lo.contains(&("127.0.0.1".parse().unwrap(), 8)), "{lo:?}");
+        assert_eq!(LocalInterfaces.addresses("havip-no-such"), None);
+        assert_eq!(LocalInterfaces.addresses(""), None);
     }
 
     #[test]

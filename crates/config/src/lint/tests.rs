@@ -165,16 +165,3 @@ virtual_addresses = ["192.168.1.10/24", "10.1.1.1/32", "192.168.1.2/32"]
         "{w:#?}"
     );
 }
-
-#[test]
-fn ip_json_output() {
-    let text = r#"[{"ifindex":4,"ifname":"eth0","addr_info":[{"family":"inet","local":"192.0.2.2","prefixlen":24},{"family":"inet6","local":"fd00::2","prefixlen":64}]}]"#;
-    assert_eq!(
-        parse_ip_json(text).unwrap(),
-        vec![
-            ("192.0.2.2".parse().unwrap(), 24),
-            ("fd00::2".parse().unwrap(), 64)
-        ]
-    );
-    assert!(parse_ip_json("not json").is_none());
-}
