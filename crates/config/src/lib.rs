@@ -28,7 +28,7 @@ use service::{
 };
 
 use place::{Place, Places};
-use reader::{Record, Span, TableReader, Written};
+use reader::{not_one_of, Record, Span, TableReader, Written};
 
 pub const DEFAULT_PATH: &str = "/etc/havip/havip.toml";
 
@@ -263,7 +263,12 @@ fn read_global(p: &mut Record, root: &mut TableReader<'_, '_>) -> Global {
                 p.add(
                     &span,
                     t.key("copy"),
-                    format!("{other:?} is not a copy mode (use \"splice\" or \"buffered\")"),
+                    not_one_of(
+                        other,
+                        "a copy mode",
+                        &["splice", "buffered"],
+                        "use \"splice\" or \"buffered\"",
+                    ),
                 );
                 CopyMode::default()
             }
@@ -285,7 +290,12 @@ fn read_log(p: &mut Record, root: &mut TableReader<'_, '_>) -> LogSettings {
             other => p.add(
                 &span,
                 t.key("format"),
-                format!("{other:?} is not a log format (use \"text\" or \"json\")"),
+                not_one_of(
+                    other,
+                    "a log format",
+                    &["text", "json"],
+                    "use \"text\" or \"json\"",
+                ),
             ),
         }
     }
@@ -456,8 +466,11 @@ fn read_service(p: &mut Record, t: &mut TableReader<'_, '_>) -> ServiceSpec {
             None => p.add(
                 &span,
                 t.key("balance"),
-                format!(
-                    "{value:?} is not a balance algorithm (use round_robin, least_conn, source_hash or random_two)"
+                not_one_of(
+                    &value,
+                    "a balance algorithm",
+                    ALGORITHMS,
+                    "use round_robin, least_conn, source_hash or random_two",
                 ),
             ),
         }
@@ -537,6 +550,9 @@ pub(crate) fn valid_name(name: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
+
+/// The balance algorithms by their names (the aliases HAProxy and nginx use are accepted too).
+const ALGORITHMS: &[&str] = &["round_robin", "least_conn", "source_hash", "random_two"];
 
 fn parse_algorithm(text: &str) -> Option<Algorithm> {
     match text {
@@ -649,8 +665,11 @@ fn read_health(p: &mut Record, t: &mut TableReader<'_, '_>) -> HealthSpec {
                     p.add(
                         &k.span,
                         t.key("check"),
-                        format!(
-                            "{kind_name:?} is not a check (use \"https\", \"http\", \"tcp\" or \"none\")"
+                        not_one_of(
+                            &kind_name,
+                            "a check",
+                            &["https", "http", "tcp", "none"],
+                            "use \"https\", \"http\", \"tcp\" or \"none\"",
                         ),
                     );
                 }

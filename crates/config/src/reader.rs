@@ -470,28 +470,27 @@ impl<'t, 'i> TableReader<'t, 'i> {
     }
 }
 
-/// The known key closest to a misspelt one, if it is close enough to be a likely typo.
-fn closest(name: &str, known: &[&'static str]) -> Option<&'static str> {
-    known
+/// The candidate closest to a misspelt key or value, if it is close enough to be a likely
+/// typo. Distance is optimal string alignment (`strsim::osa_distance`): a swapped pair of
+/// letters (`weigth`) is one edit, as people make it, not two.
+pub(crate) fn closest(name: &str, candidates: &[&'static str]) -> Option<&'static str> {
+    candidates
         .iter()
-        .map(|k| (edit_distance(name, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .map(|c| (strsim::osa_distance(name, c), *c))
+        // Up to a quarter of the letters (at least 2), and never half of them: `udp` is not a
+        // typo of `tcp`.
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && d * 2 < c.len())
         .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
+        .map(|(_, c)| c)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+/// The message for a value that is none of `choices`: a "did you mean" when one is close,
+/// otherwise what is allowed (`list`).
+pub(crate) fn not_one_of(value: &str, what: &str, choices: &[&'static str], list: &str) -> String {
+    match closest(value, choices) {
+        Some(near) => format!("{value:?} is not {what}; did you mean {near:?}?"),
+        None => format!("{value:?} is not {what} ({list})"),
     }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -513,5 +512,24 @@ mod tests {
         assert_eq!(closest("weigth", known), Some("weight"));
         assert_eq!(closest("adress", known), Some("address"));
         assert_eq!(closest("colour", known), None);
+    }
+
+    #[test]
+    fn a_swapped_pair_is_one_edit() {
+        // Levenshtein counts each of these as two edits per swap, too many for the key.
+        let health = crate::keys::HEALTH.keys;
+        assert_eq!(closest("prot", health), Some("port"));
+        assert_eq!(closest("itnervla", health), Some("interval"));
+        assert_eq!(closest("hsot", health), Some("host"));
+        assert_eq!(closest("udp", &["tcp", "http", "https", "none"]), None);
+        assert_eq!(
+            not_one_of(
+                "lesat_conn",
+                "a balance algorithm",
+                &["least_conn"],
+                "use least_conn"
+            ),
+            "\"lesat_conn\" is not a balance algorithm; did you mean \"least_conn\"?"
+        );
     }
 }

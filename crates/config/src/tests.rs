@@ -656,3 +656,41 @@ fn admin_auth_needs_user_colon_password() {
     assert_eq!(list.len(), 2, "{list:?}");
     assert!(list[0].ends_with("admin.auth: expected \"user:password\" (as HAProxy's stats auth)"));
 }
+
+#[test]
+fn misspelt_values_get_a_suggestion() {
+    let list = problems(
+        r#"[global]
+copy = "bufferd"
+[log]
+format = "jsno"
+[[service]]
+name = "api"
+listen = "0.0.0.0:8443"
+balance = "lesat_conn"
+[service.health]
+check = "htps"
+[[service.backend]]
+address = "10.0.0.1:6443"
+[[tracker]]
+name = "t"
+kind = "scirpt"
+[[tracker]]
+name = "u"
+kind = "script"
+command = "/bin/true"
+timeout_counts_as = "failrue"
+"#,
+    );
+    assert_eq!(
+        list,
+        [
+            "havip.toml:2:8: global.copy: \"bufferd\" is not a copy mode; did you mean \"buffered\"?",
+            "havip.toml:4:10: log.format: \"jsno\" is not a log format; did you mean \"json\"?",
+            "havip.toml:8:11: service[0].balance: \"lesat_conn\" is not a balance algorithm; did you mean \"least_conn\"?",
+            "havip.toml:10:9: service[0].health.check: \"htps\" is not a check; did you mean \"https\"?",
+            "havip.toml:15:8: tracker[0].kind: \"scirpt\" is not a tracker kind; did you mean \"script\"?",
+            "havip.toml:20:21: tracker[1].timeout_counts_as: \"failrue\": did you mean \"failure\"?",
+        ]
+    );
+}

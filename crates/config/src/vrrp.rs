@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use havip_vrrp::{AddressFamily, AdvertInterval, AnnouncementConfig, Authentication, Version};
 
-use crate::reader::{Record, Span, TableReader, Written};
+use crate::reader::{closest, not_one_of, Record, Span, TableReader, Written};
 use crate::{keys, valid_name};
 
 /// Default time a notify command may run before it is killed.
@@ -277,8 +277,18 @@ fn read_tracker(
             p.add(
                 &kind_at.span,
                 t.key("kind"),
-                format!(
-                    "{other:?} is not a tracker kind (use script, service, listener, interface, process or file)"
+                not_one_of(
+                    other,
+                    "a tracker kind",
+                    &[
+                        "script",
+                        "service",
+                        "listener",
+                        "interface",
+                        "process",
+                        "file",
+                    ],
+                    "use script, service, listener, interface, process or file",
                 ),
             );
             return None;
@@ -321,7 +331,10 @@ fn read_tracker(
                         p.add(
                             &span,
                             t.key("timeout_counts_as"),
-                            format!("{other:?}: use \"unknown\" or \"failure\""),
+                            match closest(other, &["unknown", "failure"]) {
+                                Some(near) => format!("{other:?}: did you mean {near:?}?"),
+                                None => format!("{other:?}: use \"unknown\" or \"failure\""),
+                            },
                         );
                         false
                     }
