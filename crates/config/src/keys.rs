@@ -195,6 +195,26 @@ pub const TRACKER: Section = Section {
     ],
 };
 
+/// The `[[tracker]]` keys that only some kinds read, by kind. The other tracker keys apply to
+/// every kind; a key of another kind is an error (reported in this order).
+pub const TRACKER_KINDS: &[(&str, &[&str])] = &[
+    (
+        "script",
+        &["command", "shell", "timeout", "user", "timeout_counts_as"],
+    ),
+    (
+        "service",
+        &["service", "min_healthy", "min_healthy_fraction"],
+    ),
+    ("listener", &["service"]),
+    ("interface", &["interface"]),
+    ("process", &["process", "pidfile"]),
+    ("file", &["path"]),
+];
+
+/// The `[service.health]` keys only HTTP and HTTPS checks read (`tls`: only HTTPS).
+pub const HTTP_CHECK: &[&str] = &["path", "host", "expect_status"];
+
 /// Every section, in the order `docs/config.md` presents them.
 pub const ALL: &[Section] = &[
     ROOT,
@@ -256,5 +276,17 @@ mod tests {
             Some("vrrp.notify")
         );
         assert!(section("nope").is_none());
+    }
+
+    #[test]
+    fn kind_and_check_keys_are_keys_of_their_section() {
+        for (kind, keys) in TRACKER_KINDS {
+            for key in *keys {
+                assert!(TRACKER.keys.contains(key), "{kind}: {key}");
+            }
+        }
+        for key in HTTP_CHECK.iter().chain(&["tls"]) {
+            assert!(HEALTH.keys.contains(key), "{key}");
+        }
     }
 }

@@ -645,10 +645,9 @@ fn read_health(p: &mut Record, t: &mut TableReader<'_, '_>) -> HealthSpec {
         .as_ref()
         .map_or("https", |k| k.value.as_str())
         .to_string();
-    let http_only = ["path", "host", "expect_status"];
     match kind_name.as_str() {
         "none" | "tcp" => {
-            for key in http_only.iter().chain(["tls"].iter()) {
+            for key in keys::HTTP_CHECK.iter().chain(&["tls"]) {
                 if let Some(span) = t.consume(p, key) {
                     p.add(
                         &span,

@@ -32,6 +32,8 @@ address = "10.0.0.1:6443"
 
 #[test]
 fn minimal_config_gets_kube_apiserver_defaults() {
+    // Every default is also held against the value docs/config.md documents
+    // (tests/docs.rs); these pin the ones a kube-apiserver behind the balancer needs.
     let c = parse_ok(MINIMAL);
     assert_eq!(c.global, Global::default());
     assert_eq!(c.log, LogSettings::default());

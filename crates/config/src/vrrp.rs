@@ -266,49 +266,34 @@ fn read_tracker(
         return None;
     };
     // Keys that belong to other kinds are reported, not silently ignored.
-    let own: &[&str] = match kind_at.value.as_str() {
-        "script" => &["command", "shell", "timeout", "user", "timeout_counts_as"],
-        "service" => &["service", "min_healthy", "min_healthy_fraction"],
-        "listener" => &["service"],
-        "interface" => &["interface"],
-        "process" => &["process", "pidfile"],
-        "file" => &["path"],
-        other => {
-            p.add(
-                &kind_at.span,
-                t.key("kind"),
-                not_one_of(
-                    other,
-                    "a tracker kind",
-                    &[
-                        "script",
-                        "service",
-                        "listener",
-                        "interface",
-                        "process",
-                        "file",
-                    ],
-                    "use script, service, listener, interface, process or file",
-                ),
-            );
-            return None;
-        }
+    let Some(own) = keys::TRACKER_KINDS
+        .iter()
+        .find(|(kind, _)| *kind == kind_at.value)
+        .map(|(_, own)| *own)
+    else {
+        let kinds: Vec<&'static str> = keys::TRACKER_KINDS.iter().map(|(k, _)| *k).collect();
+        p.add(
+            &kind_at.span,
+            t.key("kind"),
+            not_one_of(
+                &kind_at.value,
+                "a tracker kind",
+                &kinds,
+                "use script, service, listener, interface, process or file",
+            ),
+        );
+        return None;
     };
-    let all_specific = [
-        "command",
-        "shell",
-        "timeout",
-        "user",
-        "timeout_counts_as",
-        "service",
-        "min_healthy",
-        "min_healthy_fraction",
-        "interface",
-        "process",
-        "pidfile",
-        "path",
-    ];
-    for key in all_specific.iter().filter(|k| !own.contains(k)) {
+    let others = keys::TRACKER_KINDS
+        .iter()
+        .flat_map(|(_, keys)| keys.iter())
+        .filter(|k| !own.contains(k));
+    let mut reported: Vec<&str> = Vec::new();
+    for key in others {
+        if reported.contains(key) {
+            continue;
+        }
+        reported.push(key);
         if let Some(span) = t.consume(p, key) {
             p.add(
                 &span,
