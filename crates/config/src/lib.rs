@@ -1,9 +1,16 @@
 //! havip's configuration: one TOML file (default `/etc/havip/havip.toml`), read into typed
-//! settings and the proxy's [`ServiceSpec`]s, and validated as a whole before anything starts.
+//! settings — the proxy's [`service::ServiceSpec`]s, the [`vrrp`] instances and trackers —
+//! and validated as a whole before anything starts. This crate reads files only: what needs
+//! the running machine or the proxy (preparing health checks, this host's interfaces) is the
+//! node's load stage.
 //!
-//! Every problem is reported with file, line, column and key (see [`reader`]); `havip check`
-//! prints them all and exits 1. The schema and every default are documented in
-//! `docs/config.md`; the defaults suit a kube-apiserver behind the balancer.
+//! [`read`] returns a [`Reading`]: the typed [`Config`], the [`place::Places`] where each key
+//! was written, and every [`Problem`] with file, line, column and key; `havip check` prints
+//! them all and exits 1. [`lint`] finds valid settings that are traps. The keys are listed once,
+//! in [`keys`]; the schema and every default are documented in `docs/config.md` (tests hold
+//! the page and the code together); the defaults suit a kube-apiserver behind the balancer.
+
+#![warn(missing_docs)]
 
 pub mod address;
 pub mod copy_mode;
@@ -15,30 +22,31 @@ mod reader;
 pub mod service;
 pub mod vrrp;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use copy_mode::{CopyMode, DEFAULT_BUFFER_SIZE, DEFAULT_PIPE_SIZE};
-use service::{
-    defaults, Algorithm, BackendSpec, CheckKind, HealthSpec, HttpCheck, Limits, PassiveSpec,
-    ServiceSpec, Timeouts, TlsCheck,
-};
-
 use place::{Place, Places};
-use reader::{not_one_of, Record, Span, TableReader, Written};
+use reader::{not_one_of, Record, TableReader, Written};
+use service::ServiceSpec;
 
+pub use service::default_check;
+
+/// Where `havip` looks for its config unless told otherwise.
 pub const DEFAULT_PATH: &str = "/etc/havip/havip.toml";
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
+    /// Process-wide settings (`[global]`).
     pub global: Global,
+    /// Logging (`[log]`).
     pub log: LogSettings,
     /// The admin HTTP endpoint; off unless configured.
     pub admin: Option<AdminSettings>,
+    /// The load-balanced services (`[[service]]`).
     pub services: Vec<ServiceSpec>,
     /// VRRP instances: the floating addresses this node may hold.
     pub vrrp: Vec<vrrp::VrrpSettings>,
@@ -46,6 +54,7 @@ pub struct Config {
     pub trackers: Vec<vrrp::TrackerSettings>,
 }
 
+/// `[global]`: process-wide settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Global {
     /// Client connections across all services.
@@ -54,17 +63,23 @@ pub struct Global {
     pub grace: Duration,
     /// Worker threads; 0 means one per CPU this process may run on.
     pub workers: usize,
+    /// How bytes move (`copy`, `pipe_size`, `buffer_size`).
     pub copy_mode: CopyMode,
 }
 
+/// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line.
     Json,
 }
 
+/// `[log]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogSettings {
+    /// Text or JSON lines.
     pub format: LogFormat,
     /// A `tracing` filter: "info", "warn", "havip=debug,info"…
     pub level: String,
@@ -72,8 +87,10 @@ pub struct LogSettings {
     pub connections: bool,
 }
 
+/// `[admin]`: the admin HTTP endpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdminSettings {
+    /// Where it listens.
     pub listen: SocketAddr,
     /// `user:password` pairs for HTTP basic authentication (HAProxy's `stats auth`); empty:
     /// open. `/healthz` never needs them.
@@ -217,7 +234,7 @@ pub fn read(path: &Path, text: &str) -> Reading {
     let log = read_log(&mut p, &mut root);
     let admin = read_admin(&mut p, &mut root);
     let has_vrrp = root.has("vrrp");
-    let services = read_services(&mut p, &mut root, has_vrrp);
+    let services = service::read_services(&mut p, &mut root, has_vrrp);
     let trackers = vrrp::read_trackers(&mut p, &mut root, &services);
     let vrrp = vrrp::read_vrrp_instances(&mut p, &mut root, &trackers);
     root.finish(&mut p);
@@ -316,7 +333,9 @@ fn read_admin(p: &mut Record, root: &mut TableReader<'_, '_>) -> Option<AdminSet
     let mut t = root.table(p, "admin", keys::ADMIN.keys)?;
     let listen = match t.string(p, "listen") {
         None => DEFAULT_ADMIN,
-        Some(at) => parse_socket_addr(p, &t.key("listen"), &at).unwrap_or(DEFAULT_ADMIN),
+        Some(at) => p
+            .parsed(&t.key("listen"), &at, address::parse_socket_addr)
+            .unwrap_or(DEFAULT_ADMIN),
     };
     let mut auth = Vec::new();
     for at in t.strings(p, "auth").unwrap_or_default() {
@@ -338,523 +357,6 @@ fn read_admin(p: &mut Record, root: &mut TableReader<'_, '_>) -> Option<AdminSet
         auth,
         commands,
     })
-}
-
-/// `IP:port`, `[IPv6]:port`, or `*:port` (all IPv4 addresses, as in HAProxy's `bind *:port`).
-fn parse_socket_addr(p: &mut Record, key: &str, at: &Written<String>) -> Option<SocketAddr> {
-    let text = at.value.trim();
-    let text = match text.strip_prefix("*:") {
-        Some(port) => format!("0.0.0.0:{port}"),
-        None => text.to_string(),
-    };
-    match text.parse::<SocketAddr>() {
-        Ok(addr) => Some(addr),
-        Err(_) => {
-            p.add(
-                &at.span,
-                key,
-                format!(
-                    "{:?} is not an address; write IP:port, [IPv6]:port or *:port (hostnames are not resolved)",
-                    at.value
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn read_services(
-    p: &mut Record,
-    root: &mut TableReader<'_, '_>,
-    has_vrrp: bool,
-) -> Vec<ServiceSpec> {
-    let tables = root.tables(p, "service", keys::SERVICE.keys);
-    if tables.is_empty() && !root.has("service") && !has_vrrp {
-        p.add(
-            &(0..0),
-            "service",
-            "nothing to do: define at least one [[service]] to balance or [[vrrp]] instance",
-        );
-    }
-    let mut services = Vec::new();
-    let mut names: HashMap<String, Span> = HashMap::new();
-    let mut listeners: Vec<(SocketAddr, String)> = Vec::new();
-    for mut t in tables {
-        let service = read_service(p, &mut t);
-        let name_span = t.span();
-        if names
-            .insert(service.name.clone(), name_span.clone())
-            .is_some()
-        {
-            p.add(
-                &name_span,
-                t.key("name"),
-                format!("a service named {:?} is already defined", service.name),
-            );
-        }
-        for addr in &service.listen {
-            for (other, owner) in &listeners {
-                if listen_conflict(*addr, *other) {
-                    p.add(
-                        &name_span,
-                        t.key("listen"),
-                        format!("{addr} overlaps {other} of service {owner:?}"),
-                    );
-                }
-            }
-        }
-        listeners.extend(service.listen.iter().map(|a| (*a, service.name.clone())));
-        t.finish(p);
-        services.push(service);
-    }
-    services
-}
-
-/// Two listeners that cannot both be bound: same port and family, and the same address or
-/// either one the wildcard.
-fn listen_conflict(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() == b.port()
-        && a.is_ipv4() == b.is_ipv4()
-        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
-}
-
-/// Read one service. With problems the spec is partial, but it is still returned so the
-/// checks across services (duplicate names, overlapping listeners) report everything.
-fn read_service(p: &mut Record, t: &mut TableReader<'_, '_>) -> ServiceSpec {
-    let name = match t.string(p, "name") {
-        Some(Written { value, span }) => {
-            if !valid_name(&value) {
-                p.add(
-                    &span,
-                    t.key("name"),
-                    "use letters, digits, '-', '_' and '.' only (it names metrics and logs)",
-                );
-            }
-            value
-        }
-        None => {
-            p.add(
-                &t.span(),
-                t.key("name"),
-                "missing: every service needs a name",
-            );
-            String::new()
-        }
-    };
-    let mut listen = Vec::new();
-    match t.strings(p, "listen") {
-        Some(list) if !list.is_empty() => {
-            for at in &list {
-                if let Some(addr) = parse_socket_addr(p, &t.key("listen"), at) {
-                    if listen.contains(&addr) {
-                        p.add(&at.span, t.key("listen"), format!("{addr} is listed twice"));
-                    }
-                    listen.push(addr);
-                }
-            }
-        }
-        _ => p.add(
-            &t.span(),
-            t.key("listen"),
-            "missing: give at least one address, e.g. listen = [\"0.0.0.0:8443\"]",
-        ),
-    }
-    let mut spec = ServiceSpec::new(name, listen, &[]);
-    if let Some(Written { value, span }) = t.string(p, "balance") {
-        match parse_algorithm(&value) {
-            Some(a) => spec.balance = a,
-            None => p.add(
-                &span,
-                t.key("balance"),
-                not_one_of(
-                    &value,
-                    "a balance algorithm",
-                    ALGORITHMS,
-                    "use round_robin, least_conn, source_hash or random_two",
-                ),
-            ),
-        }
-    }
-    if let Some(n) = t.u32(p, "retries", 0..=100) {
-        spec.retries = n;
-    }
-    if let Some(d) = t.duration(p, "slow_start") {
-        spec.slow_start = (!d.value.is_zero()).then_some(d.value);
-    }
-    if let Some(b) = t.bool(p, "slow_start_at_boot") {
-        spec.slow_start_at_boot = b;
-    }
-    if let Some(b) = t.bool(p, "close_on_down") {
-        spec.close_on_down = b;
-    }
-    if let Some(mut tt) = t.table(p, "timeouts", keys::TIMEOUTS.keys) {
-        spec.timeouts = read_timeouts(p, &mut tt);
-        tt.finish(p);
-    }
-    if let Some(mut lt) = t.table(p, "limits", keys::LIMITS.keys) {
-        spec.limits = read_limits(p, &mut lt);
-        lt.finish(p);
-    }
-    spec.health = HealthSpec {
-        check: Some(default_check()),
-        ..HealthSpec::default()
-    };
-    if let Some(mut ht) = t.table(p, "health", keys::HEALTH.keys) {
-        spec.health = read_health(p, &mut ht);
-        ht.finish(p);
-    }
-    if let Some(mut pt) = t.table(p, "passive", keys::PASSIVE.keys) {
-        spec.passive = read_passive(p, &mut pt);
-        pt.finish(p);
-    }
-    let backend_tables = t.tables(p, "backend", keys::BACKEND.keys);
-    if backend_tables.is_empty() {
-        p.add(
-            &t.span(),
-            t.key("backend"),
-            "missing: add at least one [[service.backend]] with an address",
-        );
-    }
-    let mut seen_names: HashMap<String, ()> = HashMap::new();
-    let mut seen_addrs: Vec<SocketAddr> = Vec::new();
-    for mut bt in backend_tables {
-        if let Some(backend) = read_backend(p, &mut bt) {
-            if seen_names.insert(backend.name.clone(), ()).is_some() {
-                p.add(
-                    &bt.span(),
-                    bt.key("name"),
-                    format!(
-                        "backend name {:?} is used twice in this service",
-                        backend.name
-                    ),
-                );
-            }
-            if seen_addrs.contains(&backend.addr) {
-                p.add(
-                    &bt.span(),
-                    bt.key("address"),
-                    format!("{} is listed twice in this service", backend.addr),
-                );
-            }
-            seen_addrs.push(backend.addr);
-            spec.backends.push(backend);
-        }
-        bt.finish(p);
-    }
-    spec
-}
-
-pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-/// The balance algorithms by their names (the aliases HAProxy and nginx use are accepted too).
-const ALGORITHMS: &[&str] = &["round_robin", "least_conn", "source_hash", "random_two"];
-
-fn parse_algorithm(text: &str) -> Option<Algorithm> {
-    match text {
-        "round_robin" | "roundrobin" => Some(Algorithm::RoundRobin),
-        "least_conn" | "leastconn" => Some(Algorithm::LeastConn),
-        "source_hash" | "source" => Some(Algorithm::SourceHash),
-        "random_two" | "random" => Some(Algorithm::RandomTwo),
-        _ => None,
-    }
-}
-
-/// The default active check: what the kubeadm HA guide configures in HAProxy
-/// (`option httpchk GET /healthz` + `check-ssl verify none`), on `/readyz`, the endpoint
-/// meant for load balancers. Certificate verification is off by default because the
-/// apiserver's certificate is issued by the cluster CA, which the LB host rarely has.
-pub fn default_check() -> CheckKind {
-    CheckKind::Http(HttpCheck {
-        path: defaults::READYZ_PATH.to_string(),
-        host: None,
-        expect_status: vec![(200, 200)],
-        tls: Some(TlsCheck {
-            verify: false,
-            ca_file: None,
-            client_cert: None,
-            client_key: None,
-            sni: None,
-        }),
-    })
-}
-
-fn read_timeouts(p: &mut Record, t: &mut TableReader<'_, '_>) -> Timeouts {
-    let mut out = Timeouts::default();
-    if let Some(d) = t.positive_duration(p, "connect") {
-        out.connect = d;
-    }
-    if let Some(d) = t.duration(p, "queue") {
-        out.queue = d.value;
-    }
-    if let Some(d) = t.positive_duration(p, "client_idle") {
-        out.client_idle = d;
-    }
-    if let Some(d) = t.positive_duration(p, "server_idle") {
-        out.server_idle = d;
-    }
-    match t.duration_or_off(p, "tunnel") {
-        Some(None) => out.tunnel = None,
-        Some(Some(d)) if d.value.is_zero() => p.add(
-            &d.span,
-            t.key("tunnel"),
-            "must be longer than 0, or \"off\"",
-        ),
-        Some(Some(d)) => out.tunnel = Some(d.value),
-        None => {}
-    }
-    out
-}
-
-fn read_limits(p: &mut Record, t: &mut TableReader<'_, '_>) -> Limits {
-    let mut out = Limits {
-        max_conns: t.u32(p, "max_conns", 1..=10_000_000),
-        ..Limits::default()
-    };
-    if let Some(n) = t.u32(p, "max_queue", 0..=10_000_000) {
-        out.max_queue = n;
-    }
-    if let Some(n) = t.u32(p, "backlog", 1..=65_535) {
-        out.backlog = n;
-    }
-    out
-}
-
-fn read_passive(p: &mut Record, t: &mut TableReader<'_, '_>) -> PassiveSpec {
-    let mut out = PassiveSpec::default();
-    if let Some(n) = t.u32(p, "max_fails", 0..=1000) {
-        out.max_fails = n;
-    }
-    if let Some(d) = t.positive_duration(p, "fail_timeout") {
-        out.fail_timeout = d;
-    }
-    out
-}
-
-/// The shortest interval and timeout of an active check.
-const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(10);
-
-fn read_health(p: &mut Record, t: &mut TableReader<'_, '_>) -> HealthSpec {
-    let mut out = HealthSpec::default();
-    let kind = t.string(p, "check");
-    let kind_name = kind
-        .as_ref()
-        .map_or("https", |k| k.value.as_str())
-        .to_string();
-    match kind_name.as_str() {
-        "none" | "tcp" => {
-            for key in keys::HTTP_CHECK.iter().chain(&["tls"]) {
-                if let Some(span) = t.consume(p, key) {
-                    p.add(
-                        &span,
-                        t.key(key),
-                        format!("only applies to check = \"http\" or \"https\", not {kind_name:?}"),
-                    );
-                }
-            }
-            out.check = (kind_name == "tcp").then_some(CheckKind::Tcp);
-        }
-        _ => {
-            if !matches!(kind_name.as_str(), "http" | "https") {
-                if let Some(k) = &kind {
-                    p.add(
-                        &k.span,
-                        t.key("check"),
-                        not_one_of(
-                            &kind_name,
-                            "a check",
-                            &["https", "http", "tcp", "none"],
-                            "use \"https\", \"http\", \"tcp\" or \"none\"",
-                        ),
-                    );
-                }
-            }
-            let mut http = HttpCheck {
-                path: defaults::READYZ_PATH.to_string(),
-                host: None,
-                expect_status: vec![(200, 200)],
-                tls: None,
-            };
-            if let Some(Written { value, span }) = t.string(p, "path") {
-                if value.starts_with('/') && !value.contains(char::is_whitespace) {
-                    http.path = value;
-                } else {
-                    p.add(
-                        &span,
-                        t.key("path"),
-                        "must start with '/' and contain no spaces",
-                    );
-                }
-            }
-            http.host = t.string(p, "host").map(|h| h.value);
-            if let Some(items) = t.array(p, "expect_status") {
-                http.expect_status = read_status_set(p, &t.key("expect_status"), &items);
-            }
-            if kind_name != "http" {
-                let mut tls = TlsCheck {
-                    verify: false,
-                    ca_file: None,
-                    client_cert: None,
-                    client_key: None,
-                    sni: None,
-                };
-                if let Some(mut tt) = t.table(p, "tls", keys::TLS.keys) {
-                    read_tls(p, &mut tt, &mut tls);
-                    tt.finish(p);
-                }
-                http.tls = Some(tls);
-            } else if let Some(span) = t.consume(p, "tls") {
-                p.add(&span, t.key("tls"), "only applies to check = \"https\"");
-            }
-            out.check = Some(CheckKind::Http(http));
-        }
-    }
-    if let Some(d) = t.duration_at_least(p, "interval", MIN_CHECK_INTERVAL) {
-        out.interval = d;
-        // Unless set, the down interval follows the interval (as HAProxy's `downinter`).
-        out.down_interval = d;
-    }
-    if let Some(d) = t.duration_at_least(p, "fast_interval", MIN_CHECK_INTERVAL) {
-        out.fast_interval = d;
-    }
-    if let Some(d) = t.duration_at_least(p, "down_interval", MIN_CHECK_INTERVAL) {
-        out.down_interval = d;
-    }
-    if let Some(d) = t.duration_at_least(p, "timeout", MIN_CHECK_INTERVAL) {
-        out.timeout = d;
-    }
-    if let Some(n) = t.u32(p, "rise", 1..=100) {
-        out.rise = n;
-    }
-    if let Some(n) = t.u32(p, "fall", 1..=100) {
-        out.fall = n;
-    }
-    out.port = t.u32(p, "port", 1..=65_535).map(|n| n as u16);
-    out
-}
-
-fn read_tls(p: &mut Record, t: &mut TableReader<'_, '_>, tls: &mut TlsCheck) {
-    if let Some(b) = t.bool(p, "verify") {
-        tls.verify = b;
-    }
-    let file = |p: &mut Record, t: &mut TableReader<'_, '_>, key: &str| {
-        let at = t.string(p, key)?;
-        let path = PathBuf::from(&at.value);
-        if let Err(e) = std::fs::metadata(&path) {
-            p.add(
-                &at.span,
-                t.key(key),
-                format!("cannot read {}: {e}", path.display()),
-            );
-        }
-        Some((path, at.span))
-    };
-    let ca = file(p, t, "ca_file");
-    let cert = file(p, t, "client_cert");
-    let key = file(p, t, "client_key");
-    if let (Some((_, span)), false) = (&ca, tls.verify) {
-        p.add(
-            span,
-            t.key("ca_file"),
-            "has no effect while verify = false; set verify = true to check the server certificate",
-        );
-    }
-    match (&cert, &key) {
-        (Some(_), None) => {
-            let span = t.span();
-            p.add(
-                &span,
-                t.key("client_key"),
-                "missing: client_cert needs its client_key",
-            );
-        }
-        (None, Some((_, span))) => {
-            p.add(
-                span,
-                t.key("client_cert"),
-                "missing: client_key needs its client_cert",
-            );
-        }
-        _ => {}
-    }
-    tls.ca_file = ca.map(|(path, _)| path);
-    tls.client_cert = cert.map(|(path, _)| path);
-    tls.client_key = key.map(|(path, _)| path);
-    tls.sni = t.string(p, "sni").map(|s| s.value);
-}
-
-/// `[200, 204, "300-399"]` into inclusive ranges.
-fn read_status_set(
-    p: &mut Record,
-    key: &str,
-    items: &[&toml::Spanned<toml::de::DeValue<'_>>],
-) -> Vec<(u16, u16)> {
-    let mut out = Vec::new();
-    for item in items {
-        let span = item.span();
-        let parsed = match item.get_ref() {
-            toml::de::DeValue::Integer(i) => i.as_str().parse::<u16>().ok().map(|n| (n, n)),
-            toml::de::DeValue::String(s) => match s.split_once('-') {
-                Some((a, b)) => a.trim().parse().ok().zip(b.trim().parse().ok()),
-                None => s.trim().parse().ok().map(|n| (n, n)),
-            },
-            _ => None,
-        };
-        match parsed {
-            Some((lo, hi)) if (100..=599).contains(&lo) && (lo..=599).contains(&hi) => {
-                out.push((lo, hi))
-            }
-            _ => p.add(
-                &span,
-                key,
-                "expected a status code (100-599) or a range like \"200-299\"",
-            ),
-        }
-    }
-    if out.is_empty() && items.is_empty() {
-        p.add(&(0..0), key, "must list at least one status");
-    }
-    out
-}
-
-fn read_backend(p: &mut Record, t: &mut TableReader<'_, '_>) -> Option<BackendSpec> {
-    let before = p.count();
-    let addr = match t.string(p, "address") {
-        Some(at) => parse_socket_addr(p, &t.key("address"), &at),
-        None => {
-            p.add(
-                &t.span(),
-                t.key("address"),
-                "missing: every backend needs an address",
-            );
-            None
-        }
-    };
-    let addr = addr?;
-    let mut b = BackendSpec::new(addr);
-    if let Some(Written { value, span }) = t.string(p, "name") {
-        if valid_name(&value) {
-            b.name = value;
-        } else {
-            p.add(
-                &span,
-                t.key("name"),
-                "use letters, digits, '-', '_' and '.' only",
-            );
-        }
-    }
-    if let Some(w) = t.u32(p, "weight", 0..=10_000) {
-        b.weight = w;
-    }
-    b.max_conns = t.u32(p, "max_conns", 1..=10_000_000);
-    if let Some(backup) = t.bool(p, "backup") {
-        b.backup = backup;
-    }
-    (p.count() == before).then_some(b)
 }
 
 #[cfg(test)]

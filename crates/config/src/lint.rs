@@ -19,14 +19,16 @@ use havip_vrrp::Version;
 use crate::address::in_subnet;
 use crate::duration::fmt_duration;
 use crate::place::{At, Place, Places};
-use crate::service::{CheckKind, ServiceSpec};
+use crate::service::{defaults, CheckKind, ServiceSpec};
 use crate::vrrp::VrrpSettings;
 use crate::Config;
 
 /// One warning, printed as `file:line:col: key: warning: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
+    /// Where the setting was written.
     pub place: Place,
+    /// What it will do, and what to write instead.
     pub message: String,
 }
 
@@ -39,11 +41,15 @@ impl fmt::Display for Warning {
 /// What the checks of one service need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceFacts {
+    /// The service's name.
     pub name: String,
+    /// Where the service is defined.
     pub place: Place,
     /// Ports it listens on and ports of its backends.
     pub ports: Vec<u16>,
+    /// The client idle timeout, when written.
     pub client_idle: Option<At<Duration>>,
+    /// The server idle timeout, when written.
     pub server_idle: Option<At<Duration>>,
     /// None: the default (1h); `Some(None)`: "off".
     pub tunnel: Option<At<Option<Duration>>>,
@@ -54,22 +60,34 @@ pub struct ServiceFacts {
 /// What the checks of one VRRP instance need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VrrpFacts {
+    /// The instance's name.
     pub name: String,
+    /// Where the instance is defined.
     pub place: Place,
+    /// The interface it runs on.
     pub interface: Option<At<String>>,
+    /// The virtual router id.
     pub vrid: Option<At<u8>>,
+    /// The VRRP version, 2 or 3.
     pub version: u8,
+    /// The advert interval, when written.
     pub advert: Option<At<Duration>>,
+    /// The password as written (before VRRPv2 cuts it to 8 bytes).
     pub auth_pass: Option<At<String>>,
+    /// The unicast peer list, when written (possibly empty).
     pub unicast_peers: Option<At<Vec<IpAddr>>>,
+    /// This node's source address, when written.
     pub source: Option<At<IpAddr>>,
     /// Address, prefix length, and the interface it goes on when not the instance's.
     pub vips: Vec<At<(IpAddr, u8, Option<String>)>>,
 }
 
+/// What the checks of one config need: from a havip config ([`facts`]) or an import.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
+    /// One per service.
     pub services: Vec<ServiceFacts>,
+    /// One per VRRP instance.
     pub vrrp: Vec<VrrpFacts>,
 }
 
@@ -92,8 +110,8 @@ impl Interfaces for NoInterfaces {
 
 /// Ports where a kube-apiserver (6443) or the RKE2 supervisor (9345) answers.
 const APISERVER_PORTS: &[u16] = &[6443, 9345];
+/// Shorter idle timeouts cut quiet watches.
 const MIN_IDLE: Duration = Duration::from_secs(300);
-const DEFAULT_IDLE: Duration = Duration::from_secs(3600);
 
 /// Run every check.
 pub fn lint(facts: &Facts, interfaces: &dyn Interfaces) -> Vec<Warning> {
@@ -147,13 +165,13 @@ fn lint_service(s: &ServiceFacts, out: &mut Vec<Warning>) {
                     out,
                     place,
                     format!(
-                        "idle timeout of {} in front of an apiserver port ({port}): watches and `kubectl logs -f` that stay quiet longer are cut; use at least 5m (havip's default is 1h)",
-                        fmt_duration(d)
+                        "idle timeout of {} in front of an apiserver port ({port}): watches and `kubectl logs -f` that stay quiet longer are cut; use at least {} (havip's default is {})",
+                        fmt_duration(d),
+                        fmt_duration(MIN_IDLE),
+                        fmt_duration(defaults::TUNNEL)
                     ),
                 );
             }
-        } else {
-            let _ = DEFAULT_IDLE;
         }
     }
     if let Some(p) = &s.http_path {
@@ -209,87 +227,110 @@ fn lint_vrrp(v: &VrrpFacts, interfaces: &dyn Interfaces, out: &mut Vec<Warning>)
     }
     let iface = v.interface.as_ref().map(|i| i.value.as_str());
     for vip in &v.vips {
-        let (addr, prefix, dev) = &vip.value;
-        let on = dev.as_deref().or(iface);
-        // A VIP that is a node's own address.
-        if let Some(src) = v.source.as_ref().filter(|s| s.value == *addr) {
+        let on = vip.value.2.as_deref().or(iface);
+        let local = on.and_then(|i| interfaces.addresses(i).map(|addrs| (i, addrs)));
+        lint_vip_is_a_node_address(v, vip, local.as_ref(), out);
+        lint_vip_subnet(v, vip, local.as_ref(), out);
+    }
+}
+
+type Vip = At<(IpAddr, u8, Option<String>)>;
+
+/// A VIP that is a node's own address: this node's source, a peer, or the primary address of
+/// the interface here.
+fn lint_vip_is_a_node_address(
+    v: &VrrpFacts,
+    vip: &Vip,
+    local: Option<&(&str, Vec<(IpAddr, u8)>)>,
+    out: &mut Vec<Warning>,
+) {
+    let addr = &vip.value.0;
+    if let Some(src) = v.source.as_ref().filter(|s| s.value == *addr) {
+        warn(
+            out,
+            &vip.place,
+            format!(
+                "VIP {addr} is this node's own source address ({}:{}): the node that owns it cannot release it, and failover breaks",
+                src.place.file, src.place.line
+            ),
+        );
+    }
+    if v.unicast_peers
+        .as_ref()
+        .is_some_and(|p| p.value.contains(addr))
+    {
+        warn(
+            out,
+            &vip.place,
+            format!("VIP {addr} is also a unicast peer, another node's own address"),
+        );
+    }
+    if let Some((on, addrs)) = local {
+        let primary = addrs.iter().find(|(a, _)| a.is_ipv4() == addr.is_ipv4());
+        if primary.is_some_and(|(a, _)| a == addr) {
             warn(
                 out,
                 &vip.place,
                 format!(
-                    "VIP {addr} is this node's own source address ({}:{}): the node that owns it cannot release it, and failover breaks",
-                    src.place.file, src.place.line
+                    "VIP {addr} is the primary address of {on} on this machine: a node address cannot float"
                 ),
             );
         }
-        if let Some(peers) = &v.unicast_peers {
-            if peers.value.contains(addr) {
-                warn(
-                    out,
-                    &vip.place,
-                    format!("VIP {addr} is also a unicast peer, another node's own address"),
-                );
-            }
+    }
+}
+
+/// A VIP outside the interface's subnet: hosts on the segment do not ARP for it. With a
+/// prefix it is compared with the source address; otherwise with the interface here.
+fn lint_vip_subnet(
+    v: &VrrpFacts,
+    vip: &Vip,
+    local: Option<&(&str, Vec<(IpAddr, u8)>)>,
+    out: &mut Vec<Warning>,
+) {
+    let (addr, prefix, _) = &vip.value;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if let Some(src) = &v.source {
+        if *prefix < max
+            && src.value.is_ipv4() == addr.is_ipv4()
+            && !in_subnet(src.value, *addr, *prefix)
+        {
+            warn(
+                out,
+                &vip.place,
+                format!(
+                    "VIP {addr}/{prefix} and the source address {} are in different subnets: check the prefix length and the interface",
+                    src.value
+                ),
+            );
+            return;
         }
-        let local = on.and_then(|i| interfaces.addresses(i));
-        if let Some(addrs) = &local {
-            let primary = addrs.iter().find(|(a, _)| a.is_ipv4() == addr.is_ipv4());
-            if primary.is_some_and(|(a, _)| a == addr) {
-                warn(
-                    out,
-                    &vip.place,
-                    format!(
-                        "VIP {addr} is the primary address of {} on this machine: a node address cannot float",
-                        on.unwrap_or("")
-                    ),
-                );
-            }
-        }
-        // A VIP outside the interface's subnet: hosts on the segment do not ARP for it.
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        if let Some(src) = &v.source {
-            if *prefix < max
-                && src.value.is_ipv4() == addr.is_ipv4()
-                && !in_subnet(src.value, *addr, *prefix)
-            {
-                warn(
-                    out,
-                    &vip.place,
-                    format!(
-                        "VIP {addr}/{prefix} and the source address {} are in different subnets: check the prefix length and the interface",
-                        src.value
-                    ),
-                );
-                continue;
-            }
-        }
-        if let Some(addrs) = &local {
-            let same_family: Vec<&(IpAddr, u8)> = addrs
-                .iter()
-                .filter(|(a, _)| a.is_ipv4() == addr.is_ipv4())
-                .filter(|(a, _)| !(a.is_ipv6() && is_link_local(a)))
-                .filter(|(a, _)| a != addr)
-                .collect();
-            if !same_family.is_empty()
-                && !same_family
-                    .iter()
-                    .any(|(net, len)| *len < max && in_subnet(*addr, *net, *len))
-            {
-                let list: Vec<String> = same_family
-                    .iter()
-                    .map(|(a, l)| format!("{a}/{l}"))
-                    .collect();
-                warn(
-                    out,
-                    &vip.place,
-                    format!(
-                        "VIP {addr} is in none of the subnets of {} on this machine ({}): hosts on that segment will not reach it",
-                        on.unwrap_or(""),
-                        list.join(", ")
-                    ),
-                );
-            }
-        }
+    }
+    let Some((on, addrs)) = local else {
+        return;
+    };
+    let same_family: Vec<&(IpAddr, u8)> = addrs
+        .iter()
+        .filter(|(a, _)| a.is_ipv4() == addr.is_ipv4())
+        .filter(|(a, _)| !(a.is_ipv6() && is_link_local(a)))
+        .filter(|(a, _)| a != addr)
+        .collect();
+    if !same_family.is_empty()
+        && !same_family
+            .iter()
+            .any(|(net, len)| *len < max && in_subnet(*addr, *net, *len))
+    {
+        let list: Vec<String> = same_family
+            .iter()
+            .map(|(a, l)| format!("{a}/{l}"))
+            .collect();
+        warn(
+            out,
+            &vip.place,
+            format!(
+                "VIP {addr} is in none of the subnets of {on} on this machine ({}): hosts on that segment will not reach it",
+                list.join(", ")
+            ),
+        );
     }
 }
 

@@ -10,6 +10,7 @@
 //! Inside the reader positions are byte spans ([`Written`]); they become [`Place`]s (file,
 //! line, column, key) when recorded.
 
+use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -73,6 +74,15 @@ impl Record {
         self.problems.push(Problem::new(place, message));
     }
 
+    /// A problem at the place recorded for `key` (the start of the file if none was).
+    pub fn add_at(&mut self, key: &str, message: impl Into<String>) {
+        let place = match self.places.get(key) {
+            Some(place) => place.clone(),
+            None => self.place(&(0..0), key),
+        };
+        self.problems.push(Problem::new(place, message));
+    }
+
     /// Remember that `key` was written at `span`.
     pub fn note(&mut self, span: &Span, key: impl Into<String>) {
         let place = self.place(span, key);
@@ -83,6 +93,30 @@ impl Record {
     pub fn count(&self) -> usize {
         self.problems.len()
     }
+
+    /// `at`'s text parsed by `parse`; an error becomes a problem at `key`.
+    pub fn parsed<T, E: fmt::Display>(
+        &mut self,
+        key: &str,
+        at: &Written<String>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        match parse(&at.value) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.add(&at.span, key, e.to_string());
+                None
+            }
+        }
+    }
+}
+
+/// A name that labels metrics and logs: letters, digits, '-', '_' and '.'.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Typed access to one TOML table; remembers which keys were read.
@@ -142,7 +176,8 @@ impl<'t, 'i> TableReader<'t, 'i> {
         p.note(&value.span(), self.key(key));
     }
 
-    fn raw(&mut self, p: &mut Record, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+    /// The raw value of a key, marked as read; for readers of values with several shapes.
+    pub fn raw_value(&mut self, p: &mut Record, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
         debug_assert!(
             self.known.contains(&key),
             "{key} missing from the known list"
@@ -158,11 +193,6 @@ impl<'t, 'i> TableReader<'t, 'i> {
         let (k, value) = self.entry(key)?;
         self.mark(p, key, value);
         Some(k.span())
-    }
-
-    /// The raw value of a key, marked as read; for readers of values with several shapes.
-    pub fn raw_value(&mut self, p: &mut Record, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
-        self.raw(p, key)
     }
 
     /// A string value without marking it read (for checks that relate two keys).
@@ -181,6 +211,31 @@ impl<'t, 'i> TableReader<'t, 'i> {
         })
     }
 
+    /// The table's `name`, which every service, instance and tracker needs; it names metrics
+    /// and logs. Missing or invalid, it is a problem (and the name as read, or empty).
+    pub fn required_name(&mut self, p: &mut Record, what: &str) -> String {
+        match self.string(p, "name") {
+            Some(Written { value, span }) => {
+                if !valid_name(&value) {
+                    p.add(
+                        &span,
+                        self.key("name"),
+                        "use letters, digits, '-', '_' and '.' only (it names metrics and logs)",
+                    );
+                }
+                value
+            }
+            None => {
+                p.add(
+                    &self.span(),
+                    self.key("name"),
+                    format!("missing: every {what} needs a name"),
+                );
+                String::new()
+            }
+        }
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.entry(key).is_some()
     }
@@ -194,7 +249,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
     }
 
     pub fn string(&mut self, p: &mut Record, key: &str) -> Option<Written<String>> {
-        let v = self.raw(p, key)?;
+        let v = self.raw_value(p, key)?;
         match v.get_ref() {
             DeValue::String(s) => {
                 p.places.insert_written(self.key(key), s.as_ref());
@@ -211,7 +266,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
     }
 
     pub fn bool(&mut self, p: &mut Record, key: &str) -> Option<bool> {
-        let v = self.raw(p, key)?;
+        let v = self.raw_value(p, key)?;
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
             _ => {
@@ -228,7 +283,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
         key: &str,
         range: std::ops::RangeInclusive<i64>,
     ) -> Option<Written<i64>> {
-        let v = self.raw(p, key)?;
+        let v = self.raw_value(p, key)?;
         let DeValue::Integer(int) = v.get_ref() else {
             self.wrong_type(p, key, v, "an integer");
             return None;
@@ -274,7 +329,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
     }
 
     pub fn duration(&mut self, p: &mut Record, key: &str) -> Option<Written<Duration>> {
-        let v = self.raw(p, key)?;
+        let v = self.raw_value(p, key)?;
         match v.get_ref() {
             DeValue::String(s) => match parse_duration(s) {
                 Ok(d) => Some(Written {
@@ -345,7 +400,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
 
     /// A string, or an array of strings (`listen = "a"` or `listen = ["a", "b"]`).
     pub fn strings(&mut self, p: &mut Record, key: &str) -> Option<Vec<Written<String>>> {
-        let v = self.raw(p, key)?;
+        let v = self.raw_value(p, key)?;
         match v.get_ref() {
             DeValue::String(s) => Some(vec![Written {
                 value: s.to_string(),
@@ -379,7 +434,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
 
     /// An array whose items may have several shapes (e.g. `expect_status = [200, "300-399"]`).
     pub fn array(&mut self, p: &mut Record, key: &str) -> Option<Vec<&'t Spanned<DeValue<'i>>>> {
-        let v = self.raw(p, key)?;
+        let v = self.raw_value(p, key)?;
         match v.get_ref() {
             DeValue::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -402,7 +457,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
         known: &'static [&'static str],
     ) -> Option<TableReader<'t, 'i>> {
         let path = self.key(key);
-        let v = self.raw(p, key)?;
+        let v = self.raw_value(p, key)?;
         match v.get_ref() {
             DeValue::Table(t) => Some(TableReader::new(path, t, v.span(), known)),
             _ => {
@@ -420,7 +475,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
         known: &'static [&'static str],
     ) -> Vec<TableReader<'t, 'i>> {
         let path = self.key(key);
-        let Some(v) = self.raw(p, key) else {
+        let Some(v) = self.raw_value(p, key) else {
             return Vec::new();
         };
         let DeValue::Array(items) = v.get_ref() else {
@@ -477,9 +532,8 @@ pub(crate) fn closest(name: &str, candidates: &[&'static str]) -> Option<&'stati
     candidates
         .iter()
         .map(|c| (strsim::osa_distance(name, c), *c))
-        // Up to a quarter of the letters (at least 2), and never half of them: `udp` is not a
-        // typo of `tcp`.
-        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && d * 2 < c.len())
+        // Up to a quarter of the letters, and at least 2.
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -516,12 +570,13 @@ mod tests {
 
     #[test]
     fn a_swapped_pair_is_one_edit() {
-        // Levenshtein counts each of these as two edits per swap, too many for the key.
+        // Two swaps: 2 edits, where Levenshtein counts 4, more than a key of 8 letters allows.
         let health = crate::keys::HEALTH.keys;
-        assert_eq!(closest("prot", health), Some("port"));
         assert_eq!(closest("itnervla", health), Some("interval"));
-        assert_eq!(closest("hsot", health), Some("host"));
-        assert_eq!(closest("udp", &["tcp", "http", "https", "none"]), None);
+        assert_eq!(closest("tmieotu", health), Some("timeout"));
+        assert_eq!(closest("prot", health), Some("port"));
+        assert_eq!(closest("cehck", health), Some("check"));
+        assert_eq!(closest("grpc", &["tcp", "http", "https", "none"]), None);
         assert_eq!(
             not_one_of(
                 "lesat_conn",

@@ -7,16 +7,29 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod health;
+mod read;
+
+pub(crate) use read::read_services;
+
 /// One load-balanced TCP service: where it listens and where it sends connections.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSpec {
+    /// Unique; names metrics and log lines.
     pub name: String,
+    /// The addresses it accepts clients on.
     pub listen: Vec<SocketAddr>,
+    /// Where clients are sent.
     pub backends: Vec<BackendSpec>,
+    /// How a backend is chosen for each client.
     pub balance: Algorithm,
+    /// Active health checks.
     pub health: HealthSpec,
+    /// Failed connects counted against a backend.
     pub passive: PassiveSpec,
+    /// Connect, queue and idle timeouts.
     pub timeouts: Timeouts,
+    /// Connection, queue and backlog limits.
     pub limits: Limits,
     /// Connect attempts after the first failed one, each on another backend where one exists.
     pub retries: u32,
@@ -30,10 +43,12 @@ pub struct ServiceSpec {
     pub close_on_down: bool,
 }
 
+/// One backend of a service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendSpec {
     /// Unique within the service; defaults to the address.
     pub name: String,
+    /// Where it is connected to.
     pub addr: SocketAddr,
     /// Relative share of new connections; 0 drains (no new connections, existing ones kept).
     pub weight: u32,
@@ -43,6 +58,7 @@ pub struct BackendSpec {
     pub backup: bool,
 }
 
+/// How a service picks the backend of a new client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     /// Smooth weighted round robin (nginx's algorithm): exact proportions, interleaved.
@@ -56,6 +72,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// The name a config writes it by.
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::RoundRobin => "round_robin",
@@ -88,6 +105,7 @@ pub struct HealthSpec {
     pub port: Option<u16>,
 }
 
+/// What an active check does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckKind {
     /// The backend accepts a TCP connection.
@@ -96,17 +114,21 @@ pub enum CheckKind {
     Http(HttpCheck),
 }
 
+/// An HTTP(S) check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpCheck {
+    /// The request path.
     pub path: String,
     /// `Host` header; defaults to the backend address.
     pub host: Option<String>,
     /// Statuses counted as healthy (inclusive ranges).
     pub expect_status: Vec<(u16, u16)>,
+    /// Check over TLS (HTTPS) with these settings.
     pub tls: Option<TlsCheck>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// The TLS side of an HTTPS check.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsCheck {
     /// Verify the server certificate chain and name.
     pub verify: bool,
@@ -114,6 +136,7 @@ pub struct TlsCheck {
     pub ca_file: Option<PathBuf>,
     /// Client certificate chain (PEM), for apiservers with anonymous auth off.
     pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
     pub client_key: Option<PathBuf>,
     /// Server name sent in the ClientHello and verified; defaults to the backend host.
     pub sni: Option<String>,
@@ -129,6 +152,7 @@ pub struct PassiveSpec {
     pub fail_timeout: Duration,
 }
 
+/// A service's timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// One TCP connect attempt to one backend.
@@ -146,6 +170,7 @@ pub struct Timeouts {
     pub tunnel: Option<Duration>,
 }
 
+/// A service's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Clients waiting for a free backend slot; beyond it new clients are closed at once.
@@ -157,29 +182,47 @@ pub struct Limits {
 }
 
 pub mod defaults {
-    //! Defaults for a kube-apiserver behind the balancer; `docs/config.md` explains each.
+    //! Defaults for a kube-apiserver behind the balancer; `docs/config.md` explains each
+    //! (and `tests/docs.rs` holds the two together).
     use std::time::Duration;
 
+    /// A backend's `weight`.
     pub const WEIGHT: u32 = 100;
+    /// A service's `retries`.
     pub const RETRIES: u32 = 3;
+    /// `timeouts.connect`.
     pub const CONNECT: Duration = Duration::from_secs(3);
+    /// `timeouts.queue`.
     pub const QUEUE: Duration = Duration::from_secs(30);
     /// Watches and `kubectl logs -f` stay open for a long time with no client bytes; an idle
     /// limit under that breaks them (the kubeadm guide's 20 s does). TCP keepalive finds
     /// dead peers long before this.
     pub const CLIENT_IDLE: Duration = Duration::from_secs(3600);
+    /// `timeouts.server_idle`, as long as the client's for the same reason.
     pub const SERVER_IDLE: Duration = Duration::from_secs(3600);
+    /// `timeouts.tunnel`.
     pub const TUNNEL: Duration = Duration::from_secs(3600);
+    /// `limits.max_queue`.
     pub const MAX_QUEUE: u32 = 1024;
+    /// `limits.backlog`.
     pub const BACKLOG: u32 = 4096;
+    /// `health.interval`, HAProxy's `inter`.
     pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+    /// `health.fast_interval`, HAProxy's `fastinter`.
     pub const CHECK_FAST_INTERVAL: Duration = Duration::from_millis(500);
+    /// `health.down_interval`, HAProxy's `downinter`.
     pub const CHECK_DOWN_INTERVAL: Duration = Duration::from_secs(2);
+    /// `health.timeout`.
     pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+    /// `health.rise`, HAProxy's.
     pub const RISE: u32 = 2;
+    /// `health.fall`, HAProxy's.
     pub const FALL: u32 = 3;
+    /// `passive.max_fails`.
     pub const MAX_FAILS: u32 = 3;
+    /// `passive.fail_timeout`, nginx's.
     pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `health.path`: the apiserver's load-balancer signal.
     pub const READYZ_PATH: &str = "/readyz";
 }
 
@@ -250,6 +293,7 @@ impl ServiceSpec {
 }
 
 impl BackendSpec {
+    /// A backend at `addr`, named after it, with the default weight.
     pub fn new(addr: SocketAddr) -> Self {
         BackendSpec {
             name: addr.to_string(),
@@ -259,4 +303,27 @@ impl BackendSpec {
             backup: false,
         }
     }
+}
+
+impl HttpCheck {
+    /// A GET of `/readyz` expecting 200, without TLS: the apiserver's load-balancer signal.
+    pub(crate) fn readyz() -> HttpCheck {
+        HttpCheck {
+            path: defaults::READYZ_PATH.to_string(),
+            host: None,
+            expect_status: vec![(200, 200)],
+            tls: None,
+        }
+    }
+}
+
+/// The default active check: what the kubeadm HA guide configures in HAProxy
+/// (`option httpchk GET /healthz` + `check-ssl verify none`), on `/readyz`, the endpoint
+/// meant for load balancers. Certificate verification is off by default because the
+/// apiserver's certificate is issued by the cluster CA, which the LB host rarely has.
+pub fn default_check() -> CheckKind {
+    CheckKind::Http(HttpCheck {
+        tls: Some(TlsCheck::default()),
+        ..HttpCheck::readyz()
+    })
 }

@@ -1,4 +1,9 @@
+use std::time::Duration;
+
 use super::*;
+use crate::service::{
+    defaults, Algorithm, CheckKind, HealthSpec, HttpCheck, Limits, PassiveSpec, Timeouts,
+};
 
 fn parse_ok(text: &str) -> Config {
     match parse(Path::new("havip.toml"), text) {
@@ -694,5 +699,16 @@ timeout_counts_as = "failrue"
             "havip.toml:15:8: tracker[0].kind: \"scirpt\" is not a tracker kind; did you mean \"script\"?",
             "havip.toml:20:21: tracker[1].timeout_counts_as: \"failrue\": did you mean \"failure\"?",
         ]
+    );
+}
+
+#[test]
+fn an_empty_status_list_is_reported_where_it_is_written() {
+    let list = problems(
+        "[[service]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\n[service.health]\nexpect_status = []\n[[service.backend]]\naddress = \"10.0.0.1:1\"\n",
+    );
+    assert_eq!(
+        list,
+        ["havip.toml:5:17: service[0].health.expect_status: must list at least one status"]
     );
 }
