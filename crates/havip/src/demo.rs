@@ -4,18 +4,19 @@
 //! listens on 127.0.0.1 and stops when the demo ends.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use havip_config::service::{CheckKind, HealthSpec, HttpCheck, ServiceSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use havip_config::{AdminSettings, Config, Global, LogFormat, LogSettings};
+use havip_config::{Config, LogFormat, LogSettings};
+use havip_node::load::load_text;
 use havip_node::logging;
 use havip_node::run::{build_runtime, shutdown_signal, Running};
 
@@ -157,41 +158,40 @@ async fn wait_for_health(
     None
 }
 
-fn demo_config(port: u16, admin_port: u16, backends: &[SocketAddr]) -> Config {
-    let listen = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut spec = ServiceSpec::new("demo", vec![listen], backends);
-    for (i, b) in spec.backends.iter_mut().enumerate() {
-        b.name = format!("backend-{}", i + 1);
+/// The demo's config, written as TOML and loaded as `havip run` loads a file, so the demo
+/// runs the schema users write. Checks are fast so that a failure shows within a second.
+fn demo_config(port: u16, admin_port: u16, backends: &[SocketAddr]) -> anyhow::Result<Config> {
+    let mut text = format!(
+        r#"[global]
+grace = "2s"
+
+[admin]
+listen = "127.0.0.1:{admin_port}"
+
+[[service]]
+name = "demo"
+listen = "127.0.0.1:{port}"
+
+[service.health]
+check = "http"
+interval = "500ms"
+fast_interval = "200ms"
+timeout = "300ms"
+fall = 2
+"#
+    );
+    for (i, addr) in backends.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[service.backend]]\nname = \"backend-{}\"\naddress = \"{addr}\"\n",
+            i + 1
+        ));
     }
-    spec.health = HealthSpec {
-        check: Some(CheckKind::Http(HttpCheck {
-            path: "/readyz".into(),
-            host: None,
-            expect_status: vec![(200, 200)],
-            tls: None,
-        })),
-        interval: Duration::from_millis(500),
-        fast_interval: Duration::from_millis(200),
-        down_interval: Duration::from_millis(500),
-        timeout: Duration::from_millis(300),
-        rise: 2,
-        fall: 2,
-        port: None,
-    };
-    Config {
-        global: Global {
-            grace: Duration::from_secs(2),
-            ..Global::default()
-        },
-        log: LogSettings::default(),
-        admin: Some(AdminSettings {
-            listen: SocketAddr::from(([127, 0, 0, 1], admin_port)),
-            auth: Vec::new(),
-            commands: false,
-        }),
-        services: vec![spec],
-        vrrp: Vec::new(),
-        trackers: Vec::new(),
+    match load_text(Path::new("(demo)"), &text) {
+        Ok(loaded) => Ok(loaded.config),
+        Err(problems) => {
+            let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            anyhow::bail!("the demo config is not valid:\n{}", list.join("\n"))
+        }
     }
 }
 
@@ -202,7 +202,7 @@ async fn demo(port: u16, admin_port: u16, seconds: u64) -> anyhow::Result<()> {
         backends.push(DemoBackend::start(&format!("backend-{i}"), any_port).await?);
     }
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
-    let config = demo_config(port, admin_port, &addrs);
+    let config = demo_config(port, admin_port, &addrs)?;
     let running = Running::start(&config).await?;
     let balancer = config.services[0].listen[0];
 
