@@ -344,7 +344,8 @@ proptest! {
         let _ = nginx::parse(&Arc::from("n"), &text);
         let _ = keepalived::parse_text(&Arc::from("k"), &text, &mut report);
         let _ = script::analyze_script(&text);
-        let _ = lint::from_toml(Path::new("t"), &text);
+        let read = havip_config::read(Path::new("t"), &text);
+        let _ = lint::lint(&lint::facts(&read.config, &read.places), &lint::NoInterfaces);
     }
 
     #[test]
