@@ -1,6 +1,6 @@
-//! `havip run`: load, validate and prepare the config ([`crate::load`]), start the proxy and the admin endpoint, and
-//! run until SIGTERM or SIGINT; then stop accepting, drain open connections for up to
-//! `global.grace`, and exit 0.
+//! `havip run`: load, validate and prepare the config ([`crate::load`]), start the proxy
+//! and the admin endpoint, and run until SIGTERM or SIGINT; then stop accepting, drain open
+//! connections for up to `global.grace`, and exit 0.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -20,6 +20,7 @@ use crate::logging;
 use crate::vrrp::VrrpNode;
 use havip_config::{Config, ConfigError};
 
+/// `havip run`: load the config at `path`, start everything, and serve until a signal.
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let config = match load::load(path) {
         Ok(loaded) => loaded.config,
@@ -146,6 +147,7 @@ impl Running {
         })
     }
 
+    /// The running services, in config order.
     pub fn services(&self) -> &[Arc<havip_proxy::service::Service>] {
         self.proxy.services()
     }
