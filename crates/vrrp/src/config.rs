@@ -110,6 +110,14 @@ pub struct Config {
     pub v3_ipv4_checksum: V3Ipv4Checksum,
     /// Gratuitous ARP / unsolicited NA behaviour.
     pub announcements: AnnouncementConfig,
+    /// How a master lets go on shutdown or step-down. `false` is RFC 5798 6.4.3 (and
+    /// keepalived): remove the addresses and send priority 0 at once, so clients have no
+    /// router for the virtual addresses until a backup takes over after its Skew_Time. `true`
+    /// sends priority 0 but keeps the addresses (and havip's proxy keeps serving on them) until
+    /// another router's advertisement shows it is master, bounded by
+    /// [`Instance::handover_bound`](crate::Instance::handover_bound): the gap shrinks from
+    /// Skew_Time to one network delay.
+    pub graceful_release: bool,
 }
 
 impl Config {
@@ -132,6 +140,7 @@ impl Config {
             authentication: Authentication::None,
             v3_ipv4_checksum: V3Ipv4Checksum::PseudoHeader,
             announcements: AnnouncementConfig::default(),
+            graceful_release: false,
         }
     }
 

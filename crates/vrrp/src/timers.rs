@@ -100,17 +100,21 @@ pub enum TimerKind {
     AnnounceRepeat,
     /// Master: periodic refresh of the announcements (keepalived `vrrp_garp_master_refresh`).
     AnnounceRefresh,
+    /// A graceful release is waiting for a new master: when this fires nobody took over and
+    /// the addresses go (see [`crate::Config::graceful_release`]).
+    Handover,
 }
 
 impl TimerKind {
-    /// Every timer kind, for shells that keep one sleep per kind.
-    pub const ALL: [TimerKind; 6] = [
+    /// Every timer kind.
+    pub const ALL: [TimerKind; 7] = [
         TimerKind::Advert,
         TimerKind::MasterDown,
         TimerKind::PreemptDelay,
         TimerKind::AnnounceBurst,
         TimerKind::AnnounceRepeat,
         TimerKind::AnnounceRefresh,
+        TimerKind::Handover,
     ];
 }
 

@@ -420,11 +420,9 @@ fn a_havip_backup_accepts_every_keepalived_packet_and_follows_its_release() {
         );
         assert_eq!(instance.counters().priority_zero_received, 1, "{name}");
         let deadline = release_at + instance.skew_time();
-        assert!(
-            actions.contains(&Action::ArmTimer {
-                timer: TimerKind::MasterDown,
-                deadline
-            }),
+        assert_eq!(
+            instance.timer_deadline(TimerKind::MasterDown),
+            Some(deadline),
             "{name}: {actions:?}"
         );
     }
