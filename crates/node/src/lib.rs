@@ -8,7 +8,9 @@
 
 pub mod admin;
 pub mod admin_auth;
+pub mod command;
 pub mod logging;
 pub mod metrics;
 pub mod run;
+pub mod tracking;
 pub mod vrrp;
