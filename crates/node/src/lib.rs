@@ -7,7 +7,6 @@
 //! signal handling, for the demo and in-process tests.
 
 pub mod admin;
-pub mod admin_auth;
 pub mod command;
 pub mod logging;
 pub mod metrics;

@@ -244,86 +244,113 @@ fn describe(result: &StepDownResult) -> String {
     }
 }
 
-/// Run `case` on the paused clock; returns what happened and the final status.
-async fn run(path: &Path, case: &Case) -> (Outcome, serde_json::Value) {
-    let config = havip_config::parse(path, &case.config)
-        .unwrap_or_else(|problems| panic!("{}: config: {problems:?}", path.display()));
-    let settings = config.vrrp.first().expect("one [[vrrp]]").clone();
-    let primary = settings.source.expect("the case's [[vrrp]] sets source");
-    let mut protocol = settings.protocol_config(primary);
-    protocol.graceful_release = true;
-    let instance = Instance::new(protocol.clone()).unwrap();
-    let vips: Vec<ResolvedVip> = settings
-        .virtual_addresses
-        .iter()
-        .map(|v| ResolvedVip {
-            address: v.address,
-            prefix_len: v.prefix_len,
-            ifindex: IFINDEX,
-            interface: INTERFACE.into(),
-            label: v.label.clone(),
-        })
-        .collect();
-    let log = Log {
-        base: Instant::now(),
-        lines: Arc::default(),
-    };
-    let replies = Log {
-        base: log.base,
-        lines: Arc::default(),
-    };
-    let kernel = Arc::new(Mutex::new(Kernel {
-        link_up: true,
-        ..Kernel::default()
-    }));
-    let status = Arc::new(Mutex::new(InstanceStatus::initial(
-        &settings,
-        INTERFACE,
-        primary,
-        vips.iter()
+/// One case's instance task and everything it is watched through.
+struct Harness {
+    settings: havip_config::vrrp::VrrpSettings,
+    protocol: havip_vrrp::Config,
+    log: Log,
+    replies: Log,
+    kernel: Arc<Mutex<Kernel>>,
+    status: Arc<Mutex<InstanceStatus>>,
+    events: Arc<EventLog>,
+    notify: mpsc::UnboundedReceiver<havip_node::vrrp::notify::Notification>,
+    inbox: mpsc::Sender<Control>,
+    task: tokio::task::JoinHandle<()>,
+    waiting: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Harness {
+    /// Start the instance task of the case's config with a recording I/O.
+    fn start(path: &Path, case: &Case) -> Harness {
+        let config = havip_config::parse(path, &case.config)
+            .unwrap_or_else(|problems| panic!("{}: config: {problems:?}", path.display()));
+        let settings = config.vrrp.first().expect("one [[vrrp]]").clone();
+        let primary = settings.source.expect("the case's [[vrrp]] sets source");
+        let mut protocol = settings.protocol_config(primary);
+        protocol.graceful_release = true;
+        let instance = Instance::new(protocol.clone()).unwrap();
+        let vips: Vec<ResolvedVip> = settings
+            .virtual_addresses
+            .iter()
+            .map(|v| ResolvedVip {
+                address: v.address,
+                prefix_len: v.prefix_len,
+                ifindex: IFINDEX,
+                interface: INTERFACE.into(),
+                label: v.label.clone(),
+            })
+            .collect();
+        let base = Instant::now();
+        let log = Log {
+            base,
+            lines: Arc::default(),
+        };
+        let kernel = Arc::new(Mutex::new(Kernel {
+            link_up: true,
+            ..Kernel::default()
+        }));
+        let names = vips
+            .iter()
             .map(|v| format!("{}/{}", v.address, v.prefix_len))
-            .collect(),
-        instance.master_down_interval(),
-    )));
-    let events = Arc::new(EventLog::default());
-    let (notify_tx, mut notify_rx) = mpsc::unbounded_channel();
-    let (inbox, inbox_rx) = mpsc::channel(64);
-    let task = InstanceTask::new(InstanceParts {
-        name: settings.name.clone(),
-        interface: INTERFACE.into(),
-        instance,
-        vips: vips.clone(),
-        link_up: true,
-        io: RecordingIo {
-            log: log.clone(),
-            kernel: kernel.clone(),
-        },
-        status: status.clone(),
-        events: events.clone(),
-        notify: notify_tx,
-    });
-    let handle = tokio::spawn(task.run(inbox_rx));
-    let mut waiting = Vec::new();
-    for line in &case.inputs {
-        let (at, input, options, rest) = words(line);
-        tokio::time::sleep_until(log.base + at).await;
+            .collect();
+        let mdi = instance.master_down_interval();
+        let status = Arc::new(Mutex::new(InstanceStatus::initial(
+            &settings, INTERFACE, primary, names, mdi,
+        )));
+        let events = Arc::new(EventLog::default());
+        let (notify_tx, notify) = mpsc::unbounded_channel();
+        let (inbox, inbox_rx) = mpsc::channel(64);
+        let task = InstanceTask::new(InstanceParts {
+            name: settings.name.clone(),
+            interface: INTERFACE.into(),
+            instance,
+            vips,
+            link_up: true,
+            io: RecordingIo {
+                log: log.clone(),
+                kernel: kernel.clone(),
+            },
+            status: status.clone(),
+            events: events.clone(),
+            notify: notify_tx,
+        });
+        Harness {
+            settings,
+            protocol,
+            log,
+            replies: Log {
+                base,
+                lines: Arc::default(),
+            },
+            kernel,
+            status,
+            events,
+            notify,
+            inbox,
+            task: tokio::spawn(task.run(inbox_rx)),
+            waiting: Vec::new(),
+        }
+    }
+
+    /// The message for one input line, or None when the input acts on the "kernel" only.
+    fn control(&mut self, input: &str, options: &[(&str, &str)], rest: &[&str]) -> Option<Control> {
         let message = match input {
-            "packet" => Control::Packet(peer_packet(&protocol, &options)),
+            "packet" => Control::Packet(peer_packet(&self.protocol, options)),
             "link" => {
                 let up = rest == ["up"];
-                kernel.lock().unwrap().link_up = up;
+                self.kernel.lock().unwrap().link_up = up;
                 Control::Link { up }
             }
             "tracking" => Control::Tracking(Tracking {
                 priority: options
                     .iter()
                     .find(|(k, _)| *k == "priority")
-                    .map_or(settings.priority, |(_, v)| v.parse().unwrap()),
+                    .map_or(self.settings.priority, |(_, v)| v.parse().unwrap()),
                 fault: rest.contains(&"fault"),
             }),
             "address-removed" => {
                 let address: IpAddr = rest[0].parse().unwrap();
-                kernel.lock().unwrap().present.remove(&address);
+                self.kernel.lock().unwrap().present.remove(&address);
                 Control::AddressRemoved {
                     ifindex: IFINDEX,
                     address,
@@ -331,71 +358,88 @@ async fn run(path: &Path, case: &Case) -> (Outcome, serde_json::Value) {
             }
             "vanish" => {
                 let address: IpAddr = rest[0].parse().unwrap();
-                kernel.lock().unwrap().present.remove(&address);
-                continue;
+                self.kernel.lock().unwrap().present.remove(&address);
+                return None;
             }
             "resync" => Control::Resync,
             "step-down" => {
                 let (tx, rx) = oneshot::channel();
-                let replies = replies.clone();
-                waiting.push(tokio::spawn(async move {
-                    if let Ok(result) = rx.await {
-                        replies.push(format!("step-down: {}", describe(&result)));
-                    }
-                }));
+                self.answer_with(rx, |result| format!("step-down: {}", describe(&result)));
                 Control::StepDown(tx)
             }
             "restore" => {
                 let (tx, rx) = oneshot::channel();
-                let replies = replies.clone();
-                waiting.push(tokio::spawn(async move {
-                    if rx.await.is_ok() {
-                        replies.push("restore: done".into());
-                    }
-                }));
+                self.answer_with(rx, |()| "restore: done".into());
                 Control::Restore(tx)
             }
             "shutdown" => {
                 let (tx, rx) = oneshot::channel();
-                let replies = replies.clone();
-                waiting.push(tokio::spawn(async move {
-                    if rx.await.is_ok() {
-                        replies.push("shutdown: done".into());
-                    }
-                }));
+                self.answer_with(rx, |()| "shutdown: done".into());
                 Control::Shutdown(tx)
             }
-            other => panic!("{}: unknown input {other:?}", path.display()),
+            other => panic!("unknown input {other:?}"),
         };
-        // A task that ended (after shutdown) no longer reads its inbox.
-        let _ = inbox.send(message).await;
+        Some(message)
     }
-    tokio::time::sleep_until(log.base + ms(&case.run_for)).await;
-    drop(inbox);
-    let _ = tokio::time::timeout(Duration::from_secs(3600), handle).await;
-    for wait in waiting {
-        let _ = wait.await;
+
+    /// Record the answer to a command, when it comes.
+    fn answer_with<T: Send + 'static>(
+        &mut self,
+        answer: oneshot::Receiver<T>,
+        describe: impl FnOnce(T) -> String + Send + 'static,
+    ) {
+        let replies = self.replies.clone();
+        self.waiting.push(tokio::spawn(async move {
+            if let Ok(value) = answer.await {
+                replies.push(describe(value));
+            }
+        }));
     }
-    let mut notify = Vec::new();
-    while let Ok(n) = notify_rx.try_recv() {
-        notify.push(format!("{} -> {}", n.from, n.to));
+
+    /// Stop feeding, let the task end, and collect what it did.
+    async fn finish(mut self) -> (Outcome, serde_json::Value) {
+        drop(self.inbox);
+        let _ = self.task.await;
+        for wait in self.waiting {
+            let _ = wait.await;
+        }
+        let mut notify = Vec::new();
+        while let Ok(n) = self.notify.try_recv() {
+            notify.push(format!("{} -> {}", n.from, n.to));
+        }
+        let events = self
+            .events
+            .since(0)
+            .iter()
+            .map(|e| match (e.from, e.to) {
+                (Some(from), Some(to)) => format!("{} {from} -> {to}", e.kind),
+                _ => e.kind.to_string(),
+            })
+            .collect();
+        let status = self.status.lock().unwrap().to_json();
+        let outcome = Outcome {
+            io: self.log.take(),
+            replies: self.replies.take(),
+            events,
+            notify,
+        };
+        (outcome, status)
     }
-    let events = events
-        .since(0)
-        .iter()
-        .map(|e| match (e.from, e.to) {
-            (Some(from), Some(to)) => format!("{} {from} -> {to}", e.kind),
-            _ => e.kind.to_string(),
-        })
-        .collect();
-    let final_status = status.lock().unwrap().to_json();
-    let outcome = Outcome {
-        io: log.take(),
-        replies: replies.take(),
-        events,
-        notify,
-    };
-    (outcome, final_status)
+}
+
+/// Run `case` on the paused clock; returns what happened and the final status.
+async fn run(path: &Path, case: &Case) -> (Outcome, serde_json::Value) {
+    let mut harness = Harness::start(path, case);
+    for line in &case.inputs {
+        let (at, input, options, rest) = words(line);
+        tokio::time::sleep_until(harness.log.base + at).await;
+        if let Some(message) = harness.control(input, &options, &rest) {
+            // A task that ended (after shutdown) no longer reads its inbox.
+            let _ = harness.inbox.send(message).await;
+        }
+    }
+    tokio::time::sleep_until(harness.log.base + ms(&case.run_for)).await;
+    harness.finish().await
 }
 
 fn cases() -> Vec<PathBuf> {
