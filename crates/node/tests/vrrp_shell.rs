@@ -189,7 +189,7 @@ fn words(line: &str) -> (Duration, &str, Vec<(&str, &str)>, Vec<&str>) {
 }
 
 /// An advertisement as a peer would send it for `config`'s instance.
-fn peer_packet(config: &havip_vrrp::Config, options: &[(&str, &str)]) -> OwnedPacket {
+fn peer_packet(config: &havip_vrrp::InstanceConfig, options: &[(&str, &str)]) -> OwnedPacket {
     let get = |key: &str| options.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     let source: IpAddr = get("from").expect("packet from=").parse().unwrap();
     let priority: u8 = get("priority").expect("packet priority=").parse().unwrap();
@@ -247,7 +247,7 @@ fn describe(result: &StepDownResult) -> String {
 /// One case's instance task and everything it is watched through.
 struct Harness {
     settings: havip_config::vrrp::VrrpSettings,
-    protocol: havip_vrrp::Config,
+    protocol: havip_vrrp::InstanceConfig,
     log: Log,
     replies: Log,
     kernel: Arc<Mutex<Kernel>>,

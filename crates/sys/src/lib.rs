@@ -17,10 +17,11 @@
 //!   over) and `IPV6_HOPLIMIT` (TTL 255, RFC 5798 5.1.2.3) are written in [`vrrp_socket`].
 //! - **ARP / NA**: an `AF_PACKET` socket, which socket2 does not address.
 //! - **splice and pipes**: three libc calls (`pipe2`, `F_SETPIPE_SZ`, `splice`); `nix` has
-//!   them, but would be a second libc wrapper for three calls. Everything here is synchronous and
-//! non-blocking (or, for netlink requests, a bounded kernel round trip): callers drive
-//! readiness with tokio's `AsyncFd` over the `AsFd` these types implement. The crate does not
-//! depend on tokio.
+//!   them, but would be a second libc wrapper for three calls.
+//!
+//! Everything here is synchronous and non-blocking (or, for netlink requests, a bounded kernel
+//! round trip): callers drive readiness with tokio's `AsyncFd` over the `AsFd` these types
+//! implement. The crate does not depend on tokio.
 //!
 //! - [`Pipe`]: `splice(2)` between sockets and pipes for zero-copy forwarding, and
 //!   [`raise_nofile_limit`].

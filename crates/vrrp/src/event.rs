@@ -134,7 +134,7 @@ pub enum Action {
     /// Neighbor Advertisement (router and override flags, target link-layer address option,
     /// to ff02::1, hop limit 255) for each IPv6 address (RFC 5798 6.4.2, RFC 9568 6.4.2).
     Announce { addresses: Vec<IpAddr> },
-    /// A graceful release ended (see [`crate::Config::graceful_release`]); any
+    /// A graceful release ended (see [`crate::InstanceConfig::graceful_release`]); any
     /// [`Action::RemoveAddresses`] it needed comes just before this. For logs, events and the
     /// operator who asked for a step-down.
     HandoverFinished(HandoverOutcome),

@@ -18,8 +18,8 @@ use crate::packet::{
     V3Ipv4Checksum, Version,
 };
 use crate::{
-    Action, AdvertInterval, Config, Input, Instance, ReceivedPacket, State, TimerKind, Timestamp,
-    Tracking,
+    Action, AdvertInterval, Input, Instance, InstanceConfig, ReceivedPacket, State, TimerKind,
+    Timestamp, Tracking,
 };
 
 /// Input: checksum-form byte, source (4 bytes), destination (4 bytes), VRRP payload.
@@ -79,14 +79,14 @@ fn round_trip_if_valid(payload: &[u8], context: &ChecksumContext) {
 ///   (`y & 2`, down if `y & 4`), or an operator steps down or restores (`y & 8`, restore if
 ///   `y & 16`), or someone removes the virtual address (`y & 32`).
 ///
-/// Config selector bits: 0x80 owner, 0x40 no preempt, 0x20 preempt delay, 0x10 burst spacing,
+/// InstanceConfig selector bits: 0x80 owner, 0x40 no preempt, 0x20 preempt delay, 0x10 burst spacing,
 /// 0x08 graceful release, 0x01 v3 (else v2, with a password if 0x02). The clock advances `x`
 /// milliseconds per record.
 pub fn instance_receive(data: &[u8]) {
     let Some((&selector, mut rest)) = data.split_first() else {
         return;
     };
-    let mut config = Config::new(
+    let mut config = InstanceConfig::new(
         51,
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))],

@@ -12,7 +12,7 @@
 //! timer is armed and its deadline has passed, so a firing that raced with a re-arm or a
 //! cancel is harmless.
 //!
-//! Graceful release ([`Config::graceful_release`]): on shutdown or step-down a master sends
+//! Graceful release ([`InstanceConfig::graceful_release`]): on shutdown or step-down a master sends
 //! priority 0 but keeps its addresses while a [`Handover`] runs: the first fully checked
 //! advertisement with a non-zero priority from another router ends it (that router is the new
 //! master), and so does the [`TimerKind::Handover`] deadline, [`Instance::handover_bound`]
@@ -22,7 +22,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::config::{Config, ConfigError, OWNER_PRIORITY};
+use crate::config::{ConfigError, InstanceConfig, OWNER_PRIORITY};
 use crate::counters::{Counters, DropReason};
 use crate::event::{
     Action, DropDetail, FaultCause, Handover, HandoverOutcome, Input, OutgoingAdvertisement,
@@ -98,7 +98,7 @@ enum WarningKind {
 /// One VRRP instance: a virtual router on one interface and address family.
 #[derive(Debug, Clone)]
 pub struct Instance {
-    config: Config,
+    config: InstanceConfig,
     /// The virtual addresses in advertisement form.
     advertised_addresses: AddressList,
     /// The virtual addresses sorted, to compare with received lists.
@@ -130,7 +130,7 @@ pub struct Instance {
 
 impl Instance {
     /// An instance in Initialize, or the reason `config` cannot run.
-    pub fn new(config: Config) -> Result<Instance, ConfigError> {
+    pub fn new(config: InstanceConfig) -> Result<Instance, ConfigError> {
         config.validate()?;
         let advertised_addresses = AddressList::from_ip_addrs(&config.virtual_addresses)
             .ok_or(ConfigError::NoVirtualAddresses)?;
@@ -214,7 +214,7 @@ impl Instance {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &InstanceConfig {
         &self.config
     }
 
@@ -928,7 +928,7 @@ impl Instance {
                 destination,
                 v3_ipv4_checksum: self.config.v3_ipv4_checksum,
             };
-            // Config::validate guarantees an encodable advertisement (family, interval range,
+            // InstanceConfig::validate guarantees an encodable advertisement (family, interval range,
             // address count, auth only in v2), so this never skips; it just cannot panic.
             let Ok(payload) = packet::encode(&advertisement, &context) else {
                 continue;

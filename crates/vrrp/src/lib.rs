@@ -23,9 +23,9 @@
 //! its clock; tests drive a virtual one.
 //!
 //! ```
-//! use havip_vrrp::{Action, Config, Input, Instance, State, TimerKind, Timestamp};
+//! use havip_vrrp::{Action, InstanceConfig, Input, Instance, State, TimerKind, Timestamp};
 //!
-//! let config = Config::new(
+//! let config = InstanceConfig::new(
 //!     51,
 //!     "192.0.2.1".parse().expect("address"),
 //!     vec!["192.0.2.100".parse().expect("address")],
@@ -67,7 +67,7 @@
 //! - **VRRPv3 over IPv4 checksum**: with the pseudo-header by default, as RFC 5798 and
 //!   keepalived 2.2.7; RFC 9568's message-only form (`v3_checksum_as_v2` in later keepalived) is
 //!   [`V3Ipv4Checksum::MessageOnly`].
-//! - **Graceful release** ([`Config::graceful_release`], on in havip): on shutdown or an
+//! - **Graceful release** ([`InstanceConfig::graceful_release`], on in havip): on shutdown or an
 //!   operator's step-down a master sends priority 0 but keeps its addresses until a fully
 //!   checked advertisement of the new master arrives, at most [`Instance::handover_bound`]; so
 //!   clients never find the virtual address without a router. Off, it is RFC 5798 6.4.3.
@@ -89,7 +89,7 @@ pub mod priority;
 pub mod time;
 pub mod timers;
 
-pub use config::{AnnouncementConfig, Config, ConfigError};
+pub use config::{AnnouncementConfig, ConfigError, InstanceConfig};
 pub use counters::{Counters, DropReason};
 pub use event::{
     Action, DropDetail, FaultCause, Handover, HandoverOutcome, Input, OutgoingAdvertisement,

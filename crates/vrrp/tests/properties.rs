@@ -10,8 +10,8 @@ use havip_vrrp::packet::{
     V3Ipv4Checksum, Version,
 };
 use havip_vrrp::{
-    Action, AdvertInterval, Config, Input, Instance, ReceivedPacket, State, TimerKind, Timestamp,
-    Tracking,
+    Action, AdvertInterval, Input, Instance, InstanceConfig, ReceivedPacket, State, TimerKind,
+    Timestamp, Tracking,
 };
 use proptest::prelude::*;
 
@@ -212,8 +212,14 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn config(version: Version, priority: u8, preempt: bool, delay_ms: u64, graceful: bool) -> Config {
-    let mut config = Config::new(
+fn config(
+    version: Version,
+    priority: u8,
+    preempt: bool,
+    delay_ms: u64,
+    graceful: bool,
+) -> InstanceConfig {
+    let mut config = InstanceConfig::new(
         7,
         "192.0.2.1".parse().expect("address"),
         vec!["192.0.2.100".parse().expect("address")],

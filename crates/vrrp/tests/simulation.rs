@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use havip_vrrp::timers::master_down_interval;
-use havip_vrrp::{AdvertInterval, Config, Reason, State, Timestamp, Tracking, Version};
+use havip_vrrp::{AdvertInterval, InstanceConfig, Reason, State, Timestamp, Tracking, Version};
 use sim::{Rng, Sim};
 
 const DELAY: Duration = Duration::from_millis(1);
@@ -30,8 +30,8 @@ fn address(router: usize) -> IpAddr {
     IpAddr::from([192, 0, 2, u8::try_from(router + 1).expect("few routers")])
 }
 
-fn router(index: usize, priority: u8, version: Version, interval_cs: u16) -> Config {
-    let mut config = Config::new(
+fn router(index: usize, priority: u8, version: Version, interval_cs: u16) -> InstanceConfig {
+    let mut config = InstanceConfig::new(
         51,
         address(index),
         vec!["192.0.2.100".parse().expect("VIP")],
@@ -42,7 +42,7 @@ fn router(index: usize, priority: u8, version: Version, interval_cs: u16) -> Con
     config
 }
 
-fn v2_routers(priorities: &[u8]) -> Vec<Config> {
+fn v2_routers(priorities: &[u8]) -> Vec<InstanceConfig> {
     priorities
         .iter()
         .enumerate()
@@ -423,7 +423,7 @@ fn a_v3_backup_times_out_on_the_masters_interval() {
 #[test]
 fn v3_fast_failover_matches_the_design_numbers() {
     // DESIGN.md: v3, 0.1 s, 100/90/80: RFC says 365 ms after the last advert.
-    let configs: Vec<Config> = [100, 90, 80]
+    let configs: Vec<InstanceConfig> = [100, 90, 80]
         .iter()
         .enumerate()
         .map(|(i, p)| router(i, *p, Version::V3, 10))
@@ -443,7 +443,7 @@ fn v3_fast_failover_matches_the_design_numbers() {
 /// priority exactly Master_Down_Interval after its last advertisement arrived.
 fn ten_router_chain(version: Version, interval_cs: u16, unicast: bool) {
     let priorities = [50u8, 200, 120, 90, 180, 30, 150, 60, 240, 110];
-    let mut configs: Vec<Config> = priorities
+    let mut configs: Vec<InstanceConfig> = priorities
         .iter()
         .enumerate()
         .map(|(i, p)| router(i, *p, version, interval_cs))

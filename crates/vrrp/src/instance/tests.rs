@@ -20,8 +20,8 @@ fn centiseconds(value: u16) -> AdvertInterval {
 }
 
 /// VRRPv2, VRID 51, 192.0.2.1, one virtual address, 1 s, no second announcement burst.
-fn v2_config(priority: u8) -> Config {
-    let mut config = Config::new(51, ip("192.0.2.1"), vec![ip("192.0.2.100")]);
+fn v2_config(priority: u8) -> InstanceConfig {
+    let mut config = InstanceConfig::new(51, ip("192.0.2.1"), vec![ip("192.0.2.100")]);
     config.version = Version::V2;
     config.priority = priority;
     config.announcements = AnnouncementConfig {
@@ -33,24 +33,24 @@ fn v2_config(priority: u8) -> Config {
     config
 }
 
-fn v3_config(priority: u8, interval_cs: u16) -> Config {
+fn v3_config(priority: u8, interval_cs: u16) -> InstanceConfig {
     let mut config = v2_config(priority);
     config.version = Version::V3;
     config.advert_interval = centiseconds(interval_cs);
     config
 }
 
-fn instance(config: Config) -> Instance {
+fn instance(config: InstanceConfig) -> Instance {
     Instance::new(config).expect("valid config")
 }
 
 /// An advertisement as a peer at `source` with `priority` would send it for `config`'s VRID.
-fn peer_advert(config: &Config, source: &str, priority: u8) -> (IpAddr, Vec<u8>) {
+fn peer_advert(config: &InstanceConfig, source: &str, priority: u8) -> (IpAddr, Vec<u8>) {
     peer_advert_with(config, source, priority, |_| {})
 }
 
 fn peer_advert_with(
-    config: &Config,
+    config: &InstanceConfig,
     source: &str,
     priority: u8,
     change: impl FnOnce(&mut Advertisement),
@@ -73,7 +73,7 @@ fn peer_advert_with(
     (source, encode(&advert, &context).expect("encodes"))
 }
 
-fn destination_for(config: &Config) -> IpAddr {
+fn destination_for(config: &InstanceConfig) -> IpAddr {
     if config.is_unicast() {
         config.primary_address
     } else {
@@ -125,14 +125,14 @@ fn announcements(actions: &[Action]) -> usize {
         .count()
 }
 
-fn started(config: Config) -> (Instance, Vec<Action>) {
+fn started(config: InstanceConfig) -> (Instance, Vec<Action>) {
     let mut instance = instance(config);
     let actions = instance.handle(ms(0), Input::Startup);
     (instance, actions)
 }
 
 /// A backup, started at 0, that became master when its Master_Down_Timer fired.
-fn master(config: Config) -> (Instance, Timestamp) {
+fn master(config: InstanceConfig) -> (Instance, Timestamp) {
     let (mut instance, _) = started(config);
     let deadline = instance
         .timer_deadline(TimerKind::MasterDown)

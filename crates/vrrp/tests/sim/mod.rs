@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use havip_vrrp::packet::AddressFamily;
 use havip_vrrp::{
-    Action, Config, Input, Instance, Reason, ReceivedPacket, State, TimerKind, Timestamp, Tracking,
+    Action, Input, Instance, InstanceConfig, Reason, ReceivedPacket, State, TimerKind, Timestamp,
+    Tracking,
 };
 
 /// splitmix64: a tiny, well-mixed PRNG, enough for reproducible schedules.
@@ -114,7 +115,7 @@ impl Ord for Scheduled {
 }
 
 struct Router {
-    config: Config,
+    config: InstanceConfig,
     /// `None` while crashed or stopped.
     instance: Option<Instance>,
     /// Bumped on every crash / restart so events of an earlier life are dropped.
@@ -148,7 +149,7 @@ pub struct Sim {
 impl Sim {
     /// Routers with `configs` on one segment, every packet delayed by `delay`. Nothing starts
     /// until [`Sim::start`].
-    pub fn new(configs: Vec<Config>, delay: Duration) -> Sim {
+    pub fn new(configs: Vec<InstanceConfig>, delay: Duration) -> Sim {
         Sim {
             now: Timestamp::ZERO,
             routers: configs
