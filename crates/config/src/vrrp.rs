@@ -1,7 +1,7 @@
 //! The `[[vrrp]]` instances and the `[[tracker]]`s that move their priority, as typed
 //! settings. They are read (submodules `instance`, `addresses`, `tracker`, `command`) and
 //! checked as a whole: names unique, trackers and services referenced exist, the protocol
-//! settings pass `havip_vrrp::Config::validate`.
+//! settings pass `havip_vrrp::InstanceConfig::validate`.
 //!
 //! Every setting corresponds to a keepalived one; `docs/config.md` lists the pairs. What is
 //! only known on the running machine (the interface's index, MAC and primary address) is
@@ -82,8 +82,8 @@ impl VrrpSettings {
     }
 
     /// The protocol configuration for `havip_vrrp`, with `primary` as this router's address.
-    pub fn protocol_config(&self, primary: IpAddr) -> havip_vrrp::Config {
-        let mut config = havip_vrrp::Config::new(
+    pub fn protocol_config(&self, primary: IpAddr) -> havip_vrrp::InstanceConfig {
+        let mut config = havip_vrrp::InstanceConfig::new(
             self.vrid,
             primary,
             self.virtual_addresses.iter().map(|v| v.address).collect(),

@@ -310,7 +310,7 @@ async fn http(
         .map(|pair| {
             format!(
                 "Authorization: Basic {}\r\n",
-                havip_node::admin_auth::base64(pair.as_bytes())
+                havip_node::admin::auth::base64(pair.as_bytes())
             )
         })
         .unwrap_or_default();

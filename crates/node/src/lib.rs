@@ -7,9 +7,10 @@
 //! signal handling, for the demo and in-process tests.
 
 pub mod admin;
-pub mod admin_auth;
+pub mod command;
 pub mod load;
 pub mod logging;
 pub mod metrics;
 pub mod run;
+pub mod tracking;
 pub mod vrrp;

@@ -118,7 +118,7 @@ impl Running {
             started,
             draining: AtomicBool::new(false),
             vrrp: vrrp.as_ref().map(VrrpNode::view),
-            auth: crate::admin_auth::BasicAuth::new(
+            auth: crate::admin::auth::BasicAuth::new(
                 config.admin.as_ref().map_or(&[][..], |a| &a.auth),
             ),
             commands: match (&config.admin, &vrrp) {

@@ -1,8 +1,27 @@
-//! Linux system calls havip needs that no safe crate offers. This is the only crate with
-//! `unsafe`; every block states why it is sound. Everything here is synchronous and
-//! non-blocking (or, for netlink requests, a bounded kernel round trip): callers drive
-//! readiness with tokio's `AsyncFd` over the `AsFd` these types implement. The crate does not
-//! depend on tokio.
+//! The Linux system calls under havip: splice, raw VRRP sockets, rtnetlink, ARP / NA. This is
+//! the only crate with `unsafe`; every block states why it is sound.
+//!
+//! Why these are written here rather than taken from a crate (socket2 is used wherever it
+//! reaches):
+//! - **rtnetlink**: `rtnetlink` is async only, with its own connection task on tokio, so every
+//!   VIP add from an instance task would be a round trip through another task and its
+//!   channel; the lower layers it sits on, `netlink-packet-route` and `netlink-sys`, are 0.x
+//!   crates with breaking releases every few months (0.34 and 0.9 as of this writing). havip
+//!   needs six messages (get a link, dump links' addresses, add and delete an address with
+//!   `IFA_F_NODAD` and a label, the link and address groups with lost notifications reported
+//!   as [`netlink::NetEvent::Overrun`]) as a synchronous request with a timeout, plus the
+//!   kernel's extended-ack error text: about 1,200 lines, fuzzed (`sys_netlink_datagram`) and
+//!   tested in namespaces, against a dependency tree that would move under it.
+//! - **raw VRRP sockets**: socket2 opens them and does `sendmsg` / `recvmsg`, but builds and
+//!   parses no control messages; `IPV6_PKTINFO` (the source the VRRPv3 checksum was computed
+//!   over) and `IPV6_HOPLIMIT` (TTL 255, RFC 5798 5.1.2.3) are written in [`vrrp_socket`].
+//! - **ARP / NA**: an `AF_PACKET` socket, which socket2 does not address.
+//! - **splice and pipes**: three libc calls (`pipe2`, `F_SETPIPE_SZ`, `splice`); `nix` has
+//!   them, but would be a second libc wrapper for three calls.
+//!
+//! Everything here is synchronous and non-blocking (or, for netlink requests, a bounded kernel
+//! round trip): callers drive readiness with tokio's `AsyncFd` over the `AsFd` these types
+//! implement. The crate does not depend on tokio.
 //!
 //! - [`Pipe`]: `splice(2)` between sockets and pipes for zero-copy forwarding, and
 //!   [`raise_nofile_limit`].

@@ -1,7 +1,7 @@
 //! The configuration of one VRRP instance (one virtual router on one interface and address
 //! family), its defaults and its validation.
 //!
-//! An [`Instance`](crate::Instance) is built from a `Config` that passed [`Config::validate`];
+//! An [`Instance`](crate::Instance) is built from an `InstanceConfig` that passed [`InstanceConfig::validate`];
 //! the configuration does not change afterwards (a reload builds a new instance).
 
 use std::collections::HashSet;
@@ -63,9 +63,9 @@ impl Default for AnnouncementConfig {
     }
 }
 
-/// The configuration of one VRRP instance. Build it with [`Config::new`] and adjust fields.
+/// The configuration of one VRRP instance. Build it with [`InstanceConfig::new`] and adjust fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
+pub struct InstanceConfig {
     /// Virtual Router Identifier, 1..=255 (RFC 5798 5.2.3).
     pub vrid: u8,
     /// Protocol version. VRRPv2 is IPv4 only.
@@ -110,13 +110,25 @@ pub struct Config {
     pub v3_ipv4_checksum: V3Ipv4Checksum,
     /// Gratuitous ARP / unsolicited NA behaviour.
     pub announcements: AnnouncementConfig,
+    /// How a master lets go on shutdown or step-down. `false` is RFC 5798 6.4.3 (and
+    /// keepalived): remove the addresses and send priority 0 at once, so clients have no
+    /// router for the virtual addresses until a backup takes over after its Skew_Time. `true`
+    /// sends priority 0 but keeps the addresses (and havip's proxy keeps serving on them) until
+    /// another router's advertisement shows it is master, bounded by
+    /// [`Instance::handover_bound`](crate::Instance::handover_bound): the gap shrinks from
+    /// Skew_Time to one network delay.
+    pub graceful_release: bool,
 }
 
-impl Config {
+impl InstanceConfig {
     /// A VRRPv3 instance with the RFC defaults (priority 100, 1 s, preempt), havip's Accept_Mode
     /// default (true), multicast, and keepalived's announcement defaults.
-    pub fn new(vrid: u8, primary_address: IpAddr, virtual_addresses: Vec<IpAddr>) -> Config {
-        Config {
+    pub fn new(
+        vrid: u8,
+        primary_address: IpAddr,
+        virtual_addresses: Vec<IpAddr>,
+    ) -> InstanceConfig {
+        InstanceConfig {
             vrid,
             version: Version::V3,
             priority: DEFAULT_PRIORITY,
@@ -132,6 +144,7 @@ impl Config {
             authentication: Authentication::None,
             v3_ipv4_checksum: V3Ipv4Checksum::PseudoHeader,
             announcements: AnnouncementConfig::default(),
+            graceful_release: false,
         }
     }
 
@@ -225,7 +238,7 @@ impl Config {
     }
 }
 
-/// Why a [`Config`] cannot run.
+/// Why a [`InstanceConfig`] cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
     #[error("VRID 0 is not valid; use 1 to 255")]
@@ -267,8 +280,8 @@ mod tests {
     use super::*;
     use crate::packet::Password;
 
-    fn base() -> Config {
-        Config::new(
+    fn base() -> InstanceConfig {
+        InstanceConfig::new(
             51,
             "192.0.2.1".parse().expect("address"),
             vec!["192.0.2.100".parse().expect("address")],
@@ -294,7 +307,7 @@ mod tests {
 
     #[test]
     fn validation_names_each_problem() {
-        type Change = Box<dyn Fn(&mut Config)>;
+        type Change = Box<dyn Fn(&mut InstanceConfig)>;
         let cases: Vec<(Change, ConfigError)> = vec![
             (Box::new(|c| c.vrid = 0), ConfigError::VridZero),
             (Box::new(|c| c.priority = 0), ConfigError::PriorityZero),
@@ -364,7 +377,7 @@ mod tests {
             change(&mut config);
             assert_eq!(config.validate(), Err(expected));
         }
-        let mut v2_over_ipv6 = Config::new(
+        let mut v2_over_ipv6 = InstanceConfig::new(
             1,
             "fe80::1".parse().expect("address"),
             vec!["fe80::100".parse().expect("address")],

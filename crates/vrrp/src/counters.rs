@@ -137,6 +137,12 @@ pub struct Counters {
     pub announcement_rounds: u64,
     /// Timer firings ignored because the timer had been re-armed or cancelled since.
     pub stale_timer_firings: u64,
+    /// Virtual addresses someone else removed that were added back.
+    pub addresses_restored: u64,
+    /// Graceful releases that ended when a new master was heard.
+    pub handovers_completed: u64,
+    /// Graceful releases that ended with nobody taking over.
+    pub handovers_timed_out: u64,
     drops: [u64; DropReason::ALL.len()],
 }
 

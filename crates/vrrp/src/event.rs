@@ -1,13 +1,16 @@
 //! What goes into an [`Instance`](crate::Instance) and what comes out: the inputs the shell
 //! feeds it, the actions it asks the shell to perform, and the events it reports (state
-//! changes with their reasons, rate-limited warnings).
+//! changes with their reasons, hand-overs, rate-limited warnings).
 //!
 //! The shell stays thin: it hands over received bytes with their IP metadata, timer firings,
-//! tracker results and link changes, and executes the actions in order. It decodes nothing and
-//! decides nothing.
+//! tracker results, link and address changes and operator commands, and executes the actions
+//! in order. It decodes nothing and decides nothing. Timers are not actions: after each
+//! [`Instance::handle`](crate::Instance::handle) the shell sleeps until
+//! [`Instance::next_timer`](crate::Instance::next_timer) and feeds [`Input::TimerFired`].
 
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use crate::counters::DropReason;
 use crate::packet::{Advertisement, DecodeError, Version};
@@ -40,11 +43,15 @@ impl fmt::Display for State {
     }
 }
 
-/// Why an instance is in Fault. Both can hold at once.
+/// Why an instance is in Fault. Several can hold at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FaultCause {
+    /// The interface is down or has no carrier.
     pub interface_down: bool,
+    /// A tracker with weight 0 is failing.
     pub tracker_failed: bool,
+    /// An operator stepped the instance down ([`Input::StepDown`]) and has not restored it.
+    pub stepped_down: bool,
 }
 
 /// A VRRP packet as received, with the IP metadata the checks and the checksum need.
@@ -69,8 +76,9 @@ pub enum Input<'a> {
     Shutdown,
     /// A VRRP packet arrived.
     Packet(ReceivedPacket<'a>),
-    /// A timer armed by [`Action::ArmTimer`] reached its deadline. Firings of a timer that was
-    /// re-armed or disarmed since are recognised and ignored.
+    /// The timer [`Instance::next_timer`](crate::Instance::next_timer) named reached its
+    /// deadline. A firing of a timer that is not armed, or not yet due, is ignored and counted
+    /// as stale.
     TimerFired(TimerKind),
     /// The trackers changed the effective priority or the fault condition
     /// (see [`crate::priority::evaluate`]).
@@ -79,6 +87,16 @@ pub enum Input<'a> {
     InterfaceUp,
     /// The interface went down: the instance goes to Fault.
     InterfaceDown,
+    /// One of the virtual addresses disappeared from its interface, removed by someone else.
+    /// While this router holds them (Master, or a graceful release in progress) it adds the
+    /// address back and announces it (keepalived does the same).
+    AddressRemoved(IpAddr),
+    /// An operator asks a master to hand over (a failover drill, or before maintenance): it
+    /// leaves Master as on shutdown (priority 0, a graceful release when configured) and then
+    /// stays out of the election, in Fault, until [`Input::Restore`]. Ignored by a non-master.
+    StepDown,
+    /// Ends a step-down: back in the election with the trackers' priority.
+    Restore,
 }
 
 /// An advertisement to send: the shell writes `payload` from `source` to `destination` with
@@ -116,13 +134,13 @@ pub enum Action {
     /// Neighbor Advertisement (router and override flags, target link-layer address option,
     /// to ff02::1, hop limit 255) for each IPv6 address (RFC 5798 6.4.2, RFC 9568 6.4.2).
     Announce { addresses: Vec<IpAddr> },
-    /// Arm `timer` to fire at `deadline`, replacing any earlier arming of it.
-    ArmTimer {
-        timer: TimerKind,
-        deadline: Timestamp,
-    },
-    /// Cancel `timer`. A firing that races with this is ignored by the instance anyway.
-    DisarmTimer { timer: TimerKind },
+    /// A graceful release ended (see [`crate::InstanceConfig::graceful_release`]); any
+    /// [`Action::RemoveAddresses`] it needed comes just before this. For logs, events and the
+    /// operator who asked for a step-down.
+    HandoverFinished(HandoverOutcome),
+    /// A virtual address removed by someone else was added back ([`Input::AddressRemoved`]);
+    /// for logs, events and metrics.
+    AddressRestored { address: IpAddr },
     /// The state changed; for logs, notifications and metrics.
     StateChanged {
         from: State,
@@ -131,6 +149,33 @@ pub enum Action {
     },
     /// Something worth logging (already rate-limited per kind).
     Warning(Warning),
+}
+
+/// A graceful release in progress: the master sent priority 0 at `started` and keeps the
+/// addresses until another router's advertisement arrives, or until `deadline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handover {
+    /// When priority 0 was sent.
+    pub started: Timestamp,
+    /// When the addresses go even if nobody took over.
+    pub deadline: Timestamp,
+}
+
+/// How a graceful release ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoverOutcome {
+    /// A fully checked advertisement with a non-zero priority from `new_master` arrived
+    /// `waited` after our priority 0; the addresses were removed.
+    HandedOver {
+        new_master: IpAddr,
+        waited: Duration,
+    },
+    /// Nobody took over within the bound, or the interface went down so that nobody could
+    /// be heard; the addresses were removed.
+    NobodyTookOver { waited: Duration },
+    /// This router became master again (a restored step-down whose backup timer ran out
+    /// first) before anyone took over; it keeps the addresses.
+    Resumed { waited: Duration },
 }
 
 /// Why the state changed.

@@ -4,7 +4,8 @@
 //! - [`decode_ipv4`] / [`decode_ipv6`]: the decoder with IPv4 / IPv6 metadata; whatever decodes
 //!   must re-encode to an advertisement that decodes the same.
 //! - [`instance_receive`]: the whole receive path of an instance (every RFC 7.1 check) and the
-//!   state machine behind it; the addresses must be held exactly while Master.
+//!   state machine behind it, with and without graceful release; the addresses must be held
+//!   exactly while [`Instance::holds_addresses`] says so, which is always in Master.
 //!
 //! A crash found by `scripts/fuzz.sh` becomes a regression test by copying its input file into
 //! `crates/vrrp/tests/fuzz_regressions/<target>/`.
@@ -17,7 +18,8 @@ use crate::packet::{
     V3Ipv4Checksum, Version,
 };
 use crate::{
-    Action, AdvertInterval, Config, Input, Instance, ReceivedPacket, State, Timestamp, Tracking,
+    Action, AdvertInterval, Input, Instance, InstanceConfig, ReceivedPacket, State, TimerKind,
+    Timestamp, Tracking,
 };
 
 /// Input: checksum-form byte, source (4 bytes), destination (4 bytes), VRRP payload.
@@ -74,14 +76,17 @@ fn round_trip_if_valid(payload: &[u8], context: &ChecksumContext) {
 ///   (encoded here, so the fuzzer reaches the transitions without forging checksums);
 /// - `op % 4 == 2`: the earliest armed timer fires at its deadline;
 /// - `op % 4 == 3`: tracking changes to priority `x` (fault if `y & 1`), or the link flaps
-///   (`y & 2`, down if `y & 4`).
+///   (`y & 2`, down if `y & 4`), or an operator steps down or restores (`y & 8`, restore if
+///   `y & 16`), or someone removes the virtual address (`y & 32`).
 ///
-/// The clock advances `x` milliseconds per record.
+/// InstanceConfig selector bits: 0x80 owner, 0x40 no preempt, 0x20 preempt delay, 0x10 burst spacing,
+/// 0x08 graceful release, 0x01 v3 (else v2, with a password if 0x02). The clock advances `x`
+/// milliseconds per record.
 pub fn instance_receive(data: &[u8]) {
     let Some((&selector, mut rest)) = data.split_first() else {
         return;
     };
-    let mut config = Config::new(
+    let mut config = InstanceConfig::new(
         51,
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))],
@@ -94,6 +99,7 @@ pub fn instance_receive(data: &[u8]) {
     if selector & 0x10 != 0 {
         config.announcements.burst_spacing = Duration::from_millis(20);
     }
+    config.graceful_release = selector & 0x08 != 0;
     if selector & 1 == 0 {
         config.version = Version::V2;
         if selector & 2 != 0 {
@@ -109,12 +115,14 @@ pub fn instance_receive(data: &[u8]) {
     let destination = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
     let mut now = Timestamp::ZERO;
     let mut holds = false;
+    let before = timers(&instance);
     let actions = instance.handle(now, Input::Startup);
-    check_actions(actions, &instance, now, &mut holds);
+    check_actions(actions, &instance, now, &before, &mut holds);
 
     while let Some((&[op, x, y], tail)) = rest.split_first_chunk::<3>() {
         rest = tail;
         now = now + Duration::from_millis(u64::from(x));
+        let before = timers(&instance);
         let actions = match op % 4 {
             0 => {
                 let length = usize::from(y).min(rest.len());
@@ -168,6 +176,27 @@ pub fn instance_receive(data: &[u8]) {
                 }
                 None => Vec::new(),
             },
+            _ if y & 32 != 0 => {
+                // Someone else removes the address; while held it must come back.
+                let was_held = holds;
+                holds = false;
+                let actions = instance.handle(
+                    now,
+                    Input::AddressRemoved(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))),
+                );
+                if !was_held {
+                    assert!(actions.is_empty(), "ignored while not held: {actions:?}");
+                }
+                actions
+            }
+            _ if y & 8 != 0 => {
+                let input = if y & 16 != 0 {
+                    Input::Restore
+                } else {
+                    Input::StepDown
+                };
+                instance.handle(now, input)
+            }
             _ if y & 2 != 0 => {
                 let input = if y & 4 != 0 {
                     Input::InterfaceDown
@@ -184,11 +213,25 @@ pub fn instance_receive(data: &[u8]) {
                 }),
             ),
         };
-        check_actions(actions, &instance, now, &mut holds);
+        check_actions(actions, &instance, now, &before, &mut holds);
     }
 }
 
-fn check_actions(actions: Vec<Action>, instance: &Instance, now: Timestamp, holds: &mut bool) {
+/// Every timer's deadline, to see which ones a step armed.
+fn timers(instance: &Instance) -> Vec<Option<Timestamp>> {
+    TimerKind::ALL
+        .iter()
+        .map(|kind| instance.timer_deadline(*kind))
+        .collect()
+}
+
+fn check_actions(
+    actions: Vec<Action>,
+    instance: &Instance,
+    now: Timestamp,
+    timers_before: &[Option<Timestamp>],
+    holds: &mut bool,
+) {
     for action in actions {
         match action {
             Action::AddAddresses { .. } => {
@@ -199,11 +242,21 @@ fn check_actions(actions: Vec<Action>, instance: &Instance, now: Timestamp, hold
                 assert!(*holds, "addresses removed while not held");
                 *holds = false;
             }
-            Action::ArmTimer { deadline, .. } => assert!(deadline >= now, "timer in the past"),
             _ => {}
         }
     }
-    assert_eq!(*holds, instance.state() == State::Master);
+    for (before, after) in timers_before.iter().zip(timers(instance)) {
+        if let Some(deadline) = after.filter(|_| after != *before) {
+            assert!(deadline >= now, "timer armed in the past");
+        }
+    }
+    assert_eq!(*holds, instance.holds_addresses());
+    if instance.state() == State::Master {
+        assert!(*holds, "a master holds its addresses");
+    }
+    if !instance.config().graceful_release {
+        assert!(instance.handover().is_none());
+    }
 }
 
 #[cfg(test)]

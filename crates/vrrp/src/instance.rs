@@ -7,18 +7,26 @@
 //! link) goes through [`Instance::handle`], which returns the [`Action`]s to perform;
 //! [`Input::Shutdown`] returns it to Initialize (a master first sends priority 0).
 //!
-//! Timers: the instance keeps the deadline of each [`TimerKind`] it armed. A firing is acted on
-//! only if that timer is armed and its deadline has passed, so a firing that raced with a
-//! re-arm or a cancel is harmless.
+//! Timers: the instance keeps the deadline of each [`TimerKind`]; the shell sleeps until
+//! [`Instance::next_timer`] and feeds [`Input::TimerFired`]. A firing is acted on only if that
+//! timer is armed and its deadline has passed, so a firing that raced with a re-arm or a
+//! cancel is harmless.
+//!
+//! Graceful release ([`InstanceConfig::graceful_release`]): on shutdown or step-down a master sends
+//! priority 0 but keeps its addresses while a [`Handover`] runs: the first fully checked
+//! advertisement with a non-zero priority from another router ends it (that router is the new
+//! master), and so does the [`TimerKind::Handover`] deadline, [`Instance::handover_bound`]
+//! after priority 0. Either way the addresses go then, reported by
+//! [`Action::HandoverFinished`].
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::config::{Config, ConfigError, OWNER_PRIORITY};
+use crate::config::{ConfigError, InstanceConfig, OWNER_PRIORITY};
 use crate::counters::{Counters, DropReason};
 use crate::event::{
-    Action, DropDetail, FaultCause, Input, OutgoingAdvertisement, Reason, ReceivedPacket, State,
-    Warning,
+    Action, DropDetail, FaultCause, Handover, HandoverOutcome, Input, OutgoingAdvertisement,
+    Reason, ReceivedPacket, State, Warning,
 };
 use crate::packet::{
     self, AddressFamily, AddressList, Advertisement, Authentication, ChecksumContext, Version,
@@ -41,6 +49,7 @@ struct Timers {
     announce_burst: Option<Timestamp>,
     announce_repeat: Option<Timestamp>,
     announce_refresh: Option<Timestamp>,
+    handover: Option<Timestamp>,
 }
 
 impl Timers {
@@ -52,6 +61,7 @@ impl Timers {
             TimerKind::AnnounceBurst => &mut self.announce_burst,
             TimerKind::AnnounceRepeat => &mut self.announce_repeat,
             TimerKind::AnnounceRefresh => &mut self.announce_refresh,
+            TimerKind::Handover => &mut self.handover,
         }
     }
 
@@ -63,6 +73,7 @@ impl Timers {
             TimerKind::AnnounceBurst => self.announce_burst,
             TimerKind::AnnounceRepeat => self.announce_repeat,
             TimerKind::AnnounceRefresh => self.announce_refresh,
+            TimerKind::Handover => self.handover,
         }
     }
 }
@@ -87,7 +98,7 @@ enum WarningKind {
 /// One VRRP instance: a virtual router on one interface and address family.
 #[derive(Debug, Clone)]
 pub struct Instance {
-    config: Config,
+    config: InstanceConfig,
     /// The virtual addresses in advertisement form.
     advertised_addresses: AddressList,
     /// The virtual addresses sorted, to compare with received lists.
@@ -95,6 +106,10 @@ pub struct Instance {
     state: State,
     tracking: Tracking,
     interface_up: bool,
+    /// An operator stepped this instance down and has not restored it (a fault cause).
+    stepped_down: bool,
+    /// A graceful release waiting for a new master; the addresses are still ours meanwhile.
+    handover: Option<Handover>,
     /// RFC 5798 6.1 Master_Adver_Interval: the master's interval as a backup learned it (v3),
     /// our own interval otherwise.
     master_adver_interval: AdvertInterval,
@@ -115,7 +130,7 @@ pub struct Instance {
 
 impl Instance {
     /// An instance in Initialize, or the reason `config` cannot run.
-    pub fn new(config: Config) -> Result<Instance, ConfigError> {
+    pub fn new(config: InstanceConfig) -> Result<Instance, ConfigError> {
         config.validate()?;
         let advertised_addresses = AddressList::from_ip_addrs(&config.virtual_addresses)
             .ok_or(ConfigError::NoVirtualAddresses)?;
@@ -127,6 +142,8 @@ impl Instance {
             state: State::Initialize,
             tracking: Tracking::untracked(config.priority),
             interface_up: true,
+            stepped_down: false,
+            handover: None,
             master_adver_interval: config.advert_interval,
             timers: Timers::default(),
             master: None,
@@ -146,7 +163,7 @@ impl Instance {
         let mut out = Vec::new();
         match input {
             Input::Startup => self.startup(now, &mut out),
-            Input::Shutdown => self.shutdown(&mut out),
+            Input::Shutdown => self.shutdown(now, &mut out),
             Input::Packet(packet) => self.receive(now, &packet, &mut out),
             Input::TimerFired(kind) => self.timer_fired(now, kind, &mut out),
             Input::TrackingChanged(tracking) => self.tracking_changed(now, tracking, &mut out),
@@ -156,7 +173,17 @@ impl Instance {
             }
             Input::InterfaceDown => {
                 self.interface_up = false;
+                // Nobody can be heard on a dead link: a release in progress ends now.
+                self.finish_handover(now, None, &mut out);
                 self.reevaluate_fault(now, &mut out);
+            }
+            Input::AddressRemoved(address) => self.address_removed(address, &mut out),
+            Input::StepDown => self.step_down(now, &mut out),
+            Input::Restore => {
+                if self.stepped_down {
+                    self.stepped_down = false;
+                    self.reevaluate_fault(now, &mut out);
+                }
             }
         }
         out
@@ -181,12 +208,13 @@ impl Instance {
         let cause = FaultCause {
             interface_down: !self.interface_up,
             tracker_failed: self.tracking.fault,
+            stepped_down: self.stepped_down,
         };
-        (cause.interface_down || cause.tracker_failed).then_some(cause)
+        (cause.interface_down || cause.tracker_failed || cause.stepped_down).then_some(cause)
     }
 
     /// The configuration.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &InstanceConfig {
         &self.config
     }
 
@@ -228,12 +256,31 @@ impl Instance {
         }
     }
 
+    /// The graceful release in progress, if any.
+    pub fn handover(&self) -> Option<Handover> {
+        self.handover
+    }
+
+    /// Whether the virtual addresses should be on the interface now: in Master, and while a
+    /// graceful release waits for the new master.
+    pub fn holds_addresses(&self) -> bool {
+        self.state == State::Master || self.handover.is_some()
+    }
+
+    /// The longest a graceful release waits: the Master_Down_Interval of a backup of the
+    /// lowest priority (RFC 5798 6.1), the time the slowest backup takes to become master if
+    /// it missed the priority-0 advertisement. Past it nobody is coming.
+    pub fn handover_bound(&self) -> Duration {
+        timers::master_down_interval(self.config.version, 1, self.master_adver_interval)
+    }
+
     /// The deadline of `timer`, if armed.
     pub fn timer_deadline(&self, timer: TimerKind) -> Option<Timestamp> {
         self.timers.get(timer)
     }
 
-    /// The earliest armed timer, for shells that keep a single sleep.
+    /// The earliest armed timer: the shell sleeps until its deadline, then feeds
+    /// [`Input::TimerFired`] with its kind.
     pub fn next_timer(&self) -> Option<(TimerKind, Timestamp)> {
         TimerKind::ALL
             .iter()
@@ -253,13 +300,16 @@ impl Instance {
         }
     }
 
-    fn shutdown(&mut self, out: &mut Vec<Action>) {
+    fn shutdown(&mut self, now: Timestamp, out: &mut Vec<Action>) {
         match self.state {
             // RFC 5798 6.4.3: cancel the Adver_Timer, send priority 0, go to Initialize.
-            State::Master => self.leave_master(State::Initialize, Reason::Shutdown, true, out),
+            State::Master => {
+                let release = self.release_with_priority_zero(now);
+                self.leave_master(State::Initialize, Reason::Shutdown, release, out);
+            }
             // RFC 5798 6.4.2: cancel the Master_Down_Timer, go to Initialize.
             State::Backup => {
-                self.stop_backup_timers(out);
+                self.stop_backup_timers();
                 self.set_state(State::Initialize, Reason::Shutdown, out);
             }
             State::Fault => self.set_state(State::Initialize, Reason::Shutdown, out),
@@ -289,11 +339,15 @@ impl Instance {
             (State::Master, Some(cause)) => {
                 // Like keepalived, a master that faults sends priority 0 so a backup takes over
                 // after Skew_Time, unless the interface is down and nothing can be sent.
-                let can_send = !cause.interface_down;
-                self.leave_master(State::Fault, Reason::Fault(cause), can_send, out);
+                let release = if cause.interface_down {
+                    Release::Silently
+                } else {
+                    Release::WithPriorityZero
+                };
+                self.leave_master(State::Fault, Reason::Fault(cause), release, out);
             }
             (State::Backup, Some(cause)) => {
-                self.stop_backup_timers(out);
+                self.stop_backup_timers();
                 self.set_state(State::Fault, Reason::Fault(cause), out);
             }
             (State::Fault, None) => self.start_running(now, Reason::FaultCleared, out),
@@ -311,6 +365,11 @@ impl Instance {
                 return;
             }
         }
+        if kind == TimerKind::Handover {
+            // Nobody took over within the bound: let go anyway.
+            self.finish_handover(now, None, out);
+            return;
+        }
         match (self.state, kind) {
             (State::Master, TimerKind::Advert) => {
                 // RFC 5798 6.4.3: send an ADVERTISEMENT, reset the Adver_Timer.
@@ -318,7 +377,6 @@ impl Instance {
                 self.arm(
                     TimerKind::Advert,
                     now + self.config.advert_interval.as_duration(),
-                    out,
                 );
             }
             (State::Backup, TimerKind::MasterDown) => self.master_down_fired(now, out),
@@ -339,7 +397,7 @@ impl Instance {
                 self.announce_rounds_left = self.announce_rounds_left.saturating_sub(1);
                 if self.announce_rounds_left > 0 {
                     let spacing = self.config.announcements.burst_spacing;
-                    self.arm(TimerKind::AnnounceBurst, now + spacing, out);
+                    self.arm(TimerKind::AnnounceBurst, now + spacing);
                 }
             }
             (State::Master, TimerKind::AnnounceRepeat) => {
@@ -348,7 +406,7 @@ impl Instance {
             (State::Master, TimerKind::AnnounceRefresh) => {
                 self.start_burst(now, self.config.announcements.refresh_count, out);
                 if let Some(refresh) = self.config.announcements.refresh_interval {
-                    self.arm(TimerKind::AnnounceRefresh, now + refresh, out);
+                    self.arm(TimerKind::AnnounceRefresh, now + refresh);
                 }
             }
             // Leaving a state disarms its timers, so these cannot be armed here; count them as
@@ -365,9 +423,9 @@ impl Instance {
                 // keepalived preempt_delay: preempting a live lower-priority master happens
                 // that much later than it otherwise would. Meanwhile its adverts keep proving it
                 // alive; if it goes silent we take over at once when this timer fires again.
-                self.arm(TimerKind::PreemptDelay, now + preempt_delay, out);
+                self.arm(TimerKind::PreemptDelay, now + preempt_delay);
                 let liveness = lower.at + self.master_down_interval();
-                self.arm(TimerKind::MasterDown, liveness, out);
+                self.arm(TimerKind::MasterDown, liveness);
                 return;
             }
         }
@@ -413,9 +471,12 @@ impl Instance {
         self.counters.adverts_received += 1;
         if advert.priority == 0 {
             self.counters.priority_zero_received += 1;
+        } else if self.handover.is_some() {
+            // Another router advertises: it is the new master; our release is complete.
+            self.finish_handover(now, Some(packet.source), out);
         }
         match self.state {
-            State::Backup => self.backup_receive(now, &advert, packet.source, out),
+            State::Backup => self.backup_receive(now, &advert, packet.source),
             State::Master => self.master_receive(now, &advert, packet.source, out),
             // Not participating: checked and counted, nothing else.
             State::Initialize | State::Fault => {}
@@ -535,20 +596,14 @@ impl Instance {
     }
 
     /// RFC 5798 6.4.2 (RFC 9568 6.4.2): an ADVERTISEMENT received in Backup.
-    fn backup_receive(
-        &mut self,
-        now: Timestamp,
-        advert: &Advertisement,
-        source: IpAddr,
-        out: &mut Vec<Action>,
-    ) {
+    fn backup_receive(&mut self, now: Timestamp, advert: &Advertisement, source: IpAddr) {
         if advert.priority == 0 {
             // The master is stepping down: take over after Skew_Time instead of
             // Master_Down_Interval, without waiting for any preempt delay.
             self.master_released = true;
             self.lower_master = None;
-            self.disarm(TimerKind::PreemptDelay, out);
-            self.arm(TimerKind::MasterDown, now + self.skew_time(), out);
+            self.disarm(TimerKind::PreemptDelay);
+            self.arm(TimerKind::MasterDown, now + self.skew_time());
             return;
         }
         let ours = self.priority();
@@ -567,13 +622,9 @@ impl Instance {
             self.master_released = false;
             if advert.priority >= ours {
                 self.lower_master = None;
-                self.disarm(TimerKind::PreemptDelay, out);
+                self.disarm(TimerKind::PreemptDelay);
             }
-            self.arm(
-                TimerKind::MasterDown,
-                now + self.master_down_interval(),
-                out,
-            );
+            self.arm(TimerKind::MasterDown, now + self.master_down_interval());
         } else {
             // RFC 5798 6.4.2: Preempt_Mode and a lower priority: discard, so the
             // Master_Down_Timer runs out and we preempt. Remember the master to report it
@@ -585,11 +636,7 @@ impl Instance {
             });
             if self.timers.preempt_delay.is_some() {
                 // During a preempt delay the lower master's adverts prove it alive.
-                self.arm(
-                    TimerKind::MasterDown,
-                    now + self.master_down_interval(),
-                    out,
-                );
+                self.arm(TimerKind::MasterDown, now + self.master_down_interval());
             }
         }
     }
@@ -608,7 +655,6 @@ impl Instance {
             self.arm(
                 TimerKind::Advert,
                 now + self.config.advert_interval.as_duration(),
-                out,
             );
             return;
         }
@@ -627,7 +673,7 @@ impl Instance {
             Some(reason) => {
                 // Cancel the Adver_Timer, adopt the master's interval, recompute Skew_Time and
                 // Master_Down_Interval, arm the Master_Down_Timer, go to Backup.
-                self.leave_master(State::Backup, reason, false, out);
+                self.leave_master(State::Backup, reason, Release::Silently, out);
                 if self.config.version == Version::V3 {
                     self.master_adver_interval = advert.interval;
                 }
@@ -636,11 +682,7 @@ impl Instance {
                     priority: advert.priority,
                     at: now,
                 });
-                self.arm(
-                    TimerKind::MasterDown,
-                    now + self.master_down_interval(),
-                    out,
-                );
+                self.arm(TimerKind::MasterDown, now + self.master_down_interval());
             }
             None => self.answer_lower_priority(now, out),
         }
@@ -666,7 +708,7 @@ impl Instance {
         if rounds > 0 {
             self.start_burst(now, rounds, out);
             if let Some(delay) = self.config.announcements.second_burst_delay {
-                self.arm(TimerKind::AnnounceRepeat, now + delay, out);
+                self.arm(TimerKind::AnnounceRepeat, now + delay);
             }
         }
     }
@@ -691,75 +733,162 @@ impl Instance {
             self.lower_master = None;
             self.master_released = false;
             self.set_state(State::Backup, reason, out);
-            self.arm(
-                TimerKind::MasterDown,
-                now + self.master_down_interval(),
-                out,
-            );
+            self.arm(TimerKind::MasterDown, now + self.master_down_interval());
         }
     }
 
     /// RFC 5798 6.4.1 / 6.4.2: send an ADVERTISEMENT, announce the addresses, set the
     /// Adver_Timer, become Master.
     fn become_master(&mut self, now: Timestamp, reason: Reason, out: &mut Vec<Action>) {
-        self.stop_backup_timers(out);
+        self.stop_backup_timers();
         self.master = None;
         self.lower_master = None;
         self.master_released = false;
         self.last_lower_priority_answer = None;
+        // A release still waiting for a new master leaves the addresses in place: keep them.
+        let holding = self.handover.is_some();
+        if let Some(handover) = self.handover.take() {
+            self.disarm(TimerKind::Handover);
+            let waited = now.saturating_duration_since(handover.started);
+            out.push(Action::HandoverFinished(HandoverOutcome::Resumed {
+                waited,
+            }));
+        }
         self.set_state(State::Master, reason, out);
         self.send_advertisement(self.priority(), out);
-        out.push(Action::AddAddresses {
-            addresses: self.config.virtual_addresses.clone(),
-            // RFC 5798 6.4.3: the owner always accepts packets for its addresses.
-            accept_mode: self.config.accept_mode || self.config.is_owner(),
-        });
+        if !holding {
+            out.push(self.add_addresses(self.config.virtual_addresses.clone()));
+        }
         let announcements = self.config.announcements.clone();
         self.start_burst(now, announcements.burst_count, out);
         if let Some(delay) = announcements.second_burst_delay {
-            self.arm(TimerKind::AnnounceRepeat, now + delay, out);
+            self.arm(TimerKind::AnnounceRepeat, now + delay);
         }
         if let Some(refresh) = announcements.refresh_interval {
-            self.arm(TimerKind::AnnounceRefresh, now + refresh, out);
+            self.arm(TimerKind::AnnounceRefresh, now + refresh);
         }
         self.arm(
             TimerKind::Advert,
             now + self.config.advert_interval.as_duration(),
-            out,
         );
     }
 
-    /// Leaves Master for `to`: cancel the master's timers, release the addresses, and send
-    /// priority 0 when asked to (RFC 5798 6.4.3 Shutdown).
-    fn leave_master(
-        &mut self,
-        to: State,
-        reason: Reason,
-        send_priority_zero: bool,
-        out: &mut Vec<Action>,
-    ) {
+    /// Leaves Master for `to`: cancel the master's timers, then let the addresses go as
+    /// `release` says (RFC 5798 6.4.3: a shutdown sends priority 0).
+    fn leave_master(&mut self, to: State, reason: Reason, release: Release, out: &mut Vec<Action>) {
         for timer in [
             TimerKind::Advert,
             TimerKind::AnnounceBurst,
             TimerKind::AnnounceRepeat,
             TimerKind::AnnounceRefresh,
         ] {
-            self.disarm(timer, out);
+            self.disarm(timer);
         }
         self.announce_rounds_left = 0;
         self.last_lower_priority_answer = None;
         self.set_state(to, reason, out);
-        out.push(Action::RemoveAddresses {
-            addresses: self.config.virtual_addresses.clone(),
-        });
-        if send_priority_zero {
-            self.send_advertisement(0, out);
+        match release {
+            Release::Silently => self.remove_addresses(out),
+            Release::WithPriorityZero => {
+                self.remove_addresses(out);
+                self.send_advertisement(0, out);
+            }
+            Release::Gracefully { now } => {
+                // Keep the addresses until the new master is heard (see the module docs).
+                self.send_advertisement(0, out);
+                let deadline = now + self.handover_bound();
+                self.handover = Some(Handover {
+                    started: now,
+                    deadline,
+                });
+                self.arm(TimerKind::Handover, deadline);
+            }
         }
     }
 
-    fn stop_backup_timers(&mut self, out: &mut Vec<Action>) {
-        self.disarm(TimerKind::MasterDown, out);
-        self.disarm(TimerKind::PreemptDelay, out);
+    /// How a master that sends priority 0 lets go of the addresses.
+    fn release_with_priority_zero(&self, now: Timestamp) -> Release {
+        if self.config.graceful_release {
+            Release::Gracefully { now }
+        } else {
+            Release::WithPriorityZero
+        }
+    }
+
+    /// An operator's step-down: leave Master as on shutdown, then stay in Fault until
+    /// restored, so the trackers cannot bring this router back meanwhile.
+    fn step_down(&mut self, now: Timestamp, out: &mut Vec<Action>) {
+        if self.state != State::Master {
+            return;
+        }
+        self.stepped_down = true;
+        let Some(cause) = self.fault_cause() else {
+            return;
+        };
+        let release = self.release_with_priority_zero(now);
+        self.leave_master(State::Fault, Reason::Fault(cause), release, out);
+    }
+
+    /// Ends the graceful release in progress, if any: `new_master` was heard, or (None)
+    /// nobody will be. The addresses go unless this router is master again.
+    fn finish_handover(
+        &mut self,
+        now: Timestamp,
+        new_master: Option<IpAddr>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(handover) = self.handover.take() else {
+            return;
+        };
+        self.disarm(TimerKind::Handover);
+        let waited = now.saturating_duration_since(handover.started);
+        if self.state != State::Master {
+            self.remove_addresses(out);
+        }
+        let outcome = match new_master {
+            Some(new_master) => {
+                self.counters.handovers_completed += 1;
+                HandoverOutcome::HandedOver { new_master, waited }
+            }
+            None => {
+                self.counters.handovers_timed_out += 1;
+                HandoverOutcome::NobodyTookOver { waited }
+            }
+        };
+        out.push(Action::HandoverFinished(outcome));
+    }
+
+    /// Someone removed one of our addresses while we hold them: put it back and announce it.
+    fn address_removed(&mut self, address: IpAddr, out: &mut Vec<Action>) {
+        if !self.holds_addresses() || !self.config.virtual_addresses.contains(&address) {
+            return;
+        }
+        self.counters.addresses_restored += 1;
+        out.push(self.add_addresses(vec![address]));
+        self.counters.announcement_rounds += 1;
+        out.push(Action::Announce {
+            addresses: vec![address],
+        });
+        out.push(Action::AddressRestored { address });
+    }
+
+    fn add_addresses(&self, addresses: Vec<IpAddr>) -> Action {
+        Action::AddAddresses {
+            addresses,
+            // RFC 5798 6.4.3: the owner always accepts packets for its addresses.
+            accept_mode: self.config.accept_mode || self.config.is_owner(),
+        }
+    }
+
+    fn remove_addresses(&self, out: &mut Vec<Action>) {
+        out.push(Action::RemoveAddresses {
+            addresses: self.config.virtual_addresses.clone(),
+        });
+    }
+
+    fn stop_backup_timers(&mut self) {
+        self.disarm(TimerKind::MasterDown);
+        self.disarm(TimerKind::PreemptDelay);
     }
 
     fn set_state(&mut self, to: State, reason: Reason, out: &mut Vec<Action>) {
@@ -799,7 +928,7 @@ impl Instance {
                 destination,
                 v3_ipv4_checksum: self.config.v3_ipv4_checksum,
             };
-            // Config::validate guarantees an encodable advertisement (family, interval range,
+            // InstanceConfig::validate guarantees an encodable advertisement (family, interval range,
             // address count, auth only in v2), so this never skips; it just cannot panic.
             let Ok(payload) = packet::encode(&advertisement, &context) else {
                 continue;
@@ -829,14 +958,14 @@ impl Instance {
                 self.announce(out);
             }
             self.announce_rounds_left = 0;
-            self.disarm(TimerKind::AnnounceBurst, out);
+            self.disarm(TimerKind::AnnounceBurst);
         } else {
             self.announce(out);
             self.announce_rounds_left = rounds - 1;
             if self.announce_rounds_left > 0 {
-                self.arm(TimerKind::AnnounceBurst, now + spacing, out);
+                self.arm(TimerKind::AnnounceBurst, now + spacing);
             } else {
-                self.disarm(TimerKind::AnnounceBurst, out);
+                self.disarm(TimerKind::AnnounceBurst);
             }
         }
     }
@@ -848,15 +977,12 @@ impl Instance {
         });
     }
 
-    fn arm(&mut self, timer: TimerKind, deadline: Timestamp, out: &mut Vec<Action>) {
+    fn arm(&mut self, timer: TimerKind, deadline: Timestamp) {
         *self.timers.slot(timer) = Some(deadline);
-        out.push(Action::ArmTimer { timer, deadline });
     }
 
-    fn disarm(&mut self, timer: TimerKind, out: &mut Vec<Action>) {
-        if self.timers.slot(timer).take().is_some() {
-            out.push(Action::DisarmTimer { timer });
-        }
+    fn disarm(&mut self, timer: TimerKind) {
+        *self.timers.slot(timer) = None;
     }
 
     fn warn(&mut self, now: Timestamp, kind: WarningKind, warning: Warning, out: &mut Vec<Action>) {
@@ -882,6 +1008,17 @@ impl Instance {
         }
         true
     }
+}
+
+/// How a master leaving its state lets go of the addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// Remove them, send nothing (a higher priority was heard, or the link is down).
+    Silently,
+    /// Remove them and send priority 0 (RFC 5798 6.4.3).
+    WithPriorityZero,
+    /// Send priority 0, keep them until the new master is heard ([`Handover`]).
+    Gracefully { now: Timestamp },
 }
 
 /// RFC 5798 6.4.3 tie-break: whether `theirs` is greater than `ours`, compared as unsigned

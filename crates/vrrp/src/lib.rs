@@ -9,10 +9,13 @@
 //!
 //! ```text
 //!  received bytes + IP metadata ─┐                         ┌─> SendAdvertisement (bytes, to, TTL 255)
-//!  timer fired (kind)            ├─> Instance::handle(now) ├─> Add/RemoveAddresses (+ Accept_Mode)
-//!  tracking (priority, fault)    │                         ├─> Announce (gratuitous ARP / NA round)
-//!  interface up / down           │                         ├─> Arm/DisarmTimer (kind, deadline)
-//!  startup / shutdown           ─┘                         └─> StateChanged (from, to, reason), Warning
+//!  timer fired (kind)            │                         ├─> Add/RemoveAddresses (+ Accept_Mode)
+//!  tracking (priority, fault)    ├─> Instance::handle(now) ├─> Announce (gratuitous ARP / NA round)
+//!  interface up / down           │                         ├─> StateChanged (from, to, reason)
+//!  address removed by others     │                         ├─> HandoverFinished, AddressRestored
+//!  step-down / restore           │                         └─> Warning
+//!  startup / shutdown           ─┘
+//!                                  Instance::next_timer() ──> the one deadline to sleep until
 //! ```
 //!
 //! The shell decodes nothing: every receive check of RFC 5798 7.1 happens here, each drop
@@ -20,9 +23,9 @@
 //! its clock; tests drive a virtual one.
 //!
 //! ```
-//! use havip_vrrp::{Action, Config, Input, Instance, State, TimerKind, Timestamp};
+//! use havip_vrrp::{Action, InstanceConfig, Input, Instance, State, TimerKind, Timestamp};
 //!
-//! let config = Config::new(
+//! let config = InstanceConfig::new(
 //!     51,
 //!     "192.0.2.1".parse().expect("address"),
 //!     vec!["192.0.2.100".parse().expect("address")],
@@ -33,7 +36,8 @@
 //! // Nobody advertises: Master_Down_Interval later (3 s + 156/256 s for priority 100) ...
 //! let deadline = vrrp.timer_deadline(TimerKind::MasterDown).expect("armed");
 //! assert_eq!(deadline, Timestamp::from_nanos(3_609_375_000));
-//! // ... the shell's timer fires and the instance becomes master.
+//! // ... the shell sleeps until next_timer() and the instance becomes master.
+//! assert_eq!(vrrp.next_timer(), Some((TimerKind::MasterDown, deadline)));
 //! let actions = vrrp.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
 //! assert_eq!(vrrp.state(), State::Master);
 //! assert!(actions.iter().any(|a| matches!(a, Action::AddAddresses { .. })));
@@ -63,6 +67,10 @@
 //! - **VRRPv3 over IPv4 checksum**: with the pseudo-header by default, as RFC 5798 and
 //!   keepalived 2.2.7; RFC 9568's message-only form (`v3_checksum_as_v2` in later keepalived) is
 //!   [`V3Ipv4Checksum::MessageOnly`].
+//! - **Graceful release** ([`InstanceConfig::graceful_release`], on in havip): on shutdown or an
+//!   operator's step-down a master sends priority 0 but keeps its addresses until a fully
+//!   checked advertisement of the new master arrives, at most [`Instance::handover_bound`]; so
+//!   clients never find the virtual address without a router. Off, it is RFC 5798 6.4.3.
 //! - **A master hearing a lower priority** answers at once with an advertisement and an
 //!   announcement burst (RFC 9568 6.4.3, keepalived's default), at most once per interval.
 //!
@@ -81,11 +89,11 @@ pub mod priority;
 pub mod time;
 pub mod timers;
 
-pub use config::{AnnouncementConfig, Config, ConfigError};
+pub use config::{AnnouncementConfig, ConfigError, InstanceConfig};
 pub use counters::{Counters, DropReason};
 pub use event::{
-    Action, DropDetail, FaultCause, Input, OutgoingAdvertisement, Reason, ReceivedPacket, State,
-    Warning,
+    Action, DropDetail, FaultCause, Handover, HandoverOutcome, Input, OutgoingAdvertisement,
+    Reason, ReceivedPacket, State, Warning,
 };
 pub use instance::Instance;
 pub use packet::{

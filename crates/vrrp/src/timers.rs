@@ -19,7 +19,7 @@ const NANOS_PER_CENTISECOND: u64 = 10_000_000;
 ///
 /// VRRPv3 carries 1..=4095 centiseconds (12 bits, 0.01 s to 40.95 s); VRRPv2 carries whole
 /// seconds 1..=255, which are stored here as multiples of 100. Which range applies is checked
-/// where the version is known: [`crate::Config`] validation and the packet encoder.
+/// where the version is known: [`crate::InstanceConfig`] validation and the packet encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AdvertInterval(u16);
 
@@ -100,17 +100,21 @@ pub enum TimerKind {
     AnnounceRepeat,
     /// Master: periodic refresh of the announcements (keepalived `vrrp_garp_master_refresh`).
     AnnounceRefresh,
+    /// A graceful release is waiting for a new master: when this fires nobody took over and
+    /// the addresses go (see [`crate::InstanceConfig::graceful_release`]).
+    Handover,
 }
 
 impl TimerKind {
-    /// Every timer kind, for shells that keep one sleep per kind.
-    pub const ALL: [TimerKind; 6] = [
+    /// Every timer kind.
+    pub const ALL: [TimerKind; 7] = [
         TimerKind::Advert,
         TimerKind::MasterDown,
         TimerKind::PreemptDelay,
         TimerKind::AnnounceBurst,
         TimerKind::AnnounceRepeat,
         TimerKind::AnnounceRefresh,
+        TimerKind::Handover,
     ];
 }
 

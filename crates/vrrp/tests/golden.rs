@@ -13,8 +13,8 @@ use havip_vrrp::packet::{
     Password, V3Ipv4Checksum, Version, MULTICAST_GROUP_V4, MULTICAST_GROUP_V6,
 };
 use havip_vrrp::{
-    Action, AdvertInterval, Config, DropReason, Input, Instance, ReceivedPacket, State, TimerKind,
-    Timestamp,
+    Action, AdvertInterval, DropReason, Input, Instance, InstanceConfig, ReceivedPacket, State,
+    TimerKind, Timestamp,
 };
 
 /// One captured packet: IP metadata plus the VRRP payload.
@@ -252,7 +252,7 @@ fn v3_ipv6_multicast_from_the_link_local_address() {
 #[test]
 fn v3_ipv6_unicast_is_sent_with_hop_limit_64_by_keepalived() {
     // keepalived 2.2.7 sends IPv6 unicast adverts with the default hop limit (64), not 255;
-    // see Config::accept_any_unicast_ttl.
+    // see InstanceConfig::accept_any_unicast_ttl.
     check_case(
         "v3-ipv6-unicast",
         IpAddr::V6(v6("2001:db8::1")),
@@ -274,14 +274,14 @@ fn v3_ipv6_unicast_is_sent_with_hop_limit_64_by_keepalived() {
 /// The keepalived instance behind a golden case, as the peer's havip configuration.
 struct Peer {
     name: &'static str,
-    config: Config,
+    config: InstanceConfig,
 }
 
 fn peers() -> Vec<Peer> {
     let v4_local: IpAddr = "192.0.2.2".parse().expect("address");
     let keepalived_v4: IpAddr = "192.0.2.1".parse().expect("address");
     let peer = |name, vrid, version, interval_cs, primary: IpAddr, addresses: &[&str]| {
-        let mut config = Config::new(
+        let mut config = InstanceConfig::new(
             vrid,
             primary,
             addresses
@@ -420,11 +420,9 @@ fn a_havip_backup_accepts_every_keepalived_packet_and_follows_its_release() {
         );
         assert_eq!(instance.counters().priority_zero_received, 1, "{name}");
         let deadline = release_at + instance.skew_time();
-        assert!(
-            actions.contains(&Action::ArmTimer {
-                timer: TimerKind::MasterDown,
-                deadline
-            }),
+        assert_eq!(
+            instance.timer_deadline(TimerKind::MasterDown),
+            Some(deadline),
             "{name}: {actions:?}"
         );
     }

@@ -10,8 +10,8 @@ use havip_vrrp::packet::{
     V3Ipv4Checksum, Version,
 };
 use havip_vrrp::{
-    Action, AdvertInterval, Config, Input, Instance, ReceivedPacket, State, TimerKind, Timestamp,
-    Tracking,
+    Action, AdvertInterval, Input, Instance, InstanceConfig, ReceivedPacket, State, TimerKind,
+    Timestamp, Tracking,
 };
 use proptest::prelude::*;
 
@@ -189,6 +189,10 @@ enum Step {
     Tracking(u8, bool),
     InterfaceUp,
     InterfaceDown,
+    OperatorStepDown,
+    Restore,
+    /// Someone else removes the virtual address from the interface.
+    AddressRemoved,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -202,11 +206,20 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (any::<u8>(), prop::bool::weighted(0.2)).prop_map(|(p, f)| Step::Tracking(p, f)),
         1 => Just(Step::InterfaceUp),
         1 => Just(Step::InterfaceDown),
+        1 => Just(Step::OperatorStepDown),
+        1 => Just(Step::Restore),
+        1 => Just(Step::AddressRemoved),
     ]
 }
 
-fn config(version: Version, priority: u8, preempt: bool, delay_ms: u64) -> Config {
-    let mut config = Config::new(
+fn config(
+    version: Version,
+    priority: u8,
+    preempt: bool,
+    delay_ms: u64,
+    graceful: bool,
+) -> InstanceConfig {
+    let mut config = InstanceConfig::new(
         7,
         "192.0.2.1".parse().expect("address"),
         vec!["192.0.2.100".parse().expect("address")],
@@ -217,6 +230,7 @@ fn config(version: Version, priority: u8, preempt: bool, delay_ms: u64) -> Confi
     config.preempt_delay = Duration::from_millis(delay_ms);
     config.announcements.burst_spacing = Duration::from_millis(10);
     config.announcements.refresh_interval = Some(Duration::from_secs(3));
+    config.graceful_release = graceful;
     config
 }
 
@@ -229,9 +243,10 @@ proptest! {
         priority in 1u8..=255,
         preempt in any::<bool>(),
         delay_ms in prop_oneof![Just(0u64), 1u64..3000],
+        graceful in any::<bool>(),
         steps in prop::collection::vec((step(), 0u64..2_000_000_000), 1..120),
     ) {
-        let config = config(version, priority, preempt, delay_ms);
+        let config = config(version, priority, preempt, delay_ms, graceful);
         let mut instance = Instance::new(config.clone()).expect("valid");
         let mut now = Timestamp::ZERO;
         let mut holds_addresses = false;
@@ -277,8 +292,22 @@ proptest! {
                 Step::Tracking(priority, fault) => Input::TrackingChanged(Tracking { priority: *priority, fault: *fault }),
                 Step::InterfaceUp => Input::InterfaceUp,
                 Step::InterfaceDown => Input::InterfaceDown,
+                Step::OperatorStepDown => Input::StepDown,
+                Step::Restore => Input::Restore,
+                Step::AddressRemoved => {
+                    // Gone from the interface, whoever held it; a holder must put it back.
+                    holds_addresses = false;
+                    Input::AddressRemoved("192.0.2.100".parse().expect("address"))
+                }
             };
+            let timers_before: Vec<_> = TimerKind::ALL.iter().map(|k| instance.timer_deadline(*k)).collect();
             let actions = instance.handle(now, input);
+            for (kind, before) in TimerKind::ALL.iter().zip(&timers_before) {
+                let after = instance.timer_deadline(*kind);
+                if let Some(deadline) = after.filter(|_| after != *before) {
+                    prop_assert!(deadline >= now, "timer armed in the past");
+                }
+            }
             for action in &actions {
                 match action {
                     Action::AddAddresses { .. } => {
@@ -289,9 +318,6 @@ proptest! {
                         prop_assert!(holds_addresses, "addresses removed twice");
                         holds_addresses = false;
                     }
-                    Action::ArmTimer { deadline, .. } => {
-                        prop_assert!(*deadline >= now, "timer armed in the past");
-                    }
                     Action::SendAdvertisement(advert) => {
                         let p = advert.advertisement.priority;
                         prop_assert!(p == 0 || p == instance.priority(), "advertised {}", p);
@@ -301,7 +327,18 @@ proptest! {
                 }
             }
             let state = instance.state();
-            prop_assert_eq!(holds_addresses, state == State::Master, "addresses follow Master");
+            prop_assert_eq!(holds_addresses, instance.holds_addresses());
+            if graceful {
+                // Master always holds; a release in progress holds too, and only then.
+                prop_assert!(state != State::Master || holds_addresses);
+                prop_assert_eq!(
+                    holds_addresses,
+                    state == State::Master || instance.handover().is_some()
+                );
+            } else {
+                prop_assert_eq!(holds_addresses, state == State::Master, "addresses follow Master");
+                prop_assert_eq!(instance.handover(), None);
+            }
             let armed = |kind| instance.timer_deadline(kind).is_some();
             match state {
                 State::Master => {
@@ -313,7 +350,9 @@ proptest! {
                     prop_assert!(!armed(TimerKind::Advert));
                 }
                 State::Initialize | State::Fault => {
-                    prop_assert_eq!(instance.next_timer(), None);
+                    // Nothing runs but a release waiting for the new master.
+                    let expected = instance.handover().map(|h| (TimerKind::Handover, h.deadline));
+                    prop_assert_eq!(instance.next_timer(), expected);
                 }
             }
             prop_assert_eq!(state == State::Fault && instance.fault_cause().is_none(), false);

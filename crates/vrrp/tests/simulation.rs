@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use havip_vrrp::timers::master_down_interval;
-use havip_vrrp::{AdvertInterval, Config, Reason, State, Timestamp, Tracking, Version};
+use havip_vrrp::{AdvertInterval, InstanceConfig, Reason, State, Timestamp, Tracking, Version};
 use sim::{Rng, Sim};
 
 const DELAY: Duration = Duration::from_millis(1);
@@ -30,8 +30,8 @@ fn address(router: usize) -> IpAddr {
     IpAddr::from([192, 0, 2, u8::try_from(router + 1).expect("few routers")])
 }
 
-fn router(index: usize, priority: u8, version: Version, interval_cs: u16) -> Config {
-    let mut config = Config::new(
+fn router(index: usize, priority: u8, version: Version, interval_cs: u16) -> InstanceConfig {
+    let mut config = InstanceConfig::new(
         51,
         address(index),
         vec!["192.0.2.100".parse().expect("VIP")],
@@ -42,7 +42,7 @@ fn router(index: usize, priority: u8, version: Version, interval_cs: u16) -> Con
     config
 }
 
-fn v2_routers(priorities: &[u8]) -> Vec<Config> {
+fn v2_routers(priorities: &[u8]) -> Vec<InstanceConfig> {
     priorities
         .iter()
         .enumerate()
@@ -120,6 +120,111 @@ fn priority_zero_hands_over_after_skew_time() {
     );
     // r2's skew (0.6875 s) is longer: r1's advert reached it first.
     assert!(sim.transitions_of(2).iter().all(|t| t.to != State::Master));
+}
+
+/// [`converged_three`] with graceful release on every router.
+fn converged_three_graceful() -> Sim {
+    let mut configs = v2_routers(&[100, 90, 80]);
+    for config in &mut configs {
+        config.graceful_release = true;
+    }
+    let mut sim = Sim::new(configs, DELAY);
+    sim.start_all();
+    sim.run_until(secs(10));
+    assert_eq!(sim.masters(), [0], "{}", sim.report());
+    sim
+}
+
+#[test]
+fn a_graceful_shutdown_leaves_no_moment_without_a_holder() {
+    let mut sim = converged_three_graceful();
+    sim.shutdown(0);
+    assert_eq!(sim.holders(), [0], "the stopping master keeps the address");
+    sim.run_until(secs(20));
+    assert_eq!(sim.masters(), [1], "{}", sim.report());
+    // The takeover itself is timed exactly as without graceful release ...
+    assert_eq!(sim.became_master_at(1), Some(at(10_649_437_500)));
+    // ... but the address never lacked a holder: r0 let go when r1's first advert (sent on
+    // its takeover) reached it one network delay later.
+    assert_eq!(
+        sim.longest_time_without_holder(secs(10), secs(20)),
+        Duration::ZERO,
+        "{}",
+        sim.report()
+    );
+    assert_eq!(sim.holders(), [1]);
+    assert!(!sim.is_up(0), "r0 ended once its release was complete");
+    assert_eq!(
+        sim.overlaps,
+        [(at(10_649_437_500), 1, 0)],
+        "both held it for one network delay only"
+    );
+}
+
+#[test]
+fn a_graceful_shutdown_with_nobody_to_take_over_releases_at_the_bound() {
+    let mut sim = converged_three_graceful();
+    sim.crash(1);
+    sim.crash(2);
+    sim.shutdown(0);
+    let bound = mdi(Version::V2, 1, 100);
+    sim.run_until(secs(10) + (bound - Duration::from_nanos(1)));
+    assert_eq!(sim.holders(), [0], "still serving until the bound");
+    sim.run_until(secs(10) + bound);
+    assert!(sim.holders().is_empty());
+    assert!(!sim.is_up(0));
+}
+
+#[test]
+fn a_drill_hands_over_and_a_restore_with_preemption_takes_the_vip_back() {
+    let mut sim = converged_three_graceful();
+    sim.step_down(0);
+    assert_eq!(sim.state(0), Some(State::Fault));
+    sim.run_until(secs(15));
+    assert_eq!(sim.masters(), [1], "{}", sim.report());
+    assert_eq!(
+        sim.longest_time_without_holder(secs(10), secs(15)),
+        Duration::ZERO
+    );
+    assert_eq!(sim.holders(), [1]);
+    // Tracking changes while stepped down do not bring r0 back.
+    sim.track(
+        0,
+        Tracking {
+            priority: 100,
+            fault: false,
+        },
+    );
+    sim.run_until(secs(20));
+    assert_eq!(sim.state(0), Some(State::Fault));
+    sim.restore(0);
+    assert_eq!(sim.state(0), Some(State::Backup));
+    sim.run_until(secs(30));
+    assert_eq!(sim.masters(), [0], "{}", sim.report());
+    // Back as a backup at 20 s, r0 discards r1's lower adverts and preempts after its
+    // Master_Down_Interval.
+    assert_eq!(
+        sim.became_master_at(0),
+        Some(secs(20) + mdi(Version::V2, 100, 100))
+    );
+}
+
+#[test]
+fn a_shutdown_during_a_step_down_ends_at_the_step_downs_hand_over_bound() {
+    let mut sim = converged_three_graceful();
+    sim.crash(1);
+    sim.crash(2);
+    sim.step_down(0);
+    sim.run_until(secs(10) + Duration::from_millis(10));
+    sim.shutdown(0);
+    assert!(sim.is_up(0), "still handing over");
+    let bound = mdi(Version::V2, 1, 100);
+    sim.run_until(secs(10) + bound);
+    assert!(
+        !sim.is_up(0),
+        "ended at the bound of the step-down's release"
+    );
+    assert!(sim.holders().is_empty());
 }
 
 #[test]
@@ -318,7 +423,7 @@ fn a_v3_backup_times_out_on_the_masters_interval() {
 #[test]
 fn v3_fast_failover_matches_the_design_numbers() {
     // DESIGN.md: v3, 0.1 s, 100/90/80: RFC says 365 ms after the last advert.
-    let configs: Vec<Config> = [100, 90, 80]
+    let configs: Vec<InstanceConfig> = [100, 90, 80]
         .iter()
         .enumerate()
         .map(|(i, p)| router(i, *p, Version::V3, 10))
@@ -338,7 +443,7 @@ fn v3_fast_failover_matches_the_design_numbers() {
 /// priority exactly Master_Down_Interval after its last advertisement arrived.
 fn ten_router_chain(version: Version, interval_cs: u16, unicast: bool) {
     let priorities = [50u8, 200, 120, 90, 180, 30, 150, 60, 240, 110];
-    let mut configs: Vec<Config> = priorities
+    let mut configs: Vec<InstanceConfig> = priorities
         .iter()
         .enumerate()
         .map(|(i, p)| router(i, *p, version, interval_cs))
@@ -520,13 +625,21 @@ fn random_run(seed: u64) -> Result<(), String> {
     // heal) settle well within three Master_Down_Intervals (each under 4 intervals) + delay.
     let settle = interval * 14 + preempt_delay + Duration::from_millis(50);
 
+    // Graceful release and drills come from their own generator, so that every seed keeps
+    // the schedule it had before they existed.
+    let mut extra = Rng::new(seed ^ 0x9a11);
+    let graceful = extra.chance(50);
+    for config in &mut configs {
+        config.graceful_release = graceful;
+    }
     let mut sim = Sim::new(configs, DELAY).with_jitter(Rng::new(seed ^ 0x5eed), DELAY);
     sim.start_all();
     sim.run_for(settle);
     let describe = |sim: &Sim, error: String| {
         format!(
             "seed {seed} (preempt {preempt}, {count} routers, {version}, {interval_cs} cs, \
-             unicast {unicast}, preempt_delay {preempt_delay:?}): {error}\n{}",
+             unicast {unicast}, preempt_delay {preempt_delay:?}, graceful {graceful}): \
+             {error}\n{}",
             sim.report()
         )
     };
@@ -575,6 +688,14 @@ fn random_run(seed: u64) -> Result<(), String> {
                     sim.track(router, tracking);
                 }
                 _ => {}
+            }
+            if extra.chance(10) {
+                let router = extra.below(count as u64) as usize;
+                if extra.chance(50) {
+                    sim.step_down(router);
+                } else {
+                    sim.restore(router);
+                }
             }
         }
         sim.run_for(settle);

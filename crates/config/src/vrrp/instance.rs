@@ -1,6 +1,6 @@
 //! Reading `[[vrrp]]` tables: each instance's keys, its `announce` and `notify` tables and the
 //! trackers it follows, then the checks across instances (names unique, one VRID per
-//! interface and family) and the protocol's own rules (`havip_vrrp::Config::validate`).
+//! interface and family) and the protocol's own rules (`havip_vrrp::InstanceConfig::validate`).
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

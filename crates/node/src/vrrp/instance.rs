@@ -1,63 +1,69 @@
 //! One VRRP instance on the wire: a task that owns a `havip_vrrp::Instance`, feeds it what
-//! happens (packets from the interface's receive path, its timers, link and tracker changes,
-//! shutdown) and performs the actions it returns (send adverts, add and remove the virtual
-//! addresses through netlink, announce them, run notify commands, publish status).
+//! happens (packets from the interface's receive path, its timer, link, address and tracker
+//! changes, operator commands, shutdown) and carries out the actions it returns through an
+//! [`InstanceIo`] (send adverts, add, remove and announce the virtual addresses), besides
+//! logging, notify commands, events and status. Every protocol decision is the core's: the
+//! task decodes nothing and keeps no protocol state of its own.
 //!
-//! Lifecycle: [`InstanceTask::run`] removes addresses a crashed run left behind, sends the
-//! Startup input and loops until [`Control::Shutdown`]. On shutdown a master sends priority 0
-//! but keeps the addresses, and keeps serving, until it hears the new master's first advert
-//! (or the longest time a backup can take), so clients see no gap (issue #4; keepalived
-//! removes them at once, which costs clients the Skew_Time).
+//! Lifecycle: [`InstanceTask::run`] removes addresses a crashed run left behind, feeds
+//! Startup, then loops over its inbox and the core's next timer. [`Control::Shutdown`] feeds
+//! Shutdown; the task ends once the core holds no address any more, which with graceful
+//! release is when the new master has been heard or the hand-over bound has passed (issue #4:
+//! keepalived removes the addresses at once, which costs clients the Skew_Time).
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use havip_sys::announce::Announcer;
-use havip_sys::netlink::Netlink;
-use havip_sys::vrrp_socket::VrrpSender;
-use havip_vrrp::packet::{decode, ChecksumContext};
 use havip_vrrp::{
-    Action, Input, Instance, Reason, ReceivedPacket, State, Timestamp, Tracking, V3Ipv4Checksum,
+    Action, HandoverOutcome, Input, Instance, Reason, ReceivedPacket, State, Timestamp, Tracking,
     Warning,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::io::{InstanceIo, ResolvedVip};
 use super::notify::Notification;
-use super::status::{state_name, EventLog, StatusSlot};
-use havip_config::vrrp::VrrpSettings;
+use super::status::{state_name, EventLog, InstanceStatus, StatusSlot};
 
 /// A VRRP packet as the receive path hands it over.
 #[derive(Debug, Clone)]
 pub struct OwnedPacket {
+    /// IP source address.
     pub source: IpAddr,
+    /// IP destination address.
     pub destination: IpAddr,
+    /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
+    /// The VRRP message.
     pub payload: Vec<u8>,
 }
 
 /// What an instance task is told.
 #[derive(Debug)]
 pub enum Control {
+    /// A packet of this instance's VRID.
     Packet(OwnedPacket),
     /// The instance's interface changed (up = IFF_UP with carrier).
     Link {
+        /// Whether it is up now.
         up: bool,
     },
     /// An address went away from some interface.
     AddressRemoved {
+        /// The interface it was on.
         ifindex: u32,
+        /// The address.
         address: IpAddr,
     },
     /// The trackers moved the priority or the fault condition.
     Tracking(Tracking),
     /// Netlink lost events: re-read link state and our addresses.
     Resync,
-    /// Stop: release the VIP gracefully, then answer.
+    /// Stop: release the VIP (gracefully), then answer.
     Shutdown(oneshot::Sender<()>),
-    /// A failover drill: a master releases the VIP gracefully (as on shutdown) and stays in
-    /// Fault until [`Control::Restore`]. Answers with what happened.
+    /// A failover drill: a master hands the VIP over as on shutdown and stays out of the
+    /// election until [`Control::Restore`]. Answers with what happened.
     StepDown(oneshot::Sender<StepDownResult>),
     /// End a step-down: back to the trackers' priority.
     Restore(oneshot::Sender<()>),
@@ -68,111 +74,120 @@ pub enum Control {
 pub enum StepDownResult {
     /// The VIP was released after `new_master` was heard `waited` after priority 0.
     HandedOver {
+        /// The router whose advertisement ended the hand-over.
         new_master: IpAddr,
+        /// From priority 0 to that advertisement.
         waited: Duration,
     },
     /// No new master was heard within the bound; the VIP was released anyway.
-    NobodyTookOver { waited: Duration },
+    NobodyTookOver {
+        /// How long the release waited.
+        waited: Duration,
+    },
     /// This instance is not master; nothing to do.
     NotMaster,
 }
 
-/// A virtual address resolved to the interface it goes on.
-#[derive(Debug, Clone)]
-pub struct ResolvedVip {
-    pub address: IpAddr,
-    pub prefix_len: u8,
-    pub ifindex: u32,
-    pub interface: String,
-    pub label: Option<String>,
-}
-
-/// What the task needs from the node.
-pub struct InstanceTask {
-    pub settings: VrrpSettings,
-    pub instance: Instance,
-    pub ifindex: u32,
-    pub vips: Vec<ResolvedVip>,
-    pub sender: Arc<VrrpSender>,
-    /// Announcers by interface index (the instance's and those of VIPs on other interfaces).
-    pub announcers: Arc<Vec<(u32, Announcer)>>,
-    pub netlink: Arc<Mutex<Netlink>>,
-    pub status: StatusSlot,
-    pub events: Arc<EventLog>,
-    pub notify: mpsc::UnboundedSender<Notification>,
+/// The task of one instance.
+pub struct InstanceTask<Io> {
+    name: String,
+    interface: String,
+    instance: Instance,
+    vips: Vec<ResolvedVip>,
+    link_up_at_start: bool,
+    io: Io,
+    status: StatusSlot,
+    events: Arc<EventLog>,
+    notify: mpsc::UnboundedSender<Notification>,
     /// The origin of the instance's timestamps.
-    pub base: Instant,
-    pub link_up: bool,
-    /// The trackers' latest verdict (applied unless a drill stepped the instance down).
-    pub tracked: Tracking,
-    pub stepped_down: bool,
+    base: Instant,
+    /// The operator waiting for the step-down in progress.
+    step_down_reply: Option<oneshot::Sender<StepDownResult>>,
+    /// Set by [`Control::Shutdown`]: answered when the task ends.
+    shutdown_reply: Option<oneshot::Sender<()>>,
 }
 
-impl InstanceTask {
+/// What an instance task is made of (see [`InstanceTask::new`]).
+pub struct InstanceParts<Io> {
+    /// The instance's name, for logs, events and notify commands.
+    pub name: String,
+    /// The instance's interface, for logs.
+    pub interface: String,
+    /// The protocol core, in Initialize.
+    pub instance: Instance,
+    /// The virtual addresses with their interfaces.
+    pub vips: Vec<ResolvedVip>,
+    /// Whether the interface was up when the node started.
+    pub link_up: bool,
+    /// Sockets and netlink, or a recorder in tests.
+    pub io: Io,
+    /// Where the task publishes its status.
+    pub status: StatusSlot,
+    /// The node's event log.
+    pub events: Arc<EventLog>,
+    /// The instance's notify worker.
+    pub notify: mpsc::UnboundedSender<Notification>,
+}
+
+impl<Io: InstanceIo> InstanceTask<Io> {
+    /// A task from its parts; nothing happens until [`InstanceTask::run`].
+    pub fn new(parts: InstanceParts<Io>) -> Self {
+        InstanceTask {
+            name: parts.name,
+            interface: parts.interface,
+            instance: parts.instance,
+            vips: parts.vips,
+            link_up_at_start: parts.link_up,
+            io: parts.io,
+            status: parts.status,
+            events: parts.events,
+            notify: parts.notify,
+            base: Instant::now(),
+            step_down_reply: None,
+            shutdown_reply: None,
+        }
+    }
+
+    /// Run until shut down (or until the inbox closes).
+    pub async fn run(mut self, mut inbox: mpsc::Receiver<Control>) {
+        self.base = Instant::now();
+        // A crashed run may have left our addresses behind; as a fresh backup we hold nothing.
+        self.remove_stale_addresses();
+        if !self.link_up_at_start {
+            self.handle(Input::InterfaceDown);
+        }
+        self.handle(Input::Startup);
+        loop {
+            if self.shutdown_reply.is_some() && !self.instance.holds_addresses() {
+                break;
+            }
+            let deadline = self
+                .instance
+                .next_timer()
+                .map(|(_, at)| self.base + at.elapsed_since_origin());
+            tokio::select! {
+                message = inbox.recv() => match message {
+                    Some(message) => self.on_control(message),
+                    None => return,
+                },
+                () = sleep_until(deadline) => self.fire_due_timers(),
+            }
+        }
+        self.publish();
+        if let Some(done) = self.shutdown_reply.take() {
+            let _ = done.send(());
+        }
+    }
+
     fn now(&self) -> Timestamp {
         Timestamp::from_elapsed(self.base.elapsed())
     }
 
-    fn instant_of(&self, ts: Timestamp) -> Instant {
-        self.base + ts.elapsed_since_origin()
-    }
-
-    pub async fn run(mut self, mut inbox: mpsc::Receiver<Control>) {
-        // A crashed run may have left our addresses behind; as a fresh backup we hold nothing.
-        self.remove_stale_addresses();
+    /// Feed one input to the core and carry out what it says.
+    fn handle(&mut self, input: Input<'_>) {
         let now = self.now();
-        let actions = self.instance.handle(now, Input::Startup);
-        self.execute(actions, false);
-        if !self.link_up {
-            let now = self.now();
-            let actions = self.instance.handle(now, Input::InterfaceDown);
-            self.execute(actions, false);
-        }
-        loop {
-            let deadline = self
-                .instance
-                .next_timer()
-                .map(|(_, ts)| self.instant_of(ts));
-            let message = tokio::select! {
-                message = inbox.recv() => message,
-                () = sleep_until_opt(deadline) => {
-                    self.fire_due_timers();
-                    continue;
-                }
-            };
-            let Some(message) = message else { return };
-            match message {
-                Control::Shutdown(done) => {
-                    self.shutdown(&mut inbox).await;
-                    let _ = done.send(());
-                    return;
-                }
-                Control::StepDown(reply) => {
-                    let result = self.step_down(&mut inbox).await;
-                    let _ = reply.send(result);
-                }
-                Control::Restore(reply) => {
-                    if self.stepped_down {
-                        self.stepped_down = false;
-                        tracing::info!(instance = %self.settings.name, "drill over: back to the trackers' priority");
-                        self.events.push(
-                            &self.settings.name,
-                            "restore",
-                            None,
-                            None,
-                            "drill over".into(),
-                        );
-                        let now = self.now();
-                        let actions = self
-                            .instance
-                            .handle(now, Input::TrackingChanged(self.tracked));
-                        self.execute(actions, false);
-                    }
-                    let _ = reply.send(());
-                }
-                other => self.handle_control(other),
-            }
-        }
+        let actions = self.instance.handle(now, input);
+        self.execute(actions);
     }
 
     fn fire_due_timers(&mut self) {
@@ -181,136 +196,185 @@ impl InstanceTask {
             let Some((kind, deadline)) = self.instance.next_timer() else {
                 return;
             };
-            let now = self.now();
-            if deadline > now {
+            if deadline > self.now() {
                 return;
             }
-            let actions = self.instance.handle(now, Input::TimerFired(kind));
-            self.execute(actions, false);
+            self.handle(Input::TimerFired(kind));
         }
     }
 
-    fn handle_control(&mut self, message: Control) {
-        let now = self.now();
-        let actions = match message {
-            Control::Packet(packet) => self.instance.handle(
-                now,
-                Input::Packet(ReceivedPacket {
-                    source: packet.source,
-                    destination: packet.destination,
-                    ttl: packet.ttl,
-                    payload: &packet.payload,
-                }),
-            ),
-            Control::Link { up } => {
-                if up == self.link_up {
-                    return;
-                }
-                self.link_up = up;
-                tracing::warn!(
-                    instance = %self.settings.name,
-                    interface = %self.settings.interface,
-                    up,
-                    "interface {}",
-                    if up { "up" } else { "down" }
-                );
-                let input = if up {
-                    Input::InterfaceUp
-                } else {
-                    Input::InterfaceDown
-                };
-                self.instance.handle(now, input)
-            }
+    fn on_control(&mut self, message: Control) {
+        match message {
+            Control::Packet(packet) => self.handle(Input::Packet(ReceivedPacket {
+                source: packet.source,
+                destination: packet.destination,
+                ttl: packet.ttl,
+                payload: &packet.payload,
+            })),
+            Control::Link { up } => self.link_changed(up),
             Control::AddressRemoved { ifindex, address } => {
-                self.restore_if_ours(ifindex, address);
-                return;
+                if self
+                    .vips
+                    .iter()
+                    .any(|v| v.address == address && v.ifindex == ifindex)
+                {
+                    self.handle(Input::AddressRemoved(address));
+                }
             }
-            Control::Tracking(tracking) => {
-                self.instance.handle(now, Input::TrackingChanged(tracking))
+            Control::Tracking(tracking) => self.handle(Input::TrackingChanged(tracking)),
+            Control::Resync => self.resync(),
+            Control::Shutdown(done) => {
+                self.with_status(|s| s.stopping = true);
+                self.shutdown_reply = Some(done);
+                self.handle(Input::Shutdown);
             }
-            Control::Resync => {
-                self.resync();
-                return;
+            Control::StepDown(reply) => self.step_down(reply),
+            Control::Restore(reply) => {
+                if self.instance.fault_cause().is_some_and(|c| c.stepped_down) {
+                    tracing::info!(instance = %self.name, "drill over: back to the trackers' priority");
+                    self.event("restore", "drill over".into());
+                }
+                self.handle(Input::Restore);
+                let _ = reply.send(());
             }
-            Control::Shutdown(_) | Control::StepDown(_) | Control::Restore(_) => return,
-        };
-        self.execute(actions, false);
+        }
     }
 
-    /// Perform `actions` in order. With `keep_addresses`, RemoveAddresses is skipped (the
-    /// graceful shutdown removes them itself once the new master is heard).
-    fn execute(&mut self, actions: Vec<Action>, keep_addresses: bool) {
+    fn link_changed(&mut self, up: bool) {
+        let was_down = self.link_down();
+        self.handle(if up {
+            Input::InterfaceUp
+        } else {
+            Input::InterfaceDown
+        });
+        if was_down != self.link_down() {
+            tracing::warn!(instance = %self.name, interface = %self.interface, up, "interface {}", if up { "up" } else { "down" });
+        }
+    }
+
+    fn link_down(&self) -> bool {
+        self.instance
+            .fault_cause()
+            .is_some_and(|cause| cause.interface_down)
+    }
+
+    fn step_down(&mut self, reply: oneshot::Sender<StepDownResult>) {
+        if self.instance.state() != State::Master || self.step_down_reply.is_some() {
+            let _ = reply.send(StepDownResult::NotMaster);
+            return;
+        }
+        tracing::warn!(instance = %self.name, "drill: stepping down");
+        self.event("step_down", "drill".into());
+        self.step_down_reply = Some(reply);
+        self.handle(Input::StepDown);
+        if self.instance.handover().is_none() {
+            // Released at once (no graceful release configured).
+            self.answer_step_down(StepDownResult::NobodyTookOver {
+                waited: Duration::ZERO,
+            });
+        }
+    }
+
+    fn answer_step_down(&mut self, result: StepDownResult) {
+        if let Some(reply) = self.step_down_reply.take() {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// After a netlink overrun: compare what we know with what the kernel says.
+    fn resync(&mut self) {
+        match self.io.link_up() {
+            Ok(up) => self.link_changed(up.unwrap_or(false)),
+            Err(error) => tracing::warn!(instance = %self.name, %error, "cannot read link state"),
+        }
+        match self.io.present(&self.vips) {
+            Ok(present) => {
+                let missing: Vec<IpAddr> = self
+                    .vips
+                    .iter()
+                    .zip(present)
+                    .filter(|(_, here)| !here)
+                    .map(|(vip, _)| vip.address)
+                    .collect();
+                for address in missing {
+                    self.handle(Input::AddressRemoved(address));
+                }
+            }
+            Err(error) => tracing::warn!(instance = %self.name, %error, "cannot list addresses"),
+        }
+    }
+
+    /// Perform `actions` in order, then publish the status.
+    fn execute(&mut self, actions: Vec<Action>) {
         let master_before = self.instance_master_before();
         for action in actions {
             match action {
                 Action::SendAdvertisement(advert) => {
-                    if let Err(error) = self.sender.send(
-                        advert.source,
-                        advert.destination,
-                        advert.ttl,
-                        &advert.payload,
-                    ) {
+                    if let Err(error) = self.io.send(&advert) {
                         self.with_status(|s| s.send_errors += 1);
-                        tracing::warn!(
-                            instance = %self.settings.name,
-                            to = %advert.destination,
-                            %error,
-                            "cannot send advertisement"
-                        );
+                        tracing::warn!(instance = %self.name, to = %advert.destination, %error, "cannot send advertisement");
                     }
                 }
-                Action::AddAddresses { .. } => self.add_addresses(),
-                Action::RemoveAddresses { .. } => {
-                    if !keep_addresses {
-                        self.remove_addresses();
-                    }
-                }
+                Action::AddAddresses { addresses, .. } => self.add_addresses(&addresses),
+                Action::RemoveAddresses { addresses } => self.remove_addresses(&addresses),
                 Action::Announce { addresses } => self.announce(&addresses),
-                // `next_timer()` is the task's single source of truth for timers.
-                Action::ArmTimer { .. } | Action::DisarmTimer { .. } => {}
                 Action::StateChanged { from, to, reason } => self.state_changed(from, to, reason),
+                Action::HandoverFinished(outcome) => self.handover_finished(outcome),
+                Action::AddressRestored { address } => self.address_restored(address),
                 Action::Warning(warning) => self.warn(warning),
             }
         }
         let master_after = self.instance.master_address();
-        let changed = master_after.is_some() && master_after != master_before;
-        self.publish(changed);
+        if master_after.is_some() && master_after != master_before {
+            self.with_status(|s| s.master_changes += 1);
+        }
+        self.publish();
     }
 
     fn instance_master_before(&self) -> Option<IpAddr> {
         self.status.lock().unwrap_or_else(|e| e.into_inner()).master
     }
 
-    fn with_status(&self, f: impl FnOnce(&mut super::status::InstanceStatus)) {
+    fn with_status(&self, f: impl FnOnce(&mut InstanceStatus)) {
         let mut guard = self.status.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut guard);
     }
 
-    fn publish(&self, master_changed: bool) {
-        let state = self.instance.state();
-        let priority = self.instance.priority();
-        let master = self.instance.master_address();
-        let counters = self.instance.counters().clone();
-        let master_down_interval = self.instance.master_down_interval();
+    fn publish(&self) {
+        let instance = &self.instance;
+        let (state, priority, master) = (
+            instance.state(),
+            instance.priority(),
+            instance.master_address(),
+        );
+        let counters = instance.counters().clone();
+        let master_down_interval = instance.master_down_interval();
+        let holding = instance.holds_addresses();
+        let handing_over = instance.handover().is_some();
+        let stepped_down = instance.fault_cause().is_some_and(|c| c.stepped_down);
         self.with_status(|s| {
             s.master_down_interval = master_down_interval;
             s.state = state;
             s.effective_priority = priority;
             s.master = master;
             s.counters = counters;
-            if master_changed {
-                s.master_changes += 1;
-            }
+            s.holding_addresses = holding;
+            s.handing_over = handing_over;
+            s.stepped_down = stepped_down;
         });
+    }
+
+    fn event(&self, kind: &'static str, detail: String) {
+        self.events.push(&self.name, kind, None, None, detail);
     }
 
     fn state_changed(&mut self, from: State, to: State, reason: Reason) {
         let (from_name, to_name) = (state_name(from), state_name(to));
         let detail = describe(reason);
         if to == State::Master || from == State::Master || to == State::Fault {
-            tracing::warn!(instance = %self.settings.name, from = from_name, to = to_name, reason = %detail, "VRRP state change");
+            tracing::warn!(instance = %self.name, from = from_name, to = to_name, reason = %detail, "VRRP state change");
         } else {
-            tracing::info!(instance = %self.settings.name, from = from_name, to = to_name, reason = %detail, "VRRP state change");
+            tracing::info!(instance = %self.name, from = from_name, to = to_name, reason = %detail, "VRRP state change");
         }
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -320,7 +384,7 @@ impl InstanceTask {
             s.last_change_unix_ms = Some(unix_ms);
         });
         self.events.push(
-            &self.settings.name,
+            &self.name,
             "state_change",
             Some(from_name),
             Some(to_name),
@@ -333,14 +397,67 @@ impl InstanceTask {
             to_name
         };
         let _ = self.notify.send(Notification {
-            instance: self.settings.name.clone(),
+            instance: self.name.clone(),
             from: from_name,
             to: to_notify,
         });
     }
 
+    fn handover_finished(&mut self, outcome: HandoverOutcome) {
+        let result = match outcome {
+            HandoverOutcome::HandedOver { new_master, waited } => {
+                tracing::info!(instance = %self.name, %new_master, waited_ms = waited.as_millis() as u64, "new master heard; released the virtual addresses");
+                self.event(
+                    "handed_over",
+                    format!(
+                        "new master {new_master} heard {} ms after priority 0",
+                        waited.as_millis()
+                    ),
+                );
+                StepDownResult::HandedOver { new_master, waited }
+            }
+            HandoverOutcome::NobodyTookOver { waited } => {
+                tracing::warn!(instance = %self.name, waited_ms = waited.as_millis() as u64, "no new master heard; released the virtual addresses anyway");
+                self.event(
+                    "released",
+                    format!("no new master within {} ms", waited.as_millis()),
+                );
+                StepDownResult::NobodyTookOver { waited }
+            }
+            HandoverOutcome::Resumed { waited } => {
+                tracing::warn!(instance = %self.name, waited_ms = waited.as_millis() as u64, "master again before anyone took over; kept the virtual addresses");
+                self.event(
+                    "resumed",
+                    format!(
+                        "master again {} ms after priority 0, nobody took over",
+                        waited.as_millis()
+                    ),
+                );
+                StepDownResult::NobodyTookOver { waited }
+            }
+        };
+        self.answer_step_down(result);
+    }
+
+    fn address_restored(&mut self, address: IpAddr) {
+        let interface = self
+            .vips
+            .iter()
+            .find(|v| v.address == address)
+            .map_or(self.interface.as_str(), |v| v.interface.as_str());
+        tracing::warn!(instance = %self.name, %address, %interface, "virtual address was removed by someone else while held; added it again");
+        self.events.push(
+            &self.name,
+            "address_restored",
+            None,
+            None,
+            format!("{address} on {interface} was removed externally and added again"),
+        );
+        self.with_status(|s| s.addresses_restored += 1);
+    }
+
     fn warn(&self, warning: Warning) {
-        let name = &self.settings.name;
+        let name = &self.name;
         match warning {
             Warning::Dropped {
                 source,
@@ -371,280 +488,61 @@ impl InstanceTask {
         }
     }
 
-    fn add_addresses(&mut self) {
-        let netlink = self.netlink.lock().unwrap_or_else(|e| e.into_inner());
-        let mut errors = 0;
-        for vip in &self.vips {
-            match netlink.add_address(
-                vip.ifindex,
-                vip.address,
-                vip.prefix_len,
-                vip.label.as_deref(),
-            ) {
-                Ok(_) => {}
-                Err(error) => {
-                    errors += 1;
-                    tracing::error!(instance = %self.settings.name, address = %vip.address, interface = %vip.interface, %error, "cannot add virtual address");
-                }
-            }
-        }
-        drop(netlink);
-        self.with_status(|s| {
-            s.holding_addresses = true;
-            s.address_errors += errors;
-        });
+    /// The virtual addresses among `addresses`, with their interfaces.
+    fn resolved(&self, addresses: &[IpAddr]) -> Vec<ResolvedVip> {
+        self.vips
+            .iter()
+            .filter(|v| addresses.contains(&v.address))
+            .cloned()
+            .collect()
     }
 
-    fn remove_addresses(&mut self) {
-        let netlink = self.netlink.lock().unwrap_or_else(|e| e.into_inner());
+    fn add_addresses(&mut self, addresses: &[IpAddr]) {
         let mut errors = 0;
-        for vip in &self.vips {
-            if let Err(error) = netlink.remove_address(vip.ifindex, vip.address, vip.prefix_len) {
+        for vip in self.resolved(addresses) {
+            if let Err(error) = self.io.add_address(&vip) {
                 errors += 1;
-                tracing::error!(instance = %self.settings.name, address = %vip.address, interface = %vip.interface, %error, "cannot remove virtual address");
+                tracing::error!(instance = %self.name, address = %vip.address, interface = %vip.interface, %error, "cannot add virtual address");
             }
         }
-        drop(netlink);
-        self.with_status(|s| {
-            s.holding_addresses = false;
-            s.address_errors += errors;
-        });
+        self.with_status(|s| s.address_errors += errors);
+    }
+
+    fn remove_addresses(&mut self, addresses: &[IpAddr]) {
+        let mut errors = 0;
+        for vip in self.resolved(addresses) {
+            if let Err(error) = self.io.remove_address(&vip) {
+                errors += 1;
+                tracing::error!(instance = %self.name, address = %vip.address, interface = %vip.interface, %error, "cannot remove virtual address");
+            }
+        }
+        self.with_status(|s| s.address_errors += errors);
     }
 
     fn remove_stale_addresses(&mut self) {
-        let netlink = self.netlink.lock().unwrap_or_else(|e| e.into_inner());
-        for vip in &self.vips {
-            match netlink.remove_address(vip.ifindex, vip.address, vip.prefix_len) {
+        for vip in self.vips.clone() {
+            match self.io.remove_address(&vip) {
                 Ok(true) => {
-                    tracing::warn!(instance = %self.settings.name, address = %vip.address, interface = %vip.interface, "removed a virtual address left behind by an earlier run")
+                    tracing::warn!(instance = %self.name, address = %vip.address, interface = %vip.interface, "removed a virtual address left behind by an earlier run")
                 }
                 Ok(false) => {}
                 Err(error) => {
-                    tracing::error!(instance = %self.settings.name, address = %vip.address, %error, "cannot remove a left-behind virtual address")
+                    tracing::error!(instance = %self.name, address = %vip.address, %error, "cannot remove a left-behind virtual address")
                 }
             }
         }
     }
 
-    fn announce(&self, addresses: &[IpAddr]) {
-        for address in addresses {
-            let Some(vip) = self.vips.iter().find(|v| v.address == *address) else {
-                continue;
-            };
-            let Some((_, announcer)) = self.announcers.iter().find(|(i, _)| *i == vip.ifindex)
-            else {
-                continue;
-            };
-            let result = match address {
-                IpAddr::V4(v4) => announcer.gratuitous_arp(*v4),
-                // RFC 5798 6.4.2: unsolicited NA with the Router flag set.
-                IpAddr::V6(v6) => announcer.unsolicited_na(*v6, true),
-            };
-            if let Err(error) = result {
-                tracing::warn!(instance = %self.settings.name, %address, %error, "cannot announce virtual address");
+    fn announce(&mut self, addresses: &[IpAddr]) {
+        for vip in self.resolved(addresses) {
+            if let Err(error) = self.io.announce(&vip) {
+                tracing::warn!(instance = %self.name, address = %vip.address, %error, "cannot announce virtual address");
             }
         }
-    }
-
-    /// Someone removed one of our addresses while we hold them: put it back (keepalived does
-    /// the same), and say so.
-    fn restore_if_ours(&mut self, ifindex: u32, address: IpAddr) {
-        let holding = self
-            .status
-            .lock()
-            .map(|s| s.holding_addresses)
-            .unwrap_or(false);
-        if !holding || self.instance.state() != State::Master {
-            return;
-        }
-        let Some(vip) = self
-            .vips
-            .iter()
-            .find(|v| v.address == address && v.ifindex == ifindex)
-            .cloned()
-        else {
-            return;
-        };
-        let result = self
-            .netlink
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .add_address(
-                vip.ifindex,
-                vip.address,
-                vip.prefix_len,
-                vip.label.as_deref(),
-            );
-        match result {
-            Ok(_) => {
-                tracing::warn!(instance = %self.settings.name, %address, interface = %vip.interface, "virtual address was removed by someone else while master; added it again");
-                self.with_status(|s| s.addresses_restored += 1);
-                self.events.push(
-                    &self.settings.name,
-                    "address_restored",
-                    None,
-                    None,
-                    format!(
-                        "{address} on {} was removed externally and added again",
-                        vip.interface
-                    ),
-                );
-                self.announce(&[address]);
-            }
-            Err(error) => {
-                tracing::error!(instance = %self.settings.name, %address, %error, "cannot add back a removed virtual address");
-            }
-        }
-    }
-
-    /// After a netlink overrun: compare what we know with what the kernel says.
-    fn resync(&mut self) {
-        let link = self
-            .netlink
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .link_by_index(self.ifindex);
-        match link {
-            Ok(Some(link)) => self.handle_control(Control::Link { up: link.up }),
-            Ok(None) => self.handle_control(Control::Link { up: false }),
-            Err(error) => tracing::warn!(%error, "cannot read link state"),
-        }
-        let present = self
-            .netlink
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .addresses(None);
-        if let Ok(present) = present {
-            for vip in self.vips.clone() {
-                if !present
-                    .iter()
-                    .any(|a| a.ifindex == vip.ifindex && a.address == vip.address)
-                {
-                    self.restore_if_ours(vip.ifindex, vip.address);
-                }
-            }
-        }
-    }
-
-    /// Graceful stop (issue #4 item 5): priority 0 goes out at once, but the addresses stay
-    /// and the proxy keeps serving on them until the new master's first advert is heard, so
-    /// that clients are never without an owner of the VIP. Bounded by the longest
-    /// Master_Down_Interval a backup can have; with no peer at all, that is how long it takes.
-    async fn shutdown(&mut self, inbox: &mut mpsc::Receiver<Control>) {
-        self.with_status(|s| s.stopping = true);
-        let was_master = self.instance.state() == State::Master;
-        let now = self.now();
-        let actions = self.instance.handle(now, Input::Shutdown);
-        self.execute(actions, was_master);
-        if was_master {
-            self.release_when_new_master_heard(inbox).await;
-        }
-        self.publish(false);
-    }
-
-    /// A drill: leave Master as a fault would (priority 0), but hand the VIP over as on
-    /// shutdown; stay out of the election until restored.
-    async fn step_down(&mut self, inbox: &mut mpsc::Receiver<Control>) -> StepDownResult {
-        if self.instance.state() != State::Master {
-            return StepDownResult::NotMaster;
-        }
-        self.stepped_down = true;
-        tracing::warn!(instance = %self.settings.name, "drill: stepping down");
-        self.events
-            .push(&self.settings.name, "step_down", None, None, "drill".into());
-        let now = self.now();
-        let forced = Tracking {
-            priority: self.tracked.priority,
-            fault: true,
-        };
-        let actions = self.instance.handle(now, Input::TrackingChanged(forced));
-        self.execute(actions, true);
-        let result = self.release_when_new_master_heard(inbox).await;
-        self.publish(false);
-        result
-    }
-
-    /// Wait for another router's advert of our VRID with a non-zero priority (the new
-    /// master), at most [`longest_takeover`]; then remove the addresses.
-    async fn release_when_new_master_heard(
-        &mut self,
-        inbox: &mut mpsc::Receiver<Control>,
-    ) -> StepDownResult {
-        let bound = longest_takeover(&self.settings, &self.instance);
-        let deadline = Instant::now() + bound;
-        let started = Instant::now();
-        let heard = loop {
-            let message = tokio::select! {
-                m = inbox.recv() => m,
-                () = tokio::time::sleep_until(deadline) => break None,
-            };
-            match message {
-                Some(Control::Packet(packet)) => {
-                    if let Some(priority) = self.new_master_priority(&packet) {
-                        break Some((packet.source, priority));
-                    }
-                }
-                // Keep the latest tracker verdict for later; other requests wait their turn
-                // (a drill or shutdown is at most one Master_Down_Interval).
-                Some(Control::Tracking(tracking)) => self.tracked = tracking,
-                Some(_) => {}
-                None => break None,
-            }
-        };
-        let waited = started.elapsed();
-        let result = match heard {
-            Some((source, priority)) => {
-                tracing::info!(
-                    instance = %self.settings.name,
-                    new_master = %source,
-                    priority,
-                    waited_ms = waited.as_millis() as u64,
-                    "new master heard; releasing the virtual addresses"
-                );
-                StepDownResult::HandedOver {
-                    new_master: source,
-                    waited,
-                }
-            }
-            None => {
-                tracing::warn!(
-                    instance = %self.settings.name,
-                    waited_ms = bound.as_millis() as u64,
-                    "no new master heard; releasing the virtual addresses anyway"
-                );
-                StepDownResult::NobodyTookOver { waited }
-            }
-        };
-        self.remove_addresses();
-        result
-    }
-
-    /// The priority of a valid advert of our VRID from another router that is taking over.
-    fn new_master_priority(&self, packet: &OwnedPacket) -> Option<u8> {
-        if packet.source == self.instance.config().primary_address {
-            return None;
-        }
-        let context = ChecksumContext {
-            source: packet.source,
-            destination: packet.destination,
-            v3_ipv4_checksum: if self.settings.v3_checksum_as_v2 {
-                V3Ipv4Checksum::MessageOnly
-            } else {
-                V3Ipv4Checksum::PseudoHeader
-            },
-        };
-        let advert = decode(&packet.payload, &context).ok()?;
-        (advert.vrid == self.settings.vrid && advert.priority > 0).then_some(advert.priority)
     }
 }
 
-/// The longest a backup can take to become master after our priority 0: its
-/// Master_Down_Interval at the lowest priority (RFC 5798 6.1), when it missed the priority-0
-/// advert and waits for the full timer.
-pub fn longest_takeover(settings: &VrrpSettings, instance: &Instance) -> Duration {
-    havip_vrrp::timers::master_down_interval(settings.version, 1, instance.master_adver_interval())
-}
-
+/// A state change's reason, in words, for logs and events.
 fn describe(reason: Reason) -> String {
     match reason {
         Reason::Startup => "startup: waiting Master_Down_Interval as backup".into(),
@@ -670,13 +568,16 @@ fn describe(reason: Reason) -> String {
             if cause.tracker_failed {
                 why.push("a tracker with weight 0 failed");
             }
+            if cause.stepped_down {
+                why.push("stepped down by an operator");
+            }
             format!("fault: {}", why.join(", "))
         }
         Reason::FaultCleared => "fault cleared".into(),
     }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
+async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,

@@ -1,45 +1,50 @@
 //! The VRRP side of a node: the configured instances on the wire.
 //!
 //! ```text
-//!   interface eth0 / IPv4 ── VrrpReceiver ── receive task ──(VRID)──> instance task "VI_1" ──> VrrpSender
-//!                                                          └────────> instance task "VI_2"      Netlink (VIPs)
-//!   netlink monitor task ── link up/down, address removed ───────────> (every instance)         Announcer (GARP/NA)
-//!                                                                                               notify worker
+//!   interface eth0 / IPv4 ── receive path ──(VRID)──> instance task "VI_1" ──> InstanceIo:
+//!                                          └────────> instance task "VI_2"     sender, netlink,
+//!   netlink monitor ── link up/down, address removed ─> (every instance)        announcer
+//!                  └── link states ──> interface trackers                      notify worker
+//!   trackers ── priority / fault ──> (the instances that track them)
 //! ```
 //!
-//! One receive path per interface and family, demultiplexed by VRID so that several
-//! instances on one interface each see a packet once (issue #4 item 1). Each instance task
-//! owns its protocol state (`havip_vrrp::Instance`, see [`instance`]); the tasks share the
-//! sockets, which are only ever written to. Start resolves interfaces and addresses and
-//! fails with a clear message when one is missing; [`VrrpNode::shutdown`] releases the VIPs
-//! gracefully.
+//! - [`receive`]: one receive path per interface and family, demultiplexed by VRID.
+//! - [`instance`]: one task per instance around the pure core; its I/O is [`io::InstanceIo`].
+//! - [`monitor`]: the netlink monitor.
+//! - [`status`], [`notify`]: what the outside sees, and notify commands.
+//!
+//! [`VrrpNode::start`] resolves interfaces and addresses (failing with a clear message when
+//! one is missing), opens the shared sockets and starts everything; [`VrrpNode::shutdown`]
+//! releases the VIPs gracefully and waits for every task.
 
-pub mod command;
 pub mod instance;
+pub mod io;
+pub mod monitor;
 pub mod notify;
+pub mod receive;
 pub mod status;
-pub mod tracking;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context};
+use havip_config::vrrp::{TrackerSettings, VrrpSettings};
+use havip_proxy::service::Service;
 use havip_sys::announce::Announcer;
-use havip_sys::netlink::{InterfaceAddress, Link, NetEvent, Netlink, NetlinkMonitor};
+use havip_sys::netlink::{InterfaceAddress, Link, Netlink, NetlinkMonitor};
 use havip_sys::vrrp_socket::{Family, VrrpReceiver, VrrpSender};
 use havip_vrrp::{AddressFamily, Instance, Tracking};
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use havip_config::vrrp::{TrackerSettings, VrrpSettings};
-use havip_proxy::service::Service;
-use instance::{Control, InstanceTask, OwnedPacket, ResolvedVip, StepDownResult};
-use status::{InstanceStatus, ReceiveCounters, VrrpView};
+use crate::tracking;
+use instance::{Control, InstanceParts, InstanceTask, StepDownResult};
+use io::{KernelIo, ResolvedVip};
+use monitor::{LinkStates, Watcher};
+use status::{EventLog, InstanceStatus, ReceiveCounters, VrrpView};
 
 /// Messages an instance task may have waiting; packets beyond that are dropped and counted
 /// (a task that far behind is better served by fresh adverts than by old ones).
@@ -54,6 +59,37 @@ pub struct VrrpNode {
     view: Arc<VrrpView>,
 }
 
+/// One configured instance with its interface and addresses resolved.
+struct Planned {
+    settings: VrrpSettings,
+    link: Link,
+    primary: IpAddr,
+    vips: Vec<ResolvedVip>,
+}
+
+impl Planned {
+    fn family(&self) -> Family {
+        match self.settings.family() {
+            AddressFamily::Ipv4 => Family::V4,
+            AddressFamily::Ipv6 => Family::V6,
+        }
+    }
+
+    /// The key of the shared sockets this instance uses.
+    fn socket_key(&self) -> (u32, bool) {
+        (self.link.index, self.family() == Family::V4)
+    }
+}
+
+/// The sockets the instances share: one sender and one receiver per (interface, family),
+/// one announcer per interface that carries a VIP.
+struct Sockets {
+    senders: HashMap<(u32, bool), Arc<VrrpSender>>,
+    /// Interface name, whether to join the multicast group, and the instances it serves.
+    receivers: BTreeMap<(u32, bool), (String, bool, Vec<usize>)>,
+    announcers: Arc<Vec<(u32, Announcer)>>,
+}
+
 impl VrrpNode {
     /// Open the sockets, resolve interfaces and addresses, and start every instance and the
     /// trackers that move their priorities (reading `services` in-process).
@@ -63,247 +99,47 @@ impl VrrpNode {
         services: &[Arc<Service>],
     ) -> anyhow::Result<VrrpNode> {
         let netlink = Netlink::open().context("VRRP: cannot open a netlink socket")?;
-        let mut links: BTreeMap<String, Link> = BTreeMap::new();
-        let mut link_of = |name: &str, netlink: &Netlink| -> anyhow::Result<Link> {
-            if let Some(link) = links.get(name) {
-                return Ok(link.clone());
-            }
-            let link = netlink
-                .link_by_name(name)
-                .with_context(|| format!("VRRP: cannot look up interface {name}"))?
-                .ok_or_else(|| anyhow!("VRRP: interface {name:?} does not exist"))?;
-            links.insert(name.to_string(), link.clone());
-            Ok(link)
-        };
-        let addresses = netlink
-            .addresses(None)
-            .context("VRRP: cannot list interface addresses")?;
-
-        struct Planned {
-            settings: VrrpSettings,
-            link: Link,
-            primary: IpAddr,
-            vips: Vec<ResolvedVip>,
-        }
-        let mut planned = Vec::new();
-        for s in settings {
-            let link = link_of(&s.interface, &netlink)?;
-            let primary = match s.source {
-                Some(source) => source,
-                None => primary_address(&addresses, &link, s)?,
-            };
-            let mut vips = Vec::new();
-            for vip in &s.virtual_addresses {
-                let vip_link = match &vip.interface {
-                    Some(name) => link_of(name, &netlink)?,
-                    None => link.clone(),
-                };
-                vips.push(ResolvedVip {
-                    address: vip.address,
-                    prefix_len: vip.prefix_len,
-                    ifindex: vip_link.index,
-                    interface: vip_link.name.clone(),
-                    label: vip.label.clone(),
-                });
-            }
-            if !s.accept {
-                tracing::warn!(instance = %s.name, "accept = false: havip adds the virtual addresses anyway; enforce RFC 5798 Accept_Mode off with a firewall rule");
-            }
-            planned.push(Planned {
-                settings: s.clone(),
-                link,
-                primary,
-                vips,
-            });
-        }
-
-        // Shared sockets: one sender and one receiver per (interface, family), one announcer
-        // per interface that carries a VIP.
-        let mut senders: HashMap<(u32, bool), Arc<VrrpSender>> = HashMap::new();
-        let mut receivers: BTreeMap<(u32, bool), (String, bool, Vec<usize>)> = BTreeMap::new();
-        let mut announcers: Vec<(u32, Announcer)> = Vec::new();
-        for (i, p) in planned.iter().enumerate() {
-            let v4 = p.settings.family() == AddressFamily::Ipv4;
-            let family = if v4 { Family::V4 } else { Family::V6 };
-            let key = (p.link.index, v4);
-            if let std::collections::hash_map::Entry::Vacant(slot) = senders.entry(key) {
-                let sender =
-                    VrrpSender::open(p.link.index, &p.link.name, family).with_context(|| {
-                        format!("VRRP: cannot open a send socket on {}", p.link.name)
-                    })?;
-                slot.insert(Arc::new(sender));
-            }
-            let entry = receivers
-                .entry(key)
-                .or_insert_with(|| (p.link.name.clone(), false, Vec::new()));
-            entry.1 |= p.settings.unicast_peers.is_empty();
-            entry.2.push(i);
-            for vip in &p.vips {
-                if announcers.iter().any(|(index, _)| *index == vip.ifindex) {
-                    continue;
-                }
-                let mac = links
-                    .values()
-                    .find(|l| l.index == vip.ifindex)
-                    .and_then(|l| l.mac)
-                    .unwrap_or([0; 6]);
-                let announcer =
-                    Announcer::open(vip.ifindex, &vip.interface, mac).with_context(|| {
-                        format!(
-                            "VRRP: cannot open announcement sockets on {}",
-                            vip.interface
-                        )
-                    })?;
-                announcers.push((vip.ifindex, announcer));
-            }
-        }
-        let announcers = Arc::new(announcers);
+        let (planned, links) = plan(settings, &netlink)?;
+        let sockets = Sockets::open(&planned, &links)?;
         let netlink = Arc::new(Mutex::new(netlink));
-
         let background = CancellationToken::new();
         let mut view = VrrpView::default();
-        let mut controls = Vec::new();
-        let mut inboxes = Vec::new();
-        for p in &planned {
-            let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
-            controls.push((p.settings.name.clone(), tx));
-            inboxes.push(rx);
-        }
-
-        // Receive paths, demultiplexed by VRID.
-        for ((ifindex, v4), (name, join_multicast, members)) in &receivers {
-            let family = if *v4 { Family::V4 } else { Family::V6 };
-            let receiver = VrrpReceiver::open(*ifindex, name, family, *join_multicast)
-                .with_context(|| format!("VRRP: cannot open a receive socket on {name}"))?;
-            let routes: HashMap<u8, mpsc::Sender<Control>> = members
-                .iter()
-                .map(|i| (planned[*i].settings.vrid, controls[*i].1.clone()))
-                .collect();
-            let counters = Arc::new(ReceiveCounters {
-                interface: name.clone(),
-                family: if *v4 { "ipv4" } else { "ipv6" },
-                ..ReceiveCounters::default()
-            });
-            view.receivers.push(counters.clone());
-            let fd = register(receiver)
-                .with_context(|| format!("VRRP: cannot register the receive socket of {name}"))?;
-            tokio::spawn(receive_loop(fd, routes, counters, background.clone()));
-        }
-
-        // Link and address changes.
-        let monitor = NetlinkMonitor::open().context("VRRP: cannot watch links and addresses")?;
-        let monitor = register(monitor).context("VRRP: cannot register the netlink monitor")?;
-        let watchers: Vec<(u32, mpsc::Sender<Control>)> = planned
+        let (controls, inboxes): (Vec<_>, Vec<_>) = planned
             .iter()
-            .zip(&controls)
-            .map(|(p, (_, tx))| (p.link.index, tx.clone()))
-            .collect();
-        tokio::spawn(monitor_loop(monitor, watchers, background.clone()));
-
-        // The instances.
-        let events = Arc::new(status::EventLog::default());
+            .map(|p| {
+                let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+                ((p.settings.name.clone(), tx), rx)
+            })
+            .unzip();
+        view.receivers = spawn_receivers(&planned, &sockets, &controls, &background)?;
+        let links = spawn_monitor(&planned, &controls, &background)?;
+        let events = Arc::new(EventLog::default());
         let mut tasks = Vec::new();
         let mut notify_workers = Vec::new();
-        let mut slots = Vec::new();
         for (p, inbox) in planned.into_iter().zip(inboxes) {
-            let config = p.settings.protocol_config(p.primary);
-            let instance = Instance::new(config)
-                .map_err(|e| anyhow!("VRRP instance {}: {e}", p.settings.name))?;
-            let v4 = p.settings.family() == AddressFamily::Ipv4;
-            let sender = senders
-                .get(&(p.link.index, v4))
-                .cloned()
-                .ok_or_else(|| anyhow!("internal: no sender for {}", p.link.name))?;
-            let slot = Arc::new(Mutex::new(InstanceStatus {
-                name: p.settings.name.clone(),
-                interface: p.link.name.clone(),
-                vrid: p.settings.vrid,
-                version: p.settings.version.number(),
-                state: havip_vrrp::State::Initialize,
-                configured_priority: p.settings.priority,
-                effective_priority: p.settings.priority,
-                source: p.primary,
-                master: None,
-                virtual_addresses: p
-                    .vips
-                    .iter()
-                    .map(|v| format!("{}/{}", v.address, v.prefix_len))
-                    .collect(),
-                holding_addresses: false,
-                counters: Default::default(),
-                transitions: BTreeMap::new(),
-                master_changes: 0,
-                send_errors: 0,
-                address_errors: 0,
-                addresses_restored: 0,
-                notify_failures: 0,
-                stopping: false,
-                last_change_unix_ms: None,
-                master_down_interval: instance.master_down_interval(),
-            }));
-            slots.push(slot.clone());
-            let (notify_tx, notify_rx) = mpsc::unbounded_channel();
-            notify_workers.push(tokio::spawn(notify::worker(
-                p.settings.notify.clone(),
-                notify_rx,
-                slot.clone(),
-            )));
-            tracing::info!(
-                instance = %p.settings.name,
-                interface = %p.link.name,
-                vrid = p.settings.vrid,
-                version = p.settings.version.number(),
-                priority = p.settings.priority,
-                source = %p.primary,
-                mode = if p.settings.unicast_peers.is_empty() { "multicast" } else { "unicast" },
-                "VRRP instance starting"
-            );
-            let task = InstanceTask {
+            let io = KernelIo {
                 ifindex: p.link.index,
-                link_up: p.link.up,
-                tracked: Tracking::untracked(p.settings.priority),
-                stepped_down: false,
-                settings: p.settings,
-                instance,
-                vips: p.vips,
-                sender,
-                announcers: announcers.clone(),
+                sender: sockets
+                    .senders
+                    .get(&p.socket_key())
+                    .cloned()
+                    .ok_or_else(|| anyhow!("internal: no sender for {}", p.link.name))?,
+                announcers: sockets.announcers.clone(),
                 netlink: netlink.clone(),
-                status: slot,
-                events: events.clone(),
-                notify: notify_tx,
-                base: Instant::now(),
             };
-            tasks.push(tokio::spawn(task.run(inbox)));
+            let (task, worker, slot) = start_instance(p, io, &events, inbox)?;
+            tasks.push(task);
+            notify_workers.push(worker);
+            view.instances.push(slot);
         }
-        view.instances = slots;
         view.events = events;
-        let view = Arc::new(view);
-
-        // Trackers: their verdicts go to the instances' inboxes.
-        let (tracking_tx, mut tracking_rx) = mpsc::channel::<(usize, Tracking)>(64);
-        tracking::spawn(
-            trackers.to_vec(),
-            settings.to_vec(),
-            services.to_vec(),
-            tracking_tx,
-            background.clone(),
-        );
-        let inboxes: Vec<mpsc::Sender<Control>> =
-            controls.iter().map(|(_, tx)| tx.clone()).collect();
-        tokio::spawn(async move {
-            while let Some((index, tracking)) = tracking_rx.recv().await {
-                if let Some(tx) = inboxes.get(index) {
-                    let _ = tx.send(Control::Tracking(tracking)).await;
-                }
-            }
-        });
+        spawn_trackers(trackers, settings, services, &controls, links, &background);
         Ok(VrrpNode {
             controls,
             tasks,
             notify_workers,
             background,
-            view,
+            view: Arc::new(view),
         })
     }
 
@@ -341,6 +177,246 @@ impl VrrpNode {
             let _ = worker.await;
         }
     }
+}
+
+/// Resolve each instance's interface, source address and virtual addresses; also returns
+/// every link involved, by name.
+fn plan(
+    settings: &[VrrpSettings],
+    netlink: &Netlink,
+) -> anyhow::Result<(Vec<Planned>, BTreeMap<String, Link>)> {
+    let mut links: BTreeMap<String, Link> = BTreeMap::new();
+    let mut link_of = |name: &str| -> anyhow::Result<Link> {
+        if let Some(link) = links.get(name) {
+            return Ok(link.clone());
+        }
+        let link = netlink
+            .link_by_name(name)
+            .with_context(|| format!("VRRP: cannot look up interface {name}"))?
+            .ok_or_else(|| anyhow!("VRRP: interface {name:?} does not exist"))?;
+        links.insert(name.to_string(), link.clone());
+        Ok(link)
+    };
+    let addresses = netlink
+        .addresses(None)
+        .context("VRRP: cannot list interface addresses")?;
+    let mut planned = Vec::new();
+    for s in settings {
+        let link = link_of(&s.interface)?;
+        let primary = match s.source {
+            Some(source) => source,
+            None => primary_address(&addresses, &link, s)?,
+        };
+        let mut vips = Vec::new();
+        for vip in &s.virtual_addresses {
+            let vip_link = match &vip.interface {
+                Some(name) => link_of(name)?,
+                None => link.clone(),
+            };
+            vips.push(ResolvedVip {
+                address: vip.address,
+                prefix_len: vip.prefix_len,
+                ifindex: vip_link.index,
+                interface: vip_link.name.clone(),
+                label: vip.label.clone(),
+            });
+        }
+        if !s.accept {
+            tracing::warn!(instance = %s.name, "accept = false: havip adds the virtual addresses anyway; enforce RFC 5798 Accept_Mode off with a firewall rule");
+        }
+        planned.push(Planned {
+            settings: s.clone(),
+            link,
+            primary,
+            vips,
+        });
+    }
+    Ok((planned, links))
+}
+
+impl Sockets {
+    fn open(planned: &[Planned], links: &BTreeMap<String, Link>) -> anyhow::Result<Sockets> {
+        let mut senders: HashMap<(u32, bool), Arc<VrrpSender>> = HashMap::new();
+        let mut receivers: BTreeMap<(u32, bool), (String, bool, Vec<usize>)> = BTreeMap::new();
+        let mut announcers: Vec<(u32, Announcer)> = Vec::new();
+        for (i, p) in planned.iter().enumerate() {
+            let key = p.socket_key();
+            if let std::collections::hash_map::Entry::Vacant(slot) = senders.entry(key) {
+                let sender = VrrpSender::open(p.link.index, &p.link.name, p.family())
+                    .with_context(|| {
+                        format!("VRRP: cannot open a send socket on {}", p.link.name)
+                    })?;
+                slot.insert(Arc::new(sender));
+            }
+            let entry = receivers
+                .entry(key)
+                .or_insert_with(|| (p.link.name.clone(), false, Vec::new()));
+            entry.1 |= p.settings.unicast_peers.is_empty();
+            entry.2.push(i);
+            for vip in &p.vips {
+                if announcers.iter().any(|(index, _)| *index == vip.ifindex) {
+                    continue;
+                }
+                let mac = links
+                    .values()
+                    .find(|l| l.index == vip.ifindex)
+                    .and_then(|l| l.mac)
+                    .unwrap_or([0; 6]);
+                let announcer =
+                    Announcer::open(vip.ifindex, &vip.interface, mac).with_context(|| {
+                        format!(
+                            "VRRP: cannot open announcement sockets on {}",
+                            vip.interface
+                        )
+                    })?;
+                announcers.push((vip.ifindex, announcer));
+            }
+        }
+        Ok(Sockets {
+            senders,
+            receivers,
+            announcers: Arc::new(announcers),
+        })
+    }
+}
+
+/// One receive path per (interface, family), routing by VRID to the instances' inboxes.
+fn spawn_receivers(
+    planned: &[Planned],
+    sockets: &Sockets,
+    controls: &[(String, mpsc::Sender<Control>)],
+    stop: &CancellationToken,
+) -> anyhow::Result<Vec<Arc<ReceiveCounters>>> {
+    let mut all = Vec::new();
+    for ((ifindex, v4), (name, join_multicast, members)) in &sockets.receivers {
+        let family = if *v4 { Family::V4 } else { Family::V6 };
+        let receiver = VrrpReceiver::open(*ifindex, name, family, *join_multicast)
+            .with_context(|| format!("VRRP: cannot open a receive socket on {name}"))?;
+        let routes: HashMap<u8, mpsc::Sender<Control>> = members
+            .iter()
+            .map(|i| (planned[*i].settings.vrid, controls[*i].1.clone()))
+            .collect();
+        let counters = Arc::new(ReceiveCounters {
+            interface: name.clone(),
+            family: if *v4 { "ipv4" } else { "ipv6" },
+            ..ReceiveCounters::default()
+        });
+        all.push(counters.clone());
+        let fd = register(receiver)
+            .with_context(|| format!("VRRP: cannot register the receive socket of {name}"))?;
+        tokio::spawn(receive::receive_loop(fd, routes, counters, stop.clone()));
+    }
+    Ok(all)
+}
+
+/// The netlink monitor; returns the link states it publishes for the trackers.
+fn spawn_monitor(
+    planned: &[Planned],
+    controls: &[(String, mpsc::Sender<Control>)],
+    stop: &CancellationToken,
+) -> anyhow::Result<watch::Receiver<LinkStates>> {
+    let monitor = NetlinkMonitor::open().context("VRRP: cannot watch links and addresses")?;
+    let monitor = register(monitor).context("VRRP: cannot register the netlink monitor")?;
+    let watchers = planned
+        .iter()
+        .zip(controls)
+        .map(|(p, (_, tx))| Watcher {
+            ifindex: p.link.index,
+            inbox: tx.clone(),
+        })
+        .collect();
+    let (links_tx, links_rx) = watch::channel(LinkStates::default());
+    tokio::spawn(monitor::monitor_loop(
+        monitor,
+        watchers,
+        links_tx,
+        stop.clone(),
+    ));
+    Ok(links_rx)
+}
+
+/// The task and notify worker of one instance, and its status slot.
+fn start_instance(
+    p: Planned,
+    io: KernelIo,
+    events: &Arc<EventLog>,
+    inbox: mpsc::Receiver<Control>,
+) -> anyhow::Result<(JoinHandle<()>, JoinHandle<()>, status::StatusSlot)> {
+    let mut config = p.settings.protocol_config(p.primary);
+    // havip keeps serving on the VIP until the new master is heard (issue #4 item 5).
+    config.graceful_release = true;
+    let instance =
+        Instance::new(config).map_err(|e| anyhow!("VRRP instance {}: {e}", p.settings.name))?;
+    let vip_names = p
+        .vips
+        .iter()
+        .map(|v| format!("{}/{}", v.address, v.prefix_len))
+        .collect();
+    let slot = Arc::new(Mutex::new(InstanceStatus::initial(
+        &p.settings,
+        &p.link.name,
+        p.primary,
+        vip_names,
+        instance.master_down_interval(),
+    )));
+    let (notify_tx, notify_rx) = mpsc::unbounded_channel();
+    let worker = tokio::spawn(notify::worker(
+        p.settings.notify.clone(),
+        notify_rx,
+        slot.clone(),
+    ));
+    tracing::info!(
+        instance = %p.settings.name,
+        interface = %p.link.name,
+        vrid = p.settings.vrid,
+        version = p.settings.version.number(),
+        priority = p.settings.priority,
+        source = %p.primary,
+        mode = if p.settings.unicast_peers.is_empty() { "multicast" } else { "unicast" },
+        "VRRP instance starting"
+    );
+    let task = InstanceTask::new(InstanceParts {
+        name: p.settings.name.clone(),
+        interface: p.link.name.clone(),
+        instance,
+        vips: p.vips,
+        link_up: p.link.up,
+        io,
+        status: slot.clone(),
+        events: events.clone(),
+        notify: notify_tx,
+    });
+    Ok((tokio::spawn(task.run(inbox)), worker, slot))
+}
+
+/// The trackers; their verdicts go to the inboxes of the instances that track them.
+fn spawn_trackers(
+    trackers: &[TrackerSettings],
+    settings: &[VrrpSettings],
+    services: &[Arc<Service>],
+    controls: &[(String, mpsc::Sender<Control>)],
+    links: watch::Receiver<LinkStates>,
+    stop: &CancellationToken,
+) {
+    let (tracking_tx, mut tracking_rx) = mpsc::channel::<(usize, Tracking)>(64);
+    tracking::spawn(
+        tracking::Inputs {
+            trackers: trackers.to_vec(),
+            instances: settings.to_vec(),
+            services: services.to_vec(),
+            links,
+        },
+        tracking_tx,
+        stop.clone(),
+    );
+    let inboxes: Vec<mpsc::Sender<Control>> = controls.iter().map(|(_, tx)| tx.clone()).collect();
+    tokio::spawn(async move {
+        while let Some((index, tracking)) = tracking_rx.recv().await {
+            if let Some(tx) = inboxes.get(index) {
+                let _ = tx.send(Control::Tracking(tracking)).await;
+            }
+        }
+    });
 }
 
 /// Runtime commands to the instances, for the admin API.
@@ -383,7 +459,7 @@ impl VrrpCommands {
 /// `AsyncFd` deregisters before it drops them, so that cannot happen here, and this crate
 /// stays free of `unsafe` (`AsyncFd::register` is an unsafe fn).
 #[allow(deprecated)]
-fn register<T: std::os::fd::AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
+fn register<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
     AsyncFd::new(inner)
 }
 
@@ -422,113 +498,5 @@ fn primary_address(
                 AddressFamily::Ipv6 => "IPv6 link-local",
             }
         ),
-    }
-}
-
-/// The receive path of one interface and family: read every packet, hand it to the instance
-/// of its VRID, count what no instance can take.
-async fn receive_loop(
-    fd: AsyncFd<VrrpReceiver>,
-    routes: HashMap<u8, mpsc::Sender<Control>>,
-    counters: Arc<ReceiveCounters>,
-    stop: CancellationToken,
-) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        let mut guard = tokio::select! {
-            guard = fd.readable() => match guard {
-                Ok(guard) => guard,
-                Err(error) => {
-                    tracing::error!(interface = %counters.interface, %error, "VRRP receive path failed");
-                    return;
-                }
-            },
-            () = stop.cancelled() => return,
-        };
-        // Drain what is queued; a bounded number per wakeup keeps other tasks running.
-        for _ in 0..256 {
-            match guard.get_inner().recv(&mut buf) {
-                Ok(datagram) => {
-                    counters.received.fetch_add(1, Relaxed);
-                    let payload = buf.get(datagram.payload.clone()).unwrap_or(&[]);
-                    let Some(vrid) = havip_vrrp::packet::peek_vrid(payload) else {
-                        counters.malformed.fetch_add(1, Relaxed);
-                        continue;
-                    };
-                    let Some(route) = routes.get(&vrid) else {
-                        counters.unknown_vrid.fetch_add(1, Relaxed);
-                        continue;
-                    };
-                    let packet = OwnedPacket {
-                        source: datagram.source,
-                        destination: datagram.destination,
-                        ttl: datagram.ttl,
-                        payload: payload.to_vec(),
-                    };
-                    if route.try_send(Control::Packet(packet)).is_err() {
-                        counters.inbox_full.fetch_add(1, Relaxed);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    guard.clear_ready();
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    counters.malformed.fetch_add(1, Relaxed);
-                }
-                Err(error) => {
-                    tracing::warn!(interface = %counters.interface, %error, "VRRP receive error");
-                    guard.clear_ready();
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/// Link up/down and address removals, to the instances they concern.
-async fn monitor_loop(
-    fd: AsyncFd<NetlinkMonitor>,
-    watchers: Vec<(u32, mpsc::Sender<Control>)>,
-    stop: CancellationToken,
-) {
-    let mut fd = fd;
-    loop {
-        let mut guard = tokio::select! {
-            guard = fd.readable_mut() => match guard {
-                Ok(guard) => guard,
-                Err(error) => {
-                    tracing::error!(%error, "netlink monitor failed; link changes are no longer seen");
-                    return;
-                }
-            },
-            () = stop.cancelled() => return,
-        };
-        let events = match guard.get_inner_mut().read_events() {
-            Ok(events) => events,
-            Err(error) => {
-                tracing::warn!(%error, "netlink monitor read failed");
-                Vec::new()
-            }
-        };
-        guard.clear_ready();
-        for event in events {
-            for (ifindex, tx) in &watchers {
-                let message = match &event {
-                    NetEvent::Link(link) if link.index == *ifindex => Control::Link { up: link.up },
-                    NetEvent::LinkRemoved { index } if index == ifindex => {
-                        Control::Link { up: false }
-                    }
-                    NetEvent::AddressRemoved(a) => Control::AddressRemoved {
-                        ifindex: a.ifindex,
-                        address: a.address,
-                    },
-                    NetEvent::Overrun => Control::Resync,
-                    _ => continue,
-                };
-                let _ = tx.send(message).await;
-            }
-        }
     }
 }

@@ -4,8 +4,8 @@
 
 use tokio::sync::mpsc;
 
-use super::command::{self, Outcome};
 use super::status::StatusSlot;
+use crate::command::{self, Outcome};
 use havip_config::vrrp::NotifySettings;
 
 /// One state change to tell the configured commands about.

@@ -30,33 +30,91 @@ pub fn state_name(state: State) -> &'static str {
 /// One instance's current view.
 #[derive(Debug, Clone)]
 pub struct InstanceStatus {
+    /// The instance's name.
     pub name: String,
+    /// Its interface.
     pub interface: String,
+    /// Its VRID.
     pub vrid: u8,
+    /// VRRP version, 2 or 3.
     pub version: u8,
+    /// The protocol state.
     pub state: State,
+    /// The priority in the config.
     pub configured_priority: u8,
+    /// The priority advertised now (trackers applied).
     pub effective_priority: u8,
+    /// The address adverts are sent from.
     pub source: IpAddr,
     /// The master this node follows (itself when master).
     pub master: Option<IpAddr>,
+    /// The virtual addresses as `address/prefix`.
     pub virtual_addresses: Vec<String>,
     /// Whether the virtual addresses are on the interface now.
     pub holding_addresses: bool,
+    /// A graceful release is waiting for the new master.
+    pub handing_over: bool,
+    /// An operator stepped the instance down (a drill) and has not restored it.
+    pub stepped_down: bool,
+    /// The core's counters.
     pub counters: Counters,
+    /// Transitions by (from, to) state name.
     pub transitions: BTreeMap<(&'static str, &'static str), u64>,
+    /// How often the master this node follows changed.
     pub master_changes: u64,
+    /// Adverts that could not be sent.
     pub send_errors: u64,
+    /// Virtual addresses that could not be added or removed.
     pub address_errors: u64,
+    /// Virtual addresses someone else removed that were added back.
     pub addresses_restored: u64,
+    /// Notify commands that failed or timed out.
     pub notify_failures: u64,
+    /// Shutdown has begun.
     pub stopping: bool,
+    /// When the state last changed (Unix time, milliseconds).
     pub last_change_unix_ms: Option<u64>,
     /// Master_Down_Interval with the current priority and interval (RFC 5798 6.1).
     pub master_down_interval: std::time::Duration,
 }
 
 impl InstanceStatus {
+    /// The status of an instance that has not started yet.
+    pub fn initial(
+        settings: &havip_config::vrrp::VrrpSettings,
+        interface: &str,
+        source: IpAddr,
+        virtual_addresses: Vec<String>,
+        master_down_interval: std::time::Duration,
+    ) -> InstanceStatus {
+        InstanceStatus {
+            name: settings.name.clone(),
+            interface: interface.to_string(),
+            vrid: settings.vrid,
+            version: settings.version.number(),
+            state: State::Initialize,
+            configured_priority: settings.priority,
+            effective_priority: settings.priority,
+            source,
+            master: None,
+            virtual_addresses,
+            holding_addresses: false,
+            handing_over: false,
+            stepped_down: false,
+            counters: Counters::default(),
+            transitions: BTreeMap::new(),
+            master_changes: 0,
+            send_errors: 0,
+            address_errors: 0,
+            addresses_restored: 0,
+            notify_failures: 0,
+            stopping: false,
+            last_change_unix_ms: None,
+            master_down_interval,
+        }
+    }
+
+    /// The `/api/status` form.
     pub fn to_json(&self) -> Value {
         json!({
             "name": self.name,
@@ -70,11 +128,14 @@ impl InstanceStatus {
             "master": self.master.map(|m| m.to_string()),
             "virtual_addresses": self.virtual_addresses,
             "holding_addresses": self.holding_addresses,
+            "handing_over": self.handing_over,
+            "stepped_down": self.stepped_down,
             "stopping": self.stopping,
             "adverts_sent": self.counters.adverts_sent,
             "adverts_received": self.counters.adverts_received,
             "dropped": self.counters.total_dropped(),
             "master_changes": self.master_changes,
+            "addresses_restored": self.addresses_restored,
             "last_change_unix_ms": self.last_change_unix_ms,
             "master_down_interval_ms": self.master_down_interval.as_millis() as u64,
         })

@@ -1,6 +1,6 @@
 //! Health monitoring of backends: one monitor task per backend owns that backend's health.
 //!
-//! - [`tracker`]: the pure state machine (rise/fall, probation, passive failures, intervals).
+//! - [`machine`]: the pure state machine (rise/fall, probation, passive failures, intervals).
 //! - [`probe`]: one active check (TCP, HTTP, HTTPS) against one backend, typed failures.
 //! - [`tls`]: building the rustls client configuration of HTTPS checks, once per service.
 //! - [`monitor`]: the task per backend that runs checks, receives passive failures and
@@ -12,12 +12,12 @@
 //! with that backend's [`crate::backend::HealthInbox`]. Keep the `JoinHandle`s and abort them
 //! when the service stops; the tasks never end on their own.
 
+pub mod machine;
 pub mod monitor;
 pub mod probe;
 pub mod tls;
-pub mod tracker;
 
+pub use machine::{HealthMachine, Reason, Transition};
 pub use monitor::Monitor;
 pub use probe::{CheckError, Probe, ProbeConfigError};
 pub use tls::{client_config, TlsConfigError};
-pub use tracker::{Reason, Tracker, Transition};

@@ -8,7 +8,7 @@
 //!
 //! The loop waits for whichever comes first: the next active check, a passive
 //! [`HealthEvent::ConnectFailed`], or (passive health only) the end of a passive downtime.
-//! It feeds the result to its [`Tracker`], publishes transitions with
+//! It feeds the result to its [`HealthMachine`], publishes transitions with
 //! [`Backend::set_health`], and records every check with [`Backend::record_check`]. A check
 //! runs inline: passive events that arrive meanwhile wait in the inbox (at most the check
 //! timeout) and are judged by the time they happened, not the time they are read.
@@ -24,8 +24,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::machine::{HealthMachine, Transition};
 use super::probe::Probe;
-use super::tracker::{Tracker, Transition};
 use crate::backend::{Backend, Health, HealthEvent, HealthInbox};
 use havip_config::service::{HealthSpec, PassiveSpec};
 
@@ -68,18 +68,18 @@ impl Monitor {
             index,
             count,
         } = self;
-        let mut tracker = Tracker::new(&spec, passive, probe.is_some());
+        let mut machine = HealthMachine::new(&spec, passive, probe.is_some());
         let addr = backend.spec.addr;
         let mut next_check = probe.as_ref().map(|_| {
             Instant::now() + first_check_delay(spec.interval, index, count, fastrand::f64())
         });
 
         loop {
-            let wake = earliest(next_check, tracker.wake_at());
+            let wake = earliest(next_check, machine.wake_at());
             tokio::select! {
                 event = inbox.recv() => match event {
                     Some(HealthEvent::ConnectFailed { at }) => {
-                        if let Some(t) = tracker.connect_failed(at, Instant::now()) {
+                        if let Some(t) = machine.connect_failed(at, Instant::now()) {
                             publish(&service, &backend, &t);
                         }
                     }
@@ -88,7 +88,7 @@ impl Monitor {
                     None => return,
                 },
                 () = sleep_until(wake) => {
-                    if let Some(t) = tracker.poll(Instant::now()) {
+                    if let Some(t) = machine.poll(Instant::now()) {
                         publish(&service, &backend, &t);
                     }
                     let due = next_check.is_some_and(|at| Instant::now() >= at);
@@ -98,7 +98,7 @@ impl Monitor {
                         let done = Instant::now();
                         backend.record_check(result.is_ok(), done - started);
                         let transition = match &result {
-                            Ok(()) => tracker.check_passed(done),
+                            Ok(()) => machine.check_passed(done),
                             Err(e) => {
                                 let why = e.to_string();
                                 debug!(
@@ -107,14 +107,14 @@ impl Monitor {
                                     error = %why,
                                     "health check failed"
                                 );
-                                tracker.check_failed(&why)
+                                machine.check_failed(&why)
                             }
                         };
                         if let Some(t) = transition {
                             publish(&service, &backend, &t);
                         }
                         // Measured from the end of the check, so checks never overlap.
-                        next_check = Some(done + jitter(tracker.next_interval(), fastrand::f64()));
+                        next_check = Some(done + jitter(machine.next_interval(), fastrand::f64()));
                     }
                 }
             }

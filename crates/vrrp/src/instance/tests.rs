@@ -20,8 +20,8 @@ fn centiseconds(value: u16) -> AdvertInterval {
 }
 
 /// VRRPv2, VRID 51, 192.0.2.1, one virtual address, 1 s, no second announcement burst.
-fn v2_config(priority: u8) -> Config {
-    let mut config = Config::new(51, ip("192.0.2.1"), vec![ip("192.0.2.100")]);
+fn v2_config(priority: u8) -> InstanceConfig {
+    let mut config = InstanceConfig::new(51, ip("192.0.2.1"), vec![ip("192.0.2.100")]);
     config.version = Version::V2;
     config.priority = priority;
     config.announcements = AnnouncementConfig {
@@ -33,24 +33,24 @@ fn v2_config(priority: u8) -> Config {
     config
 }
 
-fn v3_config(priority: u8, interval_cs: u16) -> Config {
+fn v3_config(priority: u8, interval_cs: u16) -> InstanceConfig {
     let mut config = v2_config(priority);
     config.version = Version::V3;
     config.advert_interval = centiseconds(interval_cs);
     config
 }
 
-fn instance(config: Config) -> Instance {
+fn instance(config: InstanceConfig) -> Instance {
     Instance::new(config).expect("valid config")
 }
 
 /// An advertisement as a peer at `source` with `priority` would send it for `config`'s VRID.
-fn peer_advert(config: &Config, source: &str, priority: u8) -> (IpAddr, Vec<u8>) {
+fn peer_advert(config: &InstanceConfig, source: &str, priority: u8) -> (IpAddr, Vec<u8>) {
     peer_advert_with(config, source, priority, |_| {})
 }
 
 fn peer_advert_with(
-    config: &Config,
+    config: &InstanceConfig,
     source: &str,
     priority: u8,
     change: impl FnOnce(&mut Advertisement),
@@ -73,7 +73,7 @@ fn peer_advert_with(
     (source, encode(&advert, &context).expect("encodes"))
 }
 
-fn destination_for(config: &Config) -> IpAddr {
+fn destination_for(config: &InstanceConfig) -> IpAddr {
     if config.is_unicast() {
         config.primary_address
     } else {
@@ -108,13 +108,6 @@ fn state_changes(actions: &[Action]) -> Vec<(State, State, Reason)> {
         .collect()
 }
 
-fn armed(actions: &[Action], kind: TimerKind) -> Option<Timestamp> {
-    actions.iter().rev().find_map(|action| match action {
-        Action::ArmTimer { timer, deadline } if *timer == kind => Some(*deadline),
-        _ => None,
-    })
-}
-
 fn sent(actions: &[Action]) -> Vec<&OutgoingAdvertisement> {
     actions
         .iter()
@@ -132,16 +125,18 @@ fn announcements(actions: &[Action]) -> usize {
         .count()
 }
 
-fn started(config: Config) -> (Instance, Vec<Action>) {
+fn started(config: InstanceConfig) -> (Instance, Vec<Action>) {
     let mut instance = instance(config);
     let actions = instance.handle(ms(0), Input::Startup);
     (instance, actions)
 }
 
 /// A backup, started at 0, that became master when its Master_Down_Timer fired.
-fn master(config: Config) -> (Instance, Timestamp) {
-    let (mut instance, actions) = started(config);
-    let deadline = armed(&actions, TimerKind::MasterDown).expect("master down armed");
+fn master(config: InstanceConfig) -> (Instance, Timestamp) {
+    let (mut instance, _) = started(config);
+    let deadline = instance
+        .timer_deadline(TimerKind::MasterDown)
+        .expect("master down armed");
     instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
     assert_eq!(instance.state(), State::Master);
     (instance, deadline)
@@ -159,7 +154,7 @@ fn a_non_owner_starts_as_backup_for_exactly_master_down_interval() {
     );
     // 3 × 1 s + (256 − 90) / 256 s
     assert_eq!(
-        armed(&actions, TimerKind::MasterDown),
+        instance.timer_deadline(TimerKind::MasterDown),
         Some(Timestamp::from_nanos(3_648_437_500))
     );
     assert!(sent(&actions).is_empty(), "a backup does not advertise");
@@ -197,8 +192,11 @@ fn the_owner_starts_as_master_at_once_in_rfc_order() {
     );
     // keepalived defaults: 5 rounds at once, a second burst 5 s later
     assert_eq!(announcements(&actions), 5);
-    assert_eq!(armed(&actions, TimerKind::AnnounceRepeat), Some(ms(5000)));
-    assert_eq!(armed(&actions, TimerKind::Advert), Some(ms(1000)));
+    assert_eq!(
+        instance.timer_deadline(TimerKind::AnnounceRepeat),
+        Some(ms(5000))
+    );
+    assert_eq!(instance.timer_deadline(TimerKind::Advert), Some(ms(1000)));
     assert_eq!(instance.counters().became_master, 1);
 }
 
@@ -216,7 +214,7 @@ fn a_fault_at_startup_goes_to_fault_without_advertising() {
         [(State::Fault, State::Backup, Reason::FaultCleared)]
     );
     assert_eq!(
-        armed(&actions, TimerKind::MasterDown),
+        instance.timer_deadline(TimerKind::MasterDown),
         Some(ms(2) + instance.master_down_interval())
     );
 }
@@ -225,8 +223,10 @@ fn a_fault_at_startup_goes_to_fault_without_advertising() {
 
 #[test]
 fn master_down_fires_exactly_at_its_deadline_and_early_or_stale_firings_are_ignored() {
-    let (mut instance, actions) = started(v2_config(90));
-    let deadline = armed(&actions, TimerKind::MasterDown).expect("armed");
+    let (mut instance, _) = started(v2_config(90));
+    let deadline = instance
+        .timer_deadline(TimerKind::MasterDown)
+        .expect("armed");
     let early = Timestamp::from_nanos(deadline.as_nanos() - 1);
     assert!(instance
         .handle(early, Input::TimerFired(TimerKind::MasterDown))
@@ -246,7 +246,7 @@ fn master_down_fires_exactly_at_its_deadline_and_early_or_stale_firings_are_igno
     );
     assert_eq!(sent(&actions).len(), 1);
     assert_eq!(
-        armed(&actions, TimerKind::Advert),
+        instance.timer_deadline(TimerKind::Advert),
         Some(deadline + Duration::from_secs(1))
     );
     // Firing again (a duplicate) is stale: the timer is no longer armed.
@@ -259,13 +259,13 @@ fn master_down_fires_exactly_at_its_deadline_and_early_or_stale_firings_are_igno
 fn an_advert_from_a_higher_priority_master_resets_master_down() {
     let config = v2_config(90);
     let (mut instance, _) = started(config.clone());
-    let actions = receive(
+    receive(
         &mut instance,
         ms(500),
         &peer_advert(&config, "192.0.2.2", 100),
     );
     assert_eq!(
-        armed(&actions, TimerKind::MasterDown),
+        instance.timer_deadline(TimerKind::MasterDown),
         Some(ms(500) + Duration::from_nanos(3_648_437_500))
     );
     assert_eq!(instance.master_address(), Some(ip("192.0.2.2")));
@@ -282,15 +282,12 @@ fn a_v3_backup_adopts_the_masters_interval() {
     assert_eq!(instance.master_adver_interval(), centiseconds(10));
     // 3 × 100 ms + (256 − 100) × 10 cs / 256 = 300 ms + 60.9375 ms
     assert_eq!(
-        armed(&actions, TimerKind::MasterDown),
+        instance.timer_deadline(TimerKind::MasterDown),
         Some(ms(100) + Duration::from_nanos(360_937_500))
     );
     assert!(matches!(
         actions.as_slice(),
-        [
-            Action::Warning(Warning::AdvertIntervalDiffers { .. }),
-            Action::ArmTimer { .. }
-        ]
+        [Action::Warning(Warning::AdvertIntervalDiffers { .. })]
     ));
 }
 
@@ -303,13 +300,16 @@ fn priority_zero_makes_the_backup_take_over_after_skew_time() {
         ms(100),
         &peer_advert(&config, "192.0.2.2", 100),
     );
-    let actions = receive(
+    receive(
         &mut instance,
         ms(700),
         &peer_advert(&config, "192.0.2.2", 0),
     );
     let deadline = ms(700) + Duration::from_nanos(648_437_500);
-    assert_eq!(armed(&actions, TimerKind::MasterDown), Some(deadline));
+    assert_eq!(
+        instance.timer_deadline(TimerKind::MasterDown),
+        Some(deadline)
+    );
     assert_eq!(instance.counters().priority_zero_received, 1);
     let actions = instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
     assert_eq!(
@@ -321,8 +321,10 @@ fn priority_zero_makes_the_backup_take_over_after_skew_time() {
 #[test]
 fn a_preempting_backup_discards_a_lower_priority_master_and_takes_over() {
     let config = v2_config(100);
-    let (mut instance, startup) = started(config.clone());
-    let deadline = armed(&startup, TimerKind::MasterDown).expect("armed");
+    let (mut instance, _) = started(config.clone());
+    let deadline = instance
+        .timer_deadline(TimerKind::MasterDown)
+        .expect("armed");
     let actions = receive(
         &mut instance,
         ms(1000),
@@ -352,13 +354,13 @@ fn a_nopreempt_backup_follows_a_lower_priority_master() {
     let mut config = v2_config(100);
     config.preempt = false;
     let (mut instance, _) = started(config.clone());
-    let actions = receive(
+    receive(
         &mut instance,
         ms(1000),
         &peer_advert(&config, "192.0.2.2", 90),
     );
     assert_eq!(
-        armed(&actions, TimerKind::MasterDown),
+        instance.timer_deadline(TimerKind::MasterDown),
         Some(ms(1000) + instance.master_down_interval())
     );
     assert_eq!(instance.master_address(), Some(ip("192.0.2.2")));
@@ -374,18 +376,23 @@ fn an_owner_preempts_even_with_preempt_off() {
     // Another owner with a higher address wins the tie-break; ours goes to backup ...
     receive(&mut owner, ms(10), &peer_advert(&config, "192.0.2.9", 255));
     assert_eq!(owner.state(), State::Backup);
-    // ... where a lower priority is discarded although preempt is off.
-    let actions = receive(&mut owner, ms(20), &peer_advert(&config, "192.0.2.2", 100));
-    assert!(armed(&actions, TimerKind::MasterDown).is_none());
+    // ... where a lower priority is discarded although preempt is off: it does not reset
+    // the Master_Down_Timer.
+    let before = owner.timer_deadline(TimerKind::MasterDown);
+    assert!(before.is_some());
+    receive(&mut owner, ms(20), &peer_advert(&config, "192.0.2.2", 100));
+    assert_eq!(owner.timer_deadline(TimerKind::MasterDown), before);
 }
 
 #[test]
 fn preempt_delay_postpones_preemption_of_a_live_lower_master() {
     let mut config = v2_config(100);
     config.preempt_delay = Duration::from_secs(10);
-    let (mut instance, startup) = started(config.clone());
+    let (mut instance, _) = started(config.clone());
     let mdi = instance.master_down_interval();
-    let first_deadline = armed(&startup, TimerKind::MasterDown).expect("armed");
+    let first_deadline = instance
+        .timer_deadline(TimerKind::MasterDown)
+        .expect("armed");
     // A lower master advertises every second.
     let lower = peer_advert(&config, "192.0.2.2", 90);
     let mut now = ms(0);
@@ -397,7 +404,7 @@ fn preempt_delay_postpones_preemption_of_a_live_lower_master() {
     // Master_Down fires at its usual time; instead of taking over, the delay starts.
     let at_fire = instance.handle(first_deadline, Input::TimerFired(TimerKind::MasterDown));
     assert!(state_changes(&at_fire).is_empty());
-    if let Some(deadline) = armed(&at_fire, TimerKind::PreemptDelay) {
+    if let Some(deadline) = instance.timer_deadline(TimerKind::PreemptDelay) {
         preempt_deadline = Some(deadline);
     }
     assert_eq!(
@@ -405,11 +412,17 @@ fn preempt_delay_postpones_preemption_of_a_live_lower_master() {
         Some(first_deadline + Duration::from_secs(10))
     );
     // The last lower advert was at 3 s: liveness deadline 3 s + Master_Down_Interval.
-    assert_eq!(armed(&at_fire, TimerKind::MasterDown), Some(ms(3000) + mdi));
+    assert_eq!(
+        instance.timer_deadline(TimerKind::MasterDown),
+        Some(ms(3000) + mdi)
+    );
     // The lower master keeps advertising through the delay; we keep waiting.
     while now < first_deadline + Duration::from_secs(10) {
-        let actions = receive(&mut instance, now, &lower);
-        assert_eq!(armed(&actions, TimerKind::MasterDown), Some(now + mdi));
+        receive(&mut instance, now, &lower);
+        assert_eq!(
+            instance.timer_deadline(TimerKind::MasterDown),
+            Some(now + mdi)
+        );
         now = now + Duration::from_secs(1);
     }
     let deadline = preempt_deadline.expect("armed");
@@ -431,31 +444,35 @@ fn preempt_delay_postpones_preemption_of_a_live_lower_master() {
 fn preempt_delay_does_not_delay_taking_over_from_a_silent_master() {
     let mut config = v2_config(100);
     config.preempt_delay = Duration::from_secs(10);
-    let (mut instance, startup) = started(config.clone());
+    let (mut instance, _) = started(config.clone());
     let mdi = instance.master_down_interval();
-    let deadline = armed(&startup, TimerKind::MasterDown).expect("armed");
+    let deadline = instance
+        .timer_deadline(TimerKind::MasterDown)
+        .expect("armed");
     receive(
         &mut instance,
         ms(3000),
         &peer_advert(&config, "192.0.2.2", 90),
     );
-    let actions = instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
-    let liveness = armed(&actions, TimerKind::MasterDown).expect("liveness deadline");
+    instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
+    let liveness = instance
+        .timer_deadline(TimerKind::MasterDown)
+        .expect("liveness deadline");
     assert_eq!(liveness, ms(3000) + mdi);
     // The lower master falls silent: taken over at the liveness deadline, long before the delay.
-    let actions = instance.handle(liveness, Input::TimerFired(TimerKind::MasterDown));
+    instance.handle(liveness, Input::TimerFired(TimerKind::MasterDown));
     assert_eq!(instance.state(), State::Master);
-    assert!(actions.contains(&Action::DisarmTimer {
-        timer: TimerKind::PreemptDelay
-    }));
+    assert!(instance.timer_deadline(TimerKind::PreemptDelay).is_none());
 }
 
 #[test]
 fn a_higher_priority_advert_cancels_a_running_preempt_delay() {
     let mut config = v2_config(100);
     config.preempt_delay = Duration::from_secs(10);
-    let (mut instance, startup) = started(config.clone());
-    let deadline = armed(&startup, TimerKind::MasterDown).expect("armed");
+    let (mut instance, _) = started(config.clone());
+    let deadline = instance
+        .timer_deadline(TimerKind::MasterDown)
+        .expect("armed");
     receive(
         &mut instance,
         ms(3000),
@@ -463,14 +480,12 @@ fn a_higher_priority_advert_cancels_a_running_preempt_delay() {
     );
     instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
     assert!(instance.timer_deadline(TimerKind::PreemptDelay).is_some());
-    let actions = receive(
+    receive(
         &mut instance,
         ms(4000),
         &peer_advert(&config, "192.0.2.3", 110),
     );
-    assert!(actions.contains(&Action::DisarmTimer {
-        timer: TimerKind::PreemptDelay
-    }));
+    assert!(instance.timer_deadline(TimerKind::PreemptDelay).is_none());
     assert_eq!(instance.timer_deadline(TimerKind::PreemptDelay), None);
 }
 
@@ -494,9 +509,7 @@ fn a_master_steps_down_to_a_higher_priority() {
             }
         )]
     );
-    assert!(actions.contains(&Action::DisarmTimer {
-        timer: TimerKind::Advert
-    }));
+    assert!(instance.timer_deadline(TimerKind::Advert).is_none());
     assert!(actions.contains(&Action::RemoveAddresses {
         addresses: vec![ip("192.0.2.100")]
     }));
@@ -507,7 +520,7 @@ fn a_master_steps_down_to_a_higher_priority() {
     // RFC 5798 6.4.3: adopt the interval: 3 × 0.5 s + (256 − 100) × 50 / 256 cs
     assert_eq!(instance.master_adver_interval(), centiseconds(50));
     assert_eq!(
-        armed(&actions, TimerKind::MasterDown),
+        instance.timer_deadline(TimerKind::MasterDown),
         Some(now + Duration::from_nanos(1_804_687_500))
     );
 }
@@ -580,7 +593,7 @@ fn a_master_answers_priority_zero_and_resets_its_advert_timer() {
     let actions = receive(&mut instance, now, &peer_advert(&config, "192.0.2.2", 0));
     assert_eq!(sent(&actions).len(), 1);
     assert_eq!(
-        armed(&actions, TimerKind::Advert),
+        instance.timer_deadline(TimerKind::Advert),
         Some(now + Duration::from_secs(1))
     );
 }
@@ -603,7 +616,7 @@ fn the_advert_timer_sends_the_current_priority_every_interval() {
     let actions = instance.handle(first, Input::TimerFired(TimerKind::Advert));
     assert_eq!(sent(&actions)[0].advertisement.priority, 85);
     assert_eq!(
-        armed(&actions, TimerKind::Advert),
+        instance.timer_deadline(TimerKind::Advert),
         Some(first + Duration::from_secs(1))
     );
 }
@@ -634,20 +647,17 @@ fn shutdown_releases_the_addresses_and_sends_priority_zero() {
 #[test]
 fn shutdown_of_a_backup_cancels_master_down() {
     let (mut instance, _) = started(v2_config(100));
+    assert!(instance.timer_deadline(TimerKind::MasterDown).is_some());
     let actions = instance.handle(ms(10), Input::Shutdown);
     assert_eq!(
         actions,
-        [
-            Action::DisarmTimer {
-                timer: TimerKind::MasterDown
-            },
-            Action::StateChanged {
-                from: State::Backup,
-                to: State::Initialize,
-                reason: Reason::Shutdown
-            }
-        ]
+        [Action::StateChanged {
+            from: State::Backup,
+            to: State::Initialize,
+            reason: Reason::Shutdown
+        }]
     );
+    assert_eq!(instance.timer_deadline(TimerKind::MasterDown), None);
 }
 
 // --- fault and tracking ------------------------------------------------------------------------
@@ -665,6 +675,7 @@ fn a_failing_weight_zero_tracker_takes_a_master_to_fault_with_priority_zero() {
     let cause = FaultCause {
         interface_down: false,
         tracker_failed: true,
+        stepped_down: false,
     };
     assert_eq!(
         state_changes(&actions),
@@ -719,14 +730,14 @@ fn a_backup_uses_its_new_priority_from_the_next_reset() {
     let config = v2_config(100);
     let (mut instance, _) = started(config.clone());
     instance.handle(ms(10), Input::TrackingChanged(Tracking::untracked(200)));
-    let actions = receive(
+    receive(
         &mut instance,
         ms(20),
         &peer_advert(&config, "192.0.2.2", 220),
     );
     // 3 s + 56/256 s
     assert_eq!(
-        armed(&actions, TimerKind::MasterDown),
+        instance.timer_deadline(TimerKind::MasterDown),
         Some(ms(20) + Duration::from_nanos(3_218_750_000))
     );
 }
@@ -746,47 +757,60 @@ fn announcements_follow_burst_spacing_second_burst_and_refresh() {
     };
     let (mut instance, actions) = started(config);
     assert_eq!(announcements(&actions), 1);
-    assert_eq!(armed(&actions, TimerKind::AnnounceBurst), Some(ms(100)));
-    assert_eq!(armed(&actions, TimerKind::AnnounceRepeat), Some(ms(5000)));
     assert_eq!(
-        armed(&actions, TimerKind::AnnounceRefresh),
+        instance.timer_deadline(TimerKind::AnnounceBurst),
+        Some(ms(100))
+    );
+    assert_eq!(
+        instance.timer_deadline(TimerKind::AnnounceRepeat),
+        Some(ms(5000))
+    );
+    assert_eq!(
+        instance.timer_deadline(TimerKind::AnnounceRefresh),
         Some(ms(60_000))
     );
 
     let actions = instance.handle(ms(100), Input::TimerFired(TimerKind::AnnounceBurst));
     assert_eq!(announcements(&actions), 1);
-    assert_eq!(armed(&actions, TimerKind::AnnounceBurst), Some(ms(200)));
+    assert_eq!(
+        instance.timer_deadline(TimerKind::AnnounceBurst),
+        Some(ms(200))
+    );
     let actions = instance.handle(ms(200), Input::TimerFired(TimerKind::AnnounceBurst));
     assert_eq!(announcements(&actions), 1);
     assert_eq!(
-        armed(&actions, TimerKind::AnnounceBurst),
+        instance.timer_deadline(TimerKind::AnnounceBurst),
         None,
         "burst of 3 done"
     );
 
     let actions = instance.handle(ms(5000), Input::TimerFired(TimerKind::AnnounceRepeat));
     assert_eq!(announcements(&actions), 1);
-    assert_eq!(armed(&actions, TimerKind::AnnounceBurst), Some(ms(5100)));
+    assert_eq!(
+        instance.timer_deadline(TimerKind::AnnounceBurst),
+        Some(ms(5100))
+    );
 
     let actions = instance.handle(ms(60_000), Input::TimerFired(TimerKind::AnnounceRefresh));
     assert_eq!(announcements(&actions), 1);
     assert_eq!(
-        armed(&actions, TimerKind::AnnounceRefresh),
+        instance.timer_deadline(TimerKind::AnnounceRefresh),
         Some(ms(120_000))
     );
     assert_eq!(instance.counters().announcement_rounds, 5);
 
     // Leaving master stops every announcement timer.
-    let actions = instance.handle(ms(60_001), Input::Shutdown);
-    for timer in [
+    let timers = [
         TimerKind::AnnounceBurst,
         TimerKind::AnnounceRefresh,
         TimerKind::Advert,
-    ] {
-        assert!(
-            actions.contains(&Action::DisarmTimer { timer }),
-            "{timer:?}"
-        );
+    ];
+    for timer in timers {
+        assert!(instance.timer_deadline(timer).is_some(), "{timer:?} armed");
+    }
+    instance.handle(ms(60_001), Input::Shutdown);
+    for timer in timers {
+        assert_eq!(instance.timer_deadline(timer), None, "{timer:?}");
     }
 }
 
@@ -1188,8 +1212,10 @@ fn an_owner_reports_other_routers_advertising_its_vrid() {
 #[test]
 fn a_lower_master_heard_longer_ago_than_master_down_interval_is_not_reported_as_preempted() {
     let config = v2_config(100);
-    let (mut instance, startup) = started(config.clone());
-    let deadline = armed(&startup, TimerKind::MasterDown).expect("armed");
+    let (mut instance, _) = started(config.clone());
+    let deadline = instance
+        .timer_deadline(TimerKind::MasterDown)
+        .expect("armed");
     // A lower master is heard once at 0.5 s and discarded ...
     receive(
         &mut instance,
@@ -1240,4 +1266,331 @@ fn drop_warnings_say_what_arrived_and_what_was_expected() {
     );
     assert_eq!(detail.to_string(), "VRID 9 instead of 51");
     assert_eq!(DropDetail::Ttl(64).to_string(), "TTL 64 instead of 255");
+}
+
+// --- graceful release, step-down, addresses removed by others --------------------------------
+
+/// A v3 master at 0.1 s that keeps its addresses until the new master is heard.
+fn graceful_master() -> (Instance, Timestamp) {
+    let mut config = v3_config(100, 10);
+    config.graceful_release = true;
+    master(config)
+}
+
+fn removes(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|action| matches!(action, Action::RemoveAddresses { .. }))
+        .count()
+}
+
+fn handover_outcomes(actions: &[Action]) -> Vec<HandoverOutcome> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::HandoverFinished(outcome) => Some(*outcome),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_hand_over_bound_is_the_slowest_backups_master_down_interval() {
+    let (instance, _) = graceful_master();
+    // 3 × 100 ms + (256 − 1) × 10 cs / 256 = 300 ms + 99.609375 ms
+    assert_eq!(instance.handover_bound(), Duration::from_nanos(399_609_375));
+}
+
+#[test]
+fn a_graceful_shutdown_keeps_the_addresses_until_a_new_master_is_heard() {
+    let (mut instance, became) = graceful_master();
+    let config = instance.config().clone();
+    let stop = became + Duration::from_millis(50);
+    let actions = instance.handle(stop, Input::Shutdown);
+    // RFC 5798 6.4.3: priority 0 goes out and the state is Initialize ...
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Master, State::Initialize, Reason::Shutdown)]
+    );
+    assert_eq!(sent(&actions)[0].advertisement.priority, 0);
+    // ... but the addresses stay while the hand-over runs.
+    assert_eq!(removes(&actions), 0);
+    assert!(instance.holds_addresses());
+    let handover = instance.handover().expect("hand-over running");
+    assert_eq!(handover.started, stop);
+    assert_eq!(handover.deadline, stop + instance.handover_bound());
+    assert_eq!(
+        instance.next_timer(),
+        Some((TimerKind::Handover, handover.deadline))
+    );
+    // The new master's first advert completes it.
+    let heard = stop + Duration::from_millis(62);
+    let actions = receive(&mut instance, heard, &peer_advert(&config, "192.0.2.2", 90));
+    assert_eq!(removes(&actions), 1);
+    assert_eq!(
+        handover_outcomes(&actions),
+        [HandoverOutcome::HandedOver {
+            new_master: ip("192.0.2.2"),
+            waited: Duration::from_millis(62)
+        }]
+    );
+    assert!(!instance.holds_addresses());
+    assert_eq!(instance.next_timer(), None);
+    assert_eq!(instance.counters().handovers_completed, 1);
+}
+
+#[test]
+fn a_graceful_release_nobody_answers_ends_at_the_bound() {
+    let (mut instance, became) = graceful_master();
+    instance.handle(became, Input::Shutdown);
+    let deadline = instance.handover().expect("running").deadline;
+    let early = Timestamp::from_nanos(deadline.as_nanos() - 1);
+    assert!(instance
+        .handle(early, Input::TimerFired(TimerKind::Handover))
+        .is_empty());
+    assert!(instance.holds_addresses());
+    let actions = instance.handle(deadline, Input::TimerFired(TimerKind::Handover));
+    assert_eq!(removes(&actions), 1);
+    assert_eq!(
+        handover_outcomes(&actions),
+        [HandoverOutcome::NobodyTookOver {
+            waited: instance.handover_bound()
+        }]
+    );
+    assert!(!instance.holds_addresses());
+    assert_eq!(instance.counters().handovers_timed_out, 1);
+}
+
+#[test]
+fn only_a_fully_checked_advert_ends_a_hand_over() {
+    let mut config = v2_config(100);
+    config.graceful_release = true;
+    config.authentication =
+        Authentication::SimplePassword(Password::from_keepalived_auth_pass("secret"));
+    let (mut instance, became) = master(config.clone());
+    instance.handle(became, Input::Shutdown);
+    let now = became + Duration::from_millis(10);
+    let good = peer_advert(&config, "192.0.2.2", 90);
+    // Wrong TTL: not from the link.
+    let destination = destination_for(&config);
+    let actions = instance.handle(
+        now,
+        Input::Packet(ReceivedPacket {
+            source: good.0,
+            destination,
+            ttl: 64,
+            payload: &good.1,
+        }),
+    );
+    assert!(handover_outcomes(&actions).is_empty());
+    // Wrong password.
+    let intruder = peer_advert_with(&config, "192.0.2.2", 90, |a| {
+        a.authentication =
+            Authentication::SimplePassword(Password::from_keepalived_auth_pass("guess"))
+    });
+    assert!(handover_outcomes(&receive(&mut instance, now, &intruder)).is_empty());
+    // Another VRID.
+    let other = peer_advert_with(&config, "192.0.2.2", 90, |a| a.vrid = 52);
+    assert!(handover_outcomes(&receive(&mut instance, now, &other)).is_empty());
+    // A peer that is itself stepping down is not a new master.
+    let zero = peer_advert(&config, "192.0.2.3", 0);
+    assert!(handover_outcomes(&receive(&mut instance, now, &zero)).is_empty());
+    assert!(instance.holds_addresses(), "still handing over");
+    // The real thing.
+    let actions = receive(&mut instance, now, &good);
+    assert_eq!(handover_outcomes(&actions).len(), 1);
+}
+
+#[test]
+fn in_unicast_mode_a_hand_over_waits_for_a_configured_peer() {
+    let mut config = v3_config(100, 10);
+    config.graceful_release = true;
+    config.unicast_peers = vec![ip("192.0.2.2")];
+    let (mut instance, became) = master(config.clone());
+    instance.handle(became, Input::Shutdown);
+    let stranger = peer_advert(&config, "192.0.2.7", 200);
+    let actions = receive(&mut instance, became, &stranger);
+    assert!(handover_outcomes(&actions).is_empty());
+    assert_eq!(
+        instance
+            .counters()
+            .dropped(DropReason::UnknownUnicastSource),
+        1
+    );
+    let peer = peer_advert(&config, "192.0.2.2", 90);
+    assert_eq!(
+        handover_outcomes(&receive(&mut instance, became, &peer)).len(),
+        1
+    );
+}
+
+#[test]
+fn a_step_down_hands_over_and_stays_out_of_the_election_until_restored() {
+    let (mut instance, became) = graceful_master();
+    let config = instance.config().clone();
+    let actions = instance.handle(became, Input::StepDown);
+    let cause = FaultCause {
+        interface_down: false,
+        tracker_failed: false,
+        stepped_down: true,
+    };
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Master, State::Fault, Reason::Fault(cause))]
+    );
+    assert_eq!(sent(&actions)[0].advertisement.priority, 0);
+    assert_eq!(removes(&actions), 0);
+    let actions = receive(
+        &mut instance,
+        became,
+        &peer_advert(&config, "192.0.2.2", 90),
+    );
+    assert_eq!(removes(&actions), 1);
+    // Healthy trackers do not end a step-down.
+    let actions = instance.handle(
+        became,
+        Input::TrackingChanged(Tracking {
+            priority: 120,
+            fault: false,
+        }),
+    );
+    assert!(state_changes(&actions).is_empty());
+    assert_eq!(instance.fault_cause(), Some(cause));
+    // Restore: back as a backup with the trackers' priority, timer armed.
+    let later = became + Duration::from_secs(3);
+    let actions = instance.handle(later, Input::Restore);
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Fault, State::Backup, Reason::FaultCleared)]
+    );
+    assert_eq!(instance.priority(), 120);
+    assert_eq!(
+        instance.timer_deadline(TimerKind::MasterDown),
+        Some(later + instance.master_down_interval())
+    );
+    // A second restore does nothing.
+    assert!(instance.handle(later, Input::Restore).is_empty());
+}
+
+#[test]
+fn a_step_down_of_a_backup_changes_nothing() {
+    let (mut instance, _) = started(v3_config(100, 10));
+    assert!(instance.handle(ms(5), Input::StepDown).is_empty());
+    assert_eq!(instance.state(), State::Backup);
+    assert_eq!(instance.fault_cause(), None);
+}
+
+#[test]
+fn a_shutdown_during_a_step_down_keeps_the_step_downs_bound() {
+    let (mut instance, became) = graceful_master();
+    instance.handle(became, Input::StepDown);
+    let deadline = instance.handover().expect("running").deadline;
+    let actions = instance.handle(became + Duration::from_millis(10), Input::Shutdown);
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Fault, State::Initialize, Reason::Shutdown)]
+    );
+    assert_eq!(
+        sent(&actions).len(),
+        0,
+        "priority 0 was already sent by the step-down"
+    );
+    assert_eq!(instance.handover().map(|h| h.deadline), Some(deadline));
+    let actions = instance.handle(deadline, Input::TimerFired(TimerKind::Handover));
+    assert_eq!(removes(&actions), 1);
+    assert!(!instance.holds_addresses());
+    assert_eq!(instance.next_timer(), None, "nothing left to wait for");
+}
+
+#[test]
+fn restored_before_anyone_took_over_it_becomes_master_again_without_a_gap() {
+    let (mut instance, became) = graceful_master();
+    instance.handle(became, Input::StepDown);
+    let restored = became + Duration::from_millis(1);
+    instance.handle(restored, Input::Restore);
+    assert_eq!(instance.state(), State::Backup);
+    assert!(instance.holds_addresses(), "the release is still waiting");
+    // Nobody advertises: the backup's own timer runs out first (its Master_Down_Interval is
+    // shorter than the bound, which assumes priority 1).
+    let deadline = instance
+        .timer_deadline(TimerKind::MasterDown)
+        .expect("armed");
+    assert!(deadline < instance.handover().expect("running").deadline);
+    let actions = instance.handle(deadline, Input::TimerFired(TimerKind::MasterDown));
+    assert_eq!(instance.state(), State::Master);
+    assert_eq!(
+        handover_outcomes(&actions),
+        [HandoverOutcome::Resumed {
+            waited: deadline.saturating_duration_since(became)
+        }]
+    );
+    assert_eq!(removes(&actions), 0);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::AddAddresses { .. })),
+        "the addresses never left"
+    );
+    assert_eq!(instance.timer_deadline(TimerKind::Handover), None);
+}
+
+#[test]
+fn the_link_going_down_ends_a_hand_over() {
+    let (mut instance, became) = graceful_master();
+    instance.handle(became, Input::Shutdown);
+    let actions = instance.handle(became + Duration::from_millis(3), Input::InterfaceDown);
+    assert_eq!(removes(&actions), 1);
+    assert_eq!(
+        handover_outcomes(&actions),
+        [HandoverOutcome::NobodyTookOver {
+            waited: Duration::from_millis(3)
+        }]
+    );
+}
+
+#[test]
+fn without_graceful_release_a_step_down_lets_go_at_once() {
+    let (mut instance, became) = master(v3_config(100, 10));
+    let actions = instance.handle(became, Input::StepDown);
+    assert_eq!(removes(&actions), 1);
+    assert_eq!(sent(&actions)[0].advertisement.priority, 0);
+    assert_eq!(instance.handover(), None);
+    assert_eq!(instance.state(), State::Fault);
+}
+
+#[test]
+fn an_address_removed_by_someone_else_is_put_back_while_held() {
+    let (mut instance, became) = graceful_master();
+    let vip = ip("192.0.2.100");
+    let actions = instance.handle(became, Input::AddressRemoved(vip));
+    assert_eq!(
+        actions,
+        [
+            Action::AddAddresses {
+                addresses: vec![vip],
+                accept_mode: true
+            },
+            Action::Announce {
+                addresses: vec![vip]
+            },
+            Action::AddressRestored { address: vip }
+        ]
+    );
+    assert_eq!(instance.counters().addresses_restored, 1);
+    // Not ours: nothing.
+    assert!(instance
+        .handle(became, Input::AddressRemoved(ip("192.0.2.7")))
+        .is_empty());
+    // Still ours during a hand-over.
+    instance.handle(became, Input::Shutdown);
+    assert_eq!(instance.handle(became, Input::AddressRemoved(vip)).len(), 3);
+    // Not held any more: nothing to put back.
+    let deadline = instance.handover().expect("running").deadline;
+    instance.handle(deadline, Input::TimerFired(TimerKind::Handover));
+    assert!(instance
+        .handle(deadline, Input::AddressRemoved(vip))
+        .is_empty());
+    // A backup holds nothing.
+    let (mut backup, _) = started(v3_config(100, 10));
+    assert!(backup.handle(ms(1), Input::AddressRemoved(vip)).is_empty());
 }

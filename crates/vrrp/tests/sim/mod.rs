@@ -3,21 +3,23 @@
 //!
 //! Each router is an [`Instance`]; the simulator plays the shell: it delivers the bytes of
 //! every advertisement to the routers that can hear it (multicast: every router on the same
-//! side of a partition; unicast: the addressed one), turns `ArmTimer` actions into timer events
-//! (stale firings are delivered too: the instance must ignore them), and records state changes,
+//! side of a partition; unicast: the addressed one), schedules a timer event whenever a
+//! step arms a timer (stale firings are delivered too: the instance must ignore them), keeps a
+//! stopping router running until its graceful release ends, and records state changes,
 //! virtual-address ownership and accepted advertisements so tests can assert exact timings.
 //!
 //! Same inputs, same seed, same run: events at equal times are processed in scheduling order.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use havip_vrrp::packet::AddressFamily;
 use havip_vrrp::{
-    Action, Config, Input, Instance, Reason, ReceivedPacket, State, TimerKind, Timestamp, Tracking,
+    Action, Input, Instance, InstanceConfig, Reason, ReceivedPacket, State, TimerKind, Timestamp,
+    Tracking,
 };
 
 /// splitmix64: a tiny, well-mixed PRNG, enough for reproducible schedules.
@@ -113,13 +115,17 @@ impl Ord for Scheduled {
 }
 
 struct Router {
-    config: Config,
+    config: InstanceConfig,
     /// `None` while crashed or stopped.
     instance: Option<Instance>,
     /// Bumped on every crash / restart so events of an earlier life are dropped.
     incarnation: u32,
     holds_addresses: bool,
     segment: u32,
+    /// The deadline each timer kind was last scheduled for (this incarnation).
+    scheduled: BTreeMap<TimerKind, Timestamp>,
+    /// Shut down, but a graceful release is still waiting for the new master.
+    stopping: bool,
 }
 
 /// The simulated network.
@@ -134,6 +140,8 @@ pub struct Sim {
     pub accepted: Vec<Accepted>,
     /// Routers that took the virtual addresses while another held them, with the time.
     pub overlaps: Vec<(Timestamp, usize, usize)>,
+    /// How many routers held the virtual addresses, after each change, with its time.
+    pub holder_counts: Vec<(Timestamp, usize)>,
     /// Everything that happened, for failure reports.
     pub trace: Vec<String>,
 }
@@ -141,7 +149,7 @@ pub struct Sim {
 impl Sim {
     /// Routers with `configs` on one segment, every packet delayed by `delay`. Nothing starts
     /// until [`Sim::start`].
-    pub fn new(configs: Vec<Config>, delay: Duration) -> Sim {
+    pub fn new(configs: Vec<InstanceConfig>, delay: Duration) -> Sim {
         Sim {
             now: Timestamp::ZERO,
             routers: configs
@@ -152,6 +160,8 @@ impl Sim {
                     incarnation: 0,
                     holds_addresses: false,
                     segment: 0,
+                    scheduled: BTreeMap::new(),
+                    stopping: false,
                 })
                 .collect(),
             queue: BinaryHeap::new(),
@@ -161,6 +171,7 @@ impl Sim {
             transitions: Vec::new(),
             accepted: Vec::new(),
             overlaps: Vec::new(),
+            holder_counts: Vec::new(),
             trace: Vec::new(),
         }
     }
@@ -219,8 +230,11 @@ impl Sim {
         let mut instance =
             Instance::new(self.routers[router].config.clone()).expect("valid config");
         let actions = instance.handle(self.now, Input::Startup);
-        self.routers[router].instance = Some(instance);
-        self.routers[router].incarnation += 1;
+        let entry = &mut self.routers[router];
+        entry.instance = Some(instance);
+        entry.incarnation += 1;
+        entry.scheduled.clear();
+        entry.stopping = false;
         self.note(format!("start r{router}"));
         self.perform(router, actions);
     }
@@ -238,19 +252,52 @@ impl Sim {
         entry.instance = None;
         entry.incarnation += 1;
         entry.holds_addresses = false;
+        entry.stopping = false;
+        self.count_holders();
     }
 
-    /// Stops `router` cleanly (SIGTERM): a master sends priority 0 and releases the addresses.
+    /// Stops `router` cleanly (SIGTERM): a master sends priority 0 and releases the addresses,
+    /// at once or (graceful release) once the new master is heard, as a shell would.
     pub fn shutdown(&mut self, router: usize) {
         self.note(format!("shutdown r{router}"));
+        self.routers[router].stopping = true;
+        self.input(router, Input::Shutdown);
+        self.end_if_stopped(router);
+    }
+
+    /// An operator's step-down of `router` (a drill).
+    pub fn step_down(&mut self, router: usize) {
+        self.note(format!("step-down r{router}"));
+        self.input(router, Input::StepDown);
+    }
+
+    /// Ends a step-down of `router`.
+    pub fn restore(&mut self, router: usize) {
+        self.note(format!("restore r{router}"));
+        self.input(router, Input::Restore);
+    }
+
+    fn input(&mut self, router: usize, input: Input<'_>) {
         let actions = match self.routers[router].instance.as_mut() {
-            Some(instance) => instance.handle(self.now, Input::Shutdown),
+            Some(instance) => instance.handle(self.now, input),
             None => return,
         };
         self.perform(router, actions);
+    }
+
+    /// A stopping router ends once it holds nothing any more.
+    fn end_if_stopped(&mut self, router: usize) {
         let entry = &mut self.routers[router];
-        entry.instance = None;
-        entry.incarnation += 1;
+        let releasing = entry
+            .instance
+            .as_ref()
+            .is_some_and(|instance| instance.handover().is_some());
+        if entry.stopping && !releasing && entry.instance.is_some() {
+            entry.instance = None;
+            entry.incarnation += 1;
+            entry.stopping = false;
+            self.note(format!("r{router} stopped"));
+        }
     }
 
     /// Feeds new tracking results to `router`.
@@ -470,14 +517,6 @@ impl Sim {
                         );
                     }
                 }
-                Action::ArmTimer { timer, deadline } => self.schedule(
-                    deadline,
-                    Event::Timer {
-                        router,
-                        incarnation,
-                        kind: timer,
-                    },
-                ),
                 Action::AddAddresses { .. } => {
                     for other in self.holders() {
                         if other != router {
@@ -485,8 +524,12 @@ impl Sim {
                         }
                     }
                     self.routers[router].holds_addresses = true;
+                    self.count_holders();
                 }
-                Action::RemoveAddresses { .. } => self.routers[router].holds_addresses = false,
+                Action::RemoveAddresses { .. } => {
+                    self.routers[router].holds_addresses = false;
+                    self.count_holders();
+                }
                 Action::StateChanged { from, to, reason } => {
                     self.transitions.push(Transition {
                         at: self.now,
@@ -497,7 +540,70 @@ impl Sim {
                     });
                     self.note(format!("r{router} {from} -> {to} ({reason:?})"));
                 }
-                Action::DisarmTimer { .. } | Action::Announce { .. } | Action::Warning(_) => {}
+                Action::HandoverFinished(outcome) => {
+                    self.note(format!("r{router} hand-over finished: {outcome:?}"));
+                }
+                Action::Announce { .. } | Action::AddressRestored { .. } | Action::Warning(_) => {}
+            }
+        }
+        self.schedule_timers(router, incarnation);
+        self.end_if_stopped(router);
+    }
+
+    fn count_holders(&mut self) {
+        let count = self.holders().len();
+        if self.holder_counts.last().map(|(_, c)| *c) != Some(count) {
+            self.holder_counts.push((self.now, count));
+        }
+    }
+
+    /// The longest time within `from..=until` during which nobody held the virtual addresses.
+    pub fn longest_time_without_holder(&self, from: Timestamp, until: Timestamp) -> Duration {
+        let mut longest = Duration::ZERO;
+        let mut empty_since: Option<Timestamp> = None;
+        let before = self.holder_counts.iter().rev().find(|(at, _)| *at < from);
+        if before.is_some_and(|(_, count)| *count == 0) {
+            empty_since = Some(from);
+        }
+        for (at, count) in self
+            .holder_counts
+            .iter()
+            .filter(|(at, _)| (from..=until).contains(at))
+        {
+            match (empty_since, *count) {
+                (None, 0) => empty_since = Some(*at),
+                (Some(since), c) if c > 0 => {
+                    longest = longest.max(at.saturating_duration_since(since));
+                    empty_since = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(since) = empty_since {
+            longest = longest.max(until.saturating_duration_since(since));
+        }
+        longest
+    }
+
+    /// Schedules a firing for every timer the last step armed (or re-armed).
+    fn schedule_timers(&mut self, router: usize, incarnation: u32) {
+        let Some(instance) = self.routers[router].instance.as_ref() else {
+            return;
+        };
+        let armed: Vec<(TimerKind, Timestamp)> = TimerKind::ALL
+            .iter()
+            .filter_map(|kind| instance.timer_deadline(*kind).map(|at| (*kind, at)))
+            .collect();
+        for (kind, at) in armed {
+            if self.routers[router].scheduled.insert(kind, at) != Some(at) {
+                self.schedule(
+                    at,
+                    Event::Timer {
+                        router,
+                        incarnation,
+                        kind,
+                    },
+                );
             }
         }
     }

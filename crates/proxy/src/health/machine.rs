@@ -1,10 +1,10 @@
 //! The health state machine of one backend, as plain values: no I/O, no clock of its own.
 //!
-//! The backend's monitor task (see [`super::monitor`]) owns one [`Tracker`], feeds it every
+//! The backend's monitor task (see [`super::monitor`]) owns one [`HealthMachine`], feeds it every
 //! active check result and every passive connect failure together with the current time, and
-//! publishes the [`Transition`]s it returns. It also asks the tracker how long to wait before
-//! the next check ([`Tracker::next_interval`]) and, when only passive health is configured,
-//! when a passively downed backend may be tried again ([`Tracker::wake_at`] / [`Tracker::poll`]).
+//! publishes the [`Transition`]s it returns. It also asks the machine how long to wait before
+//! the next check ([`HealthMachine::next_interval`]) and, when only passive health is configured,
+//! when a passively downed backend may be tried again ([`HealthMachine::wake_at`] / [`HealthMachine::poll`]).
 //!
 //! Rules (HAProxy for active checks, nginx for passive ones):
 //! - A backend starts up but on probation: the first failed check marks it down at once
@@ -111,7 +111,7 @@ enum DownCause {
 
 /// Health state of one backend; see the module docs for the rules.
 #[derive(Debug, Clone)]
-pub struct Tracker {
+pub struct HealthMachine {
     /// Active checks run; decides how a passively downed backend comes back.
     active: bool,
     rise: u32,
@@ -128,12 +128,12 @@ pub struct Tracker {
     up_since: Option<Instant>,
 }
 
-impl Tracker {
-    /// A tracker for a backend that starts up, on probation. `active` says whether active
+impl HealthMachine {
+    /// The machine of a backend that starts up, on probation. `active` says whether active
     /// checks will be fed to it (the monitor has a probe); the spec's intervals, `rise` and
     /// `fall` matter only then. `rise`/`fall` of 0 are treated as 1.
     pub fn new(spec: &HealthSpec, passive: PassiveSpec, active: bool) -> Self {
-        Tracker {
+        HealthMachine {
             active,
             rise: spec.rise.max(1),
             fall: spec.fall.max(1),
@@ -228,7 +228,7 @@ impl Tracker {
     }
 
     /// Without active checks, a passively downed backend comes back `fail_timeout` after it
-    /// went down; call this at (or after) [`Tracker::wake_at`].
+    /// went down; call this at (or after) [`HealthMachine::wake_at`].
     pub fn poll(&mut self, now: Instant) -> Option<Transition> {
         let since = self.passive_recovery_from()?;
         let after = self.passive.fail_timeout;
@@ -238,7 +238,7 @@ impl Tracker {
         Some(self.come_up(now, Reason::FailTimeoutElapsed { after }))
     }
 
-    /// When [`Tracker::poll`] will next have something to do, if ever.
+    /// When [`HealthMachine::poll`] will next have something to do, if ever.
     pub fn wake_at(&self) -> Option<Instant> {
         self.passive_recovery_from()
             .map(|since| since + self.passive.fail_timeout)
@@ -340,16 +340,16 @@ mod tests {
         })
     }
 
-    /// A tracker that has passed its first check (probation over).
-    fn settled(rise: u32, fall: u32, now: Instant) -> Tracker {
-        let mut t = Tracker::new(&spec(rise, fall), no_passive(), true);
+    /// A machine that has passed its first check (probation over).
+    fn settled(rise: u32, fall: u32, now: Instant) -> HealthMachine {
+        let mut t = HealthMachine::new(&spec(rise, fall), no_passive(), true);
         assert_eq!(t.check_passed(now), None);
         t
     }
 
     #[test]
     fn starts_up_and_first_failure_marks_down() {
-        let mut t = Tracker::new(&spec(2, 3), no_passive(), true);
+        let mut t = HealthMachine::new(&spec(2, 3), no_passive(), true);
         assert_eq!(t.health(), Health::Up);
         assert_eq!(
             t.check_failed("connection refused"),
@@ -401,7 +401,7 @@ mod tests {
     #[test]
     fn rise_consecutive_passes_mark_up_and_a_failure_resets_them() {
         let now = Instant::now();
-        let mut t = Tracker::new(&spec(3, 2), no_passive(), true);
+        let mut t = HealthMachine::new(&spec(3, 2), no_passive(), true);
         assert!(t.check_failed("refused").is_some());
         assert_eq!(t.check_passed(now), None);
         assert_eq!(t.check_passed(now), None);
@@ -438,7 +438,7 @@ mod tests {
     #[test]
     fn interval_in_each_state() {
         let now = Instant::now();
-        let mut t = Tracker::new(&spec(2, 3), no_passive(), true);
+        let mut t = HealthMachine::new(&spec(2, 3), no_passive(), true);
         // Probation counts as stable up.
         assert_eq!(t.next_interval(), 2000 * MS);
         t.check_passed(now);
@@ -467,7 +467,7 @@ mod tests {
     #[test]
     fn passive_failures_within_the_window_mark_down() {
         let t0 = Instant::now();
-        let mut t = Tracker::new(&spec(2, 3), passive(3, 10), true);
+        let mut t = HealthMachine::new(&spec(2, 3), passive(3, 10), true);
         assert_eq!(t.connect_failed(t0, t0), None);
         assert_eq!(t.connect_failed(t0 + 4000 * MS, t0 + 4000 * MS), None);
         assert_eq!(
@@ -483,7 +483,7 @@ mod tests {
     #[test]
     fn passive_failures_older_than_fail_timeout_do_not_count() {
         let t0 = Instant::now();
-        let mut t = Tracker::new(&spec(2, 3), passive(3, 10), true);
+        let mut t = HealthMachine::new(&spec(2, 3), passive(3, 10), true);
         assert_eq!(t.connect_failed(t0, t0), None);
         assert_eq!(t.connect_failed(t0 + 5000 * MS, t0 + 5000 * MS), None);
         // The first failure is exactly fail_timeout old now: it no longer counts.
@@ -497,7 +497,7 @@ mod tests {
     #[test]
     fn late_reported_failure_is_judged_by_when_it_happened() {
         let t0 = Instant::now();
-        let mut t = Tracker::new(&spec(2, 3), passive(2, 10), true);
+        let mut t = HealthMachine::new(&spec(2, 3), passive(2, 10), true);
         assert_eq!(t.connect_failed(t0, t0), None);
         // Happened at t0 + 1s, reported 12 s later: the t0 failure is out of the window.
         assert_eq!(t.connect_failed(t0 + 1000 * MS, t0 + 10_500 * MS), None);
@@ -506,7 +506,7 @@ mod tests {
     #[test]
     fn max_fails_zero_disables_passive() {
         let t0 = Instant::now();
-        let mut t = Tracker::new(&spec(2, 3), passive(0, 10), true);
+        let mut t = HealthMachine::new(&spec(2, 3), passive(0, 10), true);
         for i in 0..100 {
             assert_eq!(t.connect_failed(t0 + i * MS, t0 + i * MS), None);
         }
@@ -516,7 +516,7 @@ mod tests {
     #[test]
     fn passive_down_with_active_checks_needs_rise_passes() {
         let t0 = Instant::now();
-        let mut t = Tracker::new(&spec(2, 3), passive(1, 10), true);
+        let mut t = HealthMachine::new(&spec(2, 3), passive(1, 10), true);
         assert!(t.connect_failed(t0, t0).is_some());
         // No timed recovery when checks run.
         assert_eq!(t.wake_at(), None);
@@ -531,7 +531,7 @@ mod tests {
     #[test]
     fn passive_down_without_active_checks_returns_after_fail_timeout() {
         let t0 = Instant::now();
-        let mut t = Tracker::new(&spec(2, 3), passive(2, 10), false);
+        let mut t = HealthMachine::new(&spec(2, 3), passive(2, 10), false);
         assert_eq!(t.wake_at(), None);
         assert_eq!(t.connect_failed(t0, t0), None);
         let t1 = t0 + 100 * MS;
@@ -553,7 +553,7 @@ mod tests {
     #[test]
     fn failures_from_before_coming_up_do_not_count() {
         let t0 = Instant::now();
-        let mut t = Tracker::new(&spec(2, 3), passive(1, 10), false);
+        let mut t = HealthMachine::new(&spec(2, 3), passive(1, 10), false);
         assert!(t.connect_failed(t0, t0).is_some());
         let back = t0 + Duration::from_secs(10);
         assert!(t.poll(back).is_some());
@@ -567,7 +567,7 @@ mod tests {
     #[test]
     fn connect_failures_while_down_are_ignored_and_do_not_carry_over() {
         let t0 = Instant::now();
-        let mut t = Tracker::new(&spec(1, 3), passive(2, 10), true);
+        let mut t = HealthMachine::new(&spec(1, 3), passive(2, 10), true);
         assert!(t.check_failed("refused").is_some());
         assert_eq!(t.connect_failed(t0, t0), None);
         assert_eq!(t.connect_failed(t0, t0), None);

@@ -5,7 +5,9 @@
 //!
 //! - In-process trackers read the balancer directly, every [`IN_PROCESS_PERIOD`]: `service`
 //!   (enough backends up), `listener` (every listener accepting). No admin polling, no fork.
-//! - `interface` asks netlink, `process` reads /proc, `file` reads a number: every `interval`.
+//! - `interface` follows the node's netlink monitor (no polling), repeating its state every
+//!   [`IN_PROCESS_PERIOD`] so that `rise`/`fall` mean the same as for the others.
+//! - `process` walks /proc, `file` reads a number: every `interval`, off the async threads.
 //! - `script` runs a command every `interval`, never two at once; a run that times out is
 //!   "unknown" unless `timeout_counts_as = "failure"`, so a loaded machine alone does not
 //!   cause a failover.
@@ -17,17 +19,19 @@
 //! the VIP back. A backend that flaps every second never fails `fall` checks in a row, so
 //! it never reaches the tracker; the test `a_flapping_backend_does_not_move_the_vip` shows it.
 
-use std::path::Path;
+pub mod observe;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use havip_config::vrrp::{TrackerSettings, VrrpSettings};
 use havip_proxy::service::Service;
 use havip_vrrp::{TrackerState, Tracking};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::command::{self, Outcome};
-use havip_config::vrrp::{MinHealthy, ProcessMatch, TrackerKind, TrackerSettings, VrrpSettings};
+use crate::vrrp::monitor::LinkStates;
+pub use observe::{pidfile_alive, process_running, read_number, service_healthy};
 
 /// How often in-process trackers (and `interface`) look.
 pub const IN_PROCESS_PERIOD: Duration = Duration::from_millis(100);
@@ -142,110 +146,56 @@ pub fn instance_tracking(
     havip_vrrp::priority::evaluate(instance.priority, states)
 }
 
-/// Whether a service has enough backends up.
-pub fn service_healthy(service: &Service, min: MinHealthy) -> bool {
-    let primaries: Vec<_> = service.backends.iter().filter(|b| !b.spec.backup).collect();
-    let up = primaries.iter().filter(|b| b.is_up()).count();
-    match min {
-        MinHealthy::Count(n) => up >= n as usize,
-        MinHealthy::Fraction(f) => {
-            let needed = (f * primaries.len() as f64).ceil().max(1.0) as usize;
-            up >= needed
-        }
-    }
-}
-
-/// Whether a process with this name (the kernel's `comm`, as pgrep matches) runs.
-pub fn process_running(name: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    // comm is truncated to 15 bytes by the kernel.
-    let wanted: String = name.chars().take(15).collect();
-    entries.flatten().any(|entry| {
-        let file_name = entry.file_name();
-        let Some(pid) = file_name.to_str() else {
-            return false;
-        };
-        if !pid.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
-        std::fs::read_to_string(entry.path().join("comm"))
-            .map(|comm| comm.trim_end() == wanted)
-            .unwrap_or(false)
-            && alive(&entry.path())
-    })
-}
-
-/// Whether the process at `/proc/<pid>` is alive: it exists and is not a zombie (a dead
-/// process its parent has not reaped still has a /proc entry).
-fn alive(proc_dir: &Path) -> bool {
-    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
-        return false;
-    };
-    // The state follows the command name, which is in parentheses and may contain spaces.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    !matches!(state, Some("Z") | Some("X") | None)
-}
-
-/// Whether the PID in `pidfile` is alive.
-pub fn pidfile_alive(pidfile: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(pidfile) else {
-        return false;
-    };
-    match text.trim().parse::<u32>() {
-        Ok(pid) if pid > 0 => alive(&Path::new("/proc").join(pid.to_string())),
-        _ => false,
-    }
-}
-
-/// The number in a `file` tracker's file: unreadable or not a number counts as 0 (keepalived
-/// does the same), with the reason logged by the caller.
-pub fn read_number(path: &Path) -> Result<i64, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.split_whitespace()
-        .next()
-        .unwrap_or("0")
-        .parse::<i64>()
-        .map_err(|_| format!("{}: not an integer", path.display()))
-}
-
 /// A tracker's observation, sent to the tracking loop.
 #[derive(Debug)]
-struct Report {
-    tracker: usize,
-    observation: Observation,
+pub struct Report {
+    /// The tracker's index in the config.
+    pub tracker: usize,
+    /// What it saw.
+    pub observation: Observation,
 }
 
-/// Start the trackers of `trackers` for `instances`. `on_change(instance index, tracking)`
-/// is called with each instance's first tracking and every change after.
-pub fn spawn(
-    trackers: Vec<TrackerSettings>,
-    instances: Vec<VrrpSettings>,
-    services: Vec<Arc<Service>>,
-    on_change: mpsc::Sender<(usize, Tracking)>,
-    stop: CancellationToken,
-) {
-    if trackers.is_empty() {
+/// What the trackers of a node work from.
+pub struct Inputs {
+    /// The configured trackers.
+    pub trackers: Vec<TrackerSettings>,
+    /// The VRRP instances whose priorities they move.
+    pub instances: Vec<VrrpSettings>,
+    /// The node's services, read in-process.
+    pub services: Vec<Arc<Service>>,
+    /// Link changes from the node's netlink monitor.
+    pub links: watch::Receiver<LinkStates>,
+}
+
+/// Start the trackers for the instances. `on_change` receives (instance index, tracking)
+/// with each instance's first tracking and every change after.
+pub fn spawn(inputs: Inputs, on_change: mpsc::Sender<(usize, Tracking)>, stop: CancellationToken) {
+    if inputs.trackers.is_empty() {
         return;
     }
+    let sources = observe::Sources {
+        services: inputs.services,
+        links: inputs.links,
+    };
     let (report_tx, report_rx) = mpsc::channel(256);
-    for (index, tracker) in trackers.iter().enumerate() {
-        let tracker = tracker.clone();
-        let tx = report_tx.clone();
+    for (index, tracker) in inputs.trackers.iter().enumerate() {
+        let observing =
+            observe::observe_forever(index, tracker.clone(), sources.clone(), report_tx.clone());
         let stop = stop.clone();
-        let services = services.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = observe_forever(index, tracker, services, tx) => {}
+                () = observing => {}
                 () = stop.cancelled() => {}
             }
         });
     }
     drop(report_tx);
-    tokio::spawn(tracking_loop(trackers, instances, report_rx, on_change));
+    tokio::spawn(tracking_loop(
+        inputs.trackers,
+        inputs.instances,
+        report_rx,
+        on_change,
+    ));
 }
 
 async fn tracking_loop(
@@ -318,111 +268,11 @@ async fn tracking_loop(
     }
 }
 
-async fn observe_forever(
-    index: usize,
-    tracker: TrackerSettings,
-    services: Vec<Arc<Service>>,
-    tx: mpsc::Sender<Report>,
-) {
-    let period = match &tracker.kind {
-        TrackerKind::Service { .. }
-        | TrackerKind::Listener { .. }
-        | TrackerKind::Interface { .. } => IN_PROCESS_PERIOD,
-        _ => tracker.interval,
-    };
-    let service = match &tracker.kind {
-        TrackerKind::Service { service, .. } | TrackerKind::Listener { service } => {
-            services.iter().find(|s| &s.spec.name == service).cloned()
-        }
-        _ => None,
-    };
-    let netlink = match &tracker.kind {
-        TrackerKind::Interface { .. } => havip_sys::netlink::Netlink::open().ok(),
-        _ => None,
-    };
-    let mut ticker = tokio::time::interval(period);
-    // A slow script delays the next run instead of causing a burst of catch-up runs.
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_error: Option<String> = None;
-    loop {
-        ticker.tick().await;
-        let observation = match &tracker.kind {
-            TrackerKind::Service { min_healthy, .. } => match &service {
-                Some(s) => good(service_healthy(s, *min_healthy)),
-                None => Observation::Bad,
-            },
-            TrackerKind::Listener { .. } => match &service {
-                Some(s) => good(s.stats.all_listeners_accepting(s.spec.listen.len())),
-                None => Observation::Bad,
-            },
-            TrackerKind::Interface { interface } => match &netlink {
-                Some(n) => match n.link_by_name(interface) {
-                    Ok(Some(link)) => good(link.up),
-                    Ok(None) => Observation::Bad,
-                    Err(_) => Observation::Unknown,
-                },
-                None => Observation::Unknown,
-            },
-            TrackerKind::Process(ProcessMatch::Name(name)) => good(process_running(name)),
-            TrackerKind::Process(ProcessMatch::Pidfile(path)) => good(pidfile_alive(path)),
-            TrackerKind::File { path } => match read_number(path) {
-                Ok(n) => {
-                    last_error = None;
-                    Observation::Value(n)
-                }
-                Err(why) => {
-                    if last_error.as_ref() != Some(&why) {
-                        tracing::warn!(tracker = %tracker.name, %why, "tracked file unreadable; counting 0");
-                        last_error = Some(why);
-                    }
-                    Observation::Value(0)
-                }
-            },
-            TrackerKind::Script {
-                command,
-                timeout,
-                user,
-                timeout_is_failure,
-            } => {
-                let (outcome, output) = command::run(command, &[], user.as_deref(), *timeout).await;
-                match outcome {
-                    Outcome::Exited(0) => Observation::Good,
-                    Outcome::TimedOut if !timeout_is_failure => {
-                        tracing::warn!(tracker = %tracker.name, timeout_ms = timeout.as_millis() as u64, "track script timed out; state unchanged (timeout_counts_as = \"unknown\")");
-                        Observation::Unknown
-                    }
-                    other => {
-                        tracing::debug!(tracker = %tracker.name, outcome = %other, %output, "track script failed");
-                        Observation::Bad
-                    }
-                }
-            }
-        };
-        if tx
-            .send(Report {
-                tracker: index,
-                observation,
-            })
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
-fn good(ok: bool) -> Observation {
-    if ok {
-        Observation::Good
-    } else {
-        Observation::Bad
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use havip_config::vrrp::{CommandSpec, TrackRef};
+    use havip_config::vrrp::{CommandSpec, TrackRef, TrackerKind};
+    use std::path::Path;
 
     #[test]
     fn debounce_needs_rise_and_fall_in_a_row() {

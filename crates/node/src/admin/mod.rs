@@ -2,7 +2,11 @@
 //! (havip itself). Off unless `[admin]` is configured; binds 127.0.0.1:8404 by default.
 //!
 //! Deliberately small: HTTP/1.1 GET only, one request per connection, bounded request size and
-//! read time, so a stuck or hostile client cannot hold resources.
+//! read time, so a stuck or hostile client cannot hold resources. [`auth`] checks basic
+//! authentication; [`status`] builds the services' part of `/api/status`.
+
+pub mod auth;
+pub mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -31,7 +35,7 @@ pub struct AdminState {
     /// Runtime commands, when `[admin] commands = true` and there are VRRP instances.
     pub commands: Option<VrrpCommands>,
     /// `[admin] auth`: credentials every request but `/healthz` must carry.
-    pub auth: crate::admin_auth::BasicAuth,
+    pub auth: auth::BasicAuth,
 }
 
 const MAX_REQUEST: usize = 8 * 1024;
@@ -91,7 +95,7 @@ async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
         }
     };
     if !permitted {
-        return crate::admin_auth::unauthorized(&mut stream).await;
+        return auth::unauthorized(&mut stream).await;
     }
     let (status, content_type, body) = if method == "POST" {
         command(&path, state).await
@@ -188,14 +192,11 @@ pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str
     let uptime = state.started.elapsed().as_secs_f64();
     match path {
         "/metrics" => {
-            let mut body = metrics::render(&state.services, uptime);
-            if let Some(vrrp) = &state.vrrp {
-                metrics::render_vrrp(&mut body, vrrp);
-            }
+            let body = metrics::render(&state.services, state.vrrp.as_deref(), uptime);
             (200, "text/plain; version=0.0.4; charset=utf-8", body)
         }
         "/api/status" => {
-            let mut status = metrics::status(&state.services, uptime);
+            let mut status = status::services_json(&state.services, uptime);
             status["draining"] = state.draining.load(Relaxed).into();
             if let Some(vrrp) = &state.vrrp {
                 status["vrrp"] = vrrp.status_json();

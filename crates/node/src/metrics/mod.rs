@@ -1,0 +1,72 @@
+//! Prometheus text exposition (format 0.0.4) of the node: the proxy's services and backends
+//! ([`proxy`]) and the VRRP instances ([`vrrp`]), read straight from the atomic counters and
+//! status snapshots the running parts keep: rendering takes no lock the data path uses.
+
+pub mod proxy;
+pub mod vrrp;
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use havip_proxy::service::Service;
+
+use crate::vrrp::status::VrrpView;
+
+/// The whole `/metrics` page.
+pub fn render(services: &[Arc<Service>], vrrp: Option<&VrrpView>, uptime_seconds: f64) -> String {
+    let mut out = String::with_capacity(4096);
+    Family::new(&mut out, "havip_build_info", "gauge", "havip version.").sample(
+        "havip_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1,
+    );
+    Family::new(
+        &mut out,
+        "havip_uptime_seconds",
+        "gauge",
+        "Seconds since havip started.",
+    )
+    .sample("havip_uptime_seconds", &[], format!("{uptime_seconds:.3}"));
+    proxy::render(&mut out, services);
+    if let Some(view) = vrrp {
+        vrrp::render(&mut out, view);
+    }
+    out
+}
+
+/// One metric family being written: its header once, then samples.
+pub struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Family<'a> {
+    /// Writes the `# HELP` and `# TYPE` lines of family `name`.
+    pub fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Self {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        Family { out }
+    }
+
+    /// One sample with its labels.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+/// Label values escape backslash, double quote and newline.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

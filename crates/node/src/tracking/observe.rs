@@ -1,0 +1,340 @@
+//! How each kind of tracker looks at what it tracks, one function per kind. Each runs as its
+//! own task and sends one [`Observation`] per period to the tracking loop; none blocks the
+//! async threads (the /proc walk and file reads run on tokio's blocking pool).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use havip_config::vrrp::{CommandSpec, MinHealthy, ProcessMatch, TrackerKind, TrackerSettings};
+use havip_proxy::service::Service;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Interval, MissedTickBehavior};
+
+use super::{Observation, Report, IN_PROCESS_PERIOD};
+use crate::command::{self, Outcome};
+use crate::vrrp::monitor::LinkStates;
+
+/// What a tracker may need to look at.
+#[derive(Clone)]
+pub struct Sources {
+    /// The node's services (for `service` and `listener`).
+    pub services: Vec<Arc<Service>>,
+    /// Link changes from the node's netlink monitor (for `interface`).
+    pub links: watch::Receiver<LinkStates>,
+}
+
+/// Observe `tracker` forever (until the tracking loop goes away), as tracker `index`.
+pub async fn observe_forever(
+    index: usize,
+    tracker: TrackerSettings,
+    sources: Sources,
+    reports: mpsc::Sender<Report>,
+) {
+    let out = Out {
+        index,
+        name: tracker.name.clone(),
+        reports,
+    };
+    match &tracker.kind {
+        TrackerKind::Service {
+            service,
+            min_healthy,
+        } => {
+            let service = find(&sources.services, service);
+            let min = *min_healthy;
+            in_process(out, move || match &service {
+                Some(s) => good(service_healthy(s, min)),
+                None => Observation::Bad,
+            })
+            .await
+        }
+        TrackerKind::Listener { service } => {
+            let service = find(&sources.services, service);
+            in_process(out, move || match &service {
+                Some(s) => good(s.stats.all_listeners_accepting(s.spec.listen.len())),
+                None => Observation::Bad,
+            })
+            .await
+        }
+        TrackerKind::Interface { interface } => {
+            observe_interface(out, interface.clone(), sources.links).await
+        }
+        TrackerKind::Process(process) => {
+            observe_process(out, process.clone(), tracker.interval).await
+        }
+        TrackerKind::File { path } => observe_file(out, path.clone(), tracker.interval).await,
+        TrackerKind::Script {
+            command,
+            timeout,
+            user,
+            timeout_is_failure,
+        } => {
+            let script = Script {
+                command: command.clone(),
+                timeout: *timeout,
+                user: user.clone(),
+                timeout_is_failure: *timeout_is_failure,
+            };
+            observe_script(out, script, tracker.interval).await
+        }
+    }
+}
+
+/// Where a tracker's observations go.
+struct Out {
+    index: usize,
+    name: String,
+    reports: mpsc::Sender<Report>,
+}
+
+impl Out {
+    /// Send one observation; false once nobody listens any more.
+    async fn send(&self, observation: Observation) -> bool {
+        self.reports
+            .send(Report {
+                tracker: self.index,
+                observation,
+            })
+            .await
+            .is_ok()
+    }
+}
+
+fn find(services: &[Arc<Service>], name: &str) -> Option<Arc<Service>> {
+    services.iter().find(|s| s.spec.name == name).cloned()
+}
+
+fn ticker(period: Duration) -> Interval {
+    let mut ticker = tokio::time::interval(period);
+    // A slow observation delays the next one instead of causing a burst of catch-up runs.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
+/// `service` and `listener`: read the balancer's own state every [`IN_PROCESS_PERIOD`].
+async fn in_process(out: Out, look: impl Fn() -> Observation) {
+    let mut ticker = ticker(IN_PROCESS_PERIOD);
+    loop {
+        ticker.tick().await;
+        if !out.send(look()).await {
+            return;
+        }
+    }
+}
+
+/// `interface`: its state at start from netlink, then every change the node's netlink
+/// monitor sees, at once; the current state is repeated every [`IN_PROCESS_PERIOD`] so that
+/// `rise`/`fall` count periods as for the other in-process trackers.
+async fn observe_interface(out: Out, interface: String, links: watch::Receiver<LinkStates>) {
+    let mut overruns = links.borrow().overruns;
+    let mut links = Some(links);
+    let mut up = read_link(&interface).await;
+    let mut ticker = ticker(IN_PROCESS_PERIOD);
+    loop {
+        let observation = match up {
+            Some(up) => good(up),
+            None => Observation::Unknown,
+        };
+        if !out.send(observation).await {
+            return;
+        }
+        let Some(watch) = links.as_mut() else {
+            // The monitor stopped (the node is stopping): repeat the last state.
+            ticker.tick().await;
+            continue;
+        };
+        tokio::select! {
+            _ = ticker.tick() => {}
+            changed = watch.changed() => {
+                if changed.is_err() {
+                    links = None;
+                    continue;
+                }
+                let states = watch.borrow_and_update().clone();
+                if states.overruns != overruns {
+                    // Events were lost: ask the kernel again.
+                    overruns = states.overruns;
+                    up = read_link(&interface).await;
+                } else if let Some(now) = states.by_name.get(&interface) {
+                    up = Some(*now);
+                }
+            }
+        }
+    }
+}
+
+/// The link's state from netlink: `Some(false)` when it does not exist, `None` when netlink
+/// cannot be asked.
+async fn read_link(interface: &str) -> Option<bool> {
+    let name = interface.to_string();
+    let read = tokio::task::spawn_blocking(move || {
+        let netlink = havip_sys::netlink::Netlink::open()?;
+        netlink.link_by_name(&name)
+    });
+    match read.await {
+        Ok(Ok(link)) => Some(link.is_some_and(|l| l.up)),
+        Ok(Err(error)) => {
+            tracing::warn!(%interface, %error, "cannot read the interface state");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// `process`: a walk of /proc (or one pidfile) every `interval`, on the blocking pool.
+async fn observe_process(out: Out, process: ProcessMatch, interval: Duration) {
+    let mut ticker = ticker(interval);
+    loop {
+        ticker.tick().await;
+        let process = process.clone();
+        let running = tokio::task::spawn_blocking(move || match &process {
+            ProcessMatch::Name(name) => process_running(name),
+            ProcessMatch::Pidfile(path) => pidfile_alive(path),
+        })
+        .await;
+        let observation = running.map_or(Observation::Unknown, good);
+        if !out.send(observation).await {
+            return;
+        }
+    }
+}
+
+/// `file`: the number in the file every `interval`; unreadable counts as 0, said once.
+async fn observe_file(out: Out, path: PathBuf, interval: Duration) {
+    let mut ticker = ticker(interval);
+    let mut last_error: Option<String> = None;
+    loop {
+        ticker.tick().await;
+        let read_path = path.clone();
+        let read = tokio::task::spawn_blocking(move || read_number(&read_path)).await;
+        let observation = match read {
+            Ok(Ok(n)) => {
+                last_error = None;
+                Observation::Value(n)
+            }
+            Ok(Err(why)) => {
+                if last_error.as_ref() != Some(&why) {
+                    tracing::warn!(tracker = %out.name, %why, "tracked file unreadable; counting 0");
+                    last_error = Some(why);
+                }
+                Observation::Value(0)
+            }
+            Err(_) => Observation::Unknown,
+        };
+        if !out.send(observation).await {
+            return;
+        }
+    }
+}
+
+/// A `script` tracker's command and how to judge it.
+struct Script {
+    command: CommandSpec,
+    timeout: Duration,
+    user: Option<String>,
+    timeout_is_failure: bool,
+}
+
+/// `script`: run the command every `interval`, never two at once.
+async fn observe_script(out: Out, script: Script, interval: Duration) {
+    let mut ticker = ticker(interval);
+    loop {
+        ticker.tick().await;
+        let (outcome, output) =
+            command::run(&script.command, &[], script.user.as_deref(), script.timeout).await;
+        let observation = match outcome {
+            Outcome::Exited(0) => Observation::Good,
+            Outcome::TimedOut if !script.timeout_is_failure => {
+                tracing::warn!(tracker = %out.name, timeout_ms = script.timeout.as_millis() as u64, "track script timed out; state unchanged (timeout_counts_as = \"unknown\")");
+                Observation::Unknown
+            }
+            other => {
+                tracing::debug!(tracker = %out.name, outcome = %other, %output, "track script failed");
+                Observation::Bad
+            }
+        };
+        if !out.send(observation).await {
+            return;
+        }
+    }
+}
+
+fn good(ok: bool) -> Observation {
+    if ok {
+        Observation::Good
+    } else {
+        Observation::Bad
+    }
+}
+
+/// Whether a service has enough backends up. Backup backends do not count: the service is
+/// degraded when it runs on them.
+pub fn service_healthy(service: &Service, min: MinHealthy) -> bool {
+    let primaries: Vec<_> = service.backends.iter().filter(|b| !b.spec.backup).collect();
+    let up = primaries.iter().filter(|b| b.is_up()).count();
+    match min {
+        MinHealthy::Count(n) => up >= n as usize,
+        MinHealthy::Fraction(f) => {
+            let needed = (f * primaries.len() as f64).ceil().max(1.0) as usize;
+            up >= needed
+        }
+    }
+}
+
+/// Whether a process with this name (the kernel's `comm`, as pgrep matches) runs.
+pub fn process_running(name: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    // comm is truncated to 15 bytes by the kernel.
+    let wanted: String = name.chars().take(15).collect();
+    entries.flatten().any(|entry| {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name.to_str() else {
+            return false;
+        };
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        std::fs::read_to_string(entry.path().join("comm"))
+            .map(|comm| comm.trim_end() == wanted)
+            .unwrap_or(false)
+            && alive(&entry.path())
+    })
+}
+
+/// Whether the process at `/proc/<pid>` is alive: it exists and is not a zombie (a dead
+/// process its parent has not reaped still has a /proc entry).
+fn alive(proc_dir: &Path) -> bool {
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may contain spaces.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z") | Some("X") | None)
+}
+
+/// Whether the PID in `pidfile` is alive.
+pub fn pidfile_alive(pidfile: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(pidfile) else {
+        return false;
+    };
+    match text.trim().parse::<u32>() {
+        Ok(pid) if pid > 0 => alive(&Path::new("/proc").join(pid.to_string())),
+        _ => false,
+    }
+}
+
+/// The number in a `file` tracker's file: unreadable or not a number counts as 0 (keepalived
+/// does the same), with the reason logged by the caller.
+pub fn read_number(path: &Path) -> Result<i64, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.split_whitespace()
+        .next()
+        .unwrap_or("0")
+        .parse::<i64>()
+        .map_err(|_| format!("{}: not an integer", path.display()))
+}

@@ -1,0 +1,89 @@
+//! The receive path of one interface and family: read every VRRP packet from the raw socket
+//! and hand it to the instance of its VRID, so that several instances on one interface each
+//! see a packet once (issue #4 item 1). What no instance can take is counted here; everything
+//! else is checked by the instance's core.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use havip_sys::vrrp_socket::{ReceivedDatagram, VrrpReceiver};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::instance::{Control, OwnedPacket};
+use super::status::ReceiveCounters;
+
+/// How many packets one wakeup drains at most, so that other tasks keep running.
+const DRAIN_PER_WAKEUP: usize = 256;
+
+/// Read packets until `stop`; route each by VRID to its instance's inbox.
+pub async fn receive_loop(
+    fd: AsyncFd<VrrpReceiver>,
+    routes: HashMap<u8, mpsc::Sender<Control>>,
+    counters: Arc<ReceiveCounters>,
+    stop: CancellationToken,
+) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let mut guard = tokio::select! {
+            guard = fd.readable() => match guard {
+                Ok(guard) => guard,
+                Err(error) => {
+                    tracing::error!(interface = %counters.interface, %error, "VRRP receive path failed");
+                    return;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        for _ in 0..DRAIN_PER_WAKEUP {
+            match guard.get_inner().recv(&mut buf) {
+                Ok(datagram) => {
+                    counters.received.fetch_add(1, Relaxed);
+                    let payload = buf.get(datagram.payload.clone()).unwrap_or(&[]);
+                    route(payload, &datagram, &routes, &counters);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    counters.malformed.fetch_add(1, Relaxed);
+                }
+                Err(error) => {
+                    tracing::warn!(interface = %counters.interface, %error, "VRRP receive error");
+                    guard.clear_ready();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn route(
+    payload: &[u8],
+    datagram: &ReceivedDatagram,
+    routes: &HashMap<u8, mpsc::Sender<Control>>,
+    counters: &ReceiveCounters,
+) {
+    let Some(vrid) = havip_vrrp::packet::peek_vrid(payload) else {
+        counters.malformed.fetch_add(1, Relaxed);
+        return;
+    };
+    let Some(route) = routes.get(&vrid) else {
+        counters.unknown_vrid.fetch_add(1, Relaxed);
+        return;
+    };
+    let packet = OwnedPacket {
+        source: datagram.source,
+        destination: datagram.destination,
+        ttl: datagram.ttl,
+        payload: payload.to_vec(),
+    };
+    // A task this far behind is better served by fresh adverts than by old ones.
+    if route.try_send(Control::Packet(packet)).is_err() {
+        counters.inbox_full.fetch_add(1, Relaxed);
+    }
+}
