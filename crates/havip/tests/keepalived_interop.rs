@@ -18,21 +18,21 @@
 //! balances nothing). In unicast mode the client is one more unicast peer of both nodes, so
 //! that it sees the adverts the timings are measured from.
 //!
-//! Needs root, `ip`, keepalived and tshark (CI installs them, see `.ci/run`); outside CI a run
-//! without them prints why and passes.
+//! Needs root, `ip netns`, keepalived and tshark (CI installs them, see `.ci/run`); the guard
+//! skips loudly outside CI and fails under CI=true.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 #![allow(clippy::disallowed_types)] // the lab measures wall-clock time of real processes
 
-use havip_test_support as support;
-use havip_test_support::require_lab;
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use support::keepalived::{self as ka, Keepalived, VipBackend};
-use support::lab::{node_v4, node_v6, wait_for, AdvertWatch, Lab, CLIENT_V4, CLIENT_V6};
+use havip_test_support::adverts::AdvertWatch;
+use havip_test_support::keepalived::{self as ka, Keepalived};
+use havip_test_support::lab::{node_v4, node_v6, Lab, CLIENT_V4, CLIENT_V6};
+use havip_test_support::node_config::{Health, NodeConfig, Service, Vrrp};
+use havip_test_support::servers::Server;
+use havip_test_support::{require, serial, wait_for, Need};
 
 const HAVIP: &str = env!("CARGO_BIN_EXE_havip");
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 200);
@@ -42,35 +42,10 @@ const BACKEND_PORT: u16 = 9000;
 const PRIORITIES: [u8; 2] = [100, 90];
 const PASSWORD: &str = "s3cret";
 
-/// Timings are asserted to the millisecond: one lab at a time, so that two tests never
-/// compete for the machine's cores.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Skip (outside CI) or fail (in CI) when keepalived or tshark is missing.
+/// Skip (outside CI) or fail (under CI) when keepalived, tshark or the lab cannot run.
 macro_rules! require_tools {
     () => {
-        require_lab!();
-        for why in [
-            ka::unavailable(),
-            std::process::Command::new("tshark")
-                .arg("--version")
-                .output()
-                .err()
-                .map(|_| "tshark is not installed".to_string()),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI must run the keepalived interop tests: {why}");
-            }
-            eprintln!("skipped: {why}");
-            return;
-        }
+        require!(Need::Root, Need::Netns, Need::Keepalived, Need::Tshark);
     };
 }
 
@@ -175,51 +150,32 @@ impl Setup {
 }
 
 /// A havip node: the balancer on VIP:80 and one VRRP instance.
-fn havip_config(setup: &Setup, i: usize) -> String {
-    let interval = format!("{}ms", setup.interval.as_millis());
-    let mut vrrp = format!(
-        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = {VRID}\nversion = {}\npriority = {}\n\
-         advert_interval = \"{interval}\"\nvirtual_addresses = [\"{}\"]\n",
-        setup.version,
-        PRIORITIES[i],
-        setup.vip_cidr()
-    );
+fn havip_config(setup: &Setup, i: usize) -> NodeConfig {
+    let mut vrrp = Vrrp::new("VI_1", VRID)
+        .version(setup.version)
+        .priority(PRIORITIES[i])
+        .advert_interval(setup.interval)
+        .vip(setup.vip_cidr());
     if setup.auth {
-        vrrp.push_str(&format!("auth_pass = \"{PASSWORD}\"\n"));
+        vrrp = vrrp.auth_pass(PASSWORD);
     }
     if setup.unicast {
-        let peers: Vec<String> = setup.peers(i).iter().map(|p| format!("\"{p}\"")).collect();
-        vrrp.push_str(&format!(
-            "source = \"{}\"\nunicast_peers = [{}]\n",
-            setup.node(i),
-            peers.join(", ")
-        ));
+        let peers: Vec<String> = setup.peers(i).iter().map(|p| p.to_string()).collect();
+        vrrp = vrrp.unicast(setup.node(i), &peers);
         if setup.ipv6 {
-            vrrp.push_str("accept_any_unicast_ttl = true\n");
+            vrrp = vrrp.set("accept_any_unicast_ttl", true);
         }
     }
-    format!(
-        r#"
-[global]
-grace = "1s"
-
-[log]
-level = "info"
-connections = false
-
-[[service]]
-name = "api"
-listen = "{}"
-[service.health]
-check = "tcp"
-interval = "200ms"
-[[service.backend]]
-address = "127.0.0.1:{BACKEND_PORT}"
-
-[[vrrp]]
-{vrrp}"#,
-        setup.target()
-    )
+    NodeConfig::new()
+        .grace("1s")
+        .log_level("info")
+        .log_connections(false)
+        .service(
+            Service::new("api", setup.target())
+                .health(Health::tcp().interval("200ms"))
+                .backend(format!("127.0.0.1:{BACKEND_PORT}")),
+        )
+        .vrrp(vrrp)
 }
 
 fn keepalived_instance(setup: &Setup, i: usize) -> ka::Instance {
@@ -244,7 +200,7 @@ enum Running {
 /// Fields drop in order: the daemons' handles and the backends before the lab.
 struct Scenario {
     running: Vec<Option<Running>>,
-    _backends: Vec<VipBackend>,
+    _backends: Vec<Server>,
     setup: Setup,
     daemons: [Daemon; 2],
     starts: usize,
@@ -279,7 +235,7 @@ impl Scenario {
             Daemon::Havip => {
                 let path = self.lab.write(
                     &format!("havip-n{i}-{}.toml", self.starts),
-                    &havip_config(&self.setup, i),
+                    &havip_config(&self.setup, i).to_toml(),
                 );
                 Running::Havip(self.lab.spawn(
                     &self.lab.nodes[i].clone(),
@@ -588,7 +544,7 @@ fn tshark_decodes_adverts(lab: &Lab, setup: &Setup, source: Ipv4Addr) {
     let filter = format!("ip proto 112 and src host {source}");
     let pid = lab.spawn(
         &lab.client.clone(),
-        "tshark",
+        &Need::Tshark.path().display().to_string(),
         &[
             "-n",
             "-i",

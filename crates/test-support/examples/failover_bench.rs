@@ -5,11 +5,12 @@
 //! adverts and v3 / 0.1 s adverts. Each repetition starts a fresh cluster; the two daemons
 //! alternate so that a slow moment of the machine hits both.
 //!
-//! Measured per run, from the client namespace:
+//! Measured per run, from the client namespace (the lab's prober: one attempt per millisecond,
+//! each on its own task, timeouts a loaded machine meets):
 //! - takeover: from the old master's last advert seen on the wire (for SIGTERM its priority-0
-//!   advert) to the first successful connect on the VIP answered by the new master (node 1);
-//! - outage: the longest time with no successful new connection (between the start times of
-//!   two consecutive successful connects);
+//!   advert) to the first connect on the VIP answered by the new master (node 1);
+//! - outage: the longest time with no successful new connection (between the moments two
+//!   consecutive successful connects were answered);
 //! - the new master's first advert after the old master's last one (the protocol part).
 //!
 //! Run it with `bench/failover.sh` (builds the release binaries, needs root, keepalived). Writes
@@ -23,25 +24,24 @@
 #![allow(clippy::unwrap_used)] // a benchmark: a broken invariant ends the run with its reason
 #![allow(clippy::disallowed_types)] // wall-clock time of real processes
 
-use havip_test_support::{keepalived, lab};
-
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keepalived::{self as ka, Keepalived, VipBackend};
-use lab::{node_v4, wait_for, AdvertWatch, Lab};
+use havip_test_support::adverts::AdvertWatch;
+use havip_test_support::guard::{self, Need};
+use havip_test_support::keepalived::{self as ka, Keepalived};
+use havip_test_support::lab::{node_v4, Lab};
+use havip_test_support::node_config::{Health, NodeConfig, Service, Vrrp};
+use havip_test_support::prober::Attempt;
+use havip_test_support::servers::Server;
+use havip_test_support::wait_for;
 use serde_json::json;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 200);
 const VRID: u8 = 51;
 const BACKEND_PORT: u16 = 9000;
 const PRIORITIES: [u8; 3] = [100, 90, 80];
-/// How long a client connect attempt may take (see [`Prober`]).
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(5);
-const READ_TIMEOUT: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Daemon {
@@ -132,38 +132,23 @@ fn options() -> Options {
     o
 }
 
-fn havip_config(version: &Version, i: usize) -> String {
-    format!(
-        r#"
-[global]
-grace = "1s"
-
-[log]
-level = "info"
-connections = false
-
-[[service]]
-name = "api"
-listen = "{VIP}:80"
-[service.health]
-check = "tcp"
-interval = "200ms"
-[[service.backend]]
-address = "127.0.0.1:{BACKEND_PORT}"
-
-[[vrrp]]
-name = "VI_1"
-interface = "eth0"
-vrid = {VRID}
-version = {}
-priority = {}
-advert_interval = "{}ms"
-virtual_addresses = ["{VIP}/24"]
-"#,
-        version.number,
-        PRIORITIES[i],
-        version.interval.as_millis()
-    )
+fn havip_config(version: &Version, i: usize) -> NodeConfig {
+    NodeConfig::new()
+        .grace("1s")
+        .log_level("info")
+        .log_connections(false)
+        .service(
+            Service::new("api", SocketAddr::from((VIP, 80)))
+                .health(Health::tcp().interval("200ms"))
+                .backend(format!("127.0.0.1:{BACKEND_PORT}")),
+        )
+        .vrrp(
+            Vrrp::new("VI_1", VRID)
+                .version(version.number)
+                .priority(PRIORITIES[i])
+                .advert_interval(version.interval)
+                .vip(format!("{VIP}/24")),
+        )
 }
 
 enum Running {
@@ -171,93 +156,9 @@ enum Running {
     Keepalived(Keepalived),
 }
 
-/// The client: one connect attempt started every millisecond from a tokio runtime on a thread
-/// in the client namespace, each on its own task, so an attempt that hangs (a connection
-/// caught by the failover) never delays the next ones. An attempt succeeds when the node
-/// behind the VIP answers with its name; it fails when the connect takes longer than
-/// `CONNECT_TIMEOUT` (a SYN that nobody answers is retransmitted only after a second) or the
-/// answer longer than `READ_TIMEOUT`.
-struct Prober {
-    results: Arc<Mutex<Vec<Attempt>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Prober {
-    fn start(lab: &Lab) -> Prober {
-        let results = Arc::new(Mutex::new(Vec::with_capacity(64 * 1024)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let target = SocketAddr::new(IpAddr::V4(VIP), 80);
-        let out = results.clone();
-        let own_stop = stop.clone();
-        lab.background(&lab.client.clone(), move |lab_stop| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("prober runtime");
-            runtime.block_on(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(1));
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                while !own_stop.load(Ordering::Relaxed) && !lab_stop.load(Ordering::Relaxed) {
-                    let scheduled = tick.tick().await.into_std();
-                    let out = out.clone();
-                    tokio::spawn(async move {
-                        let at = Instant::now();
-                        let answer = probe(target).await;
-                        let done = Instant::now();
-                        out.lock().unwrap().push(Attempt {
-                            scheduled,
-                            at,
-                            done,
-                            answer,
-                        });
-                    });
-                }
-                // Let the attempts under way finish.
-                tokio::time::sleep(READ_TIMEOUT + CONNECT_TIMEOUT).await;
-            });
-        });
-        Prober { results, stop }
-    }
-
-    fn results(&self) -> Vec<Attempt> {
-        let mut r = self.results.lock().unwrap().clone();
-        r.sort_by_key(|a| a.at);
-        r
-    }
-}
-
-/// One connect attempt of the client.
-#[derive(Debug, Clone)]
-struct Attempt {
-    /// When the prober meant to start it (its 1 ms tick).
-    scheduled: Instant,
-    /// When it started (later than `scheduled` only when the client itself was held up).
-    at: Instant,
-    /// When it ended: answered, refused or timed out.
-    done: Instant,
-    /// The node that answered.
-    answer: Option<String>,
-}
-
-async fn probe(target: SocketAddr) -> Option<String> {
-    use tokio::io::AsyncReadExt;
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(target))
-        .await
-        .ok()?
-        .ok()?;
-    let mut text = String::new();
-    tokio::time::timeout(READ_TIMEOUT, stream.read_to_string(&mut text))
-        .await
-        .ok()?
-        .ok()?;
-    let text = text.trim().to_string();
-    (!text.is_empty()).then_some(text)
-}
-
-impl Drop for Prober {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
+/// When an attempt ended (its start while it is under way).
+fn done_at(a: &Attempt) -> Instant {
+    a.done.unwrap_or(a.started)
 }
 
 /// One measured failover.
@@ -297,7 +198,7 @@ impl Bench {
             Daemon::Havip => {
                 let path = self.lab.write(
                     &format!("havip-n{i}-{}.toml", self.runs),
-                    &havip_config(version, i),
+                    &havip_config(version, i).to_toml(),
                 );
                 Running::Havip(self.lab.spawn(
                     &self.lab.nodes[i].clone(),
@@ -361,7 +262,7 @@ impl Bench {
         }
         self.lab
             .ns(&self.lab.client.clone(), &["ip", "neigh", "flush", "all"]);
-        let _backends: Vec<VipBackend> = if daemon == Daemon::Keepalived {
+        let _backends: Vec<Server> = if daemon == Daemon::Keepalived {
             (0..3)
                 .map(|i| ka::start_vip_backend(&self.lab, i, SocketAddr::new(IpAddr::V4(VIP), 80)))
                 .collect()
@@ -411,20 +312,28 @@ impl Bench {
                 .then_some(())
         })
         .ok_or("node0 does not advertise")?;
-        let prober = Prober::start(lab);
-        let warm = wait_for(Duration::from_secs(2), || {
-            let r = prober.results();
-            (r.iter()
-                .filter(|a| a.answer.as_deref() == Some("node0"))
+        let prober = lab.start_prober(
+            SocketAddr::from((VIP, 80)),
+            Duration::from_millis(1),
+            Duration::from_secs(600),
+        );
+        let answers_from = |node: &str, after: Instant| {
+            prober
+                .attempts()
+                .iter()
+                .filter(|a| a.answer() == Some(node) && a.served_at() >= Some(after))
                 .count()
-                >= 100)
-                .then_some(())
+        };
+        let started = Instant::now();
+        let warm = wait_for(Duration::from_secs(2), || {
+            (answers_from("node0", started) >= 100).then_some(())
         });
         warm.ok_or("the client does not reach node0 through the VIP")?;
 
         let event_at = match event {
             Event::Crash => {
-                // kill -9 (keepalived: frozen first, see support/keepalived.rs), link down.
+                // kill -9 (keepalived: frozen first, see havip_test_support::keepalived), link
+                // down.
                 match &running[0] {
                     Running::Havip(pid) => lab.signal(*pid, "KILL"),
                     Running::Keepalived(k) => k.crash(lab),
@@ -443,18 +352,15 @@ impl Bench {
             }
         };
         let bound = version.master_down(PRIORITIES[1]) + Duration::from_secs(2);
-        let answered = wait_for(bound, || {
-            prober
-                .results()
-                .into_iter()
-                .find(|a| a.at >= event_at && a.answer.as_deref() == Some("node1"))
-                .map(|a| a.at)
+        let answered = wait_for(bound, || prober.first_answer_from("node1", event_at))
+            .ok_or("node1 never answered on the VIP")?;
+        // The service is back: a hundred more answers; then the attempts under way end.
+        wait_for(Duration::from_secs(2), || {
+            (answers_from("node1", answered) >= 100).then_some(())
         })
-        .ok_or("node1 never answered on the VIP")?;
-        // Let the outage end for every prober thread, then stop.
-        std::thread::sleep(Duration::from_millis(300));
-        prober.stop.store(true, Ordering::Relaxed);
-        let results = prober.results();
+        .ok_or("node1 stopped answering")?;
+        prober.stop();
+        let results = prober.settled();
 
         let adverts = self.watch.adverts();
         let last = adverts
@@ -477,23 +383,20 @@ impl Bench {
         // The client's view from just before the event to the end.
         let window: Vec<&Attempt> = results
             .iter()
-            .filter(|a| a.at + Duration::from_millis(50) >= event_at)
+            .filter(|a| a.started + Duration::from_millis(50) >= event_at)
             .collect();
-        let successes: Vec<&Attempt> = window
-            .iter()
-            .copied()
-            .filter(|a| a.answer.is_some())
-            .collect();
-        let (outage, gap) = successes
+        let mut served: Vec<Instant> = window.iter().filter_map(|a| a.served_at()).collect();
+        served.sort();
+        let (outage, gap) = served
             .windows(2)
-            .map(|w| (w[1].at.duration_since(w[0].at), (w[0].at, w[1].at)))
+            .map(|w| (w[1].duration_since(w[0]), (w[0], w[1])))
             .max_by_key(|(d, _)| *d)
             .unwrap_or((Duration::ZERO, (event_at, event_at)));
         // How late the client itself started its attempts (a loaded machine holds up the
         // prober thread too): the largest delay after its 1 ms tick in the window.
         let client_late = window
             .iter()
-            .map(|a| a.at.duration_since(a.scheduled))
+            .map(|a| a.started.duration_since(a.scheduled))
             .max()
             .unwrap_or_default();
         let relative = |at: Instant, to: Instant| -> f64 {
@@ -506,29 +409,29 @@ impl Bench {
         if outage > Duration::from_millis(10) && event == Event::Sigterm {
             eprintln!("    attempts around the longest gap (ms from its start: scheduled, started, ended, answer):");
             for a in window.iter().filter(|a| {
-                a.done + Duration::from_millis(3) >= gap.0
-                    && a.at <= gap.1 + Duration::from_millis(1)
+                done_at(a) + Duration::from_millis(3) >= gap.0
+                    && a.started <= gap.1 + Duration::from_millis(1)
             }) {
                 eprintln!(
                     "      {:>8.3} {:>8.3} {:>8.3} {:?}",
                     relative(a.scheduled, gap.0),
-                    relative(a.at, gap.0),
-                    relative(a.done, gap.0),
-                    a.answer
+                    relative(a.started, gap.0),
+                    relative(done_at(a), gap.0),
+                    a.answer()
                 );
             }
         }
-        let failed = window.iter().filter(|a| a.answer.is_none()).count();
+        let failed = window.iter().filter(|a| a.answer().is_none()).count();
         let failed_at: Vec<f64> = match first_new {
             Some(new) if event == Event::Sigterm => window
                 .iter()
-                .filter(|a| a.answer.is_none())
-                .map(|a| relative(a.at, new))
+                .filter(|a| a.answer().is_none())
+                .map(|a| relative(a.started, new))
                 .collect(),
             _ => Vec::new(),
         };
         let span = match (window.first(), window.last()) {
-            (Some(a), Some(b)) => b.at.duration_since(a.at),
+            (Some(a), Some(b)) => b.started.duration_since(a.started),
             _ => Duration::ZERO,
         };
         let attempts_per_ms = window.len() as f64 / span.as_secs_f64().max(1e-9) / 1000.0;
@@ -577,8 +480,8 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     let o = options();
-    if let Some(why) = lab::unavailable().or_else(ka::unavailable) {
-        eprintln!("cannot run: {why}");
+    if let Some(why) = guard::unmet(&[Need::Root, Need::Netns, Need::Keepalived]) {
+        eprintln!("cannot run: it {why}");
         std::process::exit(2);
     }
     let lab = Lab::new("fb", 3);
