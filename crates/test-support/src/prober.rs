@@ -175,9 +175,11 @@ impl Lab {
                 .enable_all()
                 .build()
                 .expect("prober runtime");
-            let stopped =
-                move || own_stop.load(Ordering::Relaxed) || lab_stop.load(Ordering::Relaxed);
-            runtime.block_on(run(target, every, duration, kind, out, stopped));
+            let stops = Stops {
+                own: own_stop,
+                lab: lab_stop,
+            };
+            runtime.block_on(run(target, every, duration, kind, out, stops));
             alive.store(false, Ordering::Relaxed);
         });
         Prober {
@@ -189,14 +191,22 @@ impl Lab {
     }
 }
 
+/// What ends a prober: its owner (the attempts under way still finish) or the lab shutting
+/// down (they are abandoned).
+struct Stops {
+    own: Arc<AtomicBool>,
+    lab: Arc<AtomicBool>,
+}
+
 async fn run(
     target: SocketAddr,
     every: Duration,
     duration: Duration,
     kind: Kind,
     log: Log,
-    stopped: impl Fn() -> bool,
+    stops: Stops,
 ) {
+    let stopped = || stops.own.load(Ordering::Relaxed) || stops.lab.load(Ordering::Relaxed);
     let mut tick = tokio::time::interval(every);
     // A held-up client catches up with the attempts it owes (their `scheduled` tells).
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -229,8 +239,13 @@ async fn run(
         });
         while attempts.try_join_next().is_some() {}
     }
-    if stopped() {
+    if stops.lab.load(Ordering::Relaxed) {
         attempts.shutdown().await;
+        let now = Instant::now();
+        for attempt in log.lock().unwrap().iter_mut().filter(|a| a.done.is_none()) {
+            attempt.done = Some(now);
+            attempt.outcome = Some(Err("abandoned: the lab shut down".into()));
+        }
     } else {
         while attempts.join_next().await.is_some() {}
     }

@@ -7,7 +7,6 @@
 //! passing is the point (a timeout that must run out, a state that must hold for a while),
 //! and says so in a comment.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// How often [`wait_for`] asks: often enough for millisecond measurements of processes that
@@ -48,25 +47,6 @@ pub async fn wait_for_async<T>(
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(value) = f() {
-            return Some(value);
-        }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        tokio::time::sleep(step.min(deadline - now)).await;
-    }
-}
-
-/// Like [`wait_for_async`] with an async question (e.g. one that connects somewhere).
-pub async fn wait_for_async_with<T, F: Future<Output = Option<T>>>(
-    step: Duration,
-    timeout: Duration,
-    mut f: impl FnMut() -> F,
-) -> Option<T> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = f().await {
             return Some(value);
         }
         let now = tokio::time::Instant::now();
