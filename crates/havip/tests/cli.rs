@@ -222,66 +222,8 @@ fn run_serves_logs_json_exposes_metrics_and_drains_on_sigterm() {
     });
     let admin: SocketAddr = admin_line["addr"].as_str().unwrap().parse().unwrap();
 
-    // One full connection, then its log line.
-    let mut s = TcpStream::connect(proxy).unwrap();
-    s.set_read_timeout(Some(LIMIT)).unwrap();
-    s.write_all(b"hello").unwrap();
-    let mut back = [0u8; 5];
-    s.read_exact(&mut back).unwrap();
-    assert_eq!(&back, b"hello");
-    drop(s);
-    let line = next_line(&logs, "connection closed", |v| {
-        v["message"] == "connection closed"
-    });
-    assert_eq!(line["service"], "echo");
-    assert_eq!(line["backend"], "e1");
-    assert_eq!(line["bytes_to_backend"], 5);
-    assert_eq!(line["bytes_from_backend"], 5);
-    assert_eq!(line["end"], "closed");
-    assert_eq!(line["attempts"], 1);
-    for field in [
-        "client",
-        "queue_ms",
-        "connect_ms",
-        "total_ms",
-        "timestamp",
-        "level",
-    ] {
-        assert!(line.get(field).is_some(), "{field} missing from {line}");
-    }
-
-    // Admin endpoint, once the first health check (spread over the first interval) is in.
-    let metrics = wait_for(LIMIT, || {
-        let (status, metrics) = http_get(admin, "/metrics");
-        assert_eq!(status, 200);
-        let unchecked = "havip_backend_last_check_success{service=\"echo\",backend=\"e1\"} -1";
-        (!metrics.contains(unchecked)).then_some(metrics)
-    })
-    .expect("no health check ran");
-    for sample in [
-        "havip_service_connections_total{service=\"echo\"} 1",
-        "havip_service_bytes_total{service=\"echo\",direction=\"to_backend\"} 5",
-        "havip_backend_up{service=\"echo\",backend=\"e1\"} 1",
-        "havip_backend_connections_total{service=\"echo\",backend=\"e1\"} 1",
-        "havip_backend_last_check_success{service=\"echo\",backend=\"e1\"} 1",
-    ] {
-        assert!(
-            metrics.contains(sample),
-            "missing {sample:?} in:\n{metrics}"
-        );
-    }
-    let (status, body) = http_get(admin, "/api/status");
-    assert_eq!(status, 200);
-    let status_json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(status_json["services"][0]["name"], "echo");
-    assert_eq!(status_json["services"][0]["backends"][0]["health"], "up");
-    assert_eq!(
-        status_json["services"][0]["backends"][0]["last_check"]["result"],
-        "passed"
-    );
-    assert_eq!(http_get(admin, "/healthz"), (200, "ok\n".to_string()));
-    assert_eq!(http_get(admin, "/nope").0, 404);
-
+    one_connection_is_logged(proxy, &logs);
+    the_admin_endpoint_shows_it(admin);
     // SIGTERM with a connection open: no new clients, the open one keeps working, and
     // havip exits 0 once it closes (well inside the 10 s grace).
     let mut open = TcpStream::connect(proxy).unwrap();
@@ -319,6 +261,72 @@ fn run_serves_logs_json_exposes_metrics_and_drains_on_sigterm() {
         "exited only after {:?}",
         started.elapsed()
     );
+}
+
+/// One full connection through `proxy`, then its log line with every field.
+fn one_connection_is_logged(proxy: SocketAddr, logs: &mpsc::Receiver<serde_json::Value>) {
+    // One full connection, then its log line.
+    let mut s = TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s.write_all(b"hello").unwrap();
+    let mut back = [0u8; 5];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hello");
+    drop(s);
+    let line = next_line(logs, "connection closed", |v| {
+        v["message"] == "connection closed"
+    });
+    assert_eq!(line["service"], "echo");
+    assert_eq!(line["backend"], "e1");
+    assert_eq!(line["bytes_to_backend"], 5);
+    assert_eq!(line["bytes_from_backend"], 5);
+    assert_eq!(line["end"], "closed");
+    assert_eq!(line["attempts"], 1);
+    for field in [
+        "client",
+        "queue_ms",
+        "connect_ms",
+        "total_ms",
+        "timestamp",
+        "level",
+    ] {
+        assert!(line.get(field).is_some(), "{field} missing from {line}");
+    }
+}
+
+/// Metrics, status, healthz and a 404 on the admin endpoint, after that connection.
+fn the_admin_endpoint_shows_it(admin: SocketAddr) {
+    // Admin endpoint, once the first health check (spread over the first interval) is in.
+    let metrics = wait_for(LIMIT, || {
+        let (status, metrics) = http_get(admin, "/metrics");
+        assert_eq!(status, 200);
+        let unchecked = "havip_backend_last_check_success{service=\"echo\",backend=\"e1\"} -1";
+        (!metrics.contains(unchecked)).then_some(metrics)
+    })
+    .expect("no health check ran");
+    for sample in [
+        "havip_service_connections_total{service=\"echo\"} 1",
+        "havip_service_bytes_total{service=\"echo\",direction=\"to_backend\"} 5",
+        "havip_backend_up{service=\"echo\",backend=\"e1\"} 1",
+        "havip_backend_connections_total{service=\"echo\",backend=\"e1\"} 1",
+        "havip_backend_last_check_success{service=\"echo\",backend=\"e1\"} 1",
+    ] {
+        assert!(
+            metrics.contains(sample),
+            "missing {sample:?} in:\n{metrics}"
+        );
+    }
+    let (status, body) = http_get(admin, "/api/status");
+    assert_eq!(status, 200);
+    let status_json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status_json["services"][0]["name"], "echo");
+    assert_eq!(status_json["services"][0]["backends"][0]["health"], "up");
+    assert_eq!(
+        status_json["services"][0]["backends"][0]["last_check"]["result"],
+        "passed"
+    );
+    assert_eq!(http_get(admin, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(http_get(admin, "/nope").0, 404);
 }
 
 #[test]

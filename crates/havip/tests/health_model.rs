@@ -7,6 +7,7 @@
 #![allow(clippy::disallowed_types)] // the lab measures wall-clock time of real processes
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use havip_test_support::lab::{node_v4, Lab};
@@ -490,29 +491,10 @@ fn the_cluster_demo_runs_the_drill_and_cleans_up() {
     );
 }
 
-/// Every tracker kind moves the effective priority, read from `/api/status`.
-#[test]
-fn every_tracker_kind_moves_the_priority() {
-    require!(Need::Root, Need::Netns, Need::Curl);
-    let _serial = serial();
-    let lab = Lab::new("tk", 2);
-    lab.start_name_server_on(1, SocketAddr::from(([0, 0, 0, 0], BACKEND_PORT)));
-    let ns = lab.nodes[0].clone();
-    // A second interface to track.
-    lab.ns(
-        &ns,
-        &[
-            "ip", "link", "add", "x0", "type", "veth", "peer", "name", "x1",
-        ],
-    );
-    lab.ns(&ns, &["ip", "link", "set", "x1", "up"]);
-    lab.ns(&ns, &["ip", "link", "set", "x0", "up"]);
-    let ok_file = lab.dir.join("ok");
-    std::fs::write(&ok_file, "").unwrap();
-    let number_file = lab.dir.join("number");
-    std::fs::write(&number_file, "3\n").unwrap();
-    let sleeper = lab.spawn(&ns, "/bin/sleep", &["120"], "sleep.log", &[]);
-    let pidfile = lab.write("sleep.pid", &format!("{sleeper}\n"));
+/// One node with a tracker of every kind on VI_1 (priority 200): a script testing that
+/// `ok_file` exists, two scripts that time out, the process in `pidfile`, the number in
+/// `number_file`, interface x0, the service's backends and its listener (max_conns 1).
+fn tracker_config(ok_file: &Path, pidfile: &Path, number_file: &Path) -> NodeConfig {
     let service = Service::new("api", SocketAddr::new(IpAddr::V4(VIP), 80))
         .max_conns(1)
         .health(
@@ -570,7 +552,33 @@ fn every_tracker_kind_moves_the_priority() {
     for tracker in trackers {
         config = config.tracker(tracker);
     }
-    start(&lab, 0, &config);
+    config
+}
+
+/// Every tracker kind moves the effective priority, read from `/api/status`.
+#[test]
+fn every_tracker_kind_moves_the_priority() {
+    require!(Need::Root, Need::Netns, Need::Curl);
+    let _serial = serial();
+    let lab = Lab::new("tk", 2);
+    lab.start_name_server_on(1, SocketAddr::from(([0, 0, 0, 0], BACKEND_PORT)));
+    let ns = lab.nodes[0].clone();
+    // A second interface to track.
+    lab.ns(
+        &ns,
+        &[
+            "ip", "link", "add", "x0", "type", "veth", "peer", "name", "x1",
+        ],
+    );
+    lab.ns(&ns, &["ip", "link", "set", "x1", "up"]);
+    lab.ns(&ns, &["ip", "link", "set", "x0", "up"]);
+    let ok_file = lab.dir.join("ok");
+    std::fs::write(&ok_file, "").unwrap();
+    let number_file = lab.dir.join("number");
+    std::fs::write(&number_file, "3\n").unwrap();
+    let sleeper = lab.spawn(&ns, "/bin/sleep", &["120"], "sleep.log", &[]);
+    let pidfile = lab.write("sleep.pid", &format!("{sleeper}\n"));
+    start(&lab, 0, &tracker_config(&ok_file, &pidfile, &number_file));
     let priority = || -> Option<u64> {
         let (_, out) = lab.try_ns(&ns, &["curl", "-s", "http://127.0.0.1:8404/api/status"]);
         let json: serde_json::Value = serde_json::from_str(&out).ok()?;

@@ -52,12 +52,9 @@ struct Case {
     backend_port: u16,
 }
 
-/// Import, check, and run `case` on nodes 0 and 1.
-fn run_case(case: Case) {
-    let lab = Lab::new(case.tag, 5);
-    for b in BACKENDS {
-        lab.start_name_server_on(b, SocketAddr::from(([0, 0, 0, 0], case.backend_port)));
-    }
+/// `havip import` of `case`'s files into the lab directory, then `havip check` of the two
+/// node configs it wrote; their paths and the import report.
+fn import_and_check(lab: &Lab, case: &Case) -> ([PathBuf; 2], String) {
     let (flag, text) = &case.balancer;
     let balancer = lab.write("balancer.cfg", text);
     let k0 = lab.write("node0.conf", &case.keepalived[0]);
@@ -100,6 +97,16 @@ fn run_case(case: Case) {
             String::from_utf8_lossy(&check.stderr)
         );
     }
+    (configs, report)
+}
+
+/// Import, check, and run `case` on nodes 0 and 1.
+fn run_case(case: Case) {
+    let lab = Lab::new(case.tag, 5);
+    for b in BACKENDS {
+        lab.start_name_server_on(b, SocketAddr::from(([0, 0, 0, 0], case.backend_port)));
+    }
+    let (configs, report) = import_and_check(&lab, &case);
     let pids: Vec<u32> = configs
         .iter()
         .enumerate()

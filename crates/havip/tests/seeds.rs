@@ -262,6 +262,29 @@ impl Client {
     }
 }
 
+/// Before a drill: the first requests through the VIP all succeed, all through node `via`'s
+/// balancer; their answers.
+fn warm_up(lab: &Lab, client: &Client, started: Instant, via: usize) -> Vec<String> {
+    client.wait_finished(60, Duration::from_secs(5));
+    let warm: Vec<String> = client
+        .results()
+        .into_iter()
+        .filter_map(|(_, a)| a)
+        .collect();
+    assert!(
+        client.results().iter().all(|(_, a)| a.is_some()) && warm.len() > 50,
+        "requests before the drill succeed: {:?}\n{}",
+        client.errors_between(started, Instant::now()),
+        lab.all_logs()
+    );
+    assert!(
+        warm.iter()
+            .all(|a| via_of(a) == Some(&node_v4(via).to_string())),
+        "{warm:?}"
+    );
+    warm
+}
+
 fn via_of(answer: &str) -> Option<&str> {
     answer.split_once(" via ").map(|(_, via)| via)
 }
@@ -401,6 +424,9 @@ const S0_PORT: u16 = 19345;
 const S0_SUPERVISOR: u16 = 9345;
 /// master1 100 as in the seed; the backups "50" of the seed's comment, made distinct.
 const S0_PRIORITIES: [u8; 3] = [100, 50, 40];
+const S0_NODES: [usize; 3] = [0, 1, 2];
+/// The seed's advert interval.
+const S0_INTERVAL: Duration = Duration::from_secs(1);
 
 fn seed_000_config(node: usize) -> String {
     let text = example("000-rke2.toml");
@@ -440,8 +466,7 @@ fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
     for node in 0..3 {
         start_havip(&lab, node, &seed_000_config(node));
     }
-    let all = [0, 1, 2];
-    let interval = Duration::from_secs(1);
+    let (all, interval) = (S0_NODES, S0_INTERVAL);
     assert!(
         wait_sole_holder(
             &lab,
@@ -467,23 +492,7 @@ fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
     );
 
     // Before the drill: every request succeeds, through master1, round robin over the three.
-    client.wait_finished(60, Duration::from_secs(5));
-    let warm: Vec<String> = client
-        .results()
-        .into_iter()
-        .filter_map(|(_, a)| a)
-        .collect();
-    assert!(
-        client.results().iter().all(|(_, a)| a.is_some()) && warm.len() > 50,
-        "requests before the drill succeed: {:?}\n{}",
-        client.errors_between(started, Instant::now()),
-        lab.all_logs()
-    );
-    assert!(
-        warm.iter()
-            .all(|a| via_of(a) == Some(&node_v4(0).to_string())),
-        "{warm:?}"
-    );
+    let warm = warm_up(&lab, &client, started, 0);
     for backend in ["k8sm1", "k8sm2", "k8sm3"] {
         assert!(
             warm.iter().any(|a| backend_of(a) == Some(backend)),
@@ -491,10 +500,18 @@ fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
         );
     }
 
+    let restore_at = seed_000_drill(&lab, &client, &watch, started);
+    seed_000_restore(&lab, &client, &watch, restore_at);
+}
+
+/// Seed 000's drill: master1 reaches no supervisor, master2 takes over; when the repair
+/// starts.
+fn seed_000_drill(lab: &Lab, client: &Client, watch: &AdvertWatch, started: Instant) -> Instant {
+    let all = S0_NODES;
     // The drill: master1 reaches no supervisor.
     let cut_at = Instant::now();
-    cut(&lab, 0, S0_SUPERVISOR, true);
-    let moved = wait_sole_holder(&lab, S0_VIP, &all, 1, Duration::from_secs(5))
+    cut(lab, 0, S0_SUPERVISOR, true);
+    let moved = wait_sole_holder(lab, S0_VIP, &all, 1, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("the VIP moves to master2\n{}", lab.all_logs()));
     let served = client
         .first_via(1, cut_at, Duration::from_secs(3))
@@ -503,7 +520,7 @@ fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
     // request may fail.
     std::thread::sleep(Duration::from_secs(1));
     let restore_at = Instant::now();
-    let (released, taken) = handover_on_wire(&watch, 0, 1, cut_at).unwrap_or_else(|| {
+    let (released, taken) = handover_on_wire(watch, 0, 1, cut_at).unwrap_or_else(|| {
         panic!(
             "master1 sends priority 0 and master2 advertises: {:?}",
             watch.adverts()
@@ -548,14 +565,19 @@ fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
         "takeover {took:?} > {bound:?}\n{}",
         lab.all_logs()
     );
-    let status = vrrp_status(&lab, 0, "127.0.0.1:1080");
+    let status = vrrp_status(lab, 0, "127.0.0.1:1080");
     assert_eq!(status["state"], "FAULT", "{status}");
+    restore_at
+}
 
+/// Seed 000's restore: the supervisors are back, master1 preempts; master3 never advertised.
+fn seed_000_restore(lab: &Lab, client: &Client, watch: &AdvertWatch, restore_at: Instant) {
+    let (all, interval) = (S0_NODES, S0_INTERVAL);
     // Restore: the supervisors are reachable again. master1 sees them up after rise (2)
     // passing checks (the next check is at most down_interval, 5 s, away; the second follows
     // after fast_interval, 500 ms), leaves Fault and preempts after Master_Down_Interval.
-    cut(&lab, 0, S0_SUPERVISOR, false);
-    let back = wait_sole_holder(&lab, S0_VIP, &all, 0, Duration::from_secs(15))
+    cut(lab, 0, S0_SUPERVISOR, false);
+    let back = wait_sole_holder(lab, S0_VIP, &all, 0, Duration::from_secs(15))
         .unwrap_or_else(|| panic!("the VIP returns to master1\n{}", lab.all_logs()));
     let returned = back.duration_since(restore_at);
     let return_bound = Duration::from_millis(5_000 + 500 + 200)
@@ -607,6 +629,9 @@ fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
 
 const S1_VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 10);
 const S1_PORT: u16 = 6443;
+const S1_PAIR: [usize; 2] = [0, 1];
+/// The seed's advert interval.
+const S1_INTERVAL: Duration = Duration::from_secs(1);
 
 fn seed_001_config(node: usize) -> String {
     let text = example("001-kubesphere.toml");
@@ -651,8 +676,7 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
         lab.drop_vrrp_multicast(node);
         start_havip(&lab, node, &seed_001_config(node));
     }
-    let pair = [0, 1];
-    let interval = Duration::from_secs(1);
+    let (pair, interval) = (S1_PAIR, S1_INTERVAL);
     let first = wait_for(
         v2_master_down(104, interval) + Duration::from_secs(3),
         || {
@@ -684,7 +708,6 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
     let h = holders(&lab, S1_VIP, &pair);
     assert_eq!(h.len(), 1, "{h:?}\n{}", lab.all_logs());
     let master = h[0];
-    let other = 1 - master;
     for node in pair {
         let s = vrrp_status(&lab, node, "127.0.0.1:8404");
         assert_eq!(s["priority"], 104, "100 + 2 + 2 while healthy: {s}");
@@ -695,28 +718,20 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
         SocketAddr::new(IpAddr::V4(S1_VIP), S1_PORT),
         Duration::from_secs(40),
     );
-    client.wait_finished(60, Duration::from_secs(5));
-    let warm: Vec<String> = client
-        .results()
-        .into_iter()
-        .filter_map(|(_, a)| a)
-        .collect();
-    assert!(
-        client.results().iter().all(|(_, a)| a.is_some()) && warm.len() > 50,
-        "requests before the drill succeed: {:?}\n{}",
-        client.errors_between(started, Instant::now()),
-        lab.all_logs()
-    );
-    assert!(
-        warm.iter()
-            .all(|a| via_of(a) == Some(&node_v4(master).to_string())),
-        "{warm:?}"
-    );
+    warm_up(&lab, &client, started, master);
 
+    let restore_at = seed_001_drill(&lab, &client, started, master);
+    seed_001_restore(&lab, &client, restore_at, master);
+}
+
+/// Seed 001's drill: `master` reaches no apiserver, the other balancer takes the address;
+/// when the repair starts.
+fn seed_001_drill(lab: &Lab, client: &Client, started: Instant, master: usize) -> Instant {
+    let (pair, interval, other) = (S1_PAIR, S1_INTERVAL, 1 - master);
     let cut_at = Instant::now();
-    cut(&lab, master, S1_PORT, true);
-    let moved = wait_sole_holder(&lab, S1_VIP, &pair, other, Duration::from_secs(8))
-        .unwrap_or_else(|| {
+    cut(lab, master, S1_PORT, true);
+    let moved =
+        wait_sole_holder(lab, S1_VIP, &pair, other, Duration::from_secs(8)).unwrap_or_else(|| {
             panic!(
                 "the address moves to the other balancer\n{}",
                 lab.all_logs()
@@ -730,7 +745,7 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
     std::thread::sleep(Duration::from_secs(1));
     let restore_at = Instant::now();
     let drill = outages(&client.results(), started, restore_at);
-    let s = vrrp_status(&lab, master, "127.0.0.1:8404");
+    let s = vrrp_status(lab, master, "127.0.0.1:8404");
     assert_eq!(
         (s["state"].as_str(), s["priority"].as_u64()),
         (Some("BACKUP"), Some(102)),
@@ -767,16 +782,23 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
         "client gap {gap:?} > {bound:?}\n{}",
         lab.all_logs()
     );
+    restore_at
+}
 
+/// Seed 001's restore: the old master is healthy again and, at an equal priority, leaves the
+/// address where it is; nothing went out as multicast.
+fn seed_001_restore(lab: &Lab, client: &Client, restore_at: Instant, master: usize) {
+    let (pair, other) = (S1_PAIR, 1 - master);
+    let mdi = v2_master_down(104, S1_INTERVAL);
     // Repair: the old master sees its apiservers up after rise (2) checks, within
     // down_interval (5 s) + fast_interval (500 ms), and is back at 104, equal to the holder.
-    cut(&lab, master, S1_PORT, false);
+    cut(lab, master, S1_PORT, false);
     let healthy = wait_for(Duration::from_secs(8), || {
-        (vrrp_status(&lab, master, "127.0.0.1:8404")["priority"] == 104).then(Instant::now)
+        (vrrp_status(lab, master, "127.0.0.1:8404")["priority"] == 104).then(Instant::now)
     })
     .unwrap_or_else(|| panic!("the old master's trackers recover\n{}", lab.all_logs()));
     // Equal priorities: it must not preempt. Watch for longer than its Master_Down_Interval.
-    let wrong = watch_holder(&lab, S1_VIP, &pair, other, mdi + Duration::from_secs(1));
+    let wrong = watch_holder(lab, S1_VIP, &pair, other, mdi + Duration::from_secs(1));
     let end = Instant::now();
     let after = outages(&client.results(), restore_at, end);
     eprintln!(
@@ -796,7 +818,7 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
         after.is_empty(),
         "no request failed after the repair: {after:?}"
     );
-    let s = vrrp_status(&lab, master, "127.0.0.1:8404");
+    let s = vrrp_status(lab, master, "127.0.0.1:8404");
     assert_eq!(s["state"], "BACKUP", "{s}");
     // Unicast only: nothing went to 224.0.0.18 from either balancer (both were master at
     // some point and advertised by unicast), and the counters would have seen it.
@@ -823,6 +845,9 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
 const S4_VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 150);
 const S4_PORT: u16 = 8443;
 const S4_PRIORITIES: [u8; 2] = [100, 90];
+const S4_PAIR: [usize; 2] = [0, 1];
+/// The seed's advert interval.
+const S4_INTERVAL: Duration = Duration::from_secs(2);
 
 fn seed_004_config(node: usize) -> String {
     let text = example("004-nginx.toml");
@@ -862,8 +887,7 @@ fn seed_004_nginx_pair_passive_health_nopreempt() {
     for node in [0, 1] {
         start_havip(&lab, node, &seed_004_config(node));
     }
-    let pair = [0, 1];
-    let interval = Duration::from_secs(2);
+    let (pair, interval) = (S4_PAIR, S4_INTERVAL);
     assert!(
         wait_sole_holder(
             &lab,
@@ -883,32 +907,30 @@ fn seed_004_nginx_pair_passive_health_nopreempt() {
         SocketAddr::new(IpAddr::V4(S4_VIP), S4_PORT),
         Duration::from_secs(60),
     );
-    client.wait_finished(60, Duration::from_secs(5));
-    let warm: Vec<String> = client
-        .results()
-        .into_iter()
-        .filter_map(|(_, a)| a)
-        .collect();
-    assert!(
-        client.results().iter().all(|(_, a)| a.is_some()) && warm.len() > 50,
-        "requests before the drill succeed: {:?}\n{}",
-        client.errors_between(started, Instant::now()),
-        lab.all_logs()
-    );
-    assert!(
-        warm.iter()
-            .all(|a| via_of(a) == Some(&node_v4(0).to_string())),
-        "{warm:?}"
-    );
+    let warm = warm_up(&lab, &client, started, 0);
     let sticky = backend_of(&warm[0]).unwrap().to_string();
     assert!(
         warm.iter().all(|a| backend_of(a) == Some(sticky.as_str())),
         "one client address, one apiserver: {warm:?}"
     );
 
+    let (cut_at, restore_at) = seed_004_drill(&lab, &client, &watch, started, &sticky);
+    seed_004_restore(&lab, &client, cut_at, restore_at);
+}
+
+/// Seed 004's drill: master1 reaches no apiserver, learns it from the client's failures and
+/// hands over; when the cut and the repair were made.
+fn seed_004_drill(
+    lab: &Lab,
+    client: &Client,
+    watch: &AdvertWatch,
+    started: Instant,
+    sticky: &str,
+) -> (Instant, Instant) {
+    let pair = S4_PAIR;
     let cut_at = Instant::now();
-    cut(&lab, 0, 6443, true);
-    let moved = wait_sole_holder(&lab, S4_VIP, &pair, 1, Duration::from_secs(5))
+    cut(lab, 0, 6443, true);
+    let moved = wait_sole_holder(lab, S4_VIP, &pair, 1, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("the VIP moves to master2\n{}", lab.all_logs()));
     client
         .first_via(1, cut_at, Duration::from_secs(3))
@@ -917,7 +939,7 @@ fn seed_004_nginx_pair_passive_health_nopreempt() {
     // request may fail.
     std::thread::sleep(Duration::from_secs(1));
     let restore_at = Instant::now();
-    let (released, taken) = handover_on_wire(&watch, 0, 1, cut_at).unwrap_or_else(|| {
+    let (released, taken) = handover_on_wire(watch, 0, 1, cut_at).unwrap_or_else(|| {
         panic!(
             "master1 sends priority 0 and master2 advertises: {:?}",
             watch.adverts()
@@ -966,25 +988,32 @@ fn seed_004_nginx_pair_passive_health_nopreempt() {
         .collect();
     assert!(
         served.len() > 50
-            && served.iter().all(|a| backend_of(a) == Some(sticky.as_str())
-                && via_of(a) == Some(&node_v4(1).to_string())),
+            && served.iter().all(
+                |a| backend_of(a) == Some(sticky) && via_of(a) == Some(&node_v4(1).to_string())
+            ),
         "same apiserver through master2 (same hash ring): {served:?}"
     );
-    let s = vrrp_status(&lab, 0, "127.0.0.1:8404");
+    let s = vrrp_status(lab, 0, "127.0.0.1:8404");
     assert_eq!(s["state"], "FAULT", "{s}");
+    (cut_at, restore_at)
+}
 
+/// Seed 004's restore: master1 learns of the repair after fail_timeout, leaves Fault as a
+/// backup and, nopreempt, leaves the VIP on master2.
+fn seed_004_restore(lab: &Lab, client: &Client, cut_at: Instant, restore_at: Instant) {
+    let (pair, interval) = (S4_PAIR, S4_INTERVAL);
     // Restore: the apiservers are reachable again. With passive health only master1 cannot
     // know until fail_timeout (30 s) after its failures marked them down: then they are tried
     // again (counted as up), its tracker recovers and it leaves Fault as a backup. nopreempt:
     // it hears master2 (90) below its own 100 and still does not take the VIP back. (The
     // seed's restore, restarting nginx and keepalived, takes the same path: a node starts as
     // a backup, like one leaving Fault.)
-    cut(&lab, 0, 6443, false);
+    cut(lab, 0, 6443, false);
     let fail_timeout = Duration::from_secs(30);
     // Time passing is the point: nothing can change before fail_timeout has run out.
     std::thread::sleep(fail_timeout.saturating_sub(cut_at.elapsed() + Duration::from_millis(500)));
     let left_fault = wait_for(Duration::from_secs(3), || {
-        (vrrp_status(&lab, 0, "127.0.0.1:8404")["state"] == "BACKUP").then(Instant::now)
+        (vrrp_status(lab, 0, "127.0.0.1:8404")["state"] == "BACKUP").then(Instant::now)
     })
     .unwrap_or_else(|| {
         panic!(
@@ -1004,9 +1033,9 @@ fn seed_004_nginx_pair_passive_health_nopreempt() {
     );
     // Longer than master1's Master_Down_Interval: with preemption it would take over by then.
     let mdi = v2_master_down(100, interval);
-    let wrong = watch_holder(&lab, S4_VIP, &pair, 1, mdi + Duration::from_secs(1));
+    let wrong = watch_holder(lab, S4_VIP, &pair, 1, mdi + Duration::from_secs(1));
     let end = Instant::now();
-    let s = vrrp_status(&lab, 0, "127.0.0.1:8404");
+    let s = vrrp_status(lab, 0, "127.0.0.1:8404");
     let after = outages(&client.results(), restore_at, end);
     eprintln!(
         "seed 004 restore: master1 left Fault {recovered:?} after the cut (fail_timeout 30 s, \

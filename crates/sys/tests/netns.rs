@@ -15,7 +15,7 @@ use std::time::Duration;
 use havip_sys::announce::Announcer;
 use havip_sys::netlink::{errno, InterfaceAddress, Link, NetEvent, Netlink, NetlinkMonitor};
 use havip_sys::vrrp_socket::{Family, ReceivedDatagram, VrrpReceiver, VrrpSender};
-use havip_test_support::capture::{ethertype, icmpv6_type, ip_protocol};
+use havip_test_support::capture::{ethertype, icmpv6_type, ip_protocol, Capture};
 use havip_test_support::guard::may_run_part;
 use havip_test_support::lab::{HostSpec, Lab, LabSpec};
 use havip_test_support::{require, test_name, wait_for_every, Need};
@@ -197,73 +197,26 @@ fn assert_send_socket_empty(fd: &impl std::os::fd::AsFd, what: &str) {
 fn vrrp_adverts_cross_the_link_with_exact_ip_facts() {
     require!(Need::Root, Need::Netns);
     let pair = Pair::create("vrrp");
-    let (va, vb) = (pair.va.clone(), pair.vb.clone());
+    let vb = pair.vb.clone();
     let wire = may_run_part(test_name!(), "wire check", &[Need::Tcpdump, Need::Tshark]);
     let capture = wire.then(|| {
         pair.lab
             .start_capture(&pair.b, "vb", "ip proto 112 or ip6 proto 112")
     });
 
-    let vips_v4 = AddressList::V4(vec![VIP_V4]);
-    let vips_v6 = AddressList::V6(vec![VIP_V6]);
-    let cases_v4 = [
-        Case::new(
-            "v2 multicast",
-            advert(Version::V2, vips_v4.clone()),
-            A_V4.into(),
-            GROUP_V4.into(),
-        ),
-        Case::new(
-            "v3 multicast",
-            advert(Version::V3, vips_v4.clone()),
-            A_V4.into(),
-            GROUP_V4.into(),
-        ),
-        Case::new(
-            "v3 unicast",
-            advert(Version::V3, vips_v4),
-            A_V4.into(),
-            B_V4.into(),
-        ),
-    ];
-    let cases_v6 = [
-        Case::new(
-            "v3 IPv6 multicast",
-            advert(Version::V3, vips_v6.clone()),
-            A_LL.into(),
-            GROUP_V6.into(),
-        ),
-        Case::new(
-            "v3 IPv6 unicast",
-            advert(Version::V3, vips_v6),
-            A_LL.into(),
-            B_V6.into(),
-        ),
-    ];
-
-    let (b_rx4, b_rx6, b_tx4, b_tx6) = pair.in_ns(&pair.b, || {
-        (
-            VrrpReceiver::open(vb.index, &vb.name, Family::V4, true).expect("B receiver v4"),
-            VrrpReceiver::open(vb.index, &vb.name, Family::V6, true).expect("B receiver v6"),
-            VrrpSender::open(vb.index, &vb.name, Family::V4).expect("B sender v4"),
-            VrrpSender::open(vb.index, &vb.name, Family::V6).expect("B sender v6"),
-        )
-    });
-    // Unicast-only receivers next to the joined ones must not get the group's packets.
-    let (b_unicast4, b_unicast6) = pair.in_ns(&pair.b, || {
-        (
-            VrrpReceiver::open(vb.index, &vb.name, Family::V4, false).expect("unicast v4"),
-            VrrpReceiver::open(vb.index, &vb.name, Family::V6, false).expect("unicast v6"),
-        )
-    });
-    let (a_rx4, a_rx6, a_tx4, a_tx6) = pair.in_ns(&pair.a, || {
-        (
-            VrrpReceiver::open(va.index, &va.name, Family::V4, true).expect("A receiver v4"),
-            VrrpReceiver::open(va.index, &va.name, Family::V6, true).expect("A receiver v6"),
-            VrrpSender::open(va.index, &va.name, Family::V4).expect("A sender v4"),
-            VrrpSender::open(va.index, &va.name, Family::V6).expect("A sender v6"),
-        )
-    });
+    let (cases_v4, cases_v6) = cases();
+    let Sockets {
+        a_rx4,
+        a_rx6,
+        a_tx4,
+        a_tx6,
+        b_rx4,
+        b_rx6,
+        b_tx4,
+        b_tx6,
+        b_unicast4,
+        b_unicast6,
+    } = Sockets::open(&pair);
     assert_eq!(b_rx4.ifindex(), vb.index);
 
     // A sends; B must see each advert exactly as sent, with the IP facts the codec needs.
@@ -361,11 +314,111 @@ fn vrrp_adverts_cross_the_link_with_exact_ip_facts() {
         .expect_err("family mismatch");
     assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
 
-    // An independent decoder agrees on the wire: tshark sees VRRP with good checksums,
-    // TTL / hop limit 255 and DSCP CS6 on the adverts A sent.
-    let Some(capture) = capture else {
-        return;
-    };
+    if let Some(capture) = capture {
+        judge_on_the_wire(capture);
+    }
+}
+
+/// The sockets under test: in A and B a joined receiver and a sender per family, and in B
+/// a unicast-only receiver per family beside the joined ones.
+struct Sockets {
+    a_rx4: VrrpReceiver,
+    a_rx6: VrrpReceiver,
+    a_tx4: VrrpSender,
+    a_tx6: VrrpSender,
+    b_rx4: VrrpReceiver,
+    b_rx6: VrrpReceiver,
+    b_tx4: VrrpSender,
+    b_tx6: VrrpSender,
+    b_unicast4: VrrpReceiver,
+    b_unicast6: VrrpReceiver,
+}
+
+impl Sockets {
+    fn open(pair: &Pair) -> Sockets {
+        let (va, vb) = (&pair.va, &pair.vb);
+        let (b_rx4, b_rx6, b_tx4, b_tx6) = pair.in_ns(&pair.b, || {
+            (
+                VrrpReceiver::open(vb.index, &vb.name, Family::V4, true).expect("B receiver v4"),
+                VrrpReceiver::open(vb.index, &vb.name, Family::V6, true).expect("B receiver v6"),
+                VrrpSender::open(vb.index, &vb.name, Family::V4).expect("B sender v4"),
+                VrrpSender::open(vb.index, &vb.name, Family::V6).expect("B sender v6"),
+            )
+        });
+        // Unicast-only receivers next to the joined ones must not get the group's packets.
+        let (b_unicast4, b_unicast6) = pair.in_ns(&pair.b, || {
+            (
+                VrrpReceiver::open(vb.index, &vb.name, Family::V4, false).expect("unicast v4"),
+                VrrpReceiver::open(vb.index, &vb.name, Family::V6, false).expect("unicast v6"),
+            )
+        });
+        let (a_rx4, a_rx6, a_tx4, a_tx6) = pair.in_ns(&pair.a, || {
+            (
+                VrrpReceiver::open(va.index, &va.name, Family::V4, true).expect("A receiver v4"),
+                VrrpReceiver::open(va.index, &va.name, Family::V6, true).expect("A receiver v6"),
+                VrrpSender::open(va.index, &va.name, Family::V4).expect("A sender v4"),
+                VrrpSender::open(va.index, &va.name, Family::V6).expect("A sender v6"),
+            )
+        });
+        Sockets {
+            a_rx4,
+            a_rx6,
+            a_tx4,
+            a_tx6,
+            b_rx4,
+            b_rx6,
+            b_tx4,
+            b_tx6,
+            b_unicast4,
+            b_unicast6,
+        }
+    }
+}
+
+/// What A sends: VRRP v2 and v3 over IPv4 (multicast and unicast), v3 over IPv6.
+fn cases() -> ([Case; 3], [Case; 2]) {
+    let vips_v4 = AddressList::V4(vec![VIP_V4]);
+    let vips_v6 = AddressList::V6(vec![VIP_V6]);
+    let cases_v4 = [
+        Case::new(
+            "v2 multicast",
+            advert(Version::V2, vips_v4.clone()),
+            A_V4.into(),
+            GROUP_V4.into(),
+        ),
+        Case::new(
+            "v3 multicast",
+            advert(Version::V3, vips_v4.clone()),
+            A_V4.into(),
+            GROUP_V4.into(),
+        ),
+        Case::new(
+            "v3 unicast",
+            advert(Version::V3, vips_v4),
+            A_V4.into(),
+            B_V4.into(),
+        ),
+    ];
+    let cases_v6 = [
+        Case::new(
+            "v3 IPv6 multicast",
+            advert(Version::V3, vips_v6.clone()),
+            A_LL.into(),
+            GROUP_V6.into(),
+        ),
+        Case::new(
+            "v3 IPv6 unicast",
+            advert(Version::V3, vips_v6),
+            A_LL.into(),
+            B_V6.into(),
+        ),
+    ];
+    (cases_v4, cases_v6)
+}
+
+/// An independent decoder agrees on the wire: tshark sees VRRP with good checksums, TTL /
+/// hop limit 255 and DSCP CS6 on the adverts A sent.
+fn judge_on_the_wire(capture: Capture<'_>) {
     // What crossed vb: A's seven adverts (five cases, the TTL-1 one, the truncated one) and
     // B's two answers.
     let (verbose, rows) = capture.finish_and_decode(

@@ -33,7 +33,7 @@ use havip_test_support::guard::{self, Need};
 use havip_test_support::keepalived::{self as ka, Keepalived};
 use havip_test_support::lab::{node_v4, Lab};
 use havip_test_support::node_config::{Health, NodeConfig, Service, Vrrp};
-use havip_test_support::prober::Attempt;
+use havip_test_support::prober::{Attempt, Prober};
 use havip_test_support::servers::Server;
 use havip_test_support::wait_for;
 use serde_json::json;
@@ -154,6 +154,15 @@ fn havip_config(version: &Version, i: usize) -> NodeConfig {
 enum Running {
     Havip(u32),
     Keepalived(Keepalived),
+}
+
+/// How many attempts `node` answered at or after `after` (so far).
+fn answers_from(prober: &Prober, node: &str, after: Instant) -> usize {
+    prober
+        .attempts()
+        .iter()
+        .filter(|a| a.answer() == Some(node) && a.served_at() >= Some(after))
+        .count()
 }
 
 /// When an attempt ended (its start while it is under way).
@@ -286,14 +295,8 @@ impl Bench {
         }
     }
 
-    fn measure(
-        &self,
-        running: &[Running],
-        daemon: Daemon,
-        version: Version,
-        event: Event,
-        rep: usize,
-    ) -> Result<Run, String> {
+    /// Node 0 alone holds the VIP and advertises, and the client (started here) reaches it.
+    fn settle_and_probe(&self, version: &Version) -> Result<Prober, String> {
         let lab = &self.lab;
         let elected = wait_for(
             version.master_down(PRIORITIES[0]) + Duration::from_secs(3),
@@ -317,20 +320,18 @@ impl Bench {
             Duration::from_millis(1),
             Duration::from_secs(600),
         );
-        let answers_from = |node: &str, after: Instant| {
-            prober
-                .attempts()
-                .iter()
-                .filter(|a| a.answer() == Some(node) && a.served_at() >= Some(after))
-                .count()
-        };
         let started = Instant::now();
         let warm = wait_for(Duration::from_secs(2), || {
-            (answers_from("node0", started) >= 100).then_some(())
+            (answers_from(&prober, "node0", started) >= 100).then_some(())
         });
         warm.ok_or("the client does not reach node0 through the VIP")?;
+        Ok(prober)
+    }
 
-        let event_at = match event {
+    /// The event on node 0; when it happened.
+    fn fire(&self, running: &[Running], event: Event) -> Instant {
+        let lab = &self.lab;
+        match event {
             Event::Crash => {
                 // kill -9 (keepalived: frozen first, see havip_test_support::keepalived), link
                 // down.
@@ -350,13 +351,25 @@ impl Bench {
                 lab.signal(pid, "TERM");
                 at
             }
-        };
+        }
+    }
+
+    fn measure(
+        &self,
+        running: &[Running],
+        daemon: Daemon,
+        version: Version,
+        event: Event,
+        rep: usize,
+    ) -> Result<Run, String> {
+        let prober = self.settle_and_probe(&version)?;
+        let event_at = self.fire(running, event);
         let bound = version.master_down(PRIORITIES[1]) + Duration::from_secs(2);
         let answered = wait_for(bound, || prober.first_answer_from("node1", event_at))
             .ok_or("node1 never answered on the VIP")?;
         // The service is back: a hundred more answers; then the attempts under way end.
         wait_for(Duration::from_secs(2), || {
-            (answers_from("node1", answered) >= 100).then_some(())
+            (answers_from(&prober, "node1", answered) >= 100).then_some(())
         })
         .ok_or("node1 stopped answering")?;
         prober.stop();
@@ -380,7 +393,71 @@ impl Bench {
             .map(|a| a.at);
         let advert_gap = first_new.map(|at| at.duration_since(last.at));
         let takeover = answered.duration_since(last.at);
-        // The client's view from just before the event to the end.
+        let view = ClientView::of(&results, event_at, event, first_new);
+        let formula = match event {
+            Event::Crash => version.master_down(PRIORITIES[1]),
+            Event::Sigterm => version.skew(PRIORITIES[1]),
+        };
+        let run = Run {
+            daemon,
+            version,
+            event,
+            rep,
+            formula,
+            takeover,
+            outage: view.outage,
+            advert_gap,
+            failed: view.failed,
+            failed_at: view.failed_at.clone(),
+            attempts_per_ms: view.attempts_per_ms,
+            client_late: view.client_late,
+        };
+        eprintln!(
+            "{:<10} {:<12} {:<7} rep {rep}: takeover {:>9.3} ms (RFC {:.3}), outage {:>9.3} ms, \
+             new master's first advert after {:>9.3} ms, {} failed connects, {:.2} attempts/ms, \
+             client late by up to {:.1} ms",
+            daemon.name(),
+            version.label(),
+            format!("{event:?}"),
+            ms(takeover),
+            ms(formula),
+            ms(view.outage),
+            advert_gap.map_or(f64::NAN, ms),
+            view.failed,
+            view.attempts_per_ms,
+            ms(view.client_late)
+        );
+        if !view.failed_at.is_empty() && view.failed_at.len() <= 5 {
+            eprintln!(
+                "    failed attempts started at {:.2?} ms from the new master's first advert",
+                view.failed_at
+            );
+        }
+        Ok(run)
+    }
+}
+
+/// What the client saw around the event.
+struct ClientView {
+    /// The longest time between two answered attempts.
+    outage: Duration,
+    failed: usize,
+    /// When the failed attempts started, in ms from the new master's first advert (SIGTERM).
+    failed_at: Vec<f64>,
+    attempts_per_ms: f64,
+    /// The longest the client started an attempt after its tick.
+    client_late: Duration,
+}
+
+impl ClientView {
+    /// The attempts from just before `event_at` on; `first_new`: the new master's first
+    /// advert.
+    fn of(
+        results: &[Attempt],
+        event_at: Instant,
+        event: Event,
+        first_new: Option<Instant>,
+    ) -> ClientView {
         let window: Vec<&Attempt> = results
             .iter()
             .filter(|a| a.started + Duration::from_millis(50) >= event_at)
@@ -435,42 +512,13 @@ impl Bench {
             _ => Duration::ZERO,
         };
         let attempts_per_ms = window.len() as f64 / span.as_secs_f64().max(1e-9) / 1000.0;
-        let formula = match event {
-            Event::Crash => version.master_down(PRIORITIES[1]),
-            Event::Sigterm => version.skew(PRIORITIES[1]),
-        };
-        let run = Run {
-            daemon,
-            version,
-            event,
-            rep,
-            formula,
-            takeover,
+        ClientView {
             outage,
-            advert_gap,
             failed,
-            failed_at: failed_at.clone(),
+            failed_at,
             attempts_per_ms,
             client_late,
-        };
-        eprintln!(
-            "{:<10} {:<12} {:<7} rep {rep}: takeover {:>9.3} ms (RFC {:.3}), outage {:>9.3} ms, \
-             new master's first advert after {:>9.3} ms, {failed} failed connects, {:.2} attempts/ms, \
-             client late by up to {:.1} ms",
-            daemon.name(),
-            version.label(),
-            format!("{event:?}"),
-            ms(takeover),
-            ms(formula),
-            ms(outage),
-            advert_gap.map_or(f64::NAN, ms),
-            attempts_per_ms,
-            ms(client_late)
-        );
-        if !failed_at.is_empty() && failed_at.len() <= 5 {
-            eprintln!("    failed attempts started at {failed_at:.2?} ms from the new master's first advert");
         }
-        Ok(run)
     }
 }
 
@@ -574,27 +622,7 @@ fn report(o: &Options, runs: &[Run], elapsed: Duration) -> (String, String) {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     });
-    let raw: Vec<_> = runs
-        .iter()
-        .map(|r| {
-            json!({
-                "daemon": r.daemon.name(),
-                "version": r.version.number,
-                "interval_ms": ms(r.version.interval),
-                "event": scenario_key(&r.version, r.event),
-                "rep": r.rep,
-                "rfc_ms": ms(r.formula),
-                "takeover_ms": ms(r.takeover),
-                "outage_ms": ms(r.outage),
-                "new_master_first_advert_ms": r.advert_gap.map(ms),
-                "failed_connects": r.failed,
-                "failed_at_ms_from_new_master_advert": r.failed_at,
-                "attempts_per_ms": r.attempts_per_ms,
-                "client_late_ms": ms(r.client_late),
-            })
-        })
-        .collect();
-
+    let raw = raw_runs(runs);
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -623,6 +651,44 @@ fn report(o: &Options, runs: &[Run], elapsed: Duration) -> (String, String) {
         "| scenario | measure | RFC | havip | keepalived | havip / keepalived (medians) | target | met |\n\
          |---|---|---|---|---|---|---|---|"
     );
+    let summary = summary_rows(runs, &mut md);
+    failures_and_lateness(runs, &mut md);
+    let json = serde_json::to_string_pretty(&json!({
+        "machine": machine,
+        "reps": o.reps,
+        "elapsed_s": elapsed.as_secs_f64(),
+        "summary": summary,
+        "runs": raw,
+    }))
+    .unwrap();
+    (json, md)
+}
+
+/// Every run as JSON.
+fn raw_runs(runs: &[Run]) -> Vec<serde_json::Value> {
+    runs.iter()
+        .map(|r| {
+            json!({
+                "daemon": r.daemon.name(),
+                "version": r.version.number,
+                "interval_ms": ms(r.version.interval),
+                "event": scenario_key(&r.version, r.event),
+                "rep": r.rep,
+                "rfc_ms": ms(r.formula),
+                "takeover_ms": ms(r.takeover),
+                "outage_ms": ms(r.outage),
+                "new_master_first_advert_ms": r.advert_gap.map(ms),
+                "failed_connects": r.failed,
+                "failed_at_ms_from_new_master_advert": r.failed_at,
+                "attempts_per_ms": r.attempts_per_ms,
+                "client_late_ms": ms(r.client_late),
+            })
+        })
+        .collect()
+}
+
+/// One table row (and one JSON summary) per scenario and measure.
+fn summary_rows(runs: &[Run], md: &mut String) -> Vec<serde_json::Value> {
     let mut summary = Vec::new();
     for version in [V2, V3] {
         for event in [Event::Crash, Event::Sigterm] {
@@ -695,6 +761,11 @@ fn report(o: &Options, runs: &[Run], elapsed: Duration) -> (String, String) {
             }
         }
     }
+    summary
+}
+
+/// The failed attempts and the client's lateness, below the table.
+fn failures_and_lateness(runs: &[Run], md: &mut String) {
     let late = |d: Daemon| {
         runs.iter()
             .filter(|r| r.daemon == d)
@@ -722,13 +793,4 @@ fn report(o: &Options, runs: &[Run], elapsed: Duration) -> (String, String) {
         late(Daemon::Havip),
         late(Daemon::Keepalived),
     );
-    let json = serde_json::to_string_pretty(&json!({
-        "machine": machine,
-        "reps": o.reps,
-        "elapsed_s": elapsed.as_secs_f64(),
-        "summary": summary,
-        "runs": raw,
-    }))
-    .unwrap();
-    (json, md)
 }
