@@ -308,7 +308,7 @@ pub struct Service {
 }
 
 impl Service {
-    /// Service `name` listening on `listen` (e.g. "10.77.0.200:80", "[fd77::200]:80").
+    /// Service `name` listening on `listen` (e.g. `10.77.0.200:80`, `[fd77::200]:80`).
     pub fn new(name: &str, listen: impl Display) -> Service {
         Service {
             table: Table::default()
