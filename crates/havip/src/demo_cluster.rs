@@ -16,7 +16,7 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +50,8 @@ pub fn run() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // Held until the demo has cleaned up: its namespaces have fixed names.
+    let _one_at_a_time = DemoLock::take()?;
     println!(
         "building the seed-000 topology: 3 masters and a client on a bridge (network namespaces)"
     );
@@ -93,6 +95,53 @@ fn spec() -> LabSpec {
         dir: std::env::temp_dir().join("havip-demo-cluster"),
         replace_stale: true,
         own_process_group: true,
+    }
+}
+
+/// One demo at a time on a machine: the namespaces have fixed names, and each demo starts by
+/// removing those a killed run left behind, which would pull another demo's network away.
+/// The lock is a file holding the owner's PID; one whose owner is gone is stale.
+struct DemoLock(PathBuf);
+
+impl DemoLock {
+    fn take() -> anyhow::Result<DemoLock> {
+        let path = std::env::temp_dir().join("havip-demo-cluster.pid");
+        let mut said = false;
+        let taken = wait_for(
+            Duration::from_secs(180),
+            || match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => Some(writeln!(file, "{}", std::process::id()).map(|()| ())),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                    let owner = owner.trim();
+                    if Path::new("/proc").join(owner).exists() && !owner.is_empty() {
+                        if !said {
+                            println!("another havip demo --cluster (pid {owner}) runs; waiting for it to end...");
+                            said = true;
+                        }
+                    } else {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            },
+        );
+        match taken {
+            Some(Ok(())) => Ok(DemoLock(path)),
+            Some(Err(e)) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+            None => bail!("another havip demo --cluster is still running after 3 minutes"),
+        }
+    }
+}
+
+impl Drop for DemoLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
