@@ -8,7 +8,7 @@
 #   bench/failover.sh --only v3-crash,v3-sigterm --reps 3
 #
 # Needs root (network namespaces) and keepalived, iproute2 (installed with apt-get when
-# missing). Builds havip and the benchmark (crates/havip/examples/failover_bench.rs) in
+# missing). Builds havip and the benchmark (crates/test-support/examples/failover_bench.rs) in
 # release mode and writes bench/results/failover-<timestamp>.json (every run) and .md (the
 # table). Creates its own uniquely named namespaces and removes them on exit, also on
 # failure or Ctrl-C (the lab harness of the integration tests does it); it stops only the
@@ -26,7 +26,8 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-cargo build --release -p havip --bin havip --example failover_bench
+cargo build --release -p havip --bin havip
+cargo build --release -p havip-test-support --example failover_bench
 mkdir -p bench/results
 out="bench/results/failover-$(date -u +%Y%m%dT%H%M%SZ)"
 exec target/release/examples/failover_bench --havip target/release/havip --out "$out" "$@"

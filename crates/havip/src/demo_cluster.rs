@@ -1,8 +1,8 @@
 //! `havip demo --cluster`: the seed-000 topology (three Kubernetes masters, each running
 //! havip with the VIP and the balancer in front of the three masters' servers) built in
-//! network namespaces on this machine, then a failover drill and a crash, with timings.
-//! Needs root. Everything it creates (namespaces, processes, files under
-//! /tmp/havip-demo-cluster) is removed when it ends, also on Ctrl-C or an error.
+//! network namespaces on this machine with the test lab (havip-test-support), then a failover
+//! drill and a crash, with timings. Needs root. Everything it creates (namespaces, processes,
+//! files under /tmp/havip-demo-cluster) is removed when it ends, also on Ctrl-C or an error.
 //!
 //! ```text
 //!   client 10.99.0.50 ──┐
@@ -10,350 +10,283 @@
 //!   m2 10.99.0.12 ──────┤     each mN: havip (VRRP v2, PASS auth, priority 100/90/80)
 //!   m3 10.99.0.13 ──────┘              + a demo server on :9345 answering /readyz
 //! ```
+//!
+//! The demo runs on a thread of its own while the main thread waits for it or for Ctrl-C;
+//! either way the main thread stops the nodes (SIGTERM, then the lab's cleanup).
 
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tokio::process::{Child, Command};
+use havip_test_support::guard::{self, Need};
+use havip_test_support::lab::{HostSpec, Lab, LabSpec};
+use havip_test_support::node_config::{Health, NodeConfig, Service, Tracker, Vrrp};
+use havip_test_support::wait_for;
 use tokio::time::Instant;
 
-const PREFIX: &str = "havip-demo";
-const VIP: &str = "10.99.0.100";
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
 const PORT: u16 = 19345;
 const SERVER_PORT: u16 = 9345;
-const MASTERS: [(&str, &str, u8); 3] = [
-    ("m1", "10.99.0.11", 100),
-    ("m2", "10.99.0.12", 90),
-    ("m3", "10.99.0.13", 80),
+const ADMIN_PORT: u16 = 8404;
+const MASTERS: [(&str, Ipv4Addr, u8); 3] = [
+    ("m1", Ipv4Addr::new(10, 99, 0, 11), 100),
+    ("m2", Ipv4Addr::new(10, 99, 0, 12), 90),
+    ("m3", Ipv4Addr::new(10, 99, 0, 13), 80),
 ];
-const CLIENT: (&str, &str) = ("client", "10.99.0.50");
+const CLIENT: (&str, Ipv4Addr) = ("client", Ipv4Addr::new(10, 99, 0, 50));
 
+/// Run the demo; see the module documentation.
 pub fn run() -> anyhow::Result<()> {
-    if !is_root() {
-        bail!("the cluster demo builds network namespaces and needs root (try: sudo havip demo --cluster)");
+    if let Some(why) = guard::unmet(&[Need::Root, Need::Netns]) {
+        bail!(
+            "the cluster demo builds network namespaces: it {why} (try: sudo havip demo --cluster)"
+        );
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let mut lab = DemoLab::new();
-        let outcome = tokio::select! {
-            r = demo(&mut lab) => r,
+    // Held until the demo has cleaned up: its namespaces have fixed names.
+    let _one_at_a_time = DemoLock::take()?;
+    println!(
+        "building the seed-000 topology: 3 masters and a client on a bridge (network namespaces)"
+    );
+    let lab = Arc::new(Lab::with(spec()).context("cannot build the demo network")?);
+    let stopping = Arc::new(AtomicBool::new(false));
+    quiet_panics_while(stopping.clone());
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let demo_lab = lab.clone();
+    std::thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| demo(&demo_lab)))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the demo failed (see above)")));
+        let _ = done_tx.send(outcome);
+    });
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            done = done_rx => done.unwrap_or_else(|_| Err(anyhow::anyhow!("the demo thread ended"))),
             _ = tokio::signal::ctrl_c() => {
                 println!("\ninterrupted");
                 Ok(())
             }
-        };
-        println!("cleaning up: stopping havip nodes, removing namespaces...");
-        lab.cleanup().await;
-        outcome
-    })
+        }
+    });
+    stopping.store(true, Ordering::SeqCst);
+    println!("cleaning up: stopping havip nodes, removing namespaces...");
+    lab.terminate_all(Duration::from_secs(8));
+    lab.shutdown();
+    outcome
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
-}
-
-/// What the demo created, so that it can all be removed.
-struct DemoLab {
-    namespaces: Vec<String>,
-    children: Vec<(String, Child)>,
-    dir: PathBuf,
-}
-
-impl DemoLab {
-    fn new() -> Self {
-        DemoLab {
-            namespaces: Vec::new(),
-            children: Vec::new(),
-            dir: std::env::temp_dir().join("havip-demo-cluster"),
-        }
-    }
-
-    fn ns(name: &str) -> String {
-        format!("{PREFIX}-{name}")
-    }
-
-    async fn build(&mut self) -> anyhow::Result<()> {
-        // A demo that was killed leaves namespaces behind: clear them first.
-        for name in std::iter::once("sw")
-            .chain(MASTERS.iter().map(|m| m.0))
-            .chain([CLIENT.0])
-        {
-            let _ = ip(&["netns", "del", &Self::ns(name)]).await;
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-        std::fs::create_dir_all(&self.dir).context("demo directory")?;
-        let switch = Self::ns("sw");
-        ip(&["netns", "add", &switch]).await?;
-        self.namespaces.push(switch.clone());
-        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]).await?;
-        ip(&["-n", &switch, "link", "set", "br0", "up"]).await?;
-        let hosts = MASTERS.iter().map(|(n, a, _)| (*n, *a)).chain([CLIENT]);
-        for (i, (name, address)) in hosts.enumerate() {
-            let ns = Self::ns(name);
-            ip(&["netns", "add", &ns]).await?;
-            self.namespaces.push(ns.clone());
-            let port = format!("p{i}");
-            ip(&[
-                "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ])
-            .await?;
-            ip(&["-n", &switch, "link", "set", &port, "master", "br0", "up"]).await?;
-            ip(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{address}/24"),
-                "dev",
-                "eth0",
-            ])
-            .await?;
-            ip(&["-n", &ns, "link", "set", "eth0", "up"]).await?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"]).await?;
-        }
-        Ok(())
-    }
-
-    fn spawn(&mut self, label: &str, ns: &str, args: &[&str]) -> anyhow::Result<()> {
-        let exe = std::env::current_exe().context("cannot find the havip binary")?;
-        let log = std::fs::File::create(self.dir.join(format!("{label}.log")))?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(&exe)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // Ctrl-C reaches the whole process group; the demo stops its children itself.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {label}"))?;
-        self.children.push((label.to_string(), child));
-        Ok(())
-    }
-
-    /// Like `spawn`, but the child writes to the terminal.
-    fn spawn_visible(&mut self, label: &str, ns: &str, args: &[&str]) -> anyhow::Result<()> {
-        let exe = std::env::current_exe().context("cannot find the havip binary")?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(&exe)
-            .args(args)
-            .stdin(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {label}"))?;
-        self.children.push((label.to_string(), child));
-        Ok(())
-    }
-
-    /// Wait for a child to exit; whether it succeeded.
-    async fn wait_for(&mut self, label: &str) -> bool {
-        let Some(index) = self.children.iter().position(|(l, _)| l == label) else {
-            return false;
-        };
-        let (_, mut child) = self.children.remove(index);
-        matches!(child.wait().await, Ok(status) if status.success())
-    }
-
-    async fn kill(&mut self, label: &str, signal: &str) {
-        if let Some((_, child)) = self.children.iter_mut().find(|(l, _)| l == label) {
-            if let Some(pid) = child.id() {
-                let _ = Command::new("kill")
-                    .args([&format!("-{signal}"), &pid.to_string()])
-                    .status()
-                    .await;
-            }
-        }
-    }
-
-    async fn cleanup(&mut self) {
-        for (_, child) in &mut self.children {
-            if let Some(pid) = child.id() {
-                let _ = Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status()
-                    .await;
-            }
-        }
-        for (_, child) in &mut self.children {
-            if tokio::time::timeout(Duration::from_secs(8), child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.kill().await;
-            }
-        }
-        self.children.clear();
-        for ns in self.namespaces.drain(..).rev() {
-            let _ = ip(&["netns", "del", &ns]).await;
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .await
-        .context("cannot run `ip` (install iproute2)")?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-fn node_config(address: &str, priority: u8) -> String {
-    let backends: String = MASTERS
-        .iter()
-        .map(|(name, a, _)| {
-            format!("[[service.backend]]\nname = \"{name}\"\naddress = \"{a}:{SERVER_PORT}\"\n")
-        })
-        .collect();
-    format!(
-        r#"# Seed 000 (RKE2): havip on each master replaces haproxy + keepalived + check_apiserver.sh.
-[global]
-grace = "2s"
-[log]
-connections = false
-[admin]
-listen = "{address}:8404"
-commands = true
-
-[[service]]
-name = "rke2-supervisor"
-listen = "{VIP}:{PORT}"
-[service.health]
-check = "http"
-path = "/readyz"
-interval = "1s"
-fast_interval = "300ms"
-rise = 2
-fall = 2
-{backends}
-[[tracker]]
-name = "supervisors"
-kind = "service"
-service = "rke2-supervisor"
-min_healthy = 1
-weight = -50
-
-[[vrrp]]
-name = "VI_1"
-interface = "eth0"
-vrid = 51
-version = 2
-priority = {priority}
-advert_interval = "1s"
-auth_pass = "K8SHA_KA_AUTH"
-virtual_addresses = ["{VIP}/24"]
-track = ["supervisors"]
-"#
-    )
-}
-
-/// Whether master `name` holds the VIP on its interface now.
-async fn holds_vip(name: &str) -> bool {
-    let Ok(out) = Command::new("ip")
-        .args([
-            "-n",
-            &DemoLab::ns(name),
-            "-o",
-            "addr",
-            "show",
-            "dev",
-            "eth0",
-        ])
-        .output()
-        .await
-    else {
-        return false;
+/// The demo's network: fixed names (a killed run's are replaced), its own process groups so
+/// that Ctrl-C reaches only this process, which then stops the others.
+fn spec() -> LabSpec {
+    let host = |name: &str, address: Ipv4Addr| HostSpec {
+        v6: Vec::new(),
+        ..HostSpec::new(name, address, std::net::Ipv6Addr::UNSPECIFIED)
     };
-    String::from_utf8_lossy(&out.stdout).contains(&format!(" {VIP}/"))
+    LabSpec {
+        prefix: "havip-demo".into(),
+        nodes: MASTERS.iter().map(|(n, a, _)| host(n, *a)).collect(),
+        client: Some(host(CLIENT.0, CLIENT.1)),
+        dir: std::env::temp_dir().join("havip-demo-cluster"),
+        replace_stale: true,
+        own_process_group: true,
+    }
 }
 
-async fn masters() -> Vec<&'static str> {
-    let mut out = Vec::new();
-    for (name, _, _) in MASTERS {
-        if holds_vip(name).await {
-            out.push(name);
+/// One demo at a time on a machine: the namespaces have fixed names, and each demo starts by
+/// removing those a killed run left behind, which would pull another demo's network away.
+/// The lock is a file holding the owner's PID; one whose owner is gone is stale.
+struct DemoLock(PathBuf);
+
+impl DemoLock {
+    fn take() -> anyhow::Result<DemoLock> {
+        let path = std::env::temp_dir().join("havip-demo-cluster.pid");
+        let mut said = false;
+        let taken = wait_for(
+            Duration::from_secs(180),
+            || match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => Some(writeln!(file, "{}", std::process::id()).map(|()| ())),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                    let owner = owner.trim();
+                    if Path::new("/proc").join(owner).exists() && !owner.is_empty() {
+                        if !said {
+                            println!("another havip demo --cluster (pid {owner}) runs; waiting for it to end...");
+                            said = true;
+                        }
+                    } else {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            },
+        );
+        match taken {
+            Some(Ok(())) => Ok(DemoLock(path)),
+            Some(Err(e)) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+            None => bail!("another havip demo --cluster is still running after 3 minutes"),
         }
     }
-    out
 }
 
-async fn wait_for_master(except: &[&str], limit: Duration) -> Option<(&'static str, Duration)> {
+impl Drop for DemoLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Once the main thread is stopping the lab, the demo thread's operations fail (its
+/// namespaces are going away); say nothing about that.
+fn quiet_panics_while(stopping: Arc<AtomicBool>) {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !stopping.load(Ordering::SeqCst) {
+            default(info);
+        }
+    }));
+}
+
+fn node_config(address: Ipv4Addr, priority: u8) -> NodeConfig {
+    let mut service = Service::new("rke2-supervisor", SocketAddr::from((VIP, PORT))).health(
+        Health::http("/readyz")
+            .interval("1s")
+            .fast_interval("300ms")
+            .rise(2)
+            .fall(2),
+    );
+    for (name, a, _) in MASTERS {
+        service = service.named_backend(name, SocketAddr::from((a, SERVER_PORT)));
+    }
+    NodeConfig::new()
+        .comment(
+            "Seed 000 (RKE2): havip on each master replaces haproxy + keepalived + \
+             check_apiserver.sh.",
+        )
+        .grace("2s")
+        .log_connections(false)
+        .admin(SocketAddr::from((address, ADMIN_PORT)))
+        .admin_commands()
+        .service(service)
+        .tracker(
+            Tracker::service("supervisors", "rke2-supervisor")
+                .min_healthy(1)
+                .weight(-50),
+        )
+        .vrrp(
+            Vrrp::new("VI_1", 51)
+                .version(2)
+                .priority(priority)
+                .advert_interval("1s")
+                .auth_pass("K8SHA_KA_AUTH")
+                .vip(format!("{VIP}/24"))
+                .track(&["supervisors"]),
+        )
+}
+
+/// The masters that hold the VIP now, by name.
+fn masters(lab: &Lab) -> Vec<&'static str> {
+    lab.holders(IpAddr::V4(VIP))
+        .into_iter()
+        .map(|i| MASTERS[i].0)
+        .collect()
+}
+
+/// Wait until exactly one master other than `except` holds the VIP; it and how long that took.
+fn wait_for_master(
+    lab: &Lab,
+    except: &[&str],
+    limit: Duration,
+) -> Option<(&'static str, Duration)> {
     let started = Instant::now();
-    while started.elapsed() < limit {
-        let found: Vec<&str> = masters()
-            .await
+    wait_for(limit, || {
+        let found: Vec<&str> = masters(lab)
             .into_iter()
             .filter(|m| !except.contains(m))
             .collect();
-        if let [one] = found.as_slice() {
-            return Some((one, started.elapsed()));
+        match found.as_slice() {
+            [one] => Some((*one, started.elapsed())),
+            _ => None,
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
+    })
 }
 
-async fn demo(lab: &mut DemoLab) -> anyhow::Result<()> {
-    println!(
-        "building the seed-000 topology: 3 masters and a client on a bridge (network namespaces)"
-    );
-    lab.build().await?;
-    for (name, address, priority) in MASTERS {
-        let ns = DemoLab::ns(name);
-        lab.spawn(
-            &format!("{name}-server"),
-            &ns,
-            &[
-                "demo-backend",
-                "--name",
-                name,
-                "--listen",
-                &format!("0.0.0.0:{SERVER_PORT}"),
-            ],
-        )?;
-        let config = lab.dir.join(format!("{name}.toml"));
-        std::fs::write(&config, node_config(address, priority))?;
-        lab.spawn(name, &ns, &["run", "--config", &path_str(&config)])?;
+/// The VRRP state master `i` reports on its admin endpoint, asked from the client namespace.
+fn reported_state(lab: &Lab, i: usize) -> Option<String> {
+    let admin = SocketAddr::from((MASTERS[i].1, ADMIN_PORT));
+    let body = lab.in_ns(&lab.client, move || -> Option<String> {
+        let mut stream = TcpStream::connect_timeout(&admin, Duration::from_secs(1)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let request =
+            format!("GET /api/status HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        Some(text.split_once("\r\n\r\n")?.1.to_string())
+    })?;
+    let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+    Some(status["vrrp"][0]["state"].as_str()?.to_string())
+}
+
+fn demo(lab: &Lab) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the havip binary")?;
+    let exe = exe.display().to_string();
+    let mut pids = Vec::new();
+    for (i, (name, address, priority)) in MASTERS.iter().enumerate() {
+        let ns = &lab.nodes[i];
+        let listen = format!("0.0.0.0:{SERVER_PORT}");
+        let server_args = ["demo-backend", "--name", name, "--listen", &listen];
+        lab.spawn(ns, &exe, &server_args, &format!("{name}-server.log"), &[]);
+        let config = lab.write(
+            &format!("{name}.toml"),
+            &node_config(*address, *priority).to_toml(),
+        );
+        let config = path_str(&config);
+        pids.push(lab.spawn(
+            ns,
+            &exe,
+            &["run", "--config", &config],
+            &format!("{name}.log"),
+            &[],
+        ));
         println!("  {name} {address}: havip priority {priority}, server on :{SERVER_PORT}");
     }
     println!(
         "waiting for the election (VRRP v2, 1 s adverts: Master_Down_Interval is about 3.6 s)..."
     );
-    let Some((first, took)) = wait_for_master(&[], Duration::from_secs(15)).await else {
+    let Some((first, took)) = wait_for_master(lab, &[], Duration::from_secs(15)) else {
         bail!("no master was elected; logs in {}", lab.dir.display());
     };
     println!(
         "VIP {VIP} is on {first} after {:.1} s; clients connect to {VIP}:{PORT}",
         took.as_secs_f64()
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The drill's first check: every node answers on its admin endpoint as master or backup.
+    let ready = wait_for(Duration::from_secs(10), || {
+        (0..MASTERS.len())
+            .all(|i| matches!(reported_state(lab, i).as_deref(), Some("MASTER" | "BACKUP")))
+            .then_some(())
+    });
+    if ready.is_none() {
+        bail!(
+            "not every node reports its VRRP state; logs in {}",
+            lab.dir.display()
+        );
+    }
 
     println!("\n== drill: {first} steps down gracefully, then is restored ==");
     let mut args: Vec<String> = vec!["drill".into()];
     for (_, address, _) in MASTERS {
-        args.extend(["--node".into(), format!("{address}:8404")]);
+        args.extend(["--node".into(), format!("{address}:{ADMIN_PORT}")]);
     }
     args.extend([
         "--target".into(),
@@ -362,21 +295,25 @@ async fn demo(lab: &mut DemoLab) -> anyhow::Result<()> {
         "2s".into(),
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    // The drill runs in the client's namespace, as a child the cleanup can stop; its report
-    // goes to the terminal.
-    lab.spawn_visible("drill", &DemoLab::ns(CLIENT.0), &args)?;
-    if !lab.wait_for("drill").await {
+    // The drill runs in the client's namespace, as a lab process; its report goes to the
+    // terminal.
+    let drill = lab.spawn_to_terminal(&lab.client, &exe, &args);
+    if lab.wait(drill, Duration::from_secs(120)) != Some(Some(0)) {
         bail!("the drill failed");
     }
 
     println!("\n== crash: kill -9 of the master and its link down ==");
-    let Some((current, _)) = wait_for_master(&[], Duration::from_secs(10)).await else {
+    let Some((current, _)) = wait_for_master(lab, &[], Duration::from_secs(10)) else {
         bail!("no master after the drill");
     };
+    let index = MASTERS
+        .iter()
+        .position(|m| m.0 == current)
+        .context("a master")?;
     let crashed = Instant::now();
-    lab.kill(current, "KILL").await;
-    ip(&["-n", &DemoLab::ns(current), "link", "set", "eth0", "down"]).await?;
-    match wait_for_master(&[current], Duration::from_secs(10)).await {
+    lab.signal(pids[index], "KILL");
+    lab.set_node_link(index, false);
+    match wait_for_master(lab, &[current], Duration::from_secs(10)) {
         Some((next, _)) => {
             let took = crashed.elapsed();
             println!(
@@ -390,7 +327,6 @@ async fn demo(lab: &mut DemoLab) -> anyhow::Result<()> {
         "\nlogs of every node are in {} until the demo ends",
         lab.dir.display()
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(())
 }
 

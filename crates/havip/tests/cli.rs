@@ -11,31 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use havip_test_support::node_config::{Health, NodeConfig, Service};
+use havip_test_support::scratch::Scratch;
+use havip_test_support::servers::{Reply, Server};
+use havip_test_support::wait_for;
+
 const HAVIP: &str = env!("CARGO_BIN_EXE_havip");
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("havip-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A child process killed (by its PID) on drop if it is still running.
 struct Running(Child);
@@ -114,7 +96,7 @@ fn check_accepts_every_config_in_examples() {
 
 #[test]
 fn check_lists_every_problem_and_exits_1() {
-    let dir = TempDir::new("check");
+    let dir = Scratch::new("cli-check");
     let path = dir.write(
         "bad.toml",
         "[[service]]\nname = \"api\"\nlisten = \"0.0.0.0:8443\"\nbalance = \"fastest\"\n[service.timeouts]\nconnect = 5\n[[service.backend]]\naddres = \"10.0.0.1:6443\"\n",
@@ -155,26 +137,6 @@ fn check_reports_a_missing_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/havip.toml: cannot read"));
 }
 
-/// An echo backend on a thread: one connection at a time, echoes until EOF.
-fn echo_backend() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 /// Read JSON log lines from the child's stderr on a thread, forwarding them.
 fn json_lines(child: &mut Child) -> mpsc::Receiver<serde_json::Value> {
     let stderr = child.stderr.take().unwrap();
@@ -195,7 +157,8 @@ fn json_lines(child: &mut Child) -> mpsc::Receiver<serde_json::Value> {
     rx
 }
 
-fn wait_for(
+/// The next log line that matches `pred`, within [`LIMIT`].
+fn next_line(
     rx: &mpsc::Receiver<serde_json::Value>,
     what: &str,
     pred: impl Fn(&serde_json::Value) -> bool,
@@ -227,31 +190,19 @@ fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 #[test]
 fn run_serves_logs_json_exposes_metrics_and_drains_on_sigterm() {
-    let backend = echo_backend();
-    let dir = TempDir::new("run");
-    let config = dir.write(
-        "havip.toml",
-        &format!(
-            r#"
-[global]
-grace = "10s"
-[log]
-format = "json"
-level = "info"
-[admin]
-listen = "127.0.0.1:0"
-[[service]]
-name = "echo"
-listen = "127.0.0.1:0"
-[service.health]
-check = "tcp"
-interval = "100ms"
-[[service.backend]]
-name = "e1"
-address = "{backend}"
-"#
-        ),
-    );
+    let backend = Server::start("127.0.0.1:0".parse().unwrap(), Reply::Echo);
+    let dir = Scratch::new("cli-run");
+    let config = NodeConfig::new()
+        .grace("10s")
+        .log("format", "json")
+        .log_level("info")
+        .admin("127.0.0.1:0")
+        .service(
+            Service::new("echo", "127.0.0.1:0")
+                .health(Health::tcp().interval("100ms"))
+                .named_backend("e1", backend.addr),
+        );
+    let config = dir.write("havip.toml", &config.to_toml());
     let mut child = Running(
         Command::new(HAVIP)
             .args(["run", "--config"])
@@ -261,9 +212,9 @@ address = "{backend}"
             .unwrap(),
     );
     let logs = json_lines(&mut child.0);
-    let listening = wait_for(&logs, "listening", |v| v["message"] == "listening");
+    let listening = next_line(&logs, "listening", |v| v["message"] == "listening");
     let proxy: SocketAddr = listening["addr"].as_str().unwrap().parse().unwrap();
-    let admin_line = wait_for(&logs, "admin endpoint", |v| {
+    let admin_line = next_line(&logs, "admin endpoint", |v| {
         v["message"]
             .as_str()
             .unwrap_or("")
@@ -271,6 +222,49 @@ address = "{backend}"
     });
     let admin: SocketAddr = admin_line["addr"].as_str().unwrap().parse().unwrap();
 
+    one_connection_is_logged(proxy, &logs);
+    the_admin_endpoint_shows_it(admin);
+    // SIGTERM with a connection open: no new clients, the open one keeps working, and
+    // havip exits 0 once it closes (well inside the 10 s grace).
+    let mut open = TcpStream::connect(proxy).unwrap();
+    open.set_read_timeout(Some(LIMIT)).unwrap();
+    open.write_all(b"a").unwrap();
+    open.read_exact(&mut [0u8; 1]).unwrap();
+    // SIGTERM to the PID of the child this test started.
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    next_line(&logs, "draining", |v| {
+        v["message"] == "draining connections"
+    });
+    assert!(
+        TcpStream::connect(proxy).is_err(),
+        "still accepting after SIGTERM"
+    );
+    assert_eq!(
+        http_get(admin, "/healthz").0,
+        503,
+        "healthz reports draining"
+    );
+    open.write_all(b"b").unwrap();
+    let mut b = [0u8; 1];
+    open.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"b");
+    drop(open);
+    let started = std::time::Instant::now();
+    let status = wait_for(LIMIT, || child.0.try_wait().unwrap()).expect("havip did not exit");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "exited only after {:?}",
+        started.elapsed()
+    );
+}
+
+/// One full connection through `proxy`, then its log line with every field.
+fn one_connection_is_logged(proxy: SocketAddr, logs: &mpsc::Receiver<serde_json::Value>) {
     // One full connection, then its log line.
     let mut s = TcpStream::connect(proxy).unwrap();
     s.set_read_timeout(Some(LIMIT)).unwrap();
@@ -279,7 +273,7 @@ address = "{backend}"
     s.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"hello");
     drop(s);
-    let line = wait_for(&logs, "connection closed", |v| {
+    let line = next_line(logs, "connection closed", |v| {
         v["message"] == "connection closed"
     });
     assert_eq!(line["service"], "echo");
@@ -298,19 +292,18 @@ address = "{backend}"
     ] {
         assert!(line.get(field).is_some(), "{field} missing from {line}");
     }
+}
 
+/// Metrics, status, healthz and a 404 on the admin endpoint, after that connection.
+fn the_admin_endpoint_shows_it(admin: SocketAddr) {
     // Admin endpoint, once the first health check (spread over the first interval) is in.
-    let started = std::time::Instant::now();
-    let metrics = loop {
+    let metrics = wait_for(LIMIT, || {
         let (status, metrics) = http_get(admin, "/metrics");
         assert_eq!(status, 200);
-        if !metrics.contains("havip_backend_last_check_success{service=\"echo\",backend=\"e1\"} -1")
-        {
-            break metrics;
-        }
-        assert!(started.elapsed() < LIMIT, "no health check ran");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        let unchecked = "havip_backend_last_check_success{service=\"echo\",backend=\"e1\"} -1";
+        (!metrics.contains(unchecked)).then_some(metrics)
+    })
+    .expect("no health check ran");
     for sample in [
         "havip_service_connections_total{service=\"echo\"} 1",
         "havip_service_bytes_total{service=\"echo\",direction=\"to_backend\"} 5",
@@ -334,50 +327,6 @@ address = "{backend}"
     );
     assert_eq!(http_get(admin, "/healthz"), (200, "ok\n".to_string()));
     assert_eq!(http_get(admin, "/nope").0, 404);
-
-    // SIGTERM with a connection open: no new clients, the open one keeps working, and
-    // havip exits 0 once it closes (well inside the 10 s grace).
-    let mut open = TcpStream::connect(proxy).unwrap();
-    open.set_read_timeout(Some(LIMIT)).unwrap();
-    open.write_all(b"a").unwrap();
-    open.read_exact(&mut [0u8; 1]).unwrap();
-    // SIGTERM to the PID of the child this test started.
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    wait_for(&logs, "draining", |v| {
-        v["message"] == "draining connections"
-    });
-    assert!(
-        TcpStream::connect(proxy).is_err(),
-        "still accepting after SIGTERM"
-    );
-    assert_eq!(
-        http_get(admin, "/healthz").0,
-        503,
-        "healthz reports draining"
-    );
-    open.write_all(b"b").unwrap();
-    let mut b = [0u8; 1];
-    open.read_exact(&mut b).unwrap();
-    assert_eq!(&b, b"b");
-    drop(open);
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < LIMIT, "havip did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "exit status {status:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "exited only after {:?}",
-        started.elapsed()
-    );
 }
 
 #[test]

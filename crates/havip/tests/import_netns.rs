@@ -2,30 +2,22 @@
 //! config(s), with their addresses moved into the namespace lab, go through `havip import`
 //! and `havip check`, and two nodes run the imported configs: one holds the VIP, clients
 //! reach the backends through it, and when the master stops the other takes over.
-//! Needs root (CI runs as root); elsewhere the tests print why they are skipped.
+//! Needs root and `ip netns` (the guard skips loudly outside CI and fails under CI=true).
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 #![allow(clippy::disallowed_types)] // the lab measures wall-clock time of real processes
 
-use havip_test_support as support;
-use havip_test_support::require_lab;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use support::lab::{node_v4, probe_once, wait_for, Lab};
+use havip_test_support::lab::{node_v4, Lab};
+use havip_test_support::prober::probe_once;
+use havip_test_support::{require, serial, wait_for, Need};
 
 const HAVIP: &str = env!("CARGO_BIN_EXE_havip");
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 200);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn seed(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -60,12 +52,9 @@ struct Case {
     backend_port: u16,
 }
 
-/// Import, check, and run `case` on nodes 0 and 1.
-fn run_case(case: Case) {
-    let lab = Lab::new(case.tag, 5);
-    for b in BACKENDS {
-        lab.start_name_server_on(b, SocketAddr::from(([0, 0, 0, 0], case.backend_port)));
-    }
+/// `havip import` of `case`'s files into the lab directory, then `havip check` of the two
+/// node configs it wrote; their paths and the import report.
+fn import_and_check(lab: &Lab, case: &Case) -> ([PathBuf; 2], String) {
     let (flag, text) = &case.balancer;
     let balancer = lab.write("balancer.cfg", text);
     let k0 = lab.write("node0.conf", &case.keepalived[0]);
@@ -108,6 +97,16 @@ fn run_case(case: Case) {
             String::from_utf8_lossy(&check.stderr)
         );
     }
+    (configs, report)
+}
+
+/// Import, check, and run `case` on nodes 0 and 1.
+fn run_case(case: Case) {
+    let lab = Lab::new(case.tag, 5);
+    for b in BACKENDS {
+        lab.start_name_server_on(b, SocketAddr::from(([0, 0, 0, 0], case.backend_port)));
+    }
+    let (configs, report) = import_and_check(&lab, &case);
     let pids: Vec<u32> = configs
         .iter()
         .enumerate()
@@ -194,7 +193,7 @@ fn backends(seed_addrs: [&str; 3]) -> Vec<(&str, String)> {
 
 #[test]
 fn the_rke2_seed_imported_runs() {
-    require_lab!();
+    require!(Need::Root, Need::Netns);
     let _serial = serial();
     let keepalived = seed("rke2-keepalived.conf");
     let base = [
@@ -223,7 +222,7 @@ fn the_rke2_seed_imported_runs() {
 
 #[test]
 fn the_kubesphere_seed_imported_runs() {
-    require_lab!();
+    require!(Need::Root, Need::Netns);
     let _serial = serial();
     let keepalived = seed("kubesphere-keepalived.conf");
     let node = |me: usize, peer: usize| {
@@ -257,7 +256,7 @@ fn the_kubesphere_seed_imported_runs() {
 
 #[test]
 fn the_docker_seed_imported_runs() {
-    require_lab!();
+    require!(Need::Root, Need::Netns);
     let _serial = serial();
     let keepalived = seed("docker-keepalived.conf");
     let base = [("10.53.61.200", VIP.to_string())];
@@ -282,7 +281,7 @@ fn the_docker_seed_imported_runs() {
 
 #[test]
 fn the_nginx_seed_imported_runs() {
-    require_lab!();
+    require!(Need::Root, Need::Netns);
     let _serial = serial();
     let node = |file: &str, own: &str, me: usize| {
         moved(

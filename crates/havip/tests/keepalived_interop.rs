@@ -18,21 +18,22 @@
 //! balances nothing). In unicast mode the client is one more unicast peer of both nodes, so
 //! that it sees the adverts the timings are measured from.
 //!
-//! Needs root, `ip`, keepalived and tshark (CI installs them, see `.ci/run`); outside CI a run
-//! without them prints why and passes.
+//! Needs root, `ip netns`, keepalived and tshark (CI installs them, see `.ci/run`); the guard
+//! skips loudly outside CI and fails under CI=true.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 #![allow(clippy::disallowed_types)] // the lab measures wall-clock time of real processes
 
-use havip_test_support as support;
-use havip_test_support::require_lab;
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use support::keepalived::{self as ka, Keepalived, VipBackend};
-use support::lab::{node_v4, node_v6, wait_for, AdvertWatch, Lab, CLIENT_V4, CLIENT_V6};
+use havip_test_support::adverts::AdvertWatch;
+use havip_test_support::keepalived::{self as ka, Keepalived};
+use havip_test_support::lab::{node_v4, node_v6, Lab, CLIENT_V4, CLIENT_V6};
+use havip_test_support::node_config::{Health, NodeConfig, Service, Vrrp};
+use havip_test_support::prober::Prober;
+use havip_test_support::servers::Server;
+use havip_test_support::{require, serial, wait_for, Need};
 
 const HAVIP: &str = env!("CARGO_BIN_EXE_havip");
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 200);
@@ -42,35 +43,10 @@ const BACKEND_PORT: u16 = 9000;
 const PRIORITIES: [u8; 2] = [100, 90];
 const PASSWORD: &str = "s3cret";
 
-/// Timings are asserted to the millisecond: one lab at a time, so that two tests never
-/// compete for the machine's cores.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Skip (outside CI) or fail (in CI) when keepalived or tshark is missing.
+/// Skip (outside CI) or fail (under CI) when keepalived, tshark or the lab cannot run.
 macro_rules! require_tools {
     () => {
-        require_lab!();
-        for why in [
-            ka::unavailable(),
-            std::process::Command::new("tshark")
-                .arg("--version")
-                .output()
-                .err()
-                .map(|_| "tshark is not installed".to_string()),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI must run the keepalived interop tests: {why}");
-            }
-            eprintln!("skipped: {why}");
-            return;
-        }
+        require!(Need::Root, Need::Netns, Need::Keepalived, Need::Tshark);
     };
 }
 
@@ -175,51 +151,32 @@ impl Setup {
 }
 
 /// A havip node: the balancer on VIP:80 and one VRRP instance.
-fn havip_config(setup: &Setup, i: usize) -> String {
-    let interval = format!("{}ms", setup.interval.as_millis());
-    let mut vrrp = format!(
-        "name = \"VI_1\"\ninterface = \"eth0\"\nvrid = {VRID}\nversion = {}\npriority = {}\n\
-         advert_interval = \"{interval}\"\nvirtual_addresses = [\"{}\"]\n",
-        setup.version,
-        PRIORITIES[i],
-        setup.vip_cidr()
-    );
+fn havip_config(setup: &Setup, i: usize) -> NodeConfig {
+    let mut vrrp = Vrrp::new("VI_1", VRID)
+        .version(setup.version)
+        .priority(PRIORITIES[i])
+        .advert_interval(setup.interval)
+        .vip(setup.vip_cidr());
     if setup.auth {
-        vrrp.push_str(&format!("auth_pass = \"{PASSWORD}\"\n"));
+        vrrp = vrrp.auth_pass(PASSWORD);
     }
     if setup.unicast {
-        let peers: Vec<String> = setup.peers(i).iter().map(|p| format!("\"{p}\"")).collect();
-        vrrp.push_str(&format!(
-            "source = \"{}\"\nunicast_peers = [{}]\n",
-            setup.node(i),
-            peers.join(", ")
-        ));
+        let peers: Vec<String> = setup.peers(i).iter().map(|p| p.to_string()).collect();
+        vrrp = vrrp.unicast(setup.node(i), &peers);
         if setup.ipv6 {
-            vrrp.push_str("accept_any_unicast_ttl = true\n");
+            vrrp = vrrp.set("accept_any_unicast_ttl", true);
         }
     }
-    format!(
-        r#"
-[global]
-grace = "1s"
-
-[log]
-level = "info"
-connections = false
-
-[[service]]
-name = "api"
-listen = "{}"
-[service.health]
-check = "tcp"
-interval = "200ms"
-[[service.backend]]
-address = "127.0.0.1:{BACKEND_PORT}"
-
-[[vrrp]]
-{vrrp}"#,
-        setup.target()
-    )
+    NodeConfig::new()
+        .grace("1s")
+        .log_level("info")
+        .log_connections(false)
+        .service(
+            Service::new("api", setup.target())
+                .health(Health::tcp().interval("200ms"))
+                .backend(format!("127.0.0.1:{BACKEND_PORT}")),
+        )
+        .vrrp(vrrp)
 }
 
 fn keepalived_instance(setup: &Setup, i: usize) -> ka::Instance {
@@ -244,7 +201,7 @@ enum Running {
 /// Fields drop in order: the daemons' handles and the backends before the lab.
 struct Scenario {
     running: Vec<Option<Running>>,
-    _backends: Vec<VipBackend>,
+    _backends: Vec<Server>,
     setup: Setup,
     daemons: [Daemon; 2],
     starts: usize,
@@ -279,7 +236,7 @@ impl Scenario {
             Daemon::Havip => {
                 let path = self.lab.write(
                     &format!("havip-n{i}-{}.toml", self.starts),
-                    &havip_config(&self.setup, i),
+                    &havip_config(&self.setup, i).to_toml(),
                 );
                 Running::Havip(self.lab.spawn(
                     &self.lab.nodes[i].clone(),
@@ -394,7 +351,6 @@ fn interop(tag: &str, setup: Setup, master: Daemon) {
     };
     let mut s = Scenario::new(tag, setup, [master, backup]);
     let watch = s.lab.start_advert_watch(VRID, setup.ipv6);
-    let node = |i: usize| setup.node(i);
     s.start(0);
     s.start(1);
     // Election: both wait Master_Down_Interval; the higher priority has the shorter skew.
@@ -403,10 +359,35 @@ fn interop(tag: &str, setup: Setup, master: Daemon) {
         &[],
         setup.master_down(PRIORITIES[1]) + Duration::from_secs(3),
     );
+    let settled = steady_state(&s, &watch);
+    let probe_for = setup.master_down(PRIORITIES[0]) * 2 + Duration::from_secs(6);
+    let prober = s
+        .lab
+        .start_prober(setup.target(), Duration::from_millis(2), probe_for);
+    assert!(
+        wait_for(Duration::from_secs(2), || prober
+            .first_answer_from("node0", settled))
+        .is_some(),
+        "the client reaches node0 ({master:?}) through the VIP\n{}",
+        s.lab.all_logs()
+    );
+    crash_and_take_over(&mut s, &watch, &prober, tag);
+    reboot_and_preempt(&mut s, &watch, &prober, tag);
+    // A clean stop of the master (v3 only: v2's Skew_Time of 0.65 s is not worth the test
+    // time): priority 0, and the other takes over after its Skew_Time. havip keeps the VIP
+    // until it hears keepalived's first advert as master, so the client sees no gap.
+    if setup.version == 3 {
+        stop_and_hand_over(&mut s, &watch, &prober, tag);
+    }
+    s.havip_logs_clean();
+}
 
-    // Steady state: node 0 advertises, node 1 accepts its adverts and stays silent.
+/// Node 0 advertises, node 1 accepts its adverts and stays silent; when that was seen.
+fn steady_state(s: &Scenario, watch: &AdvertWatch) -> Instant {
+    let (setup, master, backup) = (s.setup, s.daemons[0], s.daemons[1]);
+    let node = |i: usize| setup.node(i);
     let settled = Instant::now();
-    s.wait_for_adverts(&watch, 0, settled, 3);
+    s.wait_for_adverts(watch, 0, settled, 3);
     assert!(
         !watch
             .adverts()
@@ -420,20 +401,14 @@ fn interop(tag: &str, setup: Setup, master: Daemon) {
         tshark_decodes_adverts(&s.lab, &setup, node_v4(0));
     }
 
-    let probe_for = setup.master_down(PRIORITIES[0]) * 2 + Duration::from_secs(6);
-    let prober = s
-        .lab
-        .start_prober(setup.target(), Duration::from_millis(2), probe_for);
-    assert!(
-        wait_for(Duration::from_secs(2), || prober
-            .first_answer_from("node0", settled))
-        .is_some(),
-        "the client reaches node0 ({master:?}) through the VIP\n{}",
-        s.lab.all_logs()
-    );
+    settled
+}
 
-    // Crash of the master: the backup takes over within Master_Down_Interval + 100 ms of the
-    // last advert the client saw.
+/// Crash of the master: the backup takes over within Master_Down_Interval + 100 ms of the
+/// last advert the client saw.
+fn crash_and_take_over(s: &mut Scenario, watch: &AdvertWatch, prober: &Prober, tag: &str) {
+    let (setup, master, backup) = (s.setup, s.daemons[0], s.daemons[1]);
+    let node = |i: usize| setup.node(i);
     s.crash(0);
     let crashed = Instant::now();
     s.wait_for_holder(
@@ -463,8 +438,12 @@ fn interop(tag: &str, setup: Setup, master: Daemon) {
         "{backup:?} took {took:?} to answer after {master:?}'s last advert; bound {bound:?}\n{}",
         s.lab.all_logs()
     );
+}
 
-    // The crashed node comes back with the higher priority: it preempts, the other yields.
+/// The crashed node comes back with the higher priority: it preempts, the other yields.
+fn reboot_and_preempt(s: &mut Scenario, watch: &AdvertWatch, prober: &Prober, tag: &str) {
+    let (setup, master, backup) = (s.setup, s.daemons[0], s.daemons[1]);
+    let node = |i: usize| setup.node(i);
     s.reboot(0);
     let restarted = Instant::now();
     s.wait_for_holder(
@@ -490,7 +469,7 @@ fn interop(tag: &str, setup: Setup, master: Daemon) {
         "{master:?} preempted {preempted_after:?} after its restart\n{}",
         s.lab.all_logs()
     );
-    s.wait_for_adverts(&watch, 0, back.at, 3);
+    s.wait_for_adverts(watch, 0, back.at, 3);
     // The lower priority yields on the first advert it hears: nothing from it afterwards
     // but what was already on its way.
     let late: Vec<_> = watch
@@ -514,72 +493,72 @@ fn interop(tag: &str, setup: Setup, master: Daemon) {
         "the client followed the VIP back after {followed:?}\n{}",
         s.lab.all_logs()
     );
+}
 
-    // A clean stop of the master (v3 only: v2's Skew_Time of 0.65 s is not worth the test
-    // time): priority 0, and the other takes over after its Skew_Time. havip keeps the VIP
-    // until it hears keepalived's first advert as master, so the client sees no gap.
-    if setup.version == 3 {
-        let before = Instant::now();
-        let pid = s.stop(0);
-        let released = wait_for(Duration::from_secs(1), || {
-            watch
-                .adverts()
-                .into_iter()
-                .find(|a| a.source == node(0) && a.priority == 0 && a.at >= before)
-        })
-        .unwrap_or_else(|| panic!("{master:?} sends priority 0\n{}", s.lab.all_logs()));
-        let taken = wait_for(Duration::from_secs(1), || {
-            watch.first_from_after(node(1), released.at)
-        })
-        .unwrap_or_else(|| panic!("{backup:?} takes over\n{}", s.lab.all_logs()));
-        let took = taken.at.duration_since(released.at);
-        let bound = setup.skew(PRIORITIES[1]) + Duration::from_millis(100);
-        let exit = s.lab.wait(pid, Duration::from_secs(5));
-        assert_eq!(
-            exit,
-            Some(Some(0)),
-            "{master:?} exits 0\n{}",
-            s.lab.all_logs()
-        );
-        let reached = wait_for(Duration::from_secs(1), || {
-            prober.first_answer_from("node1", released.at)
-        });
+/// SIGTERM of the master: priority 0, the other takes over after its Skew_Time; a stopping
+/// havip keeps the VIP until it hears the new master, so its clients see no gap.
+fn stop_and_hand_over(s: &mut Scenario, watch: &AdvertWatch, prober: &Prober, tag: &str) {
+    let (setup, master, backup) = (s.setup, s.daemons[0], s.daemons[1]);
+    let node = |i: usize| setup.node(i);
+    let before = Instant::now();
+    let pid = s.stop(0);
+    let released = wait_for(Duration::from_secs(1), || {
+        watch
+            .adverts()
+            .into_iter()
+            .find(|a| a.source == node(0) && a.priority == 0 && a.at >= before)
+    })
+    .unwrap_or_else(|| panic!("{master:?} sends priority 0\n{}", s.lab.all_logs()));
+    let taken = wait_for(Duration::from_secs(1), || {
+        watch.first_from_after(node(1), released.at)
+    })
+    .unwrap_or_else(|| panic!("{backup:?} takes over\n{}", s.lab.all_logs()));
+    let took = taken.at.duration_since(released.at);
+    let bound = setup.skew(PRIORITIES[1]) + Duration::from_millis(100);
+    let exit = s.lab.wait(pid, Duration::from_secs(5));
+    assert_eq!(
+        exit,
+        Some(Some(0)),
+        "{master:?} exits 0\n{}",
+        s.lab.all_logs()
+    );
+    let reached = wait_for(Duration::from_secs(1), || {
+        prober.first_answer_from("node1", released.at)
+    });
+    assert!(
+        reached.is_some(),
+        "the client reaches node1 after the stop\n{}",
+        s.lab.all_logs()
+    );
+    // From a little before the signal, so that the gap starts at a success.
+    let gap = prober.longest_gap_after(before - Duration::from_millis(100));
+    let failures = prober.failures_after(before);
+    eprintln!(
+        "{tag}: SIGTERM of {master:?}: {backup:?} advertises {took:?} after priority 0 \
+         (Skew_Time {:?}); client gap {gap:?}, {failures} failed connects",
+        setup.skew(PRIORITIES[1])
+    );
+    assert!(
+        took <= bound,
+        "{backup:?} took over {took:?} after priority 0; bound {bound:?}\n{}",
+        s.lab.all_logs()
+    );
+    if master == Daemon::Havip {
         assert!(
-            reached.is_some(),
-            "the client reaches node1 after the stop\n{}",
+            s.lab
+                .log_of(&format!("havip-n0-{}.log", s.starts))
+                .contains("new master heard"),
+            "havip waited for keepalived's advert\n{}",
             s.lab.all_logs()
         );
-        // From a little before the signal, so that the gap starts at a success.
-        let gap = prober.longest_gap_after(before - Duration::from_millis(100));
-        let failures = prober.failures_after(before);
-        eprintln!(
-            "{tag}: SIGTERM of {master:?}: {backup:?} advertises {took:?} after priority 0 \
-             (Skew_Time {:?}); client gap {gap:?}, {failures} failed connects",
-            setup.skew(PRIORITIES[1])
-        );
+        // As in vrrp_netns.rs: at most one attempt per probe thread caught mid-exchange
+        // when the VIP moves; no gap for new connections.
         assert!(
-            took <= bound,
-            "{backup:?} took over {took:?} after priority 0; bound {bound:?}\n{}",
+            gap <= Duration::from_millis(50) && failures <= 4,
+            "clients saw {failures} failed connects, longest gap {gap:?}\n{}",
             s.lab.all_logs()
         );
-        if master == Daemon::Havip {
-            assert!(
-                s.lab
-                    .log_of(&format!("havip-n0-{}.log", s.starts))
-                    .contains("new master heard"),
-                "havip waited for keepalived's advert\n{}",
-                s.lab.all_logs()
-            );
-            // As in vrrp_netns.rs: at most one attempt per probe thread caught mid-exchange
-            // when the VIP moves; no gap for new connections.
-            assert!(
-                gap <= Duration::from_millis(50) && failures <= 4,
-                "clients saw {failures} failed connects, longest gap {gap:?}\n{}",
-                s.lab.all_logs()
-            );
-        }
     }
-    s.havip_logs_clean();
 }
 
 /// Capture two adverts of the havip master on the client's interface and let `tshark -V`
@@ -588,7 +567,7 @@ fn tshark_decodes_adverts(lab: &Lab, setup: &Setup, source: Ipv4Addr) {
     let filter = format!("ip proto 112 and src host {source}");
     let pid = lab.spawn(
         &lab.client.clone(),
-        "tshark",
+        &Need::Tshark.path().display().to_string(),
         &[
             "-n",
             "-i",

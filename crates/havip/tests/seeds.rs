@@ -17,173 +17,62 @@
 //! seed 000 10.88.88.70 -> 10.77.0.70, 001 172.16.0.10 -> 10.77.0.10, 004 192.168.139.150 ->
 //! 10.77.0.150; node addresses map in order to 10.77.0.11, .12, ...
 //!
-//! Needs root (CI runs as root), nginx, openssl and nft (CI installs them).
+//! Needs root, `ip netns`, nginx, openssl, nftables and curl (CI installs them; the guard
+//! skips loudly outside CI and fails under CI=true).
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 #![allow(clippy::disallowed_types)] // the lab measures wall-clock time of real processes
 
-use havip_test_support as support;
-use havip_test_support::require_lab;
-
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::lab::{node_v4, wait_for, AdvertWatch, Lab, Prober};
-use support::tls_probe::TlsProbe;
+use havip_test_support::adverts::AdvertWatch;
+use havip_test_support::lab::{node_v4, Lab};
+use havip_test_support::nft::Direction;
+use havip_test_support::prober::{Prober, Served};
+use havip_test_support::tls_probe::TlsProbe;
+use havip_test_support::wait::watch;
+use havip_test_support::{nginx, pki, require, serial, wait_for, Need};
 
 const HAVIP: &str = env!("CARGO_BIN_EXE_havip");
 
-/// One lab test at a time: failover is measured in milliseconds on a two-core machine.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// What every seed test needs.
+macro_rules! require_seed_tools {
+    () => {
+        require!(
+            Need::Root,
+            Need::Netns,
+            Need::Nginx,
+            Need::Openssl,
+            Need::Nft,
+            Need::Curl
+        );
+    };
 }
 
 /// havip's in-process trackers look every 100 ms (`vrrp::tracking::IN_PROCESS_PERIOD`).
 const TRACKER_PERIOD: Duration = Duration::from_millis(100);
-/// The client's request rate through the VIP: one every 10 ms, spread over 8 threads so a
+/// The client's request rate through the VIP: one every 10 ms, each on its own task, so a
 /// request that hangs until its timeout (sent to a node that just lost the VIP) does not
 /// blind the others.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
+/// At most this many requests are under way at one moment (a TLS request through the lab
+/// takes well under 80 ms): the most a single moment (a client's ARP entry flipping) can fail.
 const PROBE_WORKERS: u32 = 8;
 
 // ---------------------------------------------------------------------------------------
-// The tools and the TLS backends
+// The TLS backends
 
-struct Tools {
-    nginx: PathBuf,
-    openssl: PathBuf,
+/// A self-signed certificate and key in the lab directory, shared by all backends.
+fn self_signed_cert(lab: &Lab) -> (PathBuf, PathBuf) {
+    pki::self_signed(&lab.dir, "kube-apiserver")
 }
 
-fn find(name: &str, version_args: &[&str]) -> Option<PathBuf> {
-    [
-        PathBuf::from(name),
-        Path::new("/usr/sbin").join(name),
-        Path::new("/usr/bin").join(name),
-    ]
-    .into_iter()
-    .find(|c| {
-        Command::new(c)
-            .args(version_args)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
-fn tools() -> Tools {
-    let nginx = find("nginx", &["-v"]);
-    let openssl = find("openssl", &["version"]);
-    let nft = find("nft", &["--version"]);
-    match (nginx, openssl, nft) {
-        (Some(nginx), Some(openssl), Some(_)) => Tools { nginx, openssl },
-        _ => panic!(
-            "the seed tests need nginx, openssl and nftables (Debian: apt-get install nginx \
-             openssl nftables; .ci/run installs them)"
-        ),
-    }
-}
-
-/// A self-signed certificate and key (P-256) in the lab directory, shared by all backends.
-fn self_signed_cert(lab: &Lab, tools: &Tools) -> (PathBuf, PathBuf) {
-    let cert = lab.dir.join("tls.crt");
-    let key = lab.dir.join("tls.key");
-    let out = Command::new(&tools.openssl)
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=kube-apiserver", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
-}
-
-const NGINX_CONF: &str = r#"
-daemon off;
-master_process off;
-worker_processes 1;
-pid @DIR@/nginx.pid;
-error_log @DIR@/error.log notice;
-events { worker_connections 512; }
-http {
-    access_log off;
-    client_body_temp_path @DIR@/client_body;
-    proxy_temp_path @DIR@/proxy;
-    fastcgi_temp_path @DIR@/fastcgi;
-    uwsgi_temp_path @DIR@/uwsgi;
-    scgi_temp_path @DIR@/scgi;
-    default_type text/plain;
-    server {
-        listen 0.0.0.0:@PORT@ ssl;
-        ssl_certificate @CERT@;
-        ssl_certificate_key @KEY@;
-        # Who answered, and which balancer's connection it was (its source address).
-        add_header X-Backend @NAME@ always;
-        add_header X-Via $remote_addr always;
-        location = /readyz { return 200 "ok"; }
-        location / { return 200 "@NAME@\n"; }
-    }
-}
-"#;
-
-/// nginx serving TLS on 0.0.0.0:`port` in node `node`'s namespace, in the foreground with its
-/// own prefix, pid file and logs; started by the lab, so it is killed by its PID. Returns once
-/// the client namespace can connect to it.
-fn start_backend(
-    lab: &Lab,
-    tools: &Tools,
-    cert: &(PathBuf, PathBuf),
-    node: usize,
-    name: &str,
-    port: u16,
-) {
-    let dir = lab.dir.join(format!("nginx-{name}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = NGINX_CONF
-        .replace("@DIR@", &dir.display().to_string())
-        .replace("@PORT@", &port.to_string())
-        .replace("@CERT@", &cert.0.display().to_string())
-        .replace("@KEY@", &cert.1.display().to_string())
-        .replace("@NAME@", name);
-    let conf_path = dir.join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    lab.spawn(
-        &lab.nodes[node].clone(),
-        &tools.nginx.display().to_string(),
-        &[
-            "-p",
-            &dir.display().to_string(),
-            "-c",
-            &conf_path.display().to_string(),
-            "-e",
-            &dir.join("error.log").display().to_string(),
-        ],
-        &format!("nginx-{name}.log"),
-        &[],
-    );
-    let addr = SocketAddr::new(IpAddr::V4(node_v4(node)), port);
-    let up = lab.in_ns(&lab.client.clone(), move || {
-        wait_for(Duration::from_secs(5), || {
-            TcpStream::connect_timeout(&addr, Duration::from_millis(100))
-                .ok()
-                .map(|_| ())
-        })
-    });
-    assert!(
-        up.is_some(),
-        "nginx {name} listens on {addr}\n{}",
-        lab.all_logs()
-    );
+/// nginx serving TLS on 0.0.0.0:`port` in node `node`'s namespace, saying who it is.
+fn start_backend(lab: &Lab, cert: &(PathBuf, PathBuf), node: usize, name: &str, port: u16) {
+    nginx::start_tls_backend(lab, cert, node, name, port);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -278,36 +167,10 @@ fn vrrp_status(lab: &Lab, node: usize, admin: &str) -> serde_json::Value {
 /// for its connects, in its namespace's output path. Replies of its own servers to others
 /// leave from that port, not to it, so its peers still reach them.
 fn cut(lab: &Lab, node: usize, port: u16, on: bool) {
-    let ns = lab.nodes[node].clone();
     if on {
-        lab.ns(&ns, &["nft", "add", "table", "inet", "seedcut"]);
-        lab.ns(
-            &ns,
-            &[
-                "nft", "add", "chain", "inet", "seedcut", "out", "{", "type", "filter", "hook",
-                "output", "priority", "0", ";", "}",
-            ],
-        );
-        lab.ns(
-            &ns,
-            &[
-                "nft",
-                "add",
-                "rule",
-                "inet",
-                "seedcut",
-                "out",
-                "tcp",
-                "dport",
-                &port.to_string(),
-                "reject",
-                "with",
-                "tcp",
-                "reset",
-            ],
-        );
+        lab.block_tcp_port(node, Direction::Outgoing, port);
     } else {
-        lab.ns(&ns, &["nft", "delete", "table", "inet", "seedcut"]);
+        lab.unblock_tcp_port(node, Direction::Outgoing, port);
     }
 }
 
@@ -317,54 +180,67 @@ fn cut(lab: &Lab, node: usize, port: u16, on: bool) {
 /// Requests through the VIP and the reasons of failed ones.
 struct Client {
     prober: Prober,
-    errors: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 fn start_client(lab: &Lab, target: SocketAddr, duration: Duration) -> Client {
     // Connecting on the lab's bridge takes well under a millisecond: 200 ms only expires for
     // a SYN sent to a node that no longer holds the VIP.
     let probe = TlsProbe::new(Duration::from_millis(200), Duration::from_secs(1));
-    let errors = Arc::new(Mutex::new(Vec::new()));
-    let log = errors.clone();
-    let prober = lab.start_prober_with(target, PROBE_EVERY, duration, PROBE_WORKERS, move |t| {
-        let at = Instant::now();
-        let outcome = probe.get(t, "/readyz").and_then(|reply| {
-            match (
-                reply.status,
-                reply.body.as_str(),
-                reply.header("x-backend"),
-                reply.header("x-via"),
-            ) {
-                (200, "ok", Some(backend), Some(via)) => Ok(format!("{backend} via {via}")),
-                _ => Err(format!("unexpected reply {reply:?}")),
-            }
-        });
-        outcome
-            .map_err(|e| {
-                let mut log = log.lock().unwrap();
-                if log.len() < 10_000 {
-                    log.push((at, e));
-                }
-            })
-            .ok()
+    // A request takes at most the connect and three I/O steps (handshake, request, reply).
+    let longest = Duration::from_millis(200) + Duration::from_secs(3);
+    let prober = lab.start_prober_with(target, PROBE_EVERY, duration, longest, move |t| {
+        let reply = probe.get(t, "/readyz")?;
+        match (
+            reply.status,
+            reply.body.as_str(),
+            reply.header("x-backend"),
+            reply.header("x-via"),
+        ) {
+            (200, "ok", Some(backend), Some(via)) => Ok(Served {
+                at: reply.connected,
+                answer: format!("{backend} via {via}"),
+            }),
+            _ => Err(format!("unexpected reply {reply:?}")),
+        }
     });
-    Client { prober, errors }
+    Client { prober }
 }
 
 impl Client {
+    /// Every finished request on the service's timeline (see `Prober::results`).
     fn results(&self) -> Vec<(Instant, Option<String>)> {
         self.prober.results()
     }
 
-    /// Wait until a request started after `after` was answered through `node`'s balancer.
+    /// Wait until a request was answered through `node`'s balancer at or after `after`.
     fn first_via(&self, node: usize, after: Instant, timeout: Duration) -> Option<Instant> {
         let via = node_v4(node).to_string();
         wait_for(timeout, || {
-            self.results()
-                .into_iter()
-                .find(|(at, a)| *at >= after && a.as_deref().and_then(via_of) == Some(via.as_str()))
+            self.prober
+                .attempts()
+                .iter()
+                .filter_map(|a| Some((a.served_at()?, a.answer()?)))
+                .filter(|(at, answer)| *at >= after && via_of(answer) == Some(via.as_str()))
                 .map(|(at, _)| at)
+                .min()
         })
+    }
+
+    /// Wait until at least `count` requests have finished; they are all there is so far.
+    fn wait_finished(&self, count: usize, timeout: Duration) {
+        let done = wait_for(timeout, || {
+            let finished = self
+                .prober
+                .attempts()
+                .iter()
+                .filter(|a| a.done.is_some())
+                .count();
+            (finished >= count).then_some(())
+        });
+        assert!(
+            done.is_some(),
+            "{count} requests did not finish within {timeout:?}"
+        );
     }
 
     /// Why requests started in [from, to] failed: each distinct reason with its count.
@@ -382,14 +258,31 @@ impl Client {
     }
 
     fn errors_between(&self, from: Instant, to: Instant) -> Vec<String> {
-        self.errors
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(at, _)| *at >= from && *at <= to)
-            .map(|(_, e)| e.clone())
-            .collect()
+        self.prober.errors_between(from, to)
     }
+}
+
+/// Before a drill: the first requests through the VIP all succeed, all through node `via`'s
+/// balancer; their answers.
+fn warm_up(lab: &Lab, client: &Client, started: Instant, via: usize) -> Vec<String> {
+    client.wait_finished(60, Duration::from_secs(5));
+    let warm: Vec<String> = client
+        .results()
+        .into_iter()
+        .filter_map(|(_, a)| a)
+        .collect();
+    assert!(
+        client.results().iter().all(|(_, a)| a.is_some()) && warm.len() > 50,
+        "requests before the drill succeed: {:?}\n{}",
+        client.errors_between(started, Instant::now()),
+        lab.all_logs()
+    );
+    assert!(
+        warm.iter()
+            .all(|a| via_of(a) == Some(&node_v4(via).to_string())),
+        "{warm:?}"
+    );
+    warm
 }
 
 fn via_of(answer: &str) -> Option<&str> {
@@ -508,8 +401,8 @@ fn handover_on_wire(
     Some((released.at, taken.at))
 }
 
-/// Hold for `duration`, checking every 100 ms that `node` alone holds the VIP; the moments
-/// it did not, if any.
+/// Hold for `duration` (time passing is the point), checking every 100 ms that `node` alone
+/// holds the VIP; the moments it did not, if any.
 fn watch_holder(
     lab: &Lab,
     vip: Ipv4Addr,
@@ -517,16 +410,10 @@ fn watch_holder(
     node: usize,
     duration: Duration,
 ) -> Vec<(Duration, Vec<usize>)> {
-    let start = Instant::now();
-    let mut wrong = Vec::new();
-    while start.elapsed() < duration {
+    watch(duration, Duration::from_millis(100), || {
         let h = holders(lab, vip, among);
-        if h != vec![node] {
-            wrong.push((start.elapsed(), h));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    wrong
+        (h != vec![node]).then_some(h)
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -537,6 +424,9 @@ const S0_PORT: u16 = 19345;
 const S0_SUPERVISOR: u16 = 9345;
 /// master1 100 as in the seed; the backups "50" of the seed's comment, made distinct.
 const S0_PRIORITIES: [u8; 3] = [100, 50, 40];
+const S0_NODES: [usize; 3] = [0, 1, 2];
+/// The seed's advert interval.
+const S0_INTERVAL: Duration = Duration::from_secs(1);
 
 fn seed_000_config(node: usize) -> String {
     let text = example("000-rke2.toml");
@@ -560,15 +450,13 @@ fn seed_000_config(node: usize) -> String {
 /// takes the VIP back after its Master_Down_Interval. master3 (40) never holds it.
 #[test]
 fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
-    require_lab!();
+    require_seed_tools!();
     let _serial = serial();
-    let tools = tools();
     let lab = Lab::new("s0", 3);
-    let cert = self_signed_cert(&lab, &tools);
+    let cert = self_signed_cert(&lab);
     for node in 0..3 {
         start_backend(
             &lab,
-            &tools,
             &cert,
             node,
             &format!("k8sm{}", node + 1),
@@ -578,8 +466,7 @@ fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
     for node in 0..3 {
         start_havip(&lab, node, &seed_000_config(node));
     }
-    let all = [0, 1, 2];
-    let interval = Duration::from_secs(1);
+    let (all, interval) = (S0_NODES, S0_INTERVAL);
     assert!(
         wait_sole_holder(
             &lab,
@@ -605,23 +492,7 @@ fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
     );
 
     // Before the drill: every request succeeds, through master1, round robin over the three.
-    std::thread::sleep(Duration::from_secs(1));
-    let warm: Vec<String> = client
-        .results()
-        .into_iter()
-        .filter_map(|(_, a)| a)
-        .collect();
-    assert!(
-        client.results().iter().all(|(_, a)| a.is_some()) && warm.len() > 50,
-        "requests before the drill succeed: {:?}\n{}",
-        client.errors_between(started, Instant::now()),
-        lab.all_logs()
-    );
-    assert!(
-        warm.iter()
-            .all(|a| via_of(a) == Some(&node_v4(0).to_string())),
-        "{warm:?}"
-    );
+    let warm = warm_up(&lab, &client, started, 0);
     for backend in ["k8sm1", "k8sm2", "k8sm3"] {
         assert!(
             warm.iter().any(|a| backend_of(a) == Some(backend)),
@@ -629,17 +500,27 @@ fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
         );
     }
 
+    let restore_at = seed_000_drill(&lab, &client, &watch, started);
+    seed_000_restore(&lab, &client, &watch, restore_at);
+}
+
+/// Seed 000's drill: master1 reaches no supervisor, master2 takes over; when the repair
+/// starts.
+fn seed_000_drill(lab: &Lab, client: &Client, watch: &AdvertWatch, started: Instant) -> Instant {
+    let all = S0_NODES;
     // The drill: master1 reaches no supervisor.
     let cut_at = Instant::now();
-    cut(&lab, 0, S0_SUPERVISOR, true);
-    let moved = wait_sole_holder(&lab, S0_VIP, &all, 1, Duration::from_secs(5))
+    cut(lab, 0, S0_SUPERVISOR, true);
+    let moved = wait_sole_holder(lab, S0_VIP, &all, 1, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("the VIP moves to master2\n{}", lab.all_logs()));
     let served = client
         .first_via(1, cut_at, Duration::from_secs(3))
         .expect("clients are served through master2");
+    // Time passing is the point: a second of service through the new master, in which no
+    // request may fail.
     std::thread::sleep(Duration::from_secs(1));
     let restore_at = Instant::now();
-    let (released, taken) = handover_on_wire(&watch, 0, 1, cut_at).unwrap_or_else(|| {
+    let (released, taken) = handover_on_wire(watch, 0, 1, cut_at).unwrap_or_else(|| {
         panic!(
             "master1 sends priority 0 and master2 advertises: {:?}",
             watch.adverts()
@@ -684,14 +565,19 @@ fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
         "takeover {took:?} > {bound:?}\n{}",
         lab.all_logs()
     );
-    let status = vrrp_status(&lab, 0, "127.0.0.1:1080");
+    let status = vrrp_status(lab, 0, "127.0.0.1:1080");
     assert_eq!(status["state"], "FAULT", "{status}");
+    restore_at
+}
 
+/// Seed 000's restore: the supervisors are back, master1 preempts; master3 never advertised.
+fn seed_000_restore(lab: &Lab, client: &Client, watch: &AdvertWatch, restore_at: Instant) {
+    let (all, interval) = (S0_NODES, S0_INTERVAL);
     // Restore: the supervisors are reachable again. master1 sees them up after rise (2)
     // passing checks (the next check is at most down_interval, 5 s, away; the second follows
     // after fast_interval, 500 ms), leaves Fault and preempts after Master_Down_Interval.
-    cut(&lab, 0, S0_SUPERVISOR, false);
-    let back = wait_sole_holder(&lab, S0_VIP, &all, 0, Duration::from_secs(15))
+    cut(lab, 0, S0_SUPERVISOR, false);
+    let back = wait_sole_holder(lab, S0_VIP, &all, 0, Duration::from_secs(15))
         .unwrap_or_else(|| panic!("the VIP returns to master1\n{}", lab.all_logs()));
     let returned = back.duration_since(restore_at);
     let return_bound = Duration::from_millis(5_000 + 500 + 200)
@@ -701,6 +587,8 @@ fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
     client
         .first_via(0, back, Duration::from_secs(2))
         .expect("clients are served through master1 again");
+    // Time passing is the point: a second of service after the return, for the count of
+    // failed requests below.
     std::thread::sleep(Duration::from_secs(1));
     let end = Instant::now();
     let after = outages(&client.results(), restore_at, end);
@@ -741,6 +629,9 @@ fn seed_000_rke2_three_masters_the_vip_follows_a_working_balancer() {
 
 const S1_VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 10);
 const S1_PORT: u16 = 6443;
+const S1_PAIR: [usize; 2] = [0, 1];
+/// The seed's advert interval.
+const S1_INTERVAL: Duration = Duration::from_secs(1);
 
 fn seed_001_config(node: usize) -> String {
     let text = example("001-kubesphere.toml");
@@ -759,38 +650,6 @@ fn seed_001_config(node: usize) -> String {
     )
 }
 
-/// Drop VRRP multicast both ways in `node`'s namespace, as the clouds that made the guide use
-/// unicast do; a counter on the output rule shows nothing was sent that way.
-fn drop_vrrp_multicast(lab: &Lab, node: usize) {
-    let ns = lab.nodes[node].clone();
-    lab.ns(&ns, &["nft", "add", "table", "inet", "nomcast"]);
-    for hook in ["input", "output"] {
-        lab.ns(
-            &ns,
-            &[
-                "nft", "add", "chain", "inet", "nomcast", hook, "{", "type", "filter", "hook",
-                hook, "priority", "0", ";", "}",
-            ],
-        );
-        lab.ns(
-            &ns,
-            &[
-                "nft",
-                "add",
-                "rule",
-                "inet",
-                "nomcast",
-                hook,
-                "ip",
-                "daddr",
-                "224.0.0.18",
-                "counter",
-                "drop",
-            ],
-        );
-    }
-}
-
 /// Seed 001's drill (its "verify high availability": stop HAProxy on the balancer holding
 /// the address, the address moves to the other one; start it again): here the master's
 /// apiservers all become unreachable from it. Both balancers have priority 100 and two
@@ -799,15 +658,13 @@ fn drop_vrrp_multicast(lab: &Lab, node: usize) {
 /// are at 104 again, and with equal priorities nobody preempts: the address stays.
 #[test]
 fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
-    require_lab!();
+    require_seed_tools!();
     let _serial = serial();
-    let tools = tools();
     let lab = Lab::new("s1", 5);
-    let cert = self_signed_cert(&lab, &tools);
+    let cert = self_signed_cert(&lab);
     for (i, node) in [2, 3, 4].into_iter().enumerate() {
         start_backend(
             &lab,
-            &tools,
             &cert,
             node,
             &format!("kube-apiserver-{}", i + 1),
@@ -815,11 +672,11 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
         );
     }
     for node in [0, 1] {
-        drop_vrrp_multicast(&lab, node);
+        // As the clouds that made the guide use unicast do.
+        lab.drop_vrrp_multicast(node);
         start_havip(&lab, node, &seed_001_config(node));
     }
-    let pair = [0, 1];
-    let interval = Duration::from_secs(1);
+    let (pair, interval) = (S1_PAIR, S1_INTERVAL);
     let first = wait_for(
         v2_master_down(104, interval) + Duration::from_secs(3),
         || {
@@ -833,12 +690,24 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
         lab.all_logs()
     );
     // Equal priorities: whoever timed out first is master (two at once resolve to the higher
-    // address within an interval). Let that settle, then see who it is.
-    std::thread::sleep(Duration::from_millis(1500));
+    // address within an interval). Wait until that has settled (one master, one backup, by
+    // their own account), then see who it is.
+    let settled = wait_for(Duration::from_secs(5), || {
+        let mut states: Vec<String> = pair
+            .iter()
+            .map(|n| vrrp_status(&lab, *n, "127.0.0.1:8404")["state"].to_string())
+            .collect();
+        states.sort();
+        (states == ["\"BACKUP\"", "\"MASTER\""]).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "one master and one backup\n{}",
+        lab.all_logs()
+    );
     let h = holders(&lab, S1_VIP, &pair);
     assert_eq!(h.len(), 1, "{h:?}\n{}", lab.all_logs());
     let master = h[0];
-    let other = 1 - master;
     for node in pair {
         let s = vrrp_status(&lab, node, "127.0.0.1:8404");
         assert_eq!(s["priority"], 104, "100 + 2 + 2 while healthy: {s}");
@@ -849,28 +718,20 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
         SocketAddr::new(IpAddr::V4(S1_VIP), S1_PORT),
         Duration::from_secs(40),
     );
-    std::thread::sleep(Duration::from_secs(1));
-    let warm: Vec<String> = client
-        .results()
-        .into_iter()
-        .filter_map(|(_, a)| a)
-        .collect();
-    assert!(
-        client.results().iter().all(|(_, a)| a.is_some()) && warm.len() > 50,
-        "requests before the drill succeed: {:?}\n{}",
-        client.errors_between(started, Instant::now()),
-        lab.all_logs()
-    );
-    assert!(
-        warm.iter()
-            .all(|a| via_of(a) == Some(&node_v4(master).to_string())),
-        "{warm:?}"
-    );
+    warm_up(&lab, &client, started, master);
 
+    let restore_at = seed_001_drill(&lab, &client, started, master);
+    seed_001_restore(&lab, &client, restore_at, master);
+}
+
+/// Seed 001's drill: `master` reaches no apiserver, the other balancer takes the address;
+/// when the repair starts.
+fn seed_001_drill(lab: &Lab, client: &Client, started: Instant, master: usize) -> Instant {
+    let (pair, interval, other) = (S1_PAIR, S1_INTERVAL, 1 - master);
     let cut_at = Instant::now();
-    cut(&lab, master, S1_PORT, true);
-    let moved = wait_sole_holder(&lab, S1_VIP, &pair, other, Duration::from_secs(8))
-        .unwrap_or_else(|| {
+    cut(lab, master, S1_PORT, true);
+    let moved =
+        wait_sole_holder(lab, S1_VIP, &pair, other, Duration::from_secs(8)).unwrap_or_else(|| {
             panic!(
                 "the address moves to the other balancer\n{}",
                 lab.all_logs()
@@ -879,10 +740,12 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
     client
         .first_via(other, cut_at, Duration::from_secs(3))
         .expect("clients are served through the other balancer");
+    // Time passing is the point: a second of service through the other balancer, in which
+    // no request may fail.
     std::thread::sleep(Duration::from_secs(1));
     let restore_at = Instant::now();
     let drill = outages(&client.results(), started, restore_at);
-    let s = vrrp_status(&lab, master, "127.0.0.1:8404");
+    let s = vrrp_status(lab, master, "127.0.0.1:8404");
     assert_eq!(
         (s["state"].as_str(), s["priority"].as_u64()),
         (Some("BACKUP"), Some(102)),
@@ -919,16 +782,23 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
         "client gap {gap:?} > {bound:?}\n{}",
         lab.all_logs()
     );
+    restore_at
+}
 
+/// Seed 001's restore: the old master is healthy again and, at an equal priority, leaves the
+/// address where it is; nothing went out as multicast.
+fn seed_001_restore(lab: &Lab, client: &Client, restore_at: Instant, master: usize) {
+    let (pair, other) = (S1_PAIR, 1 - master);
+    let mdi = v2_master_down(104, S1_INTERVAL);
     // Repair: the old master sees its apiservers up after rise (2) checks, within
     // down_interval (5 s) + fast_interval (500 ms), and is back at 104, equal to the holder.
-    cut(&lab, master, S1_PORT, false);
+    cut(lab, master, S1_PORT, false);
     let healthy = wait_for(Duration::from_secs(8), || {
-        (vrrp_status(&lab, master, "127.0.0.1:8404")["priority"] == 104).then(Instant::now)
+        (vrrp_status(lab, master, "127.0.0.1:8404")["priority"] == 104).then(Instant::now)
     })
     .unwrap_or_else(|| panic!("the old master's trackers recover\n{}", lab.all_logs()));
     // Equal priorities: it must not preempt. Watch for longer than its Master_Down_Interval.
-    let wrong = watch_holder(&lab, S1_VIP, &pair, other, mdi + Duration::from_secs(1));
+    let wrong = watch_holder(lab, S1_VIP, &pair, other, mdi + Duration::from_secs(1));
     let end = Instant::now();
     let after = outages(&client.results(), restore_at, end);
     eprintln!(
@@ -948,18 +818,24 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
         after.is_empty(),
         "no request failed after the repair: {after:?}"
     );
-    let s = vrrp_status(&lab, master, "127.0.0.1:8404");
+    let s = vrrp_status(lab, master, "127.0.0.1:8404");
     assert_eq!(s["state"], "BACKUP", "{s}");
-    // Unicast only: nothing went to 224.0.0.18.
+    // Unicast only: nothing went to 224.0.0.18 from either balancer (both were master at
+    // some point and advertised by unicast), and the counters would have seen it.
     for node in pair {
-        let rules = lab.ns(
-            &lab.nodes[node].clone(),
-            &["nft", "list", "chain", "inet", "nomcast", "output"],
-        );
-        assert!(
-            rules.contains("counter packets 0"),
+        let rules = lab.multicast_rules(node);
+        assert_eq!(
+            lab.vrrp_multicast_sent(node),
+            0,
             "no multicast sent: {rules}"
         );
+        assert!(
+            lab.vrrp_unicast_sent(node) > 0,
+            "node{node} advertised: {rules}"
+        );
+    }
+    for node in pair {
+        lab.assert_multicast_counted(node);
     }
 }
 
@@ -969,6 +845,9 @@ fn seed_001_kubesphere_unicast_pair_the_vip_moves_and_stays() {
 const S4_VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 150);
 const S4_PORT: u16 = 8443;
 const S4_PRIORITIES: [u8; 2] = [100, 90];
+const S4_PAIR: [usize; 2] = [0, 1];
+/// The seed's advert interval.
+const S4_INTERVAL: Duration = Duration::from_secs(2);
 
 fn seed_004_config(node: usize) -> String {
     let text = example("004-nginx.toml");
@@ -998,26 +877,17 @@ fn seed_004_config(node: usize) -> String {
 /// leaves the VIP on master2.
 #[test]
 fn seed_004_nginx_pair_passive_health_nopreempt() {
-    require_lab!();
+    require_seed_tools!();
     let _serial = serial();
-    let tools = tools();
     let lab = Lab::new("s4", 3);
-    let cert = self_signed_cert(&lab, &tools);
+    let cert = self_signed_cert(&lab);
     for node in 0..3 {
-        start_backend(
-            &lab,
-            &tools,
-            &cert,
-            node,
-            &format!("master{}", node + 1),
-            6443,
-        );
+        start_backend(&lab, &cert, node, &format!("master{}", node + 1), 6443);
     }
     for node in [0, 1] {
         start_havip(&lab, node, &seed_004_config(node));
     }
-    let pair = [0, 1];
-    let interval = Duration::from_secs(2);
+    let (pair, interval) = (S4_PAIR, S4_INTERVAL);
     assert!(
         wait_sole_holder(
             &lab,
@@ -1037,39 +907,39 @@ fn seed_004_nginx_pair_passive_health_nopreempt() {
         SocketAddr::new(IpAddr::V4(S4_VIP), S4_PORT),
         Duration::from_secs(60),
     );
-    std::thread::sleep(Duration::from_secs(1));
-    let warm: Vec<String> = client
-        .results()
-        .into_iter()
-        .filter_map(|(_, a)| a)
-        .collect();
-    assert!(
-        client.results().iter().all(|(_, a)| a.is_some()) && warm.len() > 50,
-        "requests before the drill succeed: {:?}\n{}",
-        client.errors_between(started, Instant::now()),
-        lab.all_logs()
-    );
-    assert!(
-        warm.iter()
-            .all(|a| via_of(a) == Some(&node_v4(0).to_string())),
-        "{warm:?}"
-    );
+    let warm = warm_up(&lab, &client, started, 0);
     let sticky = backend_of(&warm[0]).unwrap().to_string();
     assert!(
         warm.iter().all(|a| backend_of(a) == Some(sticky.as_str())),
         "one client address, one apiserver: {warm:?}"
     );
 
+    let (cut_at, restore_at) = seed_004_drill(&lab, &client, &watch, started, &sticky);
+    seed_004_restore(&lab, &client, cut_at, restore_at);
+}
+
+/// Seed 004's drill: master1 reaches no apiserver, learns it from the client's failures and
+/// hands over; when the cut and the repair were made.
+fn seed_004_drill(
+    lab: &Lab,
+    client: &Client,
+    watch: &AdvertWatch,
+    started: Instant,
+    sticky: &str,
+) -> (Instant, Instant) {
+    let pair = S4_PAIR;
     let cut_at = Instant::now();
-    cut(&lab, 0, 6443, true);
-    let moved = wait_sole_holder(&lab, S4_VIP, &pair, 1, Duration::from_secs(5))
+    cut(lab, 0, 6443, true);
+    let moved = wait_sole_holder(lab, S4_VIP, &pair, 1, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("the VIP moves to master2\n{}", lab.all_logs()));
     client
         .first_via(1, cut_at, Duration::from_secs(3))
         .expect("clients are served through master2");
+    // Time passing is the point: a second of service through the new master, in which no
+    // request may fail.
     std::thread::sleep(Duration::from_secs(1));
     let restore_at = Instant::now();
-    let (released, taken) = handover_on_wire(&watch, 0, 1, cut_at).unwrap_or_else(|| {
+    let (released, taken) = handover_on_wire(watch, 0, 1, cut_at).unwrap_or_else(|| {
         panic!(
             "master1 sends priority 0 and master2 advertises: {:?}",
             watch.adverts()
@@ -1117,24 +987,33 @@ fn seed_004_nginx_pair_passive_health_nopreempt() {
         .filter_map(|(_, a)| a)
         .collect();
     assert!(
-        served.iter().all(|a| backend_of(a) == Some(sticky.as_str())
-            && via_of(a) == Some(&node_v4(1).to_string())),
+        served.len() > 50
+            && served.iter().all(
+                |a| backend_of(a) == Some(sticky) && via_of(a) == Some(&node_v4(1).to_string())
+            ),
         "same apiserver through master2 (same hash ring): {served:?}"
     );
-    let s = vrrp_status(&lab, 0, "127.0.0.1:8404");
+    let s = vrrp_status(lab, 0, "127.0.0.1:8404");
     assert_eq!(s["state"], "FAULT", "{s}");
+    (cut_at, restore_at)
+}
 
+/// Seed 004's restore: master1 learns of the repair after fail_timeout, leaves Fault as a
+/// backup and, nopreempt, leaves the VIP on master2.
+fn seed_004_restore(lab: &Lab, client: &Client, cut_at: Instant, restore_at: Instant) {
+    let (pair, interval) = (S4_PAIR, S4_INTERVAL);
     // Restore: the apiservers are reachable again. With passive health only master1 cannot
     // know until fail_timeout (30 s) after its failures marked them down: then they are tried
     // again (counted as up), its tracker recovers and it leaves Fault as a backup. nopreempt:
     // it hears master2 (90) below its own 100 and still does not take the VIP back. (The
     // seed's restore, restarting nginx and keepalived, takes the same path: a node starts as
     // a backup, like one leaving Fault.)
-    cut(&lab, 0, 6443, false);
+    cut(lab, 0, 6443, false);
     let fail_timeout = Duration::from_secs(30);
+    // Time passing is the point: nothing can change before fail_timeout has run out.
     std::thread::sleep(fail_timeout.saturating_sub(cut_at.elapsed() + Duration::from_millis(500)));
     let left_fault = wait_for(Duration::from_secs(3), || {
-        (vrrp_status(&lab, 0, "127.0.0.1:8404")["state"] == "BACKUP").then(Instant::now)
+        (vrrp_status(lab, 0, "127.0.0.1:8404")["state"] == "BACKUP").then(Instant::now)
     })
     .unwrap_or_else(|| {
         panic!(
@@ -1154,9 +1033,9 @@ fn seed_004_nginx_pair_passive_health_nopreempt() {
     );
     // Longer than master1's Master_Down_Interval: with preemption it would take over by then.
     let mdi = v2_master_down(100, interval);
-    let wrong = watch_holder(&lab, S4_VIP, &pair, 1, mdi + Duration::from_secs(1));
+    let wrong = watch_holder(lab, S4_VIP, &pair, 1, mdi + Duration::from_secs(1));
     let end = Instant::now();
-    let s = vrrp_status(&lab, 0, "127.0.0.1:8404");
+    let s = vrrp_status(lab, 0, "127.0.0.1:8404");
     let after = outages(&client.results(), restore_at, end);
     eprintln!(
         "seed 004 restore: master1 left Fault {recovered:?} after the cut (fail_timeout 30 s, \

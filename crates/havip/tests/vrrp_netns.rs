@@ -1,6 +1,6 @@
 //! VRRP on the wire (issue #4): real `havip` processes in network namespaces on one bridge,
-//! with a client namespace that connects to the VIP. Needs root (CI runs as root); outside
-//! CI a non-root run skips with a message.
+//! with a client namespace that connects to the VIP. Needs root, `ip netns`, nftables and
+//! curl (the guard skips loudly outside CI and fails under CI=true).
 //!
 //! Each node runs a balancer on the VIP (port 80) in front of a backend in its own namespace
 //! that answers with the node's name, so a client connect tells which node holds the VIP.
@@ -10,65 +10,47 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 #![allow(clippy::disallowed_types)] // the lab measures wall-clock time of real processes
 
-use havip_test_support as support;
-use havip_test_support::require_lab;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use support::lab::{node_v4, wait_for, Lab};
+use havip_test_support::adverts::AdvertWatch;
+use havip_test_support::lab::{node_v4, Lab};
+use havip_test_support::node_config::{Health, NodeConfig, Service, Vrrp};
+use havip_test_support::wait::watch;
+use havip_test_support::{require, serial, wait_for, Need};
 
 const HAVIP: &str = env!("CARGO_BIN_EXE_havip");
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 200);
 const BACKEND_PORT: u16 = 9000;
 
-/// The lab tests measure failover in milliseconds; run them one at a time so that two of
-/// them never compete for the machine's two cores.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// A node config: the balancer on VIP:80 (in front of the node's own name server) and `vrrp`.
+fn node_config(vrrp: Vrrp) -> NodeConfig {
+    NodeConfig::new()
+        // Connections that were open on the VIP when it moved cannot finish here; do not wait
+        // long.
+        .grace("1s")
+        .log_level("info")
+        .log_connections(false)
+        .service(
+            Service::new("api", vip_target())
+                .health(Health::tcp().interval("200ms"))
+                .backend(format!("127.0.0.1:{BACKEND_PORT}")),
+        )
+        .vrrp(vrrp)
 }
 
-/// A node config: the balancer on VIP:80 and one VRRP instance; `extra` goes into the
-/// `[[vrrp]]` table.
-fn node_config(priority: u8, interval: &str, extra: &str) -> String {
-    format!(
-        r#"
-[global]
-# Connections that were open on the VIP when it moved cannot finish here; do not wait long.
-grace = "1s"
-
-[log]
-level = "info"
-connections = false
-
-[[service]]
-name = "api"
-listen = "{VIP}:80"
-[service.health]
-check = "tcp"
-interval = "200ms"
-[[service.backend]]
-address = "127.0.0.1:{BACKEND_PORT}"
-
-[[vrrp]]
-name = "VI_1"
-interface = "eth0"
-vrid = 42
-priority = {priority}
-advert_interval = "{interval}"
-virtual_addresses = ["{VIP}/24"]
-{extra}
-"#
-    )
+/// Instance VI_1 (VRID 42) holding the VIP, with 100 ms adverts.
+fn vi_1(priority: u8) -> Vrrp {
+    Vrrp::new("VI_1", 42)
+        .priority(priority)
+        .advert_interval("100ms")
+        .vip(format!("{VIP}/24"))
 }
 
 /// Start havip in node `i` with `config`; returns its PID.
-fn start_node(lab: &Lab, i: usize, config: &str) -> u32 {
+fn start_node(lab: &Lab, i: usize, config: &NodeConfig) -> u32 {
     lab.start_name_server(i, BACKEND_PORT);
-    let path = lab.write(&format!("node{i}.toml"), config);
+    let path = lab.write(&format!("node{i}.toml"), &config.to_toml());
     let path = path.display().to_string();
     lab.spawn(
         &lab.nodes[i].clone(),
@@ -109,13 +91,13 @@ fn wait_for_holder(lab: &Lab, expected: usize, dead: &[usize], timeout: Duration
 
 #[test]
 fn highest_priority_wins_and_a_crash_moves_the_vip_within_master_down_interval() {
-    require_lab!();
+    require!(Need::Root, Need::Netns);
     let _serial = serial();
     let lab = Lab::new("cr", 3);
     let priorities = [100, 90, 80];
     let mut pids = Vec::new();
     for (i, priority) in priorities.iter().enumerate() {
-        pids.push(start_node(&lab, i, &node_config(*priority, "100ms", "")));
+        pids.push(start_node(&lab, i, &node_config(vi_1(*priority))));
     }
     wait_for_holder(&lab, 0, &[], Duration::from_secs(5));
 
@@ -187,7 +169,7 @@ fn v3_skew(priority: u8, interval_cs: u64) -> Duration {
     Duration::from_nanos(((256 - u64::from(priority)) * interval_cs * 10_000_000).div_ceil(256))
 }
 
-fn wait_for_adverts(lab: &Lab, watch: &support::lab::AdvertWatch, node: usize, count: usize) {
+fn wait_for_adverts(lab: &Lab, watch: &AdvertWatch, node: usize, count: usize) {
     let source = IpAddr::V4(node_v4(node));
     assert!(
         wait_for(Duration::from_secs(3), || (watch
@@ -205,22 +187,30 @@ fn wait_for_adverts(lab: &Lab, watch: &support::lab::AdvertWatch, node: usize, c
 
 #[test]
 fn sigterm_hands_over_after_skew_time_and_clients_see_no_gap() {
-    require_lab!();
+    require!(Need::Root, Need::Netns);
     let _serial = serial();
     let lab = Lab::new("tm", 3);
     let mut pids = Vec::new();
     for (i, priority) in [100, 90, 80].iter().enumerate() {
-        pids.push(start_node(&lab, i, &node_config(*priority, "100ms", "")));
+        pids.push(start_node(&lab, i, &node_config(vi_1(*priority))));
     }
     wait_for_holder(&lab, 0, &[], Duration::from_secs(5));
     let watch = lab.start_advert_watch(42, false);
     wait_for_adverts(&lab, &watch, 0, 3);
+    let started = Instant::now();
     let prober = lab.start_prober(
         vip_target(),
         Duration::from_millis(1),
         Duration::from_secs(8),
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // The client is served through the VIP before the stop.
+    assert!(
+        wait_for(Duration::from_secs(2), || prober
+            .first_answer_from("node0", started))
+        .is_some(),
+        "the client reaches node0\n{}",
+        lab.all_logs()
+    );
     let before = Instant::now();
     lab.signal(pids[0], "TERM");
     // The old master exits 0 once the new master is heard and its connections are drained.
@@ -245,13 +235,21 @@ fn sigterm_hands_over_after_skew_time_and_clients_see_no_gap() {
         "took {took:?} > {bound:?}\n{}",
         lab.all_logs()
     );
-    std::thread::sleep(Duration::from_millis(200));
+    // The client is served through node1 (the gap, if any, has ended).
+    assert!(
+        wait_for(Duration::from_secs(2), || prober
+            .first_answer_from("node1", before))
+        .is_some(),
+        "the client reaches node1\n{}",
+        lab.all_logs()
+    );
     let gap = prober.longest_gap_after(before);
     let failures = prober.failures_after(before);
     eprintln!("SIGTERM client gap: {gap:?}, failed connects: {failures}");
     // A connection caught mid-exchange at the instant the client's ARP entry flips may
-    // fail (its replies reach the new master): at most one per probe thread. New
-    // connections must not see a gap.
+    // fail (its replies reach the new master): only the few attempts under way at that
+    // instant (one starts every millisecond and takes about one). New connections must not
+    // see a gap.
     assert!(
         gap <= Duration::from_millis(50) && failures <= 4,
         "clients saw {failures} failed connects, longest gap {gap:?}\n{}",
@@ -263,11 +261,11 @@ fn sigterm_hands_over_after_skew_time_and_clients_see_no_gap() {
 
 #[test]
 fn link_down_means_fault_and_takeover_then_preemption_on_recovery() {
-    require_lab!();
+    require!(Need::Root, Need::Netns);
     let _serial = serial();
     let lab = Lab::new("lk", 2);
     for (i, priority) in [100, 90].iter().enumerate() {
-        start_node(&lab, i, &node_config(*priority, "100ms", ""));
+        start_node(&lab, i, &node_config(vi_1(*priority)));
     }
     wait_for_holder(&lab, 0, &[], Duration::from_secs(5));
     lab.set_node_link(0, false);
@@ -307,11 +305,11 @@ fn link_down_means_fault_and_takeover_then_preemption_on_recovery() {
 
 #[test]
 fn a_partition_makes_two_masters_and_healing_leaves_one_within_two_intervals() {
-    require_lab!();
+    require!(Need::Root, Need::Netns);
     let _serial = serial();
     let lab = Lab::new("pt", 2);
     for (i, priority) in [100, 90].iter().enumerate() {
-        start_node(&lab, i, &node_config(*priority, "100ms", ""));
+        start_node(&lab, i, &node_config(vi_1(*priority)));
     }
     wait_for_holder(&lab, 0, &[], Duration::from_secs(5));
     // Cut node0 off at the switch: it keeps its link (no Fault) but hears nobody.
@@ -351,59 +349,54 @@ fn a_partition_makes_two_masters_and_healing_leaves_one_within_two_intervals() {
 
 #[test]
 fn unicast_peers_work_with_multicast_dropped() {
-    require_lab!();
+    require!(Need::Root, Need::Netns, Need::Nft);
     let _serial = serial();
     let lab = Lab::new("uc", 2);
     for i in 0..2 {
-        // Drop VRRP multicast both ways, as clouds do.
-        lab.ns(&lab.nodes[i].clone(), &["nft", "add", "table", "inet", "t"]);
-        for hook in ["input", "output"] {
-            lab.ns(
-                &lab.nodes[i].clone(),
-                &[
-                    "nft", "add", "chain", "inet", "t", hook, "{", "type", "filter", "hook", hook,
-                    "priority", "0", ";", "}",
-                ],
-            );
-            lab.ns(
-                &lab.nodes[i].clone(),
-                &[
-                    "nft",
-                    "add",
-                    "rule",
-                    "inet",
-                    "t",
-                    hook,
-                    "ip",
-                    "daddr",
-                    "224.0.0.18",
-                    "counter",
-                    "drop",
-                ],
-            );
-        }
+        // Drop VRRP multicast both ways, as clouds do (counting what a node tries to send).
+        lab.drop_vrrp_multicast(i);
     }
     let pids: Vec<u32> = [100, 90]
         .iter()
         .enumerate()
         .map(|(i, priority)| {
-            let peer = node_v4(1 - i);
-            let extra = format!("source = \"{}\"\nunicast_peers = [\"{peer}\"]", node_v4(i));
-            start_node(&lab, i, &node_config(*priority, "100ms", &extra))
+            let peer = node_v4(1 - i).to_string();
+            let vrrp = vi_1(*priority).unicast(node_v4(i), &[peer]);
+            start_node(&lab, i, &node_config(vrrp))
         })
         .collect();
     wait_for_holder(&lab, 0, &[], Duration::from_secs(5));
-    // Stable: node1 hears node0's unicast adverts and stays backup.
-    std::thread::sleep(Duration::from_millis(800));
+    // Stable: node1 hears node0's unicast adverts and stays backup (time passing is the
+    // point: eight advert intervals in which the VIP must not move).
+    let moved = watch(
+        Duration::from_millis(800),
+        Duration::from_millis(50),
+        || {
+            let holders = lab.holders(IpAddr::V4(VIP));
+            (holders != vec![0]).then_some(holders)
+        },
+    );
+    assert!(moved.is_empty(), "{moved:?}\n{}", lab.all_logs());
     assert_eq!(lab.holders(IpAddr::V4(VIP)), vec![0], "{}", lab.all_logs());
-    let counters = lab.ns(
-        &lab.nodes[1].clone(),
-        &["nft", "list", "chain", "inet", "t", "output"],
-    );
+    // The master is the node that advertises: its VRRP went out by unicast only.
+    let sent = lab.vrrp_unicast_sent(0);
     assert!(
-        counters.contains("counter packets 0"),
-        "no multicast sent: {counters}"
+        sent >= 5,
+        "node0 advertised by unicast ({sent} packets): {}",
+        lab.multicast_rules(0)
     );
+    for node in [0, 1] {
+        let counters = lab.multicast_rules(node);
+        assert_eq!(
+            lab.vrrp_multicast_sent(node),
+            0,
+            "no multicast sent by node{node}: {counters}"
+        );
+    }
+    // And the counters would have seen multicast had there been any.
+    for node in [0, 1] {
+        lab.assert_multicast_counted(node);
+    }
     lab.signal(pids[0], "KILL");
     lab.set_node_link(0, false);
     wait_for_holder(&lab, 1, &[0], Duration::from_secs(2));
@@ -411,26 +404,16 @@ fn unicast_peers_work_with_multicast_dropped() {
 
 #[test]
 fn two_instances_share_one_interface() {
-    require_lab!();
+    require!(Need::Root, Need::Netns, Need::Curl);
     let _serial = serial();
     let lab = Lab::new("2i", 2);
     let vip2 = Ipv4Addr::new(10, 77, 0, 201);
     for (i, (p1, p2)) in [(100, 90), (90, 100)].iter().enumerate() {
-        let config = format!(
-            "{}
-[[vrrp]]
-name = \"VI_2\"
-interface = \"eth0\"
-vrid = 43
-priority = {p2}
-advert_interval = \"100ms\"
-virtual_addresses = [\"{vip2}/24\"]
-
-[admin]
-listen = \"127.0.0.1:8404\"
-",
-            node_config(*p1, "100ms", "")
-        );
+        let vi_2 = Vrrp::new("VI_2", 43)
+            .priority(*p2)
+            .advert_interval("100ms")
+            .vip(format!("{vip2}/24"));
+        let config = node_config(vi_1(*p1)).vrrp(vi_2).admin("127.0.0.1:8404");
         start_node(&lab, i, &config);
     }
     wait_for_holder(&lab, 0, &[], Duration::from_secs(5));
@@ -442,20 +425,33 @@ listen = \"127.0.0.1:8404\"
         "node1 holds VI_2's address\n{}",
         lab.all_logs()
     );
-    std::thread::sleep(Duration::from_millis(500));
-    // One receive path, demultiplexed: nothing dropped as unknown, each instance counts
-    // the other node's adverts.
-    let metrics = lab.ns(
-        &lab.nodes[0].clone(),
-        &["curl", "-s", "http://127.0.0.1:8404/metrics"],
-    );
-    let line = |prefix: &str| -> u64 {
+    let value = |metrics: &str, prefix: &str| -> Option<u64> {
         metrics
             .lines()
             .find(|l| l.starts_with(prefix))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{prefix} missing in\n{metrics}"))
+    };
+    let read_metrics = || {
+        lab.ns(
+            &lab.nodes[0].clone(),
+            &["curl", "-s", "http://127.0.0.1:8404/metrics"],
+        )
+    };
+    // Wait until VI_2 on node0 has counted a few of node1's adverts.
+    let metrics = wait_for(Duration::from_secs(3), || {
+        let metrics = read_metrics();
+        let received = value(
+            &metrics,
+            "havip_vrrp_adverts_received_total{instance=\"VI_2\"}",
+        );
+        (received >= Some(3)).then_some(metrics)
+    })
+    .unwrap_or_else(read_metrics);
+    // One receive path, demultiplexed: nothing dropped as unknown, each instance counts
+    // the other node's adverts.
+    let line = |prefix: &str| -> u64 {
+        value(&metrics, prefix).unwrap_or_else(|| panic!("{prefix} missing in\n{metrics}"))
     };
     assert_eq!(
         line("havip_vrrp_receive_dropped_total{interface=\"eth0\",family=\"ipv4\",reason=\"unknown_vrid\"}"),
@@ -474,36 +470,26 @@ listen = \"127.0.0.1:8404\"
 
 #[test]
 fn an_ipv6_vip_moves_and_clients_follow_it() {
-    require_lab!();
+    require!(Need::Root, Need::Netns);
     let _serial = serial();
     let lab = Lab::new("v6", 2);
     let vip6: std::net::Ipv6Addr = "fd77::200".parse().unwrap();
     let mut pids = Vec::new();
     for (i, priority) in [100, 90].iter().enumerate() {
-        let config = format!(
-            r#"
-[global]
-grace = "1s"
-[log]
-connections = false
-[[service]]
-name = "api"
-listen = "[{vip6}]:80"
-[service.health]
-check = "tcp"
-interval = "200ms"
-[[service.backend]]
-address = "127.0.0.1:{BACKEND_PORT}"
-
-[[vrrp]]
-name = "VI_6"
-interface = "eth0"
-vrid = 42
-priority = {priority}
-advert_interval = "100ms"
-virtual_addresses = ["{vip6}/64"]
-"#
-        );
+        let config = NodeConfig::new()
+            .grace("1s")
+            .log_connections(false)
+            .service(
+                Service::new("api", SocketAddr::new(IpAddr::V6(vip6), 80))
+                    .health(Health::tcp().interval("200ms"))
+                    .backend(format!("127.0.0.1:{BACKEND_PORT}")),
+            )
+            .vrrp(
+                Vrrp::new("VI_6", 42)
+                    .priority(*priority)
+                    .advert_interval("100ms")
+                    .vip(format!("{vip6}/64")),
+            );
         pids.push(start_node(&lab, i, &config));
     }
     let vip = IpAddr::V6(vip6);
@@ -556,7 +542,7 @@ virtual_addresses = ["{vip6}/64"]
 
 #[test]
 fn a_lone_node_cleans_up_notifies_restores_its_vip_and_stops_within_the_bound() {
-    require_lab!();
+    require!(Need::Root, Need::Netns);
     let _serial = serial();
     let lab = Lab::new("ln", 1);
     let ns = lab.nodes[0].clone();
@@ -566,16 +552,12 @@ fn a_lone_node_cleans_up_notifies_restores_its_vip_and_stops_within_the_bound() 
         &["ip", "addr", "add", &format!("{VIP}/24"), "dev", "eth0"],
     );
     let notes = lab.dir.join("notes");
-    let extra = format!(
-        r#"
-[vrrp.notify]
-command = "echo \"$1 $2 $3\" >> {notes}"
-master = "echo entered-master >> {notes}"
-shell = true
-"#,
-        notes = notes.display()
-    );
-    let pid = start_node(&lab, 0, &node_config(100, "100ms", &extra));
+    let notes_path = notes.display();
+    let vrrp = vi_1(100)
+        .notify("command", format!("echo \"$1 $2 $3\" >> {notes_path}"))
+        .notify("master", format!("echo entered-master >> {notes_path}"))
+        .notify("shell", true);
+    let pid = start_node(&lab, 0, &node_config(vrrp));
     assert!(
         wait_for(Duration::from_secs(2), || lab
             .log_of("node0.log")

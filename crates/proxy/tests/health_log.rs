@@ -10,7 +10,8 @@ mod support;
 use std::time::Duration;
 
 use havip_config::service::{CheckKind, HealthSpec};
-use support::{backend, no_passive, spawn_monitor, wait_until, TcpServer, MS};
+use havip_test_support::servers::{Reply, Server};
+use support::{backend, no_passive, spawn_monitor, wait_until, MS};
 use tokio::net::TcpListener;
 
 fn tcp_spec() -> HealthSpec {
@@ -75,12 +76,12 @@ async fn transitions_are_logged_with_their_reason() {
     wait_until(2000 * MS, || !b.is_up())
         .await
         .expect("down within 2 s");
-    let server = TcpServer::start(addr).await;
+    let server = Server::start(addr, Reply::Close);
     wait_until(2000 * MS, || b.is_up())
         .await
         .expect("up within 2 s");
     monitor.abort();
-    server.stop().await;
+    drop(server);
 
     let lines = captured.lines();
     assert_eq!(

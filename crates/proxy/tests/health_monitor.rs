@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use havip_config::service::{CheckKind, HealthSpec, PassiveSpec};
 use havip_proxy::backend::CheckOutcome;
-use support::{backend, no_passive, spawn_monitor, wait_until, TcpServer, MS};
+use havip_test_support::servers::{Reply, Server};
+use support::{backend, no_passive, spawn_monitor, wait_until, MS};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
@@ -43,7 +44,7 @@ async fn free_addr() -> std::net::SocketAddr {
 /// `down_interval` then `fast_interval`.
 #[tokio::test]
 async fn tcp_fall_and_rise_follow_the_counts_and_intervals() {
-    let server = TcpServer::start("127.0.0.1:0".parse().expect("addr")).await;
+    let server = Server::start("127.0.0.1:0".parse().expect("addr"), Reply::Close);
     let addr = server.addr;
     let (b, inbox) = backend(addr);
     let monitor = spawn_monitor(&b, inbox, tcp_spec(2, 3), no_passive(), 0, 1);
@@ -57,7 +58,7 @@ async fn tcp_fall_and_rise_follow_the_counts_and_intervals() {
     assert_eq!(outcome, CheckOutcome::Passed);
     assert!(took < 200 * MS, "loopback connect took {took:?}");
 
-    server.stop().await;
+    drop(server);
     let took = wait_until(2000 * MS, || !b.is_up())
         .await
         .expect("marked down within 2 s");
@@ -75,7 +76,7 @@ async fn tcp_fall_and_rise_follow_the_counts_and_intervals() {
     );
 
     let passed_before = b.stats.checks_passed.load(Relaxed);
-    let server = TcpServer::start(addr).await;
+    let server = Server::start(addr, Reply::Close);
     let took = wait_until(2000 * MS, || b.is_up())
         .await
         .expect("marked up within 2 s");
@@ -95,7 +96,7 @@ async fn tcp_fall_and_rise_follow_the_counts_and_intervals() {
     );
 
     monitor.abort();
-    server.stop().await;
+    drop(server);
 }
 
 /// A backend starts up on probation: the very first failed check marks it down.
@@ -128,7 +129,7 @@ async fn first_checks_are_spread_over_the_first_interval() {
     let mut monitors = Vec::new();
     let start = Instant::now();
     for i in 0..N {
-        let server = TcpServer::start("127.0.0.1:0".parse().expect("addr")).await;
+        let server = Server::start("127.0.0.1:0".parse().expect("addr"), Reply::Close);
         let (b, inbox) = backend(server.addr);
         monitors.push(spawn_monitor(&b, inbox, spec.clone(), no_passive(), i, N));
         servers.push((server, b));
@@ -160,15 +161,13 @@ async fn first_checks_are_spread_over_the_first_interval() {
     for m in monitors {
         m.abort();
     }
-    for (server, _) in servers {
-        server.stop().await;
-    }
+    drop(servers);
 }
 
 /// Aborting the handle stops the checks (the documented way to end a monitor).
 #[tokio::test]
 async fn abort_stops_the_checks() {
-    let server = TcpServer::start("127.0.0.1:0".parse().expect("addr")).await;
+    let server = Server::start("127.0.0.1:0".parse().expect("addr"), Reply::Close);
     let (b, inbox) = backend(server.addr);
     let monitor = spawn_monitor(&b, inbox, tcp_spec(2, 3), no_passive(), 0, 1);
     wait_until(2000 * MS, || server.accepted() >= 1)
@@ -177,16 +176,17 @@ async fn abort_stops_the_checks() {
     monitor.abort();
     assert!(monitor.await.is_err_and(|e| e.is_cancelled()));
     let seen = server.accepted();
+    // Time passing is the point: three intervals in which no check may come.
     tokio::time::sleep(INTERVAL * 3).await;
     assert_eq!(server.accepted(), seen, "no checks after abort");
-    server.stop().await;
+    drop(server);
 }
 
 /// With active checks, connect failures mark the backend down at once, and it needs
 /// `rise` passing checks to come back (the server is fine all along).
 #[tokio::test]
 async fn passive_down_with_active_checks_comes_back_after_rise_passes() {
-    let server = TcpServer::start("127.0.0.1:0".parse().expect("addr")).await;
+    let server = Server::start("127.0.0.1:0".parse().expect("addr"), Reply::Close);
     let (b, inbox) = backend(server.addr);
     let passive = PassiveSpec {
         max_fails: 2,
@@ -214,7 +214,7 @@ async fn passive_down_with_active_checks_comes_back_after_rise_passes() {
         "rise = 3"
     );
     monitor.abort();
-    server.stop().await;
+    drop(server);
 }
 
 fn passive_only() -> HealthSpec {
@@ -235,6 +235,8 @@ async fn passive_only_backend_returns_after_fail_timeout() {
     };
     let monitor = spawn_monitor(&b, inbox, passive_only(), passive, 0, 1);
 
+    // Paused clock: each sleep lets exactly that much virtual time pass (the monitor takes
+    // the report meanwhile); the timings below are the point.
     b.report_connect_failure(Instant::now());
     tokio::time::sleep(MS).await;
     assert!(b.is_up(), "one failure of two");
@@ -270,6 +272,7 @@ async fn passive_failures_outside_the_window_do_not_add_up() {
         fail_timeout: Duration::from_secs(10),
     };
     let monitor = spawn_monitor(&b, inbox, passive_only(), passive, 0, 1);
+    // Paused clock: the sleeps are the virtual time between failures.
     for _ in 0..5 {
         b.report_connect_failure(Instant::now());
         tokio::time::sleep(Duration::from_secs(10)).await;
@@ -291,6 +294,7 @@ async fn passive_disabled_ignores_failures() {
     for _ in 0..50 {
         b.report_connect_failure(Instant::now());
     }
+    // Paused clock: a second in which nothing may happen.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(b.is_up());
     monitor.abort();

@@ -3,9 +3,9 @@
 //! verification off, name mismatch), client certificates in all three key encodings, SNI,
 //! TLS configuration errors, and the monitor marking an HTTPS backend down and up.
 //!
-//! Needs `openssl` and `nginx` installed (the test fails saying so), unless
-//! `HAVIP_SKIP_EXTERNAL=1`. Each test has its own scratch directory and nginx, which is
-//! killed by its PID when the test ends, also on panic.
+//! Needs `openssl` and `nginx` (the guard skips loudly outside CI and fails under CI=true).
+//! Each test has its own scratch directory and nginx, which is killed by its PID when the
+//! test ends, also on panic.
 
 mod support;
 
@@ -17,7 +17,10 @@ use havip_config::service::{CheckKind, HealthSpec, HttpCheck, TlsCheck};
 use havip_proxy::health::probe::{CheckError, Stage};
 use havip_proxy::health::tls::TlsFile;
 use havip_proxy::health::{client_config, Probe, TlsConfigError};
-use havip_test_support::external::{pem_label, tools, Nginx, Pki, Scratch, SERVER_NAME};
+use havip_test_support::nginx::Nginx;
+use havip_test_support::pki::{pem_label, Pki, SERVER_NAME};
+use havip_test_support::scratch::Scratch;
+use havip_test_support::{require, Need};
 use rustls::CertificateError;
 use support::{backend, no_passive, spawn_monitor, wait_until, MS};
 
@@ -28,16 +31,16 @@ struct Fixture {
     _scratch: Scratch,
 }
 
-fn fixture(test: &str) -> Option<Fixture> {
-    let tools = tools(test)?;
+/// A PKI and nginx serving with it (the test has required nginx and openssl).
+fn fixture(test: &str) -> Fixture {
     let scratch = Scratch::new(test);
-    let pki = Pki::generate(&tools, &scratch);
-    let nginx = Nginx::start(&tools, &scratch);
-    Some(Fixture {
+    let pki = Pki::generate(&scratch);
+    let nginx = Nginx::start(&scratch);
+    Fixture {
         nginx,
         pki,
         _scratch: scratch,
-    })
+    }
 }
 
 fn verify_with(ca_file: Option<PathBuf>) -> TlsCheck {
@@ -89,9 +92,8 @@ fn unknown_issuer(e: &CheckError) -> bool {
 
 #[tokio::test]
 async fn https_status_is_checked_with_verification_against_the_ca_file() {
-    let Some(f) = fixture("https-status") else {
-        return;
-    };
+    require!(Need::Nginx, Need::Openssl);
+    let f = fixture("https-status");
     let tls = || Some(verify_with(Some(f.pki.ca_cert.clone())));
     let addr = f.nginx.https;
 
@@ -123,9 +125,8 @@ async fn https_status_is_checked_with_verification_against_the_ca_file() {
 
 #[tokio::test]
 async fn https_verification_fails_without_the_right_ca() {
-    let Some(f) = fixture("https-verify") else {
-        return;
-    };
+    require!(Need::Nginx, Need::Openssl);
+    let f = fixture("https-verify");
     let addr = f.nginx.https;
 
     // No ca_file: the system store does not know the test CA.
@@ -183,9 +184,8 @@ async fn https_verification_fails_without_the_right_ca() {
 
 #[tokio::test]
 async fn https_without_verification_still_checks_the_status() {
-    let Some(f) = fixture("https-noverify") else {
-        return;
-    };
+    require!(Need::Nginx, Need::Openssl);
+    let f = fixture("https-noverify");
     let addr = f.nginx.https;
     probe("/ok", Some(no_verify()))
         .check(addr)
@@ -200,9 +200,8 @@ async fn https_without_verification_still_checks_the_status() {
 
 #[tokio::test]
 async fn sni_is_sent_when_configured_and_not_for_an_ip() {
-    let Some(f) = fixture("https-sni") else {
-        return;
-    };
+    require!(Need::Nginx, Need::Openssl);
+    let f = fixture("https-sni");
     let addr = f.nginx.https;
     let with_sni = TlsCheck {
         sni: Some(SERVER_NAME.into()),
@@ -224,9 +223,8 @@ async fn sni_is_sent_when_configured_and_not_for_an_ip() {
 
 #[tokio::test]
 async fn client_certificate_in_each_key_encoding_is_accepted() {
-    let Some(f) = fixture("https-mtls") else {
-        return;
-    };
+    require!(Need::Nginx, Need::Openssl);
+    let f = fixture("https-mtls");
     let addr = f.nginx.mtls;
     let ca = Some(f.pki.ca_cert.clone());
 
@@ -267,9 +265,8 @@ async fn client_certificate_in_each_key_encoding_is_accepted() {
 
 #[tokio::test]
 async fn plain_http_check() {
-    let Some(f) = fixture("http-plain") else {
-        return;
-    };
+    require!(Need::Nginx, Need::Openssl);
+    let f = fixture("http-plain");
     let addr = f.nginx.http;
     probe("/ok", None).check(addr).await.expect("200");
     probe("/ua", None)
@@ -289,9 +286,8 @@ async fn plain_http_check() {
 
 #[tokio::test]
 async fn monitor_marks_https_backends_by_their_answers() {
-    let Some(f) = fixture("https-monitor") else {
-        return;
-    };
+    require!(Need::Nginx, Need::Openssl);
+    let f = fixture("https-monitor");
     let tls = Some(verify_with(Some(f.pki.ca_cert.clone())));
     let fast = |path: &str| HealthSpec {
         interval: 100 * MS,
@@ -327,11 +323,9 @@ async fn monitor_marks_https_backends_by_their_answers() {
 
 #[tokio::test]
 async fn tls_config_errors_name_the_file_and_the_problem() {
-    let Some(tools) = tools("tls-config") else {
-        return;
-    };
+    require!(Need::Openssl);
     let scratch = Scratch::new("tls-config");
-    let pki = Pki::generate(&tools, &scratch);
+    let pki = Pki::generate(&scratch);
     let (rsa_cert, rsa_key) = pki.rsa_client();
 
     let err = |tls: TlsCheck| match client_config(&tls) {

@@ -141,6 +141,7 @@ async fn http_headers_split_across_reads_are_reassembled() {
         ] {
             conn.write_all(part).await.expect("write");
             conn.flush().await.expect("flush");
+            // Time passing is the point: each part arrives in a read of its own.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });

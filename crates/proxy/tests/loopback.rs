@@ -12,25 +12,26 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use havip_config::service::{Algorithm, ServiceSpec};
+use havip_test_support::servers::listening;
 use loopback_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 
-async fn start_backends(n: usize) -> Vec<EchoServer> {
+async fn start_backends(n: usize) -> Vec<Server> {
     let mut servers = Vec::new();
     for i in 0..n {
-        servers.push(EchoServer::start(&format!("b{i}")).await);
+        servers.push(echo_server(&format!("b{i}")));
     }
     servers
 }
 
-fn addrs(servers: &[EchoServer]) -> Vec<SocketAddr> {
+fn addrs(servers: &[Server]) -> Vec<SocketAddr> {
     servers.iter().map(|s| s.addr).collect()
 }
 
 /// Names each backend after its echo server so greetings and spec names agree.
-fn named_spec(servers: &[EchoServer]) -> ServiceSpec {
+fn named_spec(servers: &[Server]) -> ServiceSpec {
     let mut spec = spec(&addrs(servers));
     for (b, s) in spec.backends.iter_mut().zip(servers) {
         b.name = s.name.clone();
@@ -201,28 +202,10 @@ async fn splice_mode_splices_bulk_data_and_buffers_small_messages() {
     );
 }
 
-/// A backend that reads until the client's FIN, then answers with the byte count and closes.
-async fn count_until_eof_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut all = Vec::new();
-                s.read_to_end(&mut all).await.unwrap();
-                s.write_all(format!("got {}\n", all.len()).as_bytes())
-                    .await
-                    .unwrap();
-                s.shutdown().await.unwrap();
-            });
-        }
-    });
-    (addr, task)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_half_close_reaches_the_backend_which_still_answers() {
-    let (backend, task) = count_until_eof_server().await;
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), Reply::CountUntilEof);
+    let backend = server.addr;
     for mode in MODES {
         let proxy = TestProxy::start(spec(&[backend]), mode).await;
         let mut s = TcpStream::connect(proxy.addr).await.unwrap();
@@ -235,7 +218,6 @@ async fn client_half_close_reaches_the_backend_which_still_answers() {
             .unwrap();
         assert_eq!(answer, "got 100000\n", "{mode:?}");
     }
-    task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +266,7 @@ async fn backend_half_close_reaches_the_client_which_still_sends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_connects_are_retried_on_another_backend() {
-    let live = EchoServer::start("live").await;
+    let live = echo_server("live");
     // A port with nothing listening: connects are refused.
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -359,10 +341,14 @@ async fn backend_killed_under_load_costs_no_new_connection() {
             (after_kill_ok, after_kill_err)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    servers[1].kill();
-    // Connections already on b1 die with it; count only those started after it was gone.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The load is under way once every backend has served some of it.
+    eventually("load on every backend", || {
+        servers.iter().all(|s| s.accepted() >= 20)
+    })
+    .await;
+    // Connections already on b1 die with it; count only those started after it was gone
+    // (stop returns once its listener and connections are closed).
+    servers[1].stop();
     killed.0.send(true).unwrap();
     let (mut ok, mut err) = (0, 0);
     for w in workers {
@@ -503,42 +489,12 @@ async fn connect_timeout_applies_per_attempt() {
     assert_eq!(stats.retries.load(Relaxed), 1);
 }
 
-/// A backend that sends one byte every `every` and never reads (a `kubectl logs -f` stream).
-async fn ticker_server(every: Duration) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                for _ in 0..200 {
-                    if s.write_all(b".").await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(every).await;
-                }
-            });
-        }
-    });
-    (addr, task)
+fn ticker_server(every: Duration) -> Server {
+    Server::start("127.0.0.1:0".parse().unwrap(), Reply::Tick(every))
 }
 
-/// A backend that reads everything and never answers.
-async fn sink_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    (addr, task)
+fn sink_server() -> Server {
+    Server::start("127.0.0.1:0".parse().unwrap(), Reply::Sink)
 }
 
 /// Read until EOF (or error), returning how long it took.
@@ -558,8 +514,8 @@ async fn time_to_close(s: &mut TcpStream) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tunnel_timeout_keeps_streams_alive_that_only_the_server_feeds() {
-    let (ticker, task) = ticker_server(Duration::from_millis(50)).await;
-    let mut spec = spec(&[ticker]);
+    let ticker = ticker_server(Duration::from_millis(50));
+    let mut spec = spec(&[ticker.addr]);
     spec.timeouts.tunnel = Some(Duration::from_millis(300));
     spec.timeouts.client_idle = Duration::from_millis(200);
     let proxy = TestProxy::start(spec, MODES[0]).await;
@@ -577,17 +533,16 @@ async fn tunnel_timeout_keeps_streams_alive_that_only_the_server_feeds() {
         got += n;
     }
     assert!(got >= 15, "{got} ticks");
-    task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tunnel_timeout_closes_when_both_sides_are_silent() {
-    let (sink, task) = sink_server().await;
-    let mut spec = spec(&[sink]);
+    let sink = sink_server();
+    let mut spec = spec(&[sink.addr]);
     spec.timeouts.tunnel = Some(Duration::from_millis(300));
     let proxy = TestProxy::start(spec, MODES[0]).await;
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-    // Activity from the client keeps it open...
+    // Activity from the client keeps it open (time passing is the point: 100 ms apart)...
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         s.write_all(b"x").await.unwrap();
@@ -598,13 +553,12 @@ async fn tunnel_timeout_closes_when_both_sides_are_silent() {
         took >= Duration::from_millis(250) && took < Duration::from_secs(2),
         "{took:?}"
     );
-    task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_idle_timeout_without_tunnel() {
-    let (ticker, task) = ticker_server(Duration::from_millis(50)).await;
-    let mut spec = spec(&[ticker]);
+    let ticker = ticker_server(Duration::from_millis(50));
+    let mut spec = spec(&[ticker.addr]);
     spec.timeouts.tunnel = None;
     spec.timeouts.client_idle = Duration::from_millis(300);
     spec.timeouts.server_idle = Duration::from_secs(30);
@@ -616,20 +570,20 @@ async fn client_idle_timeout_without_tunnel() {
         took >= Duration::from_millis(250) && took < Duration::from_secs(2),
         "{took:?}"
     );
-    task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_idle_timeout_without_tunnel() {
-    let (sink, task) = sink_server().await;
-    let mut spec = spec(&[sink]);
+    let sink = sink_server();
+    let mut spec = spec(&[sink.addr]);
     spec.timeouts.tunnel = None;
     spec.timeouts.client_idle = Duration::from_secs(30);
     spec.timeouts.server_idle = Duration::from_millis(300);
     let proxy = TestProxy::start(spec, MODES[0]).await;
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
     let t = Instant::now();
-    // The client keeps talking; the backend never answers.
+    // The client keeps talking (every 50 ms: time passing is the point); the backend never
+    // answers.
     let writer = async {
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -652,7 +606,6 @@ async fn server_idle_timeout_without_tunnel() {
         took >= Duration::from_millis(250) && took < Duration::from_secs(2),
         "{took:?}"
     );
-    task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -680,7 +633,8 @@ async fn shutdown_lets_connections_finish_then_cuts_the_rest() {
     let (mut held, _) = which_backend(proxy.addr).await.unwrap();
     let running = proxy.proxy.take().unwrap();
     let shutdown = tokio::spawn(running.shutdown(Duration::from_secs(5)));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The shutdown closes the listener (seen without connecting, which would add a client).
+    eventually("the listener to close", || !listening(proxy.addr)).await;
     // No new clients...
     assert!(
         TcpStream::connect(proxy.addr).await.is_err(),
@@ -756,6 +710,8 @@ async fn connections_survive_a_backend_marked_down_unless_close_on_down() {
         drop(check);
         let backend = proxy.proxy().services()[0].backends[0].clone();
         eventually("backend marked down", || !backend.is_up()).await;
+        // Time passing is the point: long enough after the mark-down for close_on_down to
+        // have cut the connection, which must otherwise still work.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let echoed = async {
             held.write_all(b"ping").await?;
@@ -783,9 +739,9 @@ async fn slow_start_ramps_a_backend_that_comes_back() {
     let backends = proxy.proxy().services()[0].backends.clone();
     // b0 crashes, is marked down, comes back and is marked up: that starts its ramp.
     let b0_addr = servers[0].addr;
-    servers[0].kill();
+    servers[0].stop();
     eventually("b0 marked down", || !backends[0].is_up()).await;
-    servers[0] = EchoServer::start_at("b0", b0_addr).await;
+    servers[0] = echo_server_at("b0", b0_addr);
     eventually("b0 marked up", || backends[0].is_up()).await;
     // Right after coming up b0 gets a small share; after the ramp an equal one.
     let early = count_backends(proxy.addr, 40).await;
@@ -794,6 +750,7 @@ async fn slow_start_ramps_a_backend_that_comes_back() {
         early_b0 <= 6,
         "b0 got {early_b0} of 40 right after coming up: {early:?}"
     );
+    // Time passing is the point: the 4 s ramp runs out.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let late = count_backends(proxy.addr, 40).await;
     // Equal weights again (the round robin state left by the ramp may shift one pick).

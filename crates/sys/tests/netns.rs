@@ -1,26 +1,24 @@
-//! The network edge against a real kernel: two network namespaces joined by a veth pair, the
+//! The network edge against a real kernel: two hosts of a namespace lab on one bridge, the
 //! sockets under test opened inside them (a thread enters a namespace with `enter_netns`, so
 //! everything runs in this process), and tcpdump + tshark as an independent judge of the bytes
 //! on the wire.
 //!
-//! Needs root and `ip netns`; without them each test prints why and passes. tshark / tcpdump
-//! checks are skipped (with a message) when the tools are missing. Every namespace is removed
-//! by a guard, also when a test panics.
+//! Needs root and `ip netns` (the guard skips loudly outside CI and fails under CI=true);
+//! the wire checks also need tcpdump and tshark. The lab removes every namespace, also when a
+//! test panics.
 
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 use havip_sys::announce::Announcer;
-use havip_sys::enter_netns;
 use havip_sys::netlink::{errno, InterfaceAddress, Link, NetEvent, Netlink, NetlinkMonitor};
 use havip_sys::vrrp_socket::{Family, ReceivedDatagram, VrrpReceiver, VrrpSender};
+use havip_test_support::capture::{ethertype, icmpv6_type, ip_protocol, Capture};
+use havip_test_support::guard::may_run_part;
+use havip_test_support::lab::{HostSpec, Lab, LabSpec};
+use havip_test_support::{require, test_name, wait_for_every, Need};
 use havip_vrrp::packet;
 use havip_vrrp::{
     AddressList, AdvertInterval, Advertisement, Authentication, ChecksumContext, Password,
@@ -32,67 +30,26 @@ const B_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 const VIP_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
 const A_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xa);
 const B_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xb);
+const A_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xa);
 const B_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xb);
 const VIP_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
 const GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// How often the waits below look again.
+/// How often the waits below look again (kernel events, read without a subprocess).
 const STEP: Duration = Duration::from_millis(2);
 
-/// Calls `f` every [`STEP`] until it returns `Some`, for at most `timeout` (a bounded loop:
-/// std's clock is off limits in this workspace, so the bound is a number of attempts).
-fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let attempts = timeout.as_millis() / STEP.as_millis();
-    for _ in 0..=attempts {
-        if let Some(value) = f() {
-            return Some(value);
-        }
-        thread::sleep(STEP);
-    }
-    None
+fn poll<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    wait_for_every(STEP, timeout, f)
 }
 
-fn unique(tag: &str) -> String {
-    format!(
-        "havip-t-{}-{}-{tag}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn run(program: &str, args: &[&str]) -> io::Result<()> {
-    let output = Command::new(program).args(args).output()?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|status| {
-            status
-                .lines()
-                .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Two namespaces, A and B, with veth `va` in A and `vb` in B, both up:
+/// Hosts A and B of a lab, with interface `va` in A and `vb` in B, both up on the bridge:
 /// A has 10.99.0.1/24, fe80::a and 2001:db8::a/64; B has 10.99.0.2/24, fe80::b and
 /// 2001:db8::b/64. The kernel generates no link-local addresses of its own (addrgenmode
 /// none); ours are added without DAD so they are usable at once, while DAD stays on for
 /// anything else.
-/// Dropping it deletes both namespaces (and with them the veth pair).
 struct Pair {
+    lab: Lab,
     a: String,
     b: String,
     va: Link,
@@ -100,92 +57,41 @@ struct Pair {
 }
 
 impl Pair {
-    /// `None` (after saying why) when namespaces cannot be made here.
-    fn create(tag: &str) -> Option<Pair> {
-        if !is_root() {
-            eprintln!("skipping {tag}: needs root for network namespaces");
-            return None;
-        }
-        let a = unique(&format!("{tag}-a"));
-        let b = unique(&format!("{tag}-b"));
-        if let Err(e) = run("ip", &["netns", "add", &a]) {
-            eprintln!("skipping {tag}: ip netns add failed: {e}");
-            return None;
-        }
-        // From here on the guard owns whatever exists.
-        let mut pair = Pair {
-            a,
-            b,
-            va: placeholder_link(),
-            vb: placeholder_link(),
+    fn create(tag: &str) -> Pair {
+        let host =
+            |name: &str, interface: &str, v4: Ipv4Addr, ll: Ipv6Addr, v6: Ipv6Addr| HostSpec {
+                name: name.to_string(),
+                interface: interface.to_string(),
+                v4: vec![(v4, 24)],
+                v6: vec![(ll, 64), (v6, 64)],
+                kernel_link_local: false,
+                dad: true,
+            };
+        let spec = LabSpec {
+            nodes: vec![
+                host("a", "va", A_V4, A_LL, A_V6),
+                host("b", "vb", B_V4, B_LL, B_V6),
+            ],
+            client: None,
+            ..LabSpec::new(tag, 0)
         };
-        run("ip", &["netns", "add", &pair.b]).expect("second namespace");
-        let (a, b) = (pair.a.as_str(), pair.b.as_str());
-        let peer = format!("link add va type veth peer name vb netns {b}");
-        for (ns, command) in [
-            (a, peer.as_str()),
-            // Only the link-local addresses we add, so the kernel's source choice is known.
-            (a, "link set va addrgenmode none"),
-            (b, "link set vb addrgenmode none"),
-            (a, "link set lo up"),
-            (b, "link set lo up"),
-            (a, "addr add 10.99.0.1/24 dev va"),
-            (b, "addr add 10.99.0.2/24 dev vb"),
-            (a, "addr add fe80::a/64 dev va nodad"),
-            (b, "addr add fe80::b/64 dev vb nodad"),
-            (a, "addr add 2001:db8::a/64 dev va nodad"),
-            (b, "addr add 2001:db8::b/64 dev vb nodad"),
-            (a, "link set va up"),
-            (b, "link set vb up"),
-        ] {
-            pair.ip(ns, &command.split(' ').collect::<Vec<_>>());
-        }
-        pair.va = pair
-            .in_ns(&pair.a, || wait_for_link("va"))
-            .expect("va comes up");
-        pair.vb = pair
-            .in_ns(&pair.b, || wait_for_link("vb"))
-            .expect("vb comes up");
-        Some(pair)
+        let lab = Lab::with(spec).unwrap_or_else(|e| panic!("lab: {e}"));
+        let (a, b) = (lab.nodes[0].clone(), lab.nodes[1].clone());
+        let va = lab.in_ns(&a, || wait_for_link("va")).expect("va comes up");
+        let vb = lab.in_ns(&b, || wait_for_link("vb")).expect("vb comes up");
+        Pair { lab, a, b, va, vb }
     }
 
     /// Runs `f` on a thread inside namespace `ns`; sockets it opens stay in that namespace.
     fn in_ns<T: Send>(&self, ns: &str, f: impl FnOnce() -> T + Send) -> T {
-        let path = PathBuf::from("/run/netns").join(ns);
-        thread::scope(|scope| {
-            let handle = scope.spawn(move || {
-                enter_netns(&path).expect("enter namespace");
-                f()
-            });
-            match handle.join() {
-                Ok(value) => value,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
+        self.lab.in_ns(ns, f)
     }
 
+    /// `ip args` inside namespace `ns`; panics when it fails.
     fn ip(&self, ns: &str, args: &[&str]) {
-        let mut all = vec!["-n", ns];
-        all.extend_from_slice(args);
-        run("ip", &all).expect("ip command");
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = run("ip", &["netns", "del", ns]);
-        }
-    }
-}
-
-fn placeholder_link() -> Link {
-    Link {
-        index: 0,
-        name: String::new(),
-        up: false,
-        mac: None,
-        mtu: 0,
+        let mut argv = vec!["ip"];
+        argv.extend_from_slice(args);
+        self.lab.ns(ns, &argv);
     }
 }
 
@@ -198,135 +104,6 @@ fn wait_for_link(name: &str) -> Option<Link> {
             .expect("link query")
             .filter(|link| link.up)
     })
-}
-
-/// tcpdump writing a pcap inside a namespace; stopped and its file removed on drop.
-struct Capture {
-    child: Child,
-    file: PathBuf,
-    /// Reads tcpdump's stderr to its end; returns it for failure messages.
-    log: Option<thread::JoinHandle<String>>,
-}
-
-impl Capture {
-    /// `None` (after saying why) when tcpdump or tshark is missing.
-    fn start(ns: &str, interface: &str, filter: &str) -> Option<Capture> {
-        for tool in ["tcpdump", "tshark"] {
-            if Command::new(tool).arg("--version").output().is_err() {
-                eprintln!("skipping the wire check: {tool} is not installed");
-                return None;
-            }
-        }
-        let file = std::env::temp_dir().join(format!("{}.pcap", unique("cap")));
-        let file_arg = file.to_string_lossy().into_owned();
-        let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                "tcpdump",
-                "-Z",
-                "root",
-                "-U",
-                "--immediate-mode",
-                "-n",
-                "-i",
-            ])
-            .args([interface, "-w", &file_arg, filter])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tcpdump");
-        // tcpdump says "listening on" once the capture is armed; keep reading its stderr so it
-        // never blocks on a full pipe.
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let log = thread::spawn(move || {
-            let mut log = String::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = ready_tx.send(());
-                }
-                log.push_str(&line);
-                log.push('\n');
-            }
-            log
-        });
-        let capture = Capture {
-            child,
-            file,
-            log: Some(log),
-        };
-        ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("tcpdump starts listening");
-        Some(capture)
-    }
-
-    /// Stops tcpdump (SIGINT flushes the file) and returns tshark's verbose decode and its
-    /// field output for `fields` under display filter `display`.
-    fn finish(mut self, display: &str, fields: &[&str]) -> (String, Vec<Vec<String>>) {
-        // Let the last packets cross the veth before stopping.
-        thread::sleep(Duration::from_millis(200));
-        let pid = self.child.id().to_string();
-        run("kill", &["-INT", &pid]).expect("signal tcpdump");
-        poll(Duration::from_secs(5), || {
-            self.child.try_wait().expect("wait tcpdump")
-        })
-        .expect("tcpdump stops");
-        let file = self.file.to_string_lossy().into_owned();
-        let mut verbose = Command::new("tshark")
-            .args(["-n", "-r", &file, "-V", "-Y", display])
-            .output()
-            .expect("tshark -V")
-            .stdout;
-        // Everything captured, one line per packet, for failure messages.
-        let all = Command::new("tshark")
-            .args(["-n", "-r", &file])
-            .output()
-            .expect("tshark");
-        verbose.extend_from_slice(b"\n--- all captured packets ---\n");
-        verbose.extend_from_slice(&all.stdout);
-        verbose.extend_from_slice(b"--- tcpdump ---\n");
-        // tcpdump has exited, so its stderr is at EOF and the reader has ended.
-        if let Some(log) = self.log.take() {
-            verbose.extend_from_slice(log.join().unwrap_or_default().as_bytes());
-        }
-        let mut args = vec![
-            "-n",
-            "-r",
-            &file,
-            "-Y",
-            display,
-            "-T",
-            "fields",
-            "-E",
-            "separator=|",
-        ];
-        for field in fields {
-            args.extend(["-e", field]);
-        }
-        let table = Command::new("tshark")
-            .args(&args)
-            .output()
-            .expect("tshark -T fields");
-        let rows = String::from_utf8_lossy(&table.stdout)
-            .lines()
-            .map(|line| line.split('|').map(str::to_owned).collect())
-            .collect();
-        (String::from_utf8_lossy(&verbose).into_owned(), rows)
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_file(&self.file);
-    }
 }
 
 fn advert(version: Version, addresses: AddressList) -> Advertisement {
@@ -418,72 +195,28 @@ fn assert_send_socket_empty(fd: &impl std::os::fd::AsFd, what: &str) {
 
 #[test]
 fn vrrp_adverts_cross_the_link_with_exact_ip_facts() {
-    let Some(pair) = Pair::create("vrrp") else {
-        return;
-    };
-    let (va, vb) = (pair.va.clone(), pair.vb.clone());
-    let capture = Capture::start(&pair.b, "vb", "ip proto 112 or ip6 proto 112");
+    require!(Need::Root, Need::Netns);
+    let pair = Pair::create("vrrp");
+    let vb = pair.vb.clone();
+    let wire = may_run_part(test_name!(), "wire check", &[Need::Tcpdump, Need::Tshark]);
+    let capture = wire.then(|| {
+        pair.lab
+            .start_capture(&pair.b, "vb", "ip proto 112 or ip6 proto 112")
+    });
 
-    let vips_v4 = AddressList::V4(vec![VIP_V4]);
-    let vips_v6 = AddressList::V6(vec![VIP_V6]);
-    let cases_v4 = [
-        Case::new(
-            "v2 multicast",
-            advert(Version::V2, vips_v4.clone()),
-            A_V4.into(),
-            GROUP_V4.into(),
-        ),
-        Case::new(
-            "v3 multicast",
-            advert(Version::V3, vips_v4.clone()),
-            A_V4.into(),
-            GROUP_V4.into(),
-        ),
-        Case::new(
-            "v3 unicast",
-            advert(Version::V3, vips_v4),
-            A_V4.into(),
-            B_V4.into(),
-        ),
-    ];
-    let cases_v6 = [
-        Case::new(
-            "v3 IPv6 multicast",
-            advert(Version::V3, vips_v6.clone()),
-            A_LL.into(),
-            GROUP_V6.into(),
-        ),
-        Case::new(
-            "v3 IPv6 unicast",
-            advert(Version::V3, vips_v6),
-            A_LL.into(),
-            B_V6.into(),
-        ),
-    ];
-
-    let (b_rx4, b_rx6, b_tx4, b_tx6) = pair.in_ns(&pair.b, || {
-        (
-            VrrpReceiver::open(vb.index, &vb.name, Family::V4, true).expect("B receiver v4"),
-            VrrpReceiver::open(vb.index, &vb.name, Family::V6, true).expect("B receiver v6"),
-            VrrpSender::open(vb.index, &vb.name, Family::V4).expect("B sender v4"),
-            VrrpSender::open(vb.index, &vb.name, Family::V6).expect("B sender v6"),
-        )
-    });
-    // Unicast-only receivers next to the joined ones must not get the group's packets.
-    let (b_unicast4, b_unicast6) = pair.in_ns(&pair.b, || {
-        (
-            VrrpReceiver::open(vb.index, &vb.name, Family::V4, false).expect("unicast v4"),
-            VrrpReceiver::open(vb.index, &vb.name, Family::V6, false).expect("unicast v6"),
-        )
-    });
-    let (a_rx4, a_rx6, a_tx4, a_tx6) = pair.in_ns(&pair.a, || {
-        (
-            VrrpReceiver::open(va.index, &va.name, Family::V4, true).expect("A receiver v4"),
-            VrrpReceiver::open(va.index, &va.name, Family::V6, true).expect("A receiver v6"),
-            VrrpSender::open(va.index, &va.name, Family::V4).expect("A sender v4"),
-            VrrpSender::open(va.index, &va.name, Family::V6).expect("A sender v6"),
-        )
-    });
+    let (cases_v4, cases_v6) = cases();
+    let Sockets {
+        a_rx4,
+        a_rx6,
+        a_tx4,
+        a_tx6,
+        b_rx4,
+        b_rx6,
+        b_tx4,
+        b_tx6,
+        b_unicast4,
+        b_unicast6,
+    } = Sockets::open(&pair);
     assert_eq!(b_rx4.ifindex(), vb.index);
 
     // A sends; B must see each advert exactly as sent, with the IP facts the codec needs.
@@ -581,12 +314,115 @@ fn vrrp_adverts_cross_the_link_with_exact_ip_facts() {
         .expect_err("family mismatch");
     assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
 
-    // An independent decoder agrees on the wire: tshark sees VRRP with good checksums,
-    // TTL / hop limit 255 and DSCP CS6 on the adverts A sent.
-    let Some(capture) = capture else {
-        return;
-    };
-    let (verbose, rows) = capture.finish(
+    if let Some(capture) = capture {
+        judge_on_the_wire(capture);
+    }
+}
+
+/// The sockets under test: in A and B a joined receiver and a sender per family, and in B
+/// a unicast-only receiver per family beside the joined ones.
+struct Sockets {
+    a_rx4: VrrpReceiver,
+    a_rx6: VrrpReceiver,
+    a_tx4: VrrpSender,
+    a_tx6: VrrpSender,
+    b_rx4: VrrpReceiver,
+    b_rx6: VrrpReceiver,
+    b_tx4: VrrpSender,
+    b_tx6: VrrpSender,
+    b_unicast4: VrrpReceiver,
+    b_unicast6: VrrpReceiver,
+}
+
+impl Sockets {
+    fn open(pair: &Pair) -> Sockets {
+        let (va, vb) = (&pair.va, &pair.vb);
+        let (b_rx4, b_rx6, b_tx4, b_tx6) = pair.in_ns(&pair.b, || {
+            (
+                VrrpReceiver::open(vb.index, &vb.name, Family::V4, true).expect("B receiver v4"),
+                VrrpReceiver::open(vb.index, &vb.name, Family::V6, true).expect("B receiver v6"),
+                VrrpSender::open(vb.index, &vb.name, Family::V4).expect("B sender v4"),
+                VrrpSender::open(vb.index, &vb.name, Family::V6).expect("B sender v6"),
+            )
+        });
+        // Unicast-only receivers next to the joined ones must not get the group's packets.
+        let (b_unicast4, b_unicast6) = pair.in_ns(&pair.b, || {
+            (
+                VrrpReceiver::open(vb.index, &vb.name, Family::V4, false).expect("unicast v4"),
+                VrrpReceiver::open(vb.index, &vb.name, Family::V6, false).expect("unicast v6"),
+            )
+        });
+        let (a_rx4, a_rx6, a_tx4, a_tx6) = pair.in_ns(&pair.a, || {
+            (
+                VrrpReceiver::open(va.index, &va.name, Family::V4, true).expect("A receiver v4"),
+                VrrpReceiver::open(va.index, &va.name, Family::V6, true).expect("A receiver v6"),
+                VrrpSender::open(va.index, &va.name, Family::V4).expect("A sender v4"),
+                VrrpSender::open(va.index, &va.name, Family::V6).expect("A sender v6"),
+            )
+        });
+        Sockets {
+            a_rx4,
+            a_rx6,
+            a_tx4,
+            a_tx6,
+            b_rx4,
+            b_rx6,
+            b_tx4,
+            b_tx6,
+            b_unicast4,
+            b_unicast6,
+        }
+    }
+}
+
+/// What A sends: VRRP v2 and v3 over IPv4 (multicast and unicast), v3 over IPv6.
+fn cases() -> ([Case; 3], [Case; 2]) {
+    let vips_v4 = AddressList::V4(vec![VIP_V4]);
+    let vips_v6 = AddressList::V6(vec![VIP_V6]);
+    let cases_v4 = [
+        Case::new(
+            "v2 multicast",
+            advert(Version::V2, vips_v4.clone()),
+            A_V4.into(),
+            GROUP_V4.into(),
+        ),
+        Case::new(
+            "v3 multicast",
+            advert(Version::V3, vips_v4.clone()),
+            A_V4.into(),
+            GROUP_V4.into(),
+        ),
+        Case::new(
+            "v3 unicast",
+            advert(Version::V3, vips_v4),
+            A_V4.into(),
+            B_V4.into(),
+        ),
+    ];
+    let cases_v6 = [
+        Case::new(
+            "v3 IPv6 multicast",
+            advert(Version::V3, vips_v6.clone()),
+            A_LL.into(),
+            GROUP_V6.into(),
+        ),
+        Case::new(
+            "v3 IPv6 unicast",
+            advert(Version::V3, vips_v6),
+            A_LL.into(),
+            B_V6.into(),
+        ),
+    ];
+    (cases_v4, cases_v6)
+}
+
+/// An independent decoder agrees on the wire: tshark sees VRRP with good checksums, TTL /
+/// hop limit 255 and DSCP CS6 on the adverts A sent.
+fn judge_on_the_wire(capture: Capture<'_>) {
+    // What crossed vb: A's seven adverts (five cases, the TTL-1 one, the truncated one) and
+    // B's two answers.
+    let (verbose, rows) = capture.finish_and_decode(
+        |frames| frames.iter().filter(|f| ip_protocol(f) == Some(112)).count() >= 9,
         "vrrp && (ip.src == 10.99.0.1 || ipv6.src == fe80::a) && (ip.ttl == 255 || ipv6.hlim == 255)",
         &[
             "vrrp.version",
@@ -640,9 +476,8 @@ impl Watch {
 
 #[test]
 fn netlink_adds_removes_and_watches() {
-    let Some(pair) = Pair::create("nl") else {
-        return;
-    };
+    require!(Need::Root, Need::Netns);
+    let pair = Pair::create("nl");
     let va = pair.va.clone();
     pair.in_ns(&pair.a, || {
         let netlink = Netlink::open().expect("netlink");
@@ -717,11 +552,13 @@ fn netlink_adds_removes_and_watches() {
         assert!(!netlink.remove_address(va.index, vip4, 24).expect("remove again"));
         assert!(netlink.remove_address(va.index, vip6, 64).expect("remove v6"));
         assert!(!netlink.remove_address(va.index, vip6, 64).expect("remove v6 again"));
-        assert!(netlink
-            .addresses(Some(va.index))
-            .expect("addresses")
-            .iter()
-            .all(|a| a.address != vip4 && a.address != vip6));
+        let left = netlink.addresses(Some(va.index)).expect("addresses");
+        // Still a real listing (A's own address), only without the two removed ones.
+        assert!(left.iter().any(|a| a.address == IpAddr::V4(A_V4)), "{left:#?}");
+        assert!(
+            left.iter().all(|a| a.address != vip4 && a.address != vip6),
+            "{left:#?}"
+        );
 
         // The monitor saw all of that, and sees changes made by others.
         let mut watch = Watch {
@@ -754,9 +591,8 @@ fn netlink_adds_removes_and_watches() {
 
 #[test]
 fn netlink_monitor_reports_overrun() {
-    let Some(pair) = Pair::create("ovr") else {
-        return;
-    };
+    require!(Need::Root, Need::Netns);
+    let pair = Pair::create("ovr");
     let va = pair.va.clone();
     pair.in_ns(&pair.a, || {
         let netlink = Netlink::open().expect("netlink");
@@ -780,14 +616,11 @@ fn netlink_monitor_reports_overrun() {
 
 #[test]
 fn announcements_reach_the_peer() {
-    let Some(pair) = Pair::create("ann") else {
-        return;
-    };
+    require!(Need::Root, Need::Netns, Need::Tcpdump, Need::Tshark);
+    let pair = Pair::create("ann");
     let va = pair.va.clone();
     let mac = va.mac.expect("va has a MAC");
-    let Some(capture) = Capture::start(&pair.b, "vb", "arp or icmp6") else {
-        return;
-    };
+    let capture = pair.lab.start_capture(&pair.b, "vb", "arp or icmp6");
     pair.in_ns(&pair.a, || {
         let announcer = Announcer::open(va.index, &va.name, mac).expect("announcer");
         announcer.gratuitous_arp(VIP_V4).expect("gratuitous ARP");
@@ -798,7 +631,10 @@ fn announcements_reach_the_peer() {
     });
     let mac_text = mac.map(|b| format!("{b:02x}")).join(":");
 
-    let (verbose, rows) = capture.finish(
+    // The gratuitous ARP and the two neighbour advertisements.
+    let announced = |f: &Vec<u8>| ethertype(f) == Some(0x0806) || icmpv6_type(f) == Some(136);
+    let (verbose, rows) = capture.finish_and_decode(
+        |frames| frames.iter().filter(|f| announced(f)).count() >= 3,
         "arp.src.proto_ipv4 == 10.99.0.100 || icmpv6.nd.na.target_address == 2001:db8::100",
         &[
             "eth.dst",

@@ -6,37 +6,31 @@
 //! Lifecycle: [`start`] spawns keepalived through [`Lab::spawn`], so the lab kills the main
 //! process by PID when it is dropped. keepalived forks a VRRP child, which does a graceful
 //! stop (priority 0) when its parent dies; [`Keepalived::crash`] therefore freezes both with
-//! SIGSTOP before killing them, so nothing at all goes out, as when a machine dies. Each start
-//! uses fresh pid files: after a kill -9 the old ones would make keepalived refuse to start.
-#![allow(dead_code)] // each test binary uses a different part of the harness
-#![allow(clippy::disallowed_types)] // wall-clock time of real processes
+//! SIGSTOP before killing them, so nothing at all goes out, as when a machine dies, and fails
+//! the test when it cannot find the child (a crash must never quietly become a graceful stop).
+//! Each start uses fresh pid files: after a kill -9 the old ones would make keepalived refuse
+//! to start. Tests that use it need [`Need::Keepalived`](crate::Need::Keepalived).
 
-use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::lab::Lab;
+use crate::servers::{Reply, Server};
+use crate::wait::wait_for;
 
 static RUNS: AtomicU32 = AtomicU32::new(0);
-
-/// Whether keepalived is installed (tests skip outside CI without it, like the lab).
-pub fn unavailable() -> Option<String> {
-    match Command::new("keepalived").arg("--version").output() {
-        Ok(_) => None,
-        Err(_) => Some("keepalived is not installed (Debian package `keepalived`)".into()),
-    }
-}
 
 /// One `vrrp_instance` of a node.
 #[derive(Debug, Clone)]
 pub struct Instance {
+    /// `virtual_router_id`.
     pub vrid: u8,
     /// 2 or 3 (keepalived's own default is 2).
     pub version: u8,
+    /// `priority`.
     pub priority: u8,
     /// keepalived's `advert_int`: "1", "0.1".
     pub advert_int: String,
@@ -102,9 +96,10 @@ pub fn start(lab: &Lab, i: usize, instance: &Instance) -> Keepalived {
     let (pid_file, vrrp_pid_file, checkers_pid_file) =
         (file("pid"), file("vrrp.pid"), file("checkers.pid"));
     let log = format!("{tag}.log");
+    let program = crate::Need::Keepalived.path().display().to_string();
     let pid = lab.spawn(
         &lab.nodes[i].clone(),
-        "keepalived",
+        &program,
         &[
             "-n", // foreground
             "-l", // log to the console (our log file)
@@ -129,31 +124,41 @@ pub fn start(lab: &Lab, i: usize, instance: &Instance) -> Keepalived {
 }
 
 impl Keepalived {
-    /// The PID of the VRRP child, once keepalived has written it (it must be a child of our
-    /// main process: nothing else is ever signalled).
+    /// The PID of the VRRP child once keepalived has written it (up to 5 s after the start),
+    /// if it is a child of our main process: nothing else is ever signalled.
     pub fn vrrp_child(&self) -> Option<u32> {
-        for _ in 0..100 {
-            if let Some(pid) = std::fs::read_to_string(&self.vrrp_pid_file)
+        let written = wait_for(Duration::from_secs(5), || {
+            std::fs::read_to_string(&self.vrrp_pid_file)
                 .ok()
                 .and_then(|t| t.trim().parse::<u32>().ok())
-            {
-                return (parent_of(pid) == Some(self.pid)).then_some(pid);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        })?;
+        (parent_of(written) == Some(self.pid)).then_some(written)
     }
 
     /// A crash: freeze the main process and the VRRP child (so no priority-0 advert and no
-    /// respawn can happen), then kill both with SIGKILL.
+    /// respawn can happen), then kill both with SIGKILL. Panics when the VRRP child cannot be
+    /// found or outlives the kill: the test would otherwise measure a graceful stop.
     pub fn crash(&self, lab: &Lab) {
-        let child = self.vrrp_child();
+        let Some(child) = self.vrrp_child() else {
+            panic!(
+                "keepalived {}: no VRRP child found through {} (a kill of the main process \
+                 alone would be a graceful stop, not a crash)\n{}",
+                self.pid,
+                self.vrrp_pid_file.display(),
+                lab.log_of(&self.log)
+            );
+        };
         lab.signal(self.pid, "STOP");
-        if let Some(child) = child {
-            signal_child(self.pid, child, "STOP");
-            signal_child(self.pid, child, "KILL");
-        }
+        signal_child(self.pid, child, "STOP");
+        signal_child(self.pid, child, "KILL");
         lab.signal(self.pid, "KILL");
+        let gone = wait_for(Duration::from_secs(5), || {
+            (!is_running(child)).then_some(())
+        });
+        assert!(
+            gone.is_some(),
+            "keepalived's VRRP child {child} still runs after the crash"
+        );
     }
 }
 
@@ -176,6 +181,18 @@ impl Drop for Keepalived {
     }
 }
 
+/// Whether `pid` is a live process (not gone, not a zombie).
+fn is_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "pid (comm) state ...": the state follows the last ')'.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z") | Some("X") | None)
+}
+
 /// The parent PID of `pid` (from /proc).
 fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -194,53 +211,17 @@ fn signal_child(parent: u32, child: u32, signal: &str) {
 }
 
 /// A TCP server in node `i` bound to `vip` (before the node holds it: `ip_nonlocal_bind` is
-/// set in that namespace) that answers every connection with `node<i>` and closes. It stops
-/// when the returned handle is dropped (the lab stops it too).
-pub fn start_vip_backend(lab: &Lab, i: usize, vip: SocketAddr) -> VipBackend {
+/// set in that namespace) that answers every connection with `node<i>` and closes. It stops,
+/// and frees the port, when the returned server is dropped.
+pub fn start_vip_backend(lab: &Lab, i: usize, vip: SocketAddr) -> Server {
     let key = if vip.is_ipv4() { "ipv4" } else { "ipv6" };
     lab.ns(
         &lab.nodes[i].clone(),
         &["sysctl", "-qw", &format!("net.{key}.ip_nonlocal_bind=1")],
     );
-    let name = format!("node{i}\n");
-    let stop = Arc::new(AtomicBool::new(false));
-    let own_stop = stop.clone();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    lab.background(&lab.nodes[i].clone(), move |lab_stop| {
-        let listener = TcpListener::bind(vip).expect("bind the VIP backend");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let _ = ready_tx.send(());
-        while !lab_stop.load(Ordering::Relaxed) && !own_stop.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((mut stream, _)) => {
-                    let _ = stream.set_nonblocking(false);
-                    let _ = stream.write_all(name.as_bytes());
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(1)),
-            }
-        }
-        // Dropping the listener here frees VIP:port for whatever runs next in the namespace.
-        drop(listener);
-        let _ = ready_tx.send(());
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("VIP backend started");
-    VipBackend {
-        stop,
-        closed: ready_rx,
-    }
-}
-
-pub struct VipBackend {
-    stop: Arc<AtomicBool>,
-    closed: std::sync::mpsc::Receiver<()>,
-}
-
-impl Drop for VipBackend {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wait (briefly) until the port is free again.
-        let _ = self.closed.recv_timeout(Duration::from_secs(1));
-    }
+    Server::start_in(
+        &Lab::netns_path(&lab.nodes[i]),
+        vip,
+        Reply::Text(format!("node{i}\n")),
+    )
 }

@@ -1,192 +1,321 @@
-//! A small network built from network namespaces, for tests and benchmarks that need real
-//! VRRP peers: a switch namespace with a bridge, N node namespaces each with an `eth0` veth
-//! port on the bridge, and a client namespace. Addresses exist only inside these namespaces.
-//! Everything the lab starts (processes, namespaces) is removed when it is dropped, also when
-//! a test panics.
+//! The network-namespace lab: a switch namespace with a bridge, host namespaces each with one
+//! veth port on it (the nodes, and usually a client), addresses that exist only inside them,
+//! and the processes, threads and servers started there. Tests, the failover benchmark and
+//! `havip demo --cluster` all build their networks with it.
 //!
 //! ```text
 //!   client (10.77.0.100, fd77::100) ─┐
 //!   node 0 (10.77.0.11, fd77::11) ───┼── br0 in the switch namespace (ports p0, p1, ..., pc)
 //!   node 1 (10.77.0.12, fd77::12) ───┘
 //! ```
-#![allow(dead_code)] // each test binary uses a different part of the harness
-#![allow(clippy::disallowed_types)] // the lab measures wall-clock time of real processes
+//!
+//! [`Lab::new`] builds that default network with unique names; [`Lab::with`] takes a
+//! [`LabSpec`] for other addresses, interface names, fixed names (the demo) or kernel
+//! behaviour (duplicate address detection, link-local addresses). Lifecycle: everything the
+//! lab starts is stopped (servers closed, processes killed by PID, threads joined) and every
+//! namespace deleted when it is dropped or [`Lab::shutdown`] is called, also when a test
+//! panics; its directory of configs and logs is kept after a panic (and with
+//! `HAVIP_KEEP_LAB_LOGS` set) and removed otherwise.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::servers::{Reply, Server};
+use crate::wait::wait_for_every;
 
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// Why a lab cannot run here (not root, no `ip netns`): tests print it and pass vacuously
-/// only outside CI; under CI=true they fail, so a CI machine that cannot run them is noticed.
-pub fn unavailable() -> Option<String> {
-    // SAFETY-free check: root is uid 0 in /proc/self/status.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"));
-    if !root {
-        return Some("network-namespace tests need root".into());
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        return Some("`ip` (iproute2) is not installed".into());
-    }
-    None
-}
-
-/// Skip (outside CI) or fail (in CI) when the lab cannot run.
-#[macro_export]
-macro_rules! require_lab {
-    () => {
-        if let Some(why) = $crate::lab::unavailable() {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI must run the netns tests: {why}");
-            }
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-}
-
-pub struct Lab {
-    pub prefix: String,
-    pub switch: String,
-    pub nodes: Vec<String>,
-    pub client: String,
-    pub dir: PathBuf,
-    children: Mutex<Vec<(u32, Child, String)>>,
-    stop: Arc<AtomicBool>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-}
-
+/// The client's IPv4 address in the default network.
 pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 100);
+/// The client's IPv6 address in the default network.
 pub const CLIENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 0x100);
 
-impl Lab {
-    /// A lab with `nodes` node namespaces. `tag` goes into the names (keep it short).
-    pub fn new(tag: &str, nodes: usize) -> Lab {
+/// Node `i`'s IPv4 address in the default network (10.77.0.11, .12, ...).
+pub fn node_v4(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 0, 11 + i as u8)
+}
+
+/// Node `i`'s IPv6 address in the default network (fd77::11, ::12, ...).
+pub fn node_v6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 0x11 + i as u16)
+}
+
+/// Why a lab could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// A command that builds the network failed.
+    #[error("`{command}` failed: {output}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// What it printed.
+        output: String,
+    },
+    /// A file or directory of the lab could not be made.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which one.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// One host of a lab: a namespace with one interface on the bridge.
+#[derive(Debug, Clone)]
+pub struct HostSpec {
+    /// The namespace is `<lab prefix>-<name>`.
+    pub name: String,
+    /// The host's side of its veth pair.
+    pub interface: String,
+    /// IPv4 addresses with their prefix lengths.
+    pub v4: Vec<(Ipv4Addr, u8)>,
+    /// IPv6 addresses with their prefix lengths, added without duplicate address detection
+    /// (usable at once); link-local ones (fe80::/10) are fine here.
+    pub v6: Vec<(Ipv6Addr, u8)>,
+    /// Let the kernel make its own link-local address (false: `addrgenmode none`, so the
+    /// addresses above are all there is and the source of IPv6 packets is known).
+    pub kernel_link_local: bool,
+    /// Keep the kernel's duplicate address detection on (false: `accept_dad=0`, so the
+    /// kernel's own link-local address is usable at once as well).
+    pub dad: bool,
+}
+
+impl HostSpec {
+    /// A host with `eth0`, one IPv4 /24 and one IPv6 /64 address, the kernel's link-local
+    /// address, no duplicate address detection.
+    pub fn new(name: &str, v4: Ipv4Addr, v6: Ipv6Addr) -> HostSpec {
+        HostSpec {
+            name: name.to_string(),
+            interface: "eth0".to_string(),
+            v4: vec![(v4, 24)],
+            v6: vec![(v6, 64)],
+            kernel_link_local: true,
+            dad: false,
+        }
+    }
+}
+
+/// What a lab is made of.
+#[derive(Debug, Clone)]
+pub struct LabSpec {
+    /// The start of every namespace name: `<prefix>-sw`, `<prefix>-<host>`.
+    pub prefix: String,
+    /// The nodes, in order (`lab.nodes[i]`, bridge port `p<i>`).
+    pub nodes: Vec<HostSpec>,
+    /// The client (bridge port `pc`), if any.
+    pub client: Option<HostSpec>,
+    /// Where configs and logs go.
+    pub dir: PathBuf,
+    /// Delete namespaces of the same names first: a run that was killed left them (only for
+    /// fixed prefixes; unique ones cannot collide).
+    pub replace_stale: bool,
+    /// Start processes in their own process group, so that Ctrl-C in a terminal reaches only
+    /// the program that owns the lab, which then stops them itself.
+    pub own_process_group: bool,
+}
+
+impl LabSpec {
+    /// The default network: `nodes` nodes at 10.77.0.11.. / fd77::11.., a client at
+    /// 10.77.0.100 / fd77::100; names unique to this process (`tag` goes into them: keep it
+    /// short).
+    pub fn new(tag: &str, nodes: usize) -> LabSpec {
         let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("hv{}{}{tag}", std::process::id() % 100_000, n);
-        let dir = std::env::temp_dir().join(format!("havip-lab-{prefix}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("lab dir");
-        let lab = Lab {
-            switch: format!("{prefix}-sw"),
-            nodes: (0..nodes).map(|i| format!("{prefix}-n{i}")).collect(),
-            client: format!("{prefix}-c"),
+        LabSpec {
+            dir: std::env::temp_dir().join(format!("havip-lab-{prefix}")),
             prefix,
-            dir,
-            children: Mutex::new(Vec::new()),
-            stop: Arc::new(AtomicBool::new(false)),
-            threads: Mutex::new(Vec::new()),
-        };
-        // From here on, Drop cleans up whatever was created.
-        lab.build();
-        lab
+            nodes: (0..nodes)
+                .map(|i| HostSpec::new(&format!("n{i}"), node_v4(i), node_v6(i)))
+                .collect(),
+            client: Some(HostSpec::new("c", CLIENT_V4, CLIENT_V6)),
+            replace_stale: false,
+            own_process_group: false,
+        }
+    }
+}
+
+/// A child process of the lab.
+struct Started {
+    pid: u32,
+    child: Child,
+    /// Its log file, if it has one (not for processes that write to the terminal).
+    log: Option<PathBuf>,
+}
+
+/// A running lab; see the module documentation.
+pub struct Lab {
+    /// The start of every namespace name.
+    pub prefix: String,
+    /// The switch namespace (the bridge `br0`).
+    pub switch: String,
+    /// The node namespaces, in order.
+    pub nodes: Vec<String>,
+    /// The client namespace; empty when the spec has no client.
+    pub client: String,
+    /// Configs and logs of this lab.
+    pub dir: PathBuf,
+    spec: LabSpec,
+    children: Mutex<Vec<Started>>,
+    servers: Mutex<Vec<Server>>,
+    stop: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    down: AtomicBool,
+}
+
+impl Lab {
+    /// The default network with `nodes` nodes and a client; panics when it cannot be built.
+    pub fn new(tag: &str, nodes: usize) -> Lab {
+        Lab::with(LabSpec::new(tag, nodes)).unwrap_or_else(|e| panic!("lab: {e}"))
     }
 
-    fn build(&self) {
-        ip(&["netns", "add", &self.switch]);
-        self.ns(
-            &self.switch,
-            &["ip", "link", "add", "br0", "type", "bridge"],
-        );
+    /// The network `spec` describes. Whatever was made before a failure is removed again.
+    pub fn with(spec: LabSpec) -> Result<Lab, LabError> {
+        let name = |host: &HostSpec| format!("{}-{}", spec.prefix, host.name);
+        let lab = Lab {
+            prefix: spec.prefix.clone(),
+            switch: format!("{}-sw", spec.prefix),
+            nodes: spec.nodes.iter().map(name).collect(),
+            client: spec.client.as_ref().map(name).unwrap_or_default(),
+            dir: spec.dir.clone(),
+            spec,
+            children: Mutex::new(Vec::new()),
+            servers: Mutex::new(Vec::new()),
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Mutex::new(Vec::new()),
+            down: AtomicBool::new(false),
+        };
+        if lab.spec.replace_stale {
+            for ns in lab.namespaces() {
+                let _ = run_ip(&["netns", "del", &ns]);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&lab.dir);
+        std::fs::create_dir_all(&lab.dir).map_err(|source| LabError::Io {
+            path: lab.dir.clone(),
+            source,
+        })?;
+        // From here on, Drop removes whatever was created.
+        lab.build()?;
+        Ok(lab)
+    }
+
+    fn namespaces(&self) -> Vec<String> {
+        let mut all = self.nodes.clone();
+        if !self.client.is_empty() {
+            all.push(self.client.clone());
+        }
+        all.push(self.switch.clone());
+        all
+    }
+
+    fn build(&self) -> Result<(), LabError> {
+        let sw = self.switch.as_str();
+        run_ip(&["netns", "add", sw])?;
+        // The switch itself says nothing on the wire (no IPv6 of its own: no router
+        // solicitations, MLD reports or DAD probes among the hosts' packets).
+        self.exec(sw, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
+        self.exec(
+            sw,
+            &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+        )?;
+        run_ip(&["-n", sw, "link", "add", "br0", "type", "bridge"])?;
         // VRRP's ff02::12 must reach every port even without MLD reports.
-        self.ns(
-            &self.switch,
-            &[
-                "ip",
-                "link",
-                "set",
-                "br0",
-                "type",
-                "bridge",
-                "mcast_snooping",
-                "0",
-            ],
-        );
-        self.ns(&self.switch, &["ip", "link", "set", "br0", "up"]);
-        let hosts: Vec<(String, String, Ipv4Addr, Ipv6Addr)> = self
+        run_ip(&[
+            "-n",
+            sw,
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ])?;
+        run_ip(&["-n", sw, "link", "set", "br0", "up"])?;
+        let hosts = self
+            .spec
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, ns)| (ns.clone(), format!("p{i}"), node_v4(i), node_v6(i)))
-            .chain(std::iter::once((
-                self.client.clone(),
-                "pc".to_string(),
-                CLIENT_V4,
-                CLIENT_V6,
-            )))
-            .collect();
-        for (ns, port, v4, v6) in hosts {
-            ip(&["netns", "add", &ns]);
-            // No duplicate address detection: link-local and static IPv6 addresses are usable
-            // at once (DAD would hold them tentative for a second).
-            for key in ["all", "default"] {
-                self.ns(
-                    &ns,
-                    &[
-                        "sysctl",
-                        "-qw",
-                        &format!("net.ipv6.conf.{key}.accept_dad=0"),
-                    ],
-                );
-            }
-            self.ns(&ns, &["ip", "link", "set", "lo", "up"]);
-            ip(&[
-                "-n",
-                &self.switch,
-                "link",
-                "add",
-                &port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                &ns,
-            ]);
-            self.ns(
-                &self.switch,
-                &["ip", "link", "set", &port, "master", "br0", "up"],
-            );
-            self.ns(
-                &ns,
-                &["ip", "addr", "add", &format!("{v4}/24"), "dev", "eth0"],
-            );
-            self.ns(
-                &ns,
-                &[
-                    "ip",
-                    "addr",
-                    "add",
-                    &format!("{v6}/64"),
-                    "dev",
-                    "eth0",
-                    "nodad",
-                ],
-            );
-            self.ns(&ns, &["ip", "link", "set", "eth0", "up"]);
+            .map(|(i, h)| (self.nodes[i].clone(), format!("p{i}"), h.clone()));
+        let client = self
+            .spec
+            .client
+            .clone()
+            .map(|h| (self.client.clone(), "pc".to_string(), h));
+        for (ns, port, host) in hosts.chain(client) {
+            self.build_host(&ns, &port, &host)?;
         }
+        Ok(())
     }
 
+    fn build_host(&self, ns: &str, port: &str, host: &HostSpec) -> Result<(), LabError> {
+        let sw = self.switch.as_str();
+        let iface = host.interface.as_str();
+        run_ip(&["netns", "add", ns])?;
+        if !host.dad {
+            // Set before the interface exists, so that it starts with it.
+            for key in ["all", "default"] {
+                let setting = format!("net.ipv6.conf.{key}.accept_dad=0");
+                self.exec(ns, &["sysctl", "-qw", &setting])?;
+            }
+        }
+        run_ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        run_ip(&[
+            "-n", sw, "link", "add", port, "type", "veth", "peer", "name", iface, "netns", ns,
+        ])?;
+        run_ip(&["-n", sw, "link", "set", port, "master", "br0", "up"])?;
+        if !host.kernel_link_local {
+            run_ip(&["-n", ns, "link", "set", iface, "addrgenmode", "none"])?;
+        }
+        for (address, len) in &host.v4 {
+            let cidr = format!("{address}/{len}");
+            run_ip(&["-n", ns, "addr", "add", &cidr, "dev", iface])?;
+        }
+        for (address, len) in &host.v6 {
+            let cidr = format!("{address}/{len}");
+            run_ip(&["-n", ns, "addr", "add", &cidr, "dev", iface, "nodad"])?;
+        }
+        run_ip(&["-n", ns, "link", "set", iface, "up"])?;
+        Ok(())
+    }
+
+    fn exec(&self, ns: &str, argv: &[&str]) -> Result<String, LabError> {
+        let mut args = vec!["netns", "exec", ns];
+        args.extend_from_slice(argv);
+        run_ip(&args)
+    }
+
+    /// How many nodes the lab has.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
 
+    /// Node `i`'s first IPv4 address.
+    pub fn node_addr(&self, i: usize) -> Ipv4Addr {
+        self.spec.nodes[i].v4[0].0
+    }
+
+    /// Node `i`'s interface on the bridge.
+    pub fn interface(&self, i: usize) -> &str {
+        &self.spec.nodes[i].interface
+    }
+
+    /// The path that names namespace `ns` for `setns` (`/run/netns/<ns>`).
+    pub fn netns_path(ns: &str) -> PathBuf {
+        Path::new("/run/netns").join(ns)
+    }
+
     /// Run a command inside namespace `ns`; panic with its output if it fails.
     pub fn ns(&self, ns: &str, argv: &[&str]) -> String {
-        let mut args = vec!["netns", "exec", ns];
-        args.extend_from_slice(argv);
-        ip(&args)
+        self.exec(ns, argv).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Run a command inside `ns` and return whether it succeeded, with its output.
@@ -204,8 +333,8 @@ impl Lab {
         (out.status.success(), text)
     }
 
-    /// Start `program` inside `ns`, output to `<dir>/<log>`. Returns its PID (`ip netns exec`
-    /// execs the program, so the PID is the program's own).
+    /// Start `program` inside `ns`, its output to `<dir>/<log>`. Returns its PID (`ip netns
+    /// exec` execs the program, so the PID is the program's own).
     pub fn spawn(
         &self,
         ns: &str,
@@ -216,56 +345,64 @@ impl Lab {
     ) -> u32 {
         let log_path = self.dir.join(log);
         let file = std::fs::File::create(&log_path).expect("log file");
+        let mut command = self.command(ns, program, args);
+        command
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .envs(envs.iter().copied());
+        self.start(command, Some(log_path))
+    }
+
+    /// Start `program` inside `ns` with its output on this process's terminal.
+    pub fn spawn_to_terminal(&self, ns: &str, program: &str, args: &[&str]) -> u32 {
+        let command = self.command(ns, program, args);
+        self.start(command, None)
+    }
+
+    fn command(&self, ns: &str, program: &str, args: &[&str]) -> Command {
         let mut command = Command::new("ip");
         command
             .args(["netns", "exec", ns, program])
             .args(args)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file);
-        for (k, v) in envs {
-            command.env(k, v);
+            .stdin(Stdio::null());
+        if self.spec.own_process_group {
+            command.process_group(0);
         }
+        command
+    }
+
+    fn start(&self, mut command: Command, log: Option<PathBuf>) -> u32 {
+        // A process started now would outlive the cleanup.
+        assert!(!self.down.load(Ordering::SeqCst), "the lab is shut down");
         let child = command.spawn().expect("spawn in namespace");
         let pid = child.id();
         self.children
             .lock()
             .unwrap()
-            .push((pid, child, log_path.display().to_string()));
+            .push(Started { pid, child, log });
         pid
     }
 
     /// Send `signal` (e.g. "KILL", "TERM") to a process this lab started.
     pub fn signal(&self, pid: u32, signal: &str) {
-        let known = self
-            .children
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(p, _, _)| *p == pid);
+        let known = self.children.lock().unwrap().iter().any(|s| s.pid == pid);
         assert!(known, "only processes the lab started are signalled");
         let _ = Command::new("kill")
             .args([&format!("-{signal}"), &pid.to_string()])
             .status();
     }
 
-    /// Wait for a process this lab started to exit; its exit code (None: killed by a signal).
+    /// Wait for a process this lab started to exit: Some(its exit code, None when a signal
+    /// ended it), or None when it still runs after `timeout`.
     pub fn wait(&self, pid: u32, timeout: Duration) -> Option<Option<i32>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            {
-                let mut children = self.children.lock().unwrap();
-                if let Some((_, child, _)) = children.iter_mut().find(|(p, _, _)| *p == pid) {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        return Some(status.code());
-                    }
-                }
+        wait_for_every(Duration::from_millis(10), timeout, || {
+            let mut children = self.children.lock().unwrap();
+            let started = children.iter_mut().find(|s| s.pid == pid)?;
+            match started.child.try_wait() {
+                Ok(Some(status)) => Some(status.code()),
+                _ => None,
             }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        })
     }
 
     /// The log of a process this lab started.
@@ -273,14 +410,19 @@ impl Lab {
         std::fs::read_to_string(self.dir.join(log)).unwrap_or_default()
     }
 
-    /// Every log, for failure messages.
+    /// The last 40 lines of every log, for failure messages.
     pub fn all_logs(&self) -> String {
         let children = self.children.lock().unwrap();
         let mut out = String::new();
-        for (pid, _, path) in children.iter() {
+        for started in children.iter() {
+            let Some(path) = &started.log else { continue };
             let text = std::fs::read_to_string(path).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            out.push_str(&format!("==== {path} (pid {pid}) ====\n"));
+            out.push_str(&format!(
+                "==== {} (pid {}) ====\n",
+                path.display(),
+                started.pid
+            ));
             for line in tail.iter().rev() {
                 out.push_str(line);
                 out.push('\n');
@@ -301,19 +443,20 @@ impl Lab {
         }
     }
 
-    /// Bring node `i`'s own eth0 down or up (the node sees its link go).
+    /// Bring node `i`'s own interface down or up (the node sees its link go).
     pub fn set_node_link(&self, i: usize, up: bool) {
-        self.ns(
-            &self.nodes[i],
-            &["ip", "link", "set", "eth0", if up { "up" } else { "down" }],
-        );
+        let state = if up { "up" } else { "down" };
+        let iface = self.interface(i).to_string();
+        self.ns(&self.nodes[i], &["ip", "link", "set", &iface, state]);
     }
 
-    /// Whether node `i` has `address` on eth0.
+    /// Whether node `i` has `address` on its interface.
     pub fn node_has_address(&self, i: usize, address: IpAddr) -> bool {
-        let out = self.ns(&self.nodes[i], &["ip", "-o", "addr", "show", "dev", "eth0"]);
+        let iface = self.interface(i).to_string();
+        let out = self.ns(&self.nodes[i], &["ip", "-o", "addr", "show", "dev", &iface]);
+        let wanted = address.to_string();
         out.split_whitespace()
-            .any(|w| w.split('/').next() == Some(address.to_string().as_str()))
+            .any(|w| w.split('/').next() == Some(wanted.as_str()))
     }
 
     /// The nodes that hold `address` now.
@@ -323,20 +466,26 @@ impl Lab {
             .collect()
     }
 
-    /// Run `f` on a thread inside namespace `ns` (sockets it opens belong there).
-    pub fn in_ns<T: Send + 'static>(&self, ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = netns_path(ns);
-        std::thread::spawn(move || {
-            havip_sys::enter_netns(&path).expect("enter namespace");
-            f()
+    /// Run `f` on a thread inside namespace `ns` (sockets it opens belong there) and return
+    /// its result; a panic in `f` is the caller's panic.
+    pub fn in_ns<T: Send>(&self, ns: &str, f: impl FnOnce() -> T + Send) -> T {
+        let path = Lab::netns_path(ns);
+        std::thread::scope(|scope| {
+            let handle = scope.spawn(move || {
+                havip_sys::enter_netns(&path).expect("enter namespace");
+                f()
+            });
+            match handle.join() {
+                Ok(value) => value,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         })
-        .join()
-        .expect("namespace thread")
     }
 
-    /// Start a thread in `ns` that runs `f` until the lab is dropped (`f` gets the stop flag).
+    /// Start a thread in `ns` that runs `f` until the lab is shut down (`f` gets the stop
+    /// flag to look at).
     pub fn background(&self, ns: &str, f: impl FnOnce(Arc<AtomicBool>) + Send + 'static) {
-        let path = netns_path(ns);
+        let path = Lab::netns_path(ns);
         let stop = self.stop.clone();
         let handle = std::thread::spawn(move || {
             havip_sys::enter_netns(&path).expect("enter namespace");
@@ -345,8 +494,16 @@ impl Lab {
         self.threads.lock().unwrap().push(handle);
     }
 
-    /// A TCP server in node `i` on 127.0.0.1:`port` that answers every connection with the
-    /// node's name and closes: the backend behind each node's balancer.
+    /// A server in node `i` on `bind`, kept until the lab is shut down.
+    pub fn start_server(&self, i: usize, bind: SocketAddr, reply: Reply) -> SocketAddr {
+        let server = Server::start_in(&Lab::netns_path(&self.nodes[i]), bind, reply);
+        let addr = server.addr;
+        self.servers.lock().unwrap().push(server);
+        addr
+    }
+
+    /// A TCP server in node `i` on 127.0.0.1:`port` that answers every connection with
+    /// `node<i>` and closes: the backend behind each node's balancer.
     pub fn start_name_server(&self, i: usize, port: u16) {
         self.start_name_server_on(i, SocketAddr::from(([127, 0, 0, 1], port)));
     }
@@ -354,136 +511,7 @@ impl Lab {
     /// A name server in node `i` on `bind` (e.g. 0.0.0.0:9000, for a backend that other
     /// nodes reach over the bridge).
     pub fn start_name_server_on(&self, i: usize, bind: SocketAddr) {
-        let name = format!("node{i}\n");
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        self.background(&self.nodes[i].clone(), move |stop| {
-            let listener = TcpListener::bind(bind).expect("bind name server");
-            listener.set_nonblocking(true).expect("nonblocking");
-            let _ = ready_tx.send(());
-            while !stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.write_all(name.as_bytes());
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        ready_rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("name server started");
-    }
-
-    /// Start client-side connect loops to `target`: together one attempt every `every`,
-    /// for at most `duration`. Four staggered threads share the work, so an attempt that
-    /// hangs (a connection caught mid-exchange by a failover) does not delay the others.
-    /// Each attempt is recorded with its start time and the node name that answered.
-    pub fn start_prober(&self, target: SocketAddr, every: Duration, duration: Duration) -> Prober {
-        const WORKERS: u32 = 4;
-        let results = Arc::new(Mutex::new(Vec::new()));
-        let running = Arc::new(AtomicU32::new(WORKERS));
-        let period = every * WORKERS;
-        for worker in 0..WORKERS {
-            let out = results.clone();
-            let running = running.clone();
-            self.background(&self.client.clone(), move |stop| {
-                std::thread::sleep(every * worker);
-                let started = Instant::now();
-                while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
-                    let at = Instant::now();
-                    let answer = probe_once(target, Duration::from_millis(5));
-                    out.lock().unwrap().push((at, answer));
-                    let spent = at.elapsed();
-                    if spent < period {
-                        std::thread::sleep(period - spent);
-                    }
-                }
-                running.fetch_sub(1, Ordering::Relaxed);
-            });
-        }
-        Prober { results, running }
-    }
-
-    /// Like [`Lab::start_prober`] with the attempt supplied: `attempt(target)` returns the
-    /// answer (what identifies who served it) or None, e.g. a TLS request. `workers`
-    /// staggered threads share the work, together one attempt every `every`; more workers
-    /// keep the resolution when attempts can hang for a timeout.
-    pub fn start_prober_with(
-        &self,
-        target: SocketAddr,
-        every: Duration,
-        duration: Duration,
-        workers: u32,
-        attempt: impl Fn(SocketAddr) -> Option<String> + Send + Sync + 'static,
-    ) -> Prober {
-        let results = Arc::new(Mutex::new(Vec::new()));
-        let running = Arc::new(AtomicU32::new(workers));
-        let period = every * workers;
-        let attempt = Arc::new(attempt);
-        for worker in 0..workers {
-            let out = results.clone();
-            let running = running.clone();
-            let attempt = attempt.clone();
-            self.background(&self.client.clone(), move |stop| {
-                std::thread::sleep(every * worker);
-                let started = Instant::now();
-                while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
-                    let at = Instant::now();
-                    let answer = attempt(target);
-                    out.lock().unwrap().push((at, answer));
-                    let spent = at.elapsed();
-                    if spent < period {
-                        std::thread::sleep(period - spent);
-                    }
-                }
-                running.fetch_sub(1, Ordering::Relaxed);
-            });
-        }
-        Prober { results, running }
-    }
-
-    /// Record every VRRP advert of `vrid` the client sees (multicast), with its arrival
-    /// time, source and priority.
-    pub fn start_advert_watch(&self, vrid: u8, ipv6: bool) -> AdvertWatch {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let out = seen.clone();
-        let client = self.client.clone();
-        let ifindex = self.in_ns(&client, || interface_index("eth0"));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        self.background(&client, move |stop| {
-            use havip_sys::vrrp_socket::{Family, VrrpReceiver};
-            let family = if ipv6 { Family::V6 } else { Family::V4 };
-            let receiver =
-                VrrpReceiver::open(ifindex, "eth0", family, true).expect("advert watch socket");
-            let _ = ready_tx.send(());
-            let mut buf = vec![0u8; 2048];
-            while !stop.load(Ordering::Relaxed) {
-                match receiver.recv(&mut buf) {
-                    Ok(d) => {
-                        let payload = &buf[d.payload.clone()];
-                        if payload.len() >= 3 && payload[1] == vrid {
-                            out.lock().unwrap().push(Advert {
-                                at: Instant::now(),
-                                source: d.source,
-                                priority: payload[2],
-                            });
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_micros(500))
-                    }
-                    Err(e) => {
-                        eprintln!("advert watch: {e}");
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                }
-            }
-        });
-        ready_rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("advert watch started");
-        AdvertWatch { seen }
+        self.start_server(i, bind, Reply::Text(format!("node{i}\n")));
     }
 
     /// Write a file into the lab directory; returns its path.
@@ -492,186 +520,104 @@ impl Lab {
         std::fs::write(&path, text).expect("write lab file");
         path
     }
-}
 
-impl Drop for Lab {
-    fn drop(&mut self) {
+    /// SIGTERM to every process of the lab that still runs, then wait up to `grace` for them
+    /// all to exit (a graceful stop before [`Lab::shutdown`] kills what is left).
+    pub fn terminate_all(&self, grace: Duration) {
+        let running: Vec<u32> = {
+            let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+            children
+                .iter_mut()
+                .filter_map(|s| matches!(s.child.try_wait(), Ok(None)).then_some(s.pid))
+                .collect()
+        };
+        for pid in &running {
+            self.signal(*pid, "TERM");
+        }
+        let _ = wait_for_every(Duration::from_millis(50), grace, || {
+            let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+            children
+                .iter_mut()
+                .all(|s| !running.contains(&s.pid) || !matches!(s.child.try_wait(), Ok(None)))
+                .then_some(())
+        });
+    }
+
+    /// Stop everything the lab started and delete its namespaces (what dropping it does; for
+    /// an owner that must clean up while others still hold the lab, e.g. on Ctrl-C).
+    /// Idempotent.
+    pub fn shutdown(&self) {
+        if self.down.swap(true, Ordering::SeqCst) {
+            return;
+        }
         self.stop.store(true, Ordering::Relaxed);
+        self.servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        for (pid, child, _) in children.iter_mut() {
-            if let Ok(None) = child.try_wait() {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+        for started in children.iter_mut() {
+            if let Ok(None) = started.child.try_wait() {
+                // Our own child, by its PID.
+                let _ = started.child.kill();
             }
-            let _ = child.wait();
+            let _ = started.child.wait();
         }
         drop(children);
-        for handle in self
+        let threads: Vec<JoinHandle<()>> = self
             .threads
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
-        {
+            .collect();
+        for handle in threads {
             let _ = handle.join();
         }
-        for ns in self.nodes.iter().chain([&self.client, &self.switch]) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        for ns in self.namespaces() {
+            let _ = run_ip(&["netns", "del", &ns]);
         }
-        if std::env::var("HAVIP_KEEP_LAB_LOGS").is_err() && !std::thread::panicking() {
+        if std::thread::panicking() {
+            eprintln!("lab logs kept in {}", self.dir.display());
+        } else if std::env::var_os("HAVIP_KEEP_LAB_LOGS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
 
-pub fn node_v4(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 77, 0, 11 + i as u8)
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
 }
 
-pub fn node_v6(i: usize) -> Ipv6Addr {
-    Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 0x11 + i as u16)
-}
-
-fn netns_path(ns: &str) -> PathBuf {
-    Path::new("/run/netns").join(ns)
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("run ip");
+/// Run `ip args`; its output, or the failure with what it printed.
+fn run_ip(args: &[&str]) -> Result<String, LabError> {
+    let failed = |output: String| LabError::Command {
+        command: format!("ip {}", args.join(" ")),
+        output,
+    };
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| failed(e.to_string()))?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "ip {}: {text}", args.join(" "));
-    text
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(failed(text))
+    }
 }
 
 /// The index of interface `name` in the calling thread's namespace (/sys shows the
 /// namespace it was mounted in, so ask netlink).
-fn interface_index(name: &str) -> u32 {
+pub(crate) fn interface_index(name: &str) -> u32 {
     havip_sys::netlink::Netlink::open()
         .and_then(|n| n.link_by_name(name))
         .expect("netlink")
         .expect("interface exists")
         .index
-}
-
-/// One connect attempt: Some(node name) when a backend answered.
-pub fn probe_once(target: SocketAddr, timeout: Duration) -> Option<String> {
-    let mut stream = TcpStream::connect_timeout(&target, timeout).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let text = text.trim().to_string();
-    (!text.is_empty()).then_some(text)
-}
-
-/// Results of a connect loop.
-/// Probe attempts: when each started, and the node that answered (None: no answer).
-type ProbeLog = Arc<Mutex<Vec<(Instant, Option<String>)>>>;
-
-pub struct Prober {
-    results: ProbeLog,
-    running: Arc<AtomicU32>,
-}
-
-impl Prober {
-    /// Every attempt so far, in order of start time.
-    pub fn results(&self) -> Vec<(Instant, Option<String>)> {
-        let mut results = self.results.lock().unwrap().clone();
-        results.sort_by_key(|(at, _)| *at);
-        results
-    }
-
-    pub fn finished(&self) -> bool {
-        self.running.load(Ordering::Relaxed) == 0
-    }
-
-    /// The longest run of failed probes after `from` (the client-visible gap), measured
-    /// from the last success before it to the first success after it.
-    pub fn longest_gap_after(&self, from: Instant) -> Duration {
-        let results = self.results();
-        let mut last_ok: Option<Instant> = None;
-        let mut longest = Duration::ZERO;
-        let mut failing = false;
-        for (at, answer) in results.iter().filter(|(at, _)| *at >= from) {
-            match answer {
-                Some(_) => {
-                    if failing {
-                        if let Some(ok) = last_ok {
-                            longest = longest.max(at.duration_since(ok));
-                        }
-                    }
-                    failing = false;
-                    last_ok = Some(*at);
-                }
-                None => failing = true,
-            }
-        }
-        longest
-    }
-
-    /// The first probe at or after `from` answered by `node`.
-    pub fn first_answer_from(&self, node: &str, from: Instant) -> Option<Instant> {
-        self.results()
-            .into_iter()
-            .find(|(at, answer)| *at >= from && answer.as_deref() == Some(node))
-            .map(|(at, _)| at)
-    }
-
-    /// Failed probes after `from`.
-    pub fn failures_after(&self, from: Instant) -> usize {
-        self.results()
-            .iter()
-            .filter(|(at, a)| *at >= from && a.is_none())
-            .count()
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Advert {
-    pub at: Instant,
-    pub source: IpAddr,
-    pub priority: u8,
-}
-
-pub struct AdvertWatch {
-    seen: Arc<Mutex<Vec<Advert>>>,
-}
-
-impl AdvertWatch {
-    pub fn adverts(&self) -> Vec<Advert> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// The last advert from `source` (at or before `until`, if given).
-    pub fn last_from(&self, source: IpAddr) -> Option<Advert> {
-        self.adverts()
-            .into_iter()
-            .rev()
-            .find(|a| a.source == source)
-    }
-
-    pub fn first_from_after(&self, source: IpAddr, after: Instant) -> Option<Advert> {
-        self.adverts()
-            .into_iter()
-            .find(|a| a.source == source && a.at > after)
-    }
-}
-
-/// Poll `f` every 20 ms until it returns Some or `timeout` passes.
-pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

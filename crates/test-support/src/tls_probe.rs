@@ -2,28 +2,30 @@
 //! certificate accepted (the lab's backends use a self-signed one; the handshake signatures
 //! are still verified), `Connection: close`, every step bounded by a timeout so a probe caught
 //! by a failover fails quickly instead of hanging.
-#![allow(dead_code)] // each test binary uses a different part of the support code
-#![allow(clippy::disallowed_types)] // blocking sockets with wall-clock timeouts
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use havip_config::service::TlsCheck;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
 /// An HTTP response, reduced to what the tests look at.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// When the TCP connect completed (the server answered).
+    pub connected: Instant,
+    /// The status code.
     pub status: u16,
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
+    /// The body as text.
     pub body: String,
 }
 
 impl Reply {
+    /// The value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers
@@ -33,6 +35,7 @@ impl Reply {
     }
 }
 
+/// The client; see the module documentation.
 #[derive(Debug, Clone)]
 pub struct TlsProbe {
     config: Arc<ClientConfig>,
@@ -43,18 +46,12 @@ pub struct TlsProbe {
 }
 
 impl TlsProbe {
+    /// A client with these timeouts.
     pub fn new(connect_timeout: Duration, io_timeout: Duration) -> TlsProbe {
         // The health checker's client with verification off: any certificate and name,
         // handshake signatures still verified.
-        let unverified = TlsCheck {
-            verify: false,
-            ca_file: None,
-            client_cert: None,
-            client_key: None,
-            sni: None,
-        };
         let mut config = ClientConfig::clone(
-            &havip_proxy::health::client_config(&unverified).expect("TLS client config"),
+            &havip_proxy::health::tls::unverified_client_config().expect("TLS client config"),
         );
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         TlsProbe {
@@ -68,6 +65,7 @@ impl TlsProbe {
     pub fn get(&self, target: SocketAddr, path: &str) -> Result<Reply, String> {
         let mut tcp = TcpStream::connect_timeout(&target, self.connect_timeout)
             .map_err(|e| format!("connect: {e}"))?;
+        let connected = Instant::now();
         tcp.set_read_timeout(Some(self.io_timeout))
             .and_then(|()| tcp.set_write_timeout(Some(self.io_timeout)))
             .and_then(|()| tcp.set_nodelay(true))
@@ -86,11 +84,11 @@ impl TlsProbe {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
             Err(e) => return Err(format!("response: {e}")),
         }
-        parse(&raw)
+        parse(&raw, connected)
     }
 }
 
-fn parse(raw: &[u8]) -> Result<Reply, String> {
+fn parse(raw: &[u8], connected: Instant) -> Result<Reply, String> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -106,6 +104,7 @@ fn parse(raw: &[u8]) -> Result<Reply, String> {
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     Ok(Reply {
+        connected,
         status,
         headers,
         body: body.to_string(),

@@ -4,13 +4,14 @@
 //! reported good. VRRPv3-over-IPv4 message-only checksums are judged with tshark's preference
 //! `vrrp.v3_checksum_as_in_v2`.
 //!
-//! tshark must be installed (CI installs it); with `HAVIP_SKIP_EXTERNAL=1` the test is skipped.
+//! Needs tshark (CI installs it): the guard skips loudly outside CI and fails under CI=true.
 
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
+
+use havip_test_support::capture::tshark;
+use havip_test_support::scratch::Scratch;
+use havip_test_support::{require, Need};
 
 use havip_vrrp::packet::{
     encode, AddressList, Advertisement, Authentication, ChecksumContext, Password, V3Ipv4Checksum,
@@ -20,10 +21,6 @@ use havip_vrrp::AdvertInterval;
 
 /// pcap LINKTYPE_RAW: each record starts with an IPv4 or IPv6 header.
 const LINKTYPE_RAW: u32 = 101;
-const TSHARK_TIME_LIMIT: Duration = Duration::from_secs(60);
-/// How often the child is polled; the limit is counted in polls (std's Instant is banned by
-/// clippy.toml, and a few polls of slack do not matter here).
-const TSHARK_POLL: Duration = Duration::from_millis(20);
 
 struct Case {
     advert: Advertisement,
@@ -204,63 +201,6 @@ fn write_pcap(path: &Path, packets: &[Vec<u8>]) {
     std::fs::write(path, file).expect("write pcap");
 }
 
-/// Runs tshark, bounded in time, and returns its standard output.
-fn tshark(arguments: &[&str]) -> String {
-    let mut child = Command::new("tshark")
-        .args(arguments)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tshark");
-    let mut waited = Duration::ZERO;
-    loop {
-        if child.try_wait().expect("wait for tshark").is_some() {
-            break;
-        }
-        if waited > TSHARK_TIME_LIMIT {
-            // Our own child, by handle.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tshark did not finish within {TSHARK_TIME_LIMIT:?}");
-        }
-        std::thread::sleep(TSHARK_POLL);
-        waited += TSHARK_POLL;
-    }
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        out.read_to_string(&mut stdout).expect("read tshark output");
-    }
-    if let Some(mut err) = child.stderr.take() {
-        err.read_to_string(&mut stderr).expect("read tshark errors");
-    }
-    let status = child.wait().expect("tshark status");
-    assert!(status.success(), "tshark failed: {status}\n{stderr}");
-    stdout
-}
-
-fn tshark_available() -> bool {
-    let found = Command::new("tshark")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|status| status.success())
-        .unwrap_or(false);
-    if found {
-        return true;
-    }
-    if std::env::var("HAVIP_SKIP_EXTERNAL").as_deref() == Ok("1") {
-        println!("skipped: tshark is not installed and HAVIP_SKIP_EXTERNAL=1");
-        return false;
-    }
-    panic!(
-        "tshark is not installed: install it (Debian: apt-get install tshark) or set \
-         HAVIP_SKIP_EXTERNAL=1 to skip this test"
-    );
-}
-
 /// The lines tshark printed for each frame, trimmed.
 fn frames(output: &str) -> Vec<Vec<String>> {
     let mut frames: Vec<Vec<String>> = Vec::new();
@@ -348,15 +288,7 @@ fn check_frame(frame: &[String], case: &Case, bytes: &[u8], index: usize) {
     }
 }
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn judge(cases: &[Case], preferences: &[&str], dir: &TempDir, name: &str) {
+fn judge(cases: &[Case], preferences: &[&str], dir: &Scratch, name: &str) {
     let encoded: Vec<Vec<u8>> = cases
         .iter()
         .map(|case| encode(&case.advert, &case.context).expect("encodes"))
@@ -366,7 +298,7 @@ fn judge(cases: &[Case], preferences: &[&str], dir: &TempDir, name: &str) {
         .zip(&encoded)
         .map(|(case, bytes)| ip_packet(&case.context, bytes))
         .collect();
-    let path = dir.0.join(name);
+    let path = dir.path(name);
     write_pcap(&path, &packets);
     let path_text = path.to_str().expect("utf-8 path");
     let mut arguments = Vec::new();
@@ -383,12 +315,8 @@ fn judge(cases: &[Case], preferences: &[&str], dir: &TempDir, name: &str) {
 
 #[test]
 fn tshark_decodes_our_advertisements_with_good_checksums() {
-    if !tshark_available() {
-        return;
-    }
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("havip-vrrp-tshark-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    require!(Need::Tshark);
+    let dir = Scratch::new("vrrp-tshark");
     judge(&cases_with_default_checksum(), &[], &dir, "default.pcap");
     judge(
         &cases_with_message_only_checksum(),
@@ -401,16 +329,12 @@ fn tshark_decodes_our_advertisements_with_good_checksums() {
 #[test]
 fn tshark_reports_a_corrupted_checksum_as_bad() {
     // The judge must be able to say no: flip one checksum bit and expect "Bad".
-    if !tshark_available() {
-        return;
-    }
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("havip-vrrp-tshark-bad-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).expect("temp dir");
+    require!(Need::Tshark);
+    let dir = Scratch::new("vrrp-tshark-bad");
     let case = &cases_with_default_checksum()[2];
     let mut bytes = encode(&case.advert, &case.context).expect("encodes");
     bytes[7] ^= 0x01;
-    let path = dir.0.join("bad.pcap");
+    let path = dir.path("bad.pcap");
     write_pcap(&path, &[ip_packet(&case.context, &bytes)]);
     let output = tshark(&["-V", "-r", path.to_str().expect("utf-8 path")]);
     assert!(

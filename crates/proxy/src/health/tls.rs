@@ -99,6 +99,19 @@ pub enum TlsConfigError {
     Rustls(rustls::Error),
 }
 
+/// The client configuration of a check with `verify = false` and no client certificate:
+/// any certificate and name accepted, handshake signatures still verified. For clients that
+/// probe backends with self-signed certificates (the test lab's), without naming the schema.
+pub fn unverified_client_config() -> Result<Arc<ClientConfig>, TlsConfigError> {
+    client_config(&TlsCheck {
+        verify: false,
+        ca_file: None,
+        client_cert: None,
+        client_key: None,
+        sni: None,
+    })
+}
+
 /// Build the client configuration for HTTPS checks with these settings; see the module docs.
 pub fn client_config(tls: &TlsCheck) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -1,92 +1,36 @@
-//! Real servers on loopback for the proxy's integration tests, and a proxy in front of them.
-//! Every server and proxy lives on 127.0.0.1 with an OS-chosen port and is stopped when its
-//! handle drops, also when a test panics.
+//! A proxy in front of real servers on loopback, for the proxy's integration tests (the
+//! servers are `havip_test_support`'s). Every server and proxy lives on 127.0.0.1 with an
+//! OS-chosen port and is stopped when its handle drops, also when a test panics.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::Duration;
 
 use havip_config::copy_mode::CopyMode;
 use havip_config::service::{HealthSpec, ServiceSpec};
 use havip_proxy::service::DataPath;
 use havip_proxy::{Proxy, ProxyConfig};
+pub use havip_test_support::servers::{Reply, Server};
+use havip_test_support::wait_for_async;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
 
 /// Every wait in these tests is bounded by this.
 pub const LIMIT: Duration = Duration::from_secs(10);
 
 /// A backend that greets each client with its name and a newline, then echoes until EOF,
-/// then closes its side.
-pub struct EchoServer {
-    pub name: String,
-    pub addr: SocketAddr,
-    pub accepted: Arc<AtomicUsize>,
-    tasks: Option<JoinSet<()>>,
+/// then closes its side; stopping it closes every connection, like a crashed process.
+pub fn echo_server(name: &str) -> Server {
+    Server::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        Reply::GreetThenEcho(name.to_string()),
+    )
 }
 
-impl EchoServer {
-    pub async fn start(name: &str) -> EchoServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Self::serve(name, listener)
-    }
-
-    /// Start again on the same address (after [`EchoServer::kill`]).
-    pub async fn start_at(name: &str, addr: SocketAddr) -> EchoServer {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_reuseaddr(true).expect("reuseaddr");
-        socket.bind(addr).expect("rebind");
-        Self::serve(name, socket.listen(1024).expect("listen"))
-    }
-
-    fn serve(name: &str, listener: TcpListener) -> EchoServer {
-        let addr = listener.local_addr().expect("addr");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let mut tasks = JoinSet::new();
-        let count = accepted.clone();
-        let greeting = format!("{name}\n");
-        tasks.spawn(async move {
-            let mut conns = JoinSet::new();
-            while let Ok((mut stream, _)) = listener.accept().await {
-                count.fetch_add(1, Relaxed);
-                let greeting = greeting.clone();
-                conns.spawn(async move {
-                    if stream.write_all(greeting.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                if stream.write_all(&buf[..n]).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                    let _ = stream.shutdown().await;
-                });
-            }
-            // `conns` drops here with the listener task: aborting it kills every connection.
-            drop(conns);
-        });
-        EchoServer {
-            name: name.to_string(),
-            addr,
-            accepted,
-            tasks: Some(tasks),
-        }
-    }
-
-    /// Stop listening and reset every open connection, like a crashed process.
-    pub fn kill(&mut self) {
-        self.tasks.take();
-    }
+/// [`echo_server`] again on the address of one that was stopped.
+pub fn echo_server_at(name: &str, addr: SocketAddr) -> Server {
+    Server::start(addr, Reply::GreetThenEcho(name.to_string()))
 }
 
 /// A proxy in front of `backends`, on 127.0.0.1 with an OS-chosen port.
@@ -170,16 +114,10 @@ pub async fn read_line(stream: &mut TcpStream) -> std::io::Result<String> {
     }
 }
 
-/// Wait until `cond` holds, polling; panics with `what` after [`LIMIT`].
+/// Wait until `cond` holds (looking every 10 ms); panics with `what` after [`LIMIT`].
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let held = wait_for_async(Duration::from_millis(10), LIMIT, || cond().then_some(())).await;
+    assert!(held.is_some(), "timed out waiting for {what}");
 }
 
 /// Send `payload` on `stream`, close the sending side, and return everything read back until

@@ -5,11 +5,12 @@
 //! adverts and v3 / 0.1 s adverts. Each repetition starts a fresh cluster; the two daemons
 //! alternate so that a slow moment of the machine hits both.
 //!
-//! Measured per run, from the client namespace:
+//! Measured per run, from the client namespace (the lab's prober: one attempt per millisecond,
+//! each on its own task, timeouts a loaded machine meets):
 //! - takeover: from the old master's last advert seen on the wire (for SIGTERM its priority-0
-//!   advert) to the first successful connect on the VIP answered by the new master (node 1);
-//! - outage: the longest time with no successful new connection (between the start times of
-//!   two consecutive successful connects);
+//!   advert) to the first connect on the VIP answered by the new master (node 1);
+//! - outage: the longest time with no successful new connection (between the moments two
+//!   consecutive successful connects were answered);
 //! - the new master's first advert after the old master's last one (the protocol part).
 //!
 //! Run it with `bench/failover.sh` (builds the release binaries, needs root, keepalived). Writes
@@ -23,25 +24,24 @@
 #![allow(clippy::unwrap_used)] // a benchmark: a broken invariant ends the run with its reason
 #![allow(clippy::disallowed_types)] // wall-clock time of real processes
 
-use havip_test_support::{keepalived, lab};
-
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keepalived::{self as ka, Keepalived, VipBackend};
-use lab::{node_v4, wait_for, AdvertWatch, Lab};
+use havip_test_support::adverts::AdvertWatch;
+use havip_test_support::guard::{self, Need};
+use havip_test_support::keepalived::{self as ka, Keepalived};
+use havip_test_support::lab::{node_v4, Lab};
+use havip_test_support::node_config::{Health, NodeConfig, Service, Vrrp};
+use havip_test_support::prober::{Attempt, Prober};
+use havip_test_support::servers::Server;
+use havip_test_support::wait_for;
 use serde_json::json;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 200);
 const VRID: u8 = 51;
 const BACKEND_PORT: u16 = 9000;
 const PRIORITIES: [u8; 3] = [100, 90, 80];
-/// How long a client connect attempt may take (see [`Prober`]).
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(5);
-const READ_TIMEOUT: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Daemon {
@@ -132,38 +132,23 @@ fn options() -> Options {
     o
 }
 
-fn havip_config(version: &Version, i: usize) -> String {
-    format!(
-        r#"
-[global]
-grace = "1s"
-
-[log]
-level = "info"
-connections = false
-
-[[service]]
-name = "api"
-listen = "{VIP}:80"
-[service.health]
-check = "tcp"
-interval = "200ms"
-[[service.backend]]
-address = "127.0.0.1:{BACKEND_PORT}"
-
-[[vrrp]]
-name = "VI_1"
-interface = "eth0"
-vrid = {VRID}
-version = {}
-priority = {}
-advert_interval = "{}ms"
-virtual_addresses = ["{VIP}/24"]
-"#,
-        version.number,
-        PRIORITIES[i],
-        version.interval.as_millis()
-    )
+fn havip_config(version: &Version, i: usize) -> NodeConfig {
+    NodeConfig::new()
+        .grace("1s")
+        .log_level("info")
+        .log_connections(false)
+        .service(
+            Service::new("api", SocketAddr::from((VIP, 80)))
+                .health(Health::tcp().interval("200ms"))
+                .backend(format!("127.0.0.1:{BACKEND_PORT}")),
+        )
+        .vrrp(
+            Vrrp::new("VI_1", VRID)
+                .version(version.number)
+                .priority(PRIORITIES[i])
+                .advert_interval(version.interval)
+                .vip(format!("{VIP}/24")),
+        )
 }
 
 enum Running {
@@ -171,93 +156,18 @@ enum Running {
     Keepalived(Keepalived),
 }
 
-/// The client: one connect attempt started every millisecond from a tokio runtime on a thread
-/// in the client namespace, each on its own task, so an attempt that hangs (a connection
-/// caught by the failover) never delays the next ones. An attempt succeeds when the node
-/// behind the VIP answers with its name; it fails when the connect takes longer than
-/// `CONNECT_TIMEOUT` (a SYN that nobody answers is retransmitted only after a second) or the
-/// answer longer than `READ_TIMEOUT`.
-struct Prober {
-    results: Arc<Mutex<Vec<Attempt>>>,
-    stop: Arc<AtomicBool>,
+/// How many attempts `node` answered at or after `after` (so far).
+fn answers_from(prober: &Prober, node: &str, after: Instant) -> usize {
+    prober
+        .attempts()
+        .iter()
+        .filter(|a| a.answer() == Some(node) && a.served_at() >= Some(after))
+        .count()
 }
 
-impl Prober {
-    fn start(lab: &Lab) -> Prober {
-        let results = Arc::new(Mutex::new(Vec::with_capacity(64 * 1024)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let target = SocketAddr::new(IpAddr::V4(VIP), 80);
-        let out = results.clone();
-        let own_stop = stop.clone();
-        lab.background(&lab.client.clone(), move |lab_stop| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("prober runtime");
-            runtime.block_on(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(1));
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                while !own_stop.load(Ordering::Relaxed) && !lab_stop.load(Ordering::Relaxed) {
-                    let scheduled = tick.tick().await.into_std();
-                    let out = out.clone();
-                    tokio::spawn(async move {
-                        let at = Instant::now();
-                        let answer = probe(target).await;
-                        let done = Instant::now();
-                        out.lock().unwrap().push(Attempt {
-                            scheduled,
-                            at,
-                            done,
-                            answer,
-                        });
-                    });
-                }
-                // Let the attempts under way finish.
-                tokio::time::sleep(READ_TIMEOUT + CONNECT_TIMEOUT).await;
-            });
-        });
-        Prober { results, stop }
-    }
-
-    fn results(&self) -> Vec<Attempt> {
-        let mut r = self.results.lock().unwrap().clone();
-        r.sort_by_key(|a| a.at);
-        r
-    }
-}
-
-/// One connect attempt of the client.
-#[derive(Debug, Clone)]
-struct Attempt {
-    /// When the prober meant to start it (its 1 ms tick).
-    scheduled: Instant,
-    /// When it started (later than `scheduled` only when the client itself was held up).
-    at: Instant,
-    /// When it ended: answered, refused or timed out.
-    done: Instant,
-    /// The node that answered.
-    answer: Option<String>,
-}
-
-async fn probe(target: SocketAddr) -> Option<String> {
-    use tokio::io::AsyncReadExt;
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(target))
-        .await
-        .ok()?
-        .ok()?;
-    let mut text = String::new();
-    tokio::time::timeout(READ_TIMEOUT, stream.read_to_string(&mut text))
-        .await
-        .ok()?
-        .ok()?;
-    let text = text.trim().to_string();
-    (!text.is_empty()).then_some(text)
-}
-
-impl Drop for Prober {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
+/// When an attempt ended (its start while it is under way).
+fn done_at(a: &Attempt) -> Instant {
+    a.done.unwrap_or(a.started)
 }
 
 /// One measured failover.
@@ -297,7 +207,7 @@ impl Bench {
             Daemon::Havip => {
                 let path = self.lab.write(
                     &format!("havip-n{i}-{}.toml", self.runs),
-                    &havip_config(version, i),
+                    &havip_config(version, i).to_toml(),
                 );
                 Running::Havip(self.lab.spawn(
                     &self.lab.nodes[i].clone(),
@@ -361,7 +271,7 @@ impl Bench {
         }
         self.lab
             .ns(&self.lab.client.clone(), &["ip", "neigh", "flush", "all"]);
-        let _backends: Vec<VipBackend> = if daemon == Daemon::Keepalived {
+        let _backends: Vec<Server> = if daemon == Daemon::Keepalived {
             (0..3)
                 .map(|i| ka::start_vip_backend(&self.lab, i, SocketAddr::new(IpAddr::V4(VIP), 80)))
                 .collect()
@@ -385,14 +295,8 @@ impl Bench {
         }
     }
 
-    fn measure(
-        &self,
-        running: &[Running],
-        daemon: Daemon,
-        version: Version,
-        event: Event,
-        rep: usize,
-    ) -> Result<Run, String> {
+    /// Node 0 alone holds the VIP and advertises, and the client (started here) reaches it.
+    fn settle_and_probe(&self, version: &Version) -> Result<Prober, String> {
         let lab = &self.lab;
         let elected = wait_for(
             version.master_down(PRIORITIES[0]) + Duration::from_secs(3),
@@ -411,20 +315,26 @@ impl Bench {
                 .then_some(())
         })
         .ok_or("node0 does not advertise")?;
-        let prober = Prober::start(lab);
+        let prober = lab.start_prober(
+            SocketAddr::from((VIP, 80)),
+            Duration::from_millis(1),
+            Duration::from_secs(600),
+        );
+        let started = Instant::now();
         let warm = wait_for(Duration::from_secs(2), || {
-            let r = prober.results();
-            (r.iter()
-                .filter(|a| a.answer.as_deref() == Some("node0"))
-                .count()
-                >= 100)
-                .then_some(())
+            (answers_from(&prober, "node0", started) >= 100).then_some(())
         });
         warm.ok_or("the client does not reach node0 through the VIP")?;
+        Ok(prober)
+    }
 
-        let event_at = match event {
+    /// The event on node 0; when it happened.
+    fn fire(&self, running: &[Running], event: Event) -> Instant {
+        let lab = &self.lab;
+        match event {
             Event::Crash => {
-                // kill -9 (keepalived: frozen first, see support/keepalived.rs), link down.
+                // kill -9 (keepalived: frozen first, see havip_test_support::keepalived), link
+                // down.
                 match &running[0] {
                     Running::Havip(pid) => lab.signal(*pid, "KILL"),
                     Running::Keepalived(k) => k.crash(lab),
@@ -441,20 +351,29 @@ impl Bench {
                 lab.signal(pid, "TERM");
                 at
             }
-        };
+        }
+    }
+
+    fn measure(
+        &self,
+        running: &[Running],
+        daemon: Daemon,
+        version: Version,
+        event: Event,
+        rep: usize,
+    ) -> Result<Run, String> {
+        let prober = self.settle_and_probe(&version)?;
+        let event_at = self.fire(running, event);
         let bound = version.master_down(PRIORITIES[1]) + Duration::from_secs(2);
-        let answered = wait_for(bound, || {
-            prober
-                .results()
-                .into_iter()
-                .find(|a| a.at >= event_at && a.answer.as_deref() == Some("node1"))
-                .map(|a| a.at)
+        let answered = wait_for(bound, || prober.first_answer_from("node1", event_at))
+            .ok_or("node1 never answered on the VIP")?;
+        // The service is back: a hundred more answers; then the attempts under way end.
+        wait_for(Duration::from_secs(2), || {
+            (answers_from(&prober, "node1", answered) >= 100).then_some(())
         })
-        .ok_or("node1 never answered on the VIP")?;
-        // Let the outage end for every prober thread, then stop.
-        std::thread::sleep(Duration::from_millis(300));
-        prober.stop.store(true, Ordering::Relaxed);
-        let results = prober.results();
+        .ok_or("node1 stopped answering")?;
+        prober.stop();
+        let results = prober.settled();
 
         let adverts = self.watch.adverts();
         let last = adverts
@@ -474,26 +393,87 @@ impl Bench {
             .map(|a| a.at);
         let advert_gap = first_new.map(|at| at.duration_since(last.at));
         let takeover = answered.duration_since(last.at);
-        // The client's view from just before the event to the end.
+        let view = ClientView::of(&results, event_at, event, first_new);
+        let formula = match event {
+            Event::Crash => version.master_down(PRIORITIES[1]),
+            Event::Sigterm => version.skew(PRIORITIES[1]),
+        };
+        let run = Run {
+            daemon,
+            version,
+            event,
+            rep,
+            formula,
+            takeover,
+            outage: view.outage,
+            advert_gap,
+            failed: view.failed,
+            failed_at: view.failed_at.clone(),
+            attempts_per_ms: view.attempts_per_ms,
+            client_late: view.client_late,
+        };
+        eprintln!(
+            "{:<10} {:<12} {:<7} rep {rep}: takeover {:>9.3} ms (RFC {:.3}), outage {:>9.3} ms, \
+             new master's first advert after {:>9.3} ms, {} failed connects, {:.2} attempts/ms, \
+             client late by up to {:.1} ms",
+            daemon.name(),
+            version.label(),
+            format!("{event:?}"),
+            ms(takeover),
+            ms(formula),
+            ms(view.outage),
+            advert_gap.map_or(f64::NAN, ms),
+            view.failed,
+            view.attempts_per_ms,
+            ms(view.client_late)
+        );
+        if !view.failed_at.is_empty() && view.failed_at.len() <= 5 {
+            eprintln!(
+                "    failed attempts started at {:.2?} ms from the new master's first advert",
+                view.failed_at
+            );
+        }
+        Ok(run)
+    }
+}
+
+/// What the client saw around the event.
+struct ClientView {
+    /// The longest time between two answered attempts.
+    outage: Duration,
+    failed: usize,
+    /// When the failed attempts started, in ms from the new master's first advert (SIGTERM).
+    failed_at: Vec<f64>,
+    attempts_per_ms: f64,
+    /// The longest the client started an attempt after its tick.
+    client_late: Duration,
+}
+
+impl ClientView {
+    /// The attempts from just before `event_at` on; `first_new`: the new master's first
+    /// advert.
+    fn of(
+        results: &[Attempt],
+        event_at: Instant,
+        event: Event,
+        first_new: Option<Instant>,
+    ) -> ClientView {
         let window: Vec<&Attempt> = results
             .iter()
-            .filter(|a| a.at + Duration::from_millis(50) >= event_at)
+            .filter(|a| a.started + Duration::from_millis(50) >= event_at)
             .collect();
-        let successes: Vec<&Attempt> = window
-            .iter()
-            .copied()
-            .filter(|a| a.answer.is_some())
-            .collect();
-        let (outage, gap) = successes
+        let mut served: Vec<Instant> = window.iter().filter_map(|a| a.served_at()).collect();
+        served.sort();
+        let (outage, gap) = served
             .windows(2)
-            .map(|w| (w[1].at.duration_since(w[0].at), (w[0].at, w[1].at)))
+            .map(|w| (w[1].duration_since(w[0]), (w[0], w[1])))
             .max_by_key(|(d, _)| *d)
             .unwrap_or((Duration::ZERO, (event_at, event_at)));
         // How late the client itself started its attempts (a loaded machine holds up the
         // prober thread too): the largest delay after its 1 ms tick in the window.
         let client_late = window
             .iter()
-            .map(|a| a.at.duration_since(a.scheduled))
+            .map(|a| a.started.duration_since(a.scheduled))
             .max()
             .unwrap_or_default();
         let relative = |at: Instant, to: Instant| -> f64 {
@@ -506,68 +486,39 @@ impl Bench {
         if outage > Duration::from_millis(10) && event == Event::Sigterm {
             eprintln!("    attempts around the longest gap (ms from its start: scheduled, started, ended, answer):");
             for a in window.iter().filter(|a| {
-                a.done + Duration::from_millis(3) >= gap.0
-                    && a.at <= gap.1 + Duration::from_millis(1)
+                done_at(a) + Duration::from_millis(3) >= gap.0
+                    && a.started <= gap.1 + Duration::from_millis(1)
             }) {
                 eprintln!(
                     "      {:>8.3} {:>8.3} {:>8.3} {:?}",
                     relative(a.scheduled, gap.0),
-                    relative(a.at, gap.0),
-                    relative(a.done, gap.0),
-                    a.answer
+                    relative(a.started, gap.0),
+                    relative(done_at(a), gap.0),
+                    a.answer()
                 );
             }
         }
-        let failed = window.iter().filter(|a| a.answer.is_none()).count();
+        let failed = window.iter().filter(|a| a.answer().is_none()).count();
         let failed_at: Vec<f64> = match first_new {
             Some(new) if event == Event::Sigterm => window
                 .iter()
-                .filter(|a| a.answer.is_none())
-                .map(|a| relative(a.at, new))
+                .filter(|a| a.answer().is_none())
+                .map(|a| relative(a.started, new))
                 .collect(),
             _ => Vec::new(),
         };
         let span = match (window.first(), window.last()) {
-            (Some(a), Some(b)) => b.at.duration_since(a.at),
+            (Some(a), Some(b)) => b.started.duration_since(a.started),
             _ => Duration::ZERO,
         };
         let attempts_per_ms = window.len() as f64 / span.as_secs_f64().max(1e-9) / 1000.0;
-        let formula = match event {
-            Event::Crash => version.master_down(PRIORITIES[1]),
-            Event::Sigterm => version.skew(PRIORITIES[1]),
-        };
-        let run = Run {
-            daemon,
-            version,
-            event,
-            rep,
-            formula,
-            takeover,
+        ClientView {
             outage,
-            advert_gap,
             failed,
-            failed_at: failed_at.clone(),
+            failed_at,
             attempts_per_ms,
             client_late,
-        };
-        eprintln!(
-            "{:<10} {:<12} {:<7} rep {rep}: takeover {:>9.3} ms (RFC {:.3}), outage {:>9.3} ms, \
-             new master's first advert after {:>9.3} ms, {failed} failed connects, {:.2} attempts/ms, \
-             client late by up to {:.1} ms",
-            daemon.name(),
-            version.label(),
-            format!("{event:?}"),
-            ms(takeover),
-            ms(formula),
-            ms(outage),
-            advert_gap.map_or(f64::NAN, ms),
-            attempts_per_ms,
-            ms(client_late)
-        );
-        if !failed_at.is_empty() && failed_at.len() <= 5 {
-            eprintln!("    failed attempts started at {failed_at:.2?} ms from the new master's first advert");
         }
-        Ok(run)
     }
 }
 
@@ -577,8 +528,8 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     let o = options();
-    if let Some(why) = lab::unavailable().or_else(ka::unavailable) {
-        eprintln!("cannot run: {why}");
+    if let Some(why) = guard::unmet(&[Need::Root, Need::Netns, Need::Keepalived]) {
+        eprintln!("cannot run: it {why}");
         std::process::exit(2);
     }
     let lab = Lab::new("fb", 3);
@@ -671,27 +622,7 @@ fn report(o: &Options, runs: &[Run], elapsed: Duration) -> (String, String) {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     });
-    let raw: Vec<_> = runs
-        .iter()
-        .map(|r| {
-            json!({
-                "daemon": r.daemon.name(),
-                "version": r.version.number,
-                "interval_ms": ms(r.version.interval),
-                "event": scenario_key(&r.version, r.event),
-                "rep": r.rep,
-                "rfc_ms": ms(r.formula),
-                "takeover_ms": ms(r.takeover),
-                "outage_ms": ms(r.outage),
-                "new_master_first_advert_ms": r.advert_gap.map(ms),
-                "failed_connects": r.failed,
-                "failed_at_ms_from_new_master_advert": r.failed_at,
-                "attempts_per_ms": r.attempts_per_ms,
-                "client_late_ms": ms(r.client_late),
-            })
-        })
-        .collect();
-
+    let raw = raw_runs(runs);
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -720,6 +651,44 @@ fn report(o: &Options, runs: &[Run], elapsed: Duration) -> (String, String) {
         "| scenario | measure | RFC | havip | keepalived | havip / keepalived (medians) | target | met |\n\
          |---|---|---|---|---|---|---|---|"
     );
+    let summary = summary_rows(runs, &mut md);
+    failures_and_lateness(runs, &mut md);
+    let json = serde_json::to_string_pretty(&json!({
+        "machine": machine,
+        "reps": o.reps,
+        "elapsed_s": elapsed.as_secs_f64(),
+        "summary": summary,
+        "runs": raw,
+    }))
+    .unwrap();
+    (json, md)
+}
+
+/// Every run as JSON.
+fn raw_runs(runs: &[Run]) -> Vec<serde_json::Value> {
+    runs.iter()
+        .map(|r| {
+            json!({
+                "daemon": r.daemon.name(),
+                "version": r.version.number,
+                "interval_ms": ms(r.version.interval),
+                "event": scenario_key(&r.version, r.event),
+                "rep": r.rep,
+                "rfc_ms": ms(r.formula),
+                "takeover_ms": ms(r.takeover),
+                "outage_ms": ms(r.outage),
+                "new_master_first_advert_ms": r.advert_gap.map(ms),
+                "failed_connects": r.failed,
+                "failed_at_ms_from_new_master_advert": r.failed_at,
+                "attempts_per_ms": r.attempts_per_ms,
+                "client_late_ms": ms(r.client_late),
+            })
+        })
+        .collect()
+}
+
+/// One table row (and one JSON summary) per scenario and measure.
+fn summary_rows(runs: &[Run], md: &mut String) -> Vec<serde_json::Value> {
     let mut summary = Vec::new();
     for version in [V2, V3] {
         for event in [Event::Crash, Event::Sigterm] {
@@ -792,6 +761,11 @@ fn report(o: &Options, runs: &[Run], elapsed: Duration) -> (String, String) {
             }
         }
     }
+    summary
+}
+
+/// The failed attempts and the client's lateness, below the table.
+fn failures_and_lateness(runs: &[Run], md: &mut String) {
     let late = |d: Daemon| {
         runs.iter()
             .filter(|r| r.daemon == d)
@@ -819,13 +793,4 @@ fn report(o: &Options, runs: &[Run], elapsed: Duration) -> (String, String) {
         late(Daemon::Havip),
         late(Daemon::Keepalived),
     );
-    let json = serde_json::to_string_pretty(&json!({
-        "machine": machine,
-        "reps": o.reps,
-        "elapsed_s": elapsed.as_secs_f64(),
-        "summary": summary,
-        "runs": raw,
-    }))
-    .unwrap();
-    (json, md)
 }
