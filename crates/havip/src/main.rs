@@ -330,9 +330,8 @@ fn import_cmd(sources: &Sources, output: Option<&std::path::Path>) -> ExitCode {
         }
     }
     eprintln!(
-        "havip import: {} not carried over, {} warning(s); check each config with havip check --config FILE",
-        report.count(import::Severity::Skipped),
-        report.count(import::Severity::Warning)
+        "havip import: {}; check each config with havip check --config FILE",
+        report.summary()
     );
     ExitCode::SUCCESS
 }

@@ -147,6 +147,15 @@ impl Report {
         self.notes.iter().filter(|n| n.severity == severity).count()
     }
 
+    /// `N not carried over, M warning(s)`: the end of `havip import`'s report.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} not carried over, {} warning(s)",
+            self.count(Severity::Skipped),
+            self.count(Severity::Warning)
+        )
+    }
+
     /// Notes in a stable order: by file (in the order files were first mentioned), line and
     /// column; notes at the same place keep the order they were added in.
     pub fn sorted(&self) -> Vec<Note> {

@@ -1,5 +1,8 @@
-//! Whole imports of the seed configs (the golden files are checked by the integration test
-//! `tests/import.rs`), and arbitrary input into every lexer and mapping: no panics.
+//! Whole imports of the seed configs (and, in [`golden`], against the reviewed outputs), and
+//! arbitrary input into every lexer and mapping: no panics.
+
+mod golden;
+mod valid;
 
 use super::*;
 use proptest::prelude::*;
@@ -366,5 +369,11 @@ proptest! {
         let text = emit::emit(&c, &[note]);
         let parsed: Result<toml::Table, _> = toml::from_str(&text);
         prop_assert!(parsed.is_ok(), "{}", text);
+        valid::assert_known_keys("emitted", &text);
+        // Arbitrary names and addresses are often invalid; the text must still be read as
+        // havip's tables and keys, with only the values refused.
+        for problem in valid::havip_problems("emitted", &text) {
+            prop_assert!(!valid::is_shape_problem(&problem), "{}\n{}", problem, text);
+        }
     }
 }
