@@ -311,7 +311,7 @@ fn import_cmd(sources: &Sources, output: Option<&std::path::Path>) -> ExitCode {
         }
     };
     for (node, target) in imported.nodes.iter().zip(&targets) {
-        let text = import::emit::emit(&node.config, &imported.notes_for(node));
+        let text = import::emit::emit(&node.draft, &imported.notes_for(node));
         match target {
             None => print!("{text}"),
             Some(path) => {

@@ -1,4 +1,4 @@
-//! Write an imported [`Config`] as havip TOML.
+//! Write an imported [`Draft`] as havip TOML.
 //!
 //! Deterministic (same model, same bytes: no timestamps, no hash-map order), in the order of
 //! `docs/config.md`, each value followed by a `# file:line` comment naming the source line it
@@ -6,40 +6,29 @@
 
 use std::fmt::Write as _;
 
-use super::model::{Check, Config, OrOff, Service, Tracker, Vip, Vrrp, V};
-use super::Note;
 use havip_config::duration::fmt_duration;
+use havip_config::place::Place;
+
+use crate::model::{Check, Draft, Health, OrOff, Service, Sourced, Tracker, Vip, Vrrp};
+use crate::Note;
 
 /// Values longer than this do not push the comments of their neighbours further right.
 const ALIGN_MAX: usize = 44;
 
-/// The TOML text of `config`; `notes` are the report lines that concern it.
-pub fn emit(config: &Config, notes: &[Note]) -> String {
-    let mut out = String::new();
-    out.push_str("# havip configuration written by `havip import` from:\n");
-    for input in &config.inputs {
-        let _ = writeln!(out, "#   {}", one_line(input));
-    }
-    out.push_str("# Each value names the source line it came from. Review, then validate with\n");
-    out.push_str("#   havip check --config <this file>\n");
-    if !notes.is_empty() {
-        out.push_str("#\n# Not carried over, and warnings (see docs/import.md):\n");
-        for n in notes {
-            let _ = writeln!(out, "#   {}", one_line(&n.to_string()));
-        }
-    }
-
+/// The TOML text of `draft`; `notes` are the report lines that concern it.
+pub fn emit(draft: &Draft, notes: &[Note]) -> String {
+    let mut out = header(draft, notes);
     let mut blocks: Vec<Block> = Vec::new();
     let mut global = Block::table("global", None);
-    global.num("max_conns", &config.global.max_conns);
-    global.num("workers", &config.global.workers);
+    global.num("max_conns", &draft.global.max_conns);
+    global.num("workers", &draft.global.workers);
     blocks.push(global);
     let mut log = Block::table("log", None);
-    if let Some(v) = &config.log.connections {
+    if let Some(v) = &draft.log.connections {
         log.kv("connections", v.value.to_string(), comment(v));
     }
     blocks.push(log);
-    if let Some(admin) = &config.admin {
+    if let Some(admin) = &draft.admin {
         let mut b = Block::table("admin", Some(src_comment(&admin.from)));
         b.kv("listen", quote(&admin.listen.value), comment(&admin.listen));
         if !admin.auth.is_empty() {
@@ -52,17 +41,35 @@ pub fn emit(config: &Config, notes: &[Note]) -> String {
         }
         blocks.push(b);
     }
-    for s in &config.services {
-        service_blocks(s, &mut blocks);
+    for service in &draft.services {
+        service_blocks(service, &mut blocks);
     }
-    for v in &config.vrrp {
-        vrrp_blocks(v, &mut blocks);
+    for instance in &draft.vrrp {
+        vrrp_blocks(instance, &mut blocks);
     }
-    for t in &config.trackers {
-        blocks.push(tracker_block(t));
+    for tracker in &draft.trackers {
+        blocks.push(tracker_block(tracker));
     }
-    for b in blocks {
-        b.render(&mut out);
+    for block in blocks {
+        block.render(&mut out);
+    }
+    out
+}
+
+/// The comment on top: the inputs, how to check the file, and the report.
+fn header(draft: &Draft, notes: &[Note]) -> String {
+    let mut out = String::new();
+    out.push_str("# havip configuration written by `havip import` from:\n");
+    for input in &draft.inputs {
+        let _ = writeln!(out, "#   {}", one_line(input));
+    }
+    out.push_str("# Each value names the source line it came from. Review, then validate with\n");
+    out.push_str("#   havip check --config <this file>\n");
+    if !notes.is_empty() {
+        out.push_str("#\n# Not carried over, and warnings (see docs/import.md):\n");
+        for n in notes {
+            let _ = writeln!(out, "#   {}", one_line(&n.to_string()));
+        }
     }
     out
 }
@@ -107,14 +114,40 @@ fn service_blocks(s: &Service, blocks: &mut Vec<Block>) {
     }
     blocks.push(b);
 
-    let l = &s.limits;
+    let limits = &s.limits;
     let mut b = Block::table("service.limits", None);
-    b.num("max_conns", &l.max_conns);
-    b.num("max_queue", &l.max_queue);
-    b.num("backlog", &l.backlog);
+    b.num("max_conns", &limits.max_conns);
+    b.num("max_queue", &limits.max_queue);
+    b.num("backlog", &limits.backlog);
     blocks.push(b);
 
-    let h = &s.health;
+    health_blocks(&s.health, blocks);
+
+    let passive = &s.passive;
+    let mut b = Block::table("service.passive", None);
+    b.num("max_fails", &passive.max_fails);
+    b.dur("fail_timeout", &passive.fail_timeout);
+    blocks.push(b);
+
+    for backend in &s.backends {
+        let mut b = Block::array_table("service.backend", Some(src_comment(&backend.from)));
+        b.string("name", &backend.name);
+        b.kv(
+            "address",
+            quote(&backend.address.value),
+            comment(&backend.address),
+        );
+        b.num("weight", &backend.weight);
+        b.num("max_conns", &backend.max_conns);
+        if let Some(v) = &backend.backup {
+            b.kv("backup", v.value.to_string(), comment(v));
+        }
+        blocks.push(b);
+    }
+}
+
+/// `[service.health]`, and `[service.health.tls]` for an HTTPS check.
+fn health_blocks(h: &Health, blocks: &mut Vec<Block>) {
     let mut b = Block::table("service.health", None);
     if let Some(v) = &h.check {
         b.kv("check", quote(v.value.as_str()), comment(v));
@@ -157,24 +190,6 @@ fn service_blocks(s: &Service, blocks: &mut Vec<Block>) {
         b.string("client_cert", &h.tls.client_cert);
         b.string("client_key", &h.tls.client_key);
         b.string("sni", &h.tls.sni);
-        blocks.push(b);
-    }
-
-    let p = &s.passive;
-    let mut b = Block::table("service.passive", None);
-    b.num("max_fails", &p.max_fails);
-    b.dur("fail_timeout", &p.fail_timeout);
-    blocks.push(b);
-
-    for be in &s.backends {
-        let mut b = Block::array_table("service.backend", Some(src_comment(&be.from)));
-        b.string("name", &be.name);
-        b.kv("address", quote(&be.address.value), comment(&be.address));
-        b.num("weight", &be.weight);
-        b.num("max_conns", &be.max_conns);
-        if let Some(v) = &be.backup {
-            b.kv("backup", v.value.to_string(), comment(v));
-        }
         blocks.push(b);
     }
 }
@@ -321,25 +336,19 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
-fn src_comment(src: &super::Src) -> String {
-    one_line(&format!(
-        "{}:{} {}",
-        src.loc.file, src.loc.line, src.directive
-    ))
+/// `file:line directive`: where a table came from.
+fn src_comment(place: &Place) -> String {
+    one_line(&format!("{}:{} {}", place.file, place.line, place.key))
 }
 
-fn comment<T>(v: &V<T>) -> Option<String> {
-    let mut s = match &v.src {
-        Some(src) => format!("{}:{}", src.loc.file, src.loc.line),
-        None => String::new(),
-    };
+/// `file:line` and the note: where a value came from, and why it is what it is.
+fn comment<T>(v: &Sourced<T>) -> Option<String> {
+    let mut s = format!("{}:{}", v.place.file, v.place.line);
     if let Some(note) = &v.note {
-        if !s.is_empty() {
-            s.push_str(": ");
-        }
+        s.push_str(": ");
         s.push_str(note);
     }
-    (!s.is_empty()).then(|| one_line(&s))
+    Some(one_line(&s))
 }
 
 enum Line {
@@ -401,25 +410,25 @@ impl Block {
         }
     }
 
-    fn num<T: ToString>(&mut self, key: &'static str, v: &Option<V<T>>) {
+    fn num<T: ToString>(&mut self, key: &'static str, v: &Option<Sourced<T>>) {
         if let Some(v) = v {
             self.kv(key, v.value.to_string(), comment(v));
         }
     }
 
-    fn dur(&mut self, key: &'static str, v: &Option<V<std::time::Duration>>) {
+    fn dur(&mut self, key: &'static str, v: &Option<Sourced<std::time::Duration>>) {
         if let Some(v) = v {
             self.kv(key, quote(&fmt_duration(v.value)), comment(v));
         }
     }
 
-    fn string(&mut self, key: &'static str, v: &Option<V<String>>) {
+    fn string(&mut self, key: &'static str, v: &Option<Sourced<String>>) {
         if let Some(v) = v {
             self.kv(key, quote(&v.value), comment(v));
         }
     }
 
-    fn argv(&mut self, key: &'static str, v: &Option<V<Vec<String>>>) {
+    fn argv(&mut self, key: &'static str, v: &Option<Sourced<Vec<String>>>) {
         if let Some(v) = v {
             let items: Vec<String> = v.value.iter().map(|a| quote(a)).collect();
             self.kv(key, format!("[{}]", items.join(", ")), comment(v));

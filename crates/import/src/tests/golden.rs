@@ -54,7 +54,7 @@ pub fn outputs(case: &str, args: &[&str]) -> Vec<(String, String)> {
     let several = imported.nodes.len() > 1;
     let mut files = Vec::new();
     for (node, path) in imported.nodes.iter().zip(paths) {
-        let text = emit::emit(&node.config, &imported.notes_for(node));
+        let text = emit::emit(&node.draft, &imported.notes_for(node));
         let file = path
             .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
             .unwrap();

@@ -4,8 +4,13 @@
 mod golden;
 mod valid;
 
-use super::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use havip_config::place::Place;
 use proptest::prelude::*;
+
+use super::*;
 
 fn seeds() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import/seeds")
@@ -16,7 +21,7 @@ fn output_paths_for_one_and_several_nodes() {
     let node = |name: Option<&str>| Node {
         keepalived: Some(PathBuf::from(format!("{}.conf", name.unwrap_or("k")))),
         name: name.map(str::to_string),
-        config: model::Config::default(),
+        draft: model::Draft::default(),
     };
     let one = [node(None)];
     assert_eq!(output_paths(&one, None).unwrap(), vec![None]);
@@ -25,7 +30,10 @@ fn output_paths_for_one_and_several_nodes() {
         vec![Some(PathBuf::from("out.toml"))]
     );
     let two = [node(Some("m1")), node(Some("m2"))];
-    assert!(output_paths(&two, None).unwrap_err().contains("-o DIR"));
+    assert!(output_paths(&two, None)
+        .unwrap_err()
+        .to_string()
+        .contains("-o DIR"));
     assert_eq!(
         output_paths(&two, Some(Path::new("out/"))).unwrap(),
         vec![
@@ -80,7 +88,7 @@ fn a_script_given_by_name_becomes_a_built_in_tracker() {
         )],
     };
     let out = import(&inputs, &lint::NoInterfaces);
-    let t = &out.nodes[0].config.trackers[0];
+    let t = &out.nodes[0].draft.trackers[0];
     assert_eq!(t.kind.value, model::TrackerKind::Listener);
     assert_eq!(t.service.as_ref().unwrap().value, "rke2-apiserver");
     assert_eq!(t.weight.as_ref().unwrap().value, 0);
@@ -93,7 +101,7 @@ fn a_script_given_by_name_becomes_a_built_in_tracker() {
         &lint::NoInterfaces,
     );
     assert_eq!(
-        out.nodes[0].config.trackers[0].kind.value,
+        out.nodes[0].draft.trackers[0].kind.value,
         model::TrackerKind::Script
     );
 }
@@ -137,7 +145,7 @@ fn a_curl_to_the_balancer_becomes_a_service_tracker() {
         },
         &lint::NoInterfaces,
     );
-    let t = &out.nodes[0].config.trackers[0];
+    let t = &out.nodes[0].draft.trackers[0];
     assert_eq!(t.kind.value, model::TrackerKind::Service);
     assert_eq!(t.service.as_ref().unwrap().value, "apiserver");
     assert_eq!(t.min_healthy.as_ref().unwrap().value, 1);
@@ -145,7 +153,7 @@ fn a_curl_to_the_balancer_becomes_a_service_tracker() {
     assert_eq!(t.fall.as_ref().unwrap().value, 10);
     // The script file is listed among the inputs, and its traps are reported.
     assert!(out.nodes[0]
-        .config
+        .draft
         .inputs
         .iter()
         .any(|i| i.ends_with("check.sh")));
@@ -169,7 +177,7 @@ fn a_process_check_without_the_proxy_imported_stays_a_process_check() {
         },
         &lint::NoInterfaces,
     );
-    let t = &out.nodes[0].config.trackers[0];
+    let t = &out.nodes[0].draft.trackers[0];
     assert_eq!(t.kind.value, model::TrackerKind::Process);
     assert_eq!(t.process.as_ref().unwrap().value, "haproxy");
     assert_eq!(
@@ -321,20 +329,20 @@ proptest! {
         let mut report = Report::default();
         let tree = keepalived::parse_text(&Arc::from("k"), &text, &mut report);
         let services = ctx_services();
-        let origins = vec![Proxy::Haproxy; services.len()];
+        let origins = vec![Balancer::Haproxy; services.len()];
         let ctx = keepalived::Context { services: &services, origins: &origins, scripts: &[] };
         let m = keepalived::map(&tree, &ctx, &mut report);
         keepalived::check_set(&[m.vrrp.clone(), m.vrrp.clone()], &mut report);
-        let c = model::Config { vrrp: m.vrrp, trackers: m.trackers, ..Default::default() };
+        let c = model::Draft { vrrp: m.vrrp, trackers: m.trackers, ..Default::default() };
         let _ = lint::lint(&facts(&c), &lint::NoInterfaces);
         let _ = emit::emit(&c, &report.sorted());
     }
 
     #[test]
     fn shell_reader_never_panics(text in configish()) {
-        let _ = script::analyze_script(&text);
+        let _ = keepalived::shell::analyze_script(&text);
         let argv: Vec<String> = text.split(' ').map(str::to_string).collect();
-        let _ = script::analyze_argv(&argv);
+        let _ = keepalived::shell::analyze_argv(&argv);
         let _ = text::split_command(&text);
     }
 
@@ -346,26 +354,26 @@ proptest! {
         let _ = haproxy::map(&cfg, &mut report);
         let _ = nginx::parse(&Arc::from("n"), &text);
         let _ = keepalived::parse_text(&Arc::from("k"), &text, &mut report);
-        let _ = script::analyze_script(&text);
+        let _ = keepalived::shell::analyze_script(&text);
         let _ = lint::from_toml(Path::new("t"), &text);
     }
 
     #[test]
     fn emitted_toml_always_parses(name in "\\PC{0,12}", value in "\\PC{0,20}") {
-        let mut c = model::Config::default();
-        let src = Src::new(Loc::new(&Arc::from(name.as_str()), 1, 1), value.clone());
-        let mut s = model::Service::new(model::V::noted(name.clone(), &src, value.clone()), src.clone());
-        s.listen.push(model::V::new(value.clone(), &src));
+        let mut c = model::Draft::default();
+        let src = Place::new(&Arc::from(name.as_str()), 1, 1, value.clone());
+        let mut s = model::Service::new(model::Sourced::noted(name.clone(), &src, value.clone()), src.clone());
+        s.listen.push(model::Sourced::new(value.clone(), &src));
         s.backends.push(model::Backend {
             from: src.clone(),
-            name: Some(model::V::new(value.clone(), &src)),
-            address: model::V::new(name.clone(), &src),
+            name: Some(model::Sourced::new(value.clone(), &src)),
+            address: model::Sourced::new(name.clone(), &src),
             weight: None,
             max_conns: None,
             backup: None,
         });
         c.services.push(s);
-        let note = Note { loc: src.loc.clone(), directive: value.clone(), severity: Severity::Skipped, message: name.clone() };
+        let note = Note { place: src.clone(), severity: Severity::Skipped, message: name.clone() };
         let text = emit::emit(&c, &[note]);
         let parsed: Result<toml::Table, _> = toml::from_str(&text);
         prop_assert!(parsed.is_ok(), "{}", text);
