@@ -17,6 +17,29 @@ const ALIGN_MAX: usize = 44;
 
 /// The TOML text of `draft`; `notes` are the report lines that concern it.
 pub fn emit(draft: &Draft, notes: &[Note]) -> String {
+    emit_placed(draft, notes).text
+}
+
+/// Emitted text, and for each of its lines the source place of what it says (a value, or
+/// the section a table came from); `None` for comments and blank lines.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Placed {
+    /// The TOML text.
+    pub text: String,
+    /// One entry per line of `text`.
+    pub places: Vec<Option<Place>>,
+}
+
+impl Placed {
+    fn line(&mut self, text: &str, place: Option<&Place>) {
+        self.text.push_str(text);
+        self.text.push('\n');
+        self.places.push(place.cloned());
+    }
+}
+
+/// [`emit`], with the place of each line.
+pub fn emit_placed(draft: &Draft, notes: &[Note]) -> Placed {
     let mut out = header(draft, notes);
     let mut blocks: Vec<Block> = Vec::new();
     let mut global = Block::table("global", None);
@@ -25,17 +48,17 @@ pub fn emit(draft: &Draft, notes: &[Note]) -> String {
     blocks.push(global);
     let mut log = Block::table("log", None);
     if let Some(v) = &draft.log.connections {
-        log.kv("connections", v.value.to_string(), comment(v));
+        log.kv("connections", v.value.to_string(), origin(v));
     }
     blocks.push(log);
     if let Some(admin) = &draft.admin {
-        let mut b = Block::table("admin", Some(src_comment(&admin.from)));
-        b.kv("listen", quote(&admin.listen.value), comment(&admin.listen));
+        let mut b = Block::table("admin", Some(table_origin(&admin.from)));
+        b.kv("listen", quote(&admin.listen.value), origin(&admin.listen));
         if !admin.auth.is_empty() {
             let items = admin
                 .auth
                 .iter()
-                .map(|a| (quote(&a.value), comment(a)))
+                .map(|a| (quote(&a.value), origin(a)))
                 .collect();
             b.array("auth", items);
         }
@@ -57,18 +80,28 @@ pub fn emit(draft: &Draft, notes: &[Note]) -> String {
 }
 
 /// The comment on top: the inputs, how to check the file, and the report.
-fn header(draft: &Draft, notes: &[Note]) -> String {
-    let mut out = String::new();
-    out.push_str("# havip configuration written by `havip import` from:\n");
+fn header(draft: &Draft, notes: &[Note]) -> Placed {
+    let mut out = Placed::default();
+    out.line(
+        "# havip configuration written by `havip import` from:",
+        None,
+    );
     for input in &draft.inputs {
-        let _ = writeln!(out, "#   {}", one_line(input));
+        out.line(&format!("#   {}", one_line(input)), None);
     }
-    out.push_str("# Each value names the source line it came from. Review, then validate with\n");
-    out.push_str("#   havip check --config <this file>\n");
+    out.line(
+        "# Each value names the source line it came from. Review, then validate with",
+        None,
+    );
+    out.line("#   havip check --config <this file>", None);
     if !notes.is_empty() {
-        out.push_str("#\n# Not carried over, and warnings (see docs/import.md):\n");
+        out.line("#", None);
+        out.line(
+            "# Not carried over, and warnings (see docs/import.md):",
+            None,
+        );
         for n in notes {
-            let _ = writeln!(out, "#   {}", one_line(&n.to_string()));
+            out.line(&format!("#   {}", one_line(&n.to_string())), None);
         }
     }
     out
@@ -80,22 +113,28 @@ fn service_blocks(s: &Service, blocks: &mut Vec<Block>) {
         from.push_str(", ");
         from.push_str(&src_comment(also));
     }
-    let mut b = Block::array_table("service", Some(from));
-    b.kv("name", quote(&s.name.value), comment(&s.name));
+    let mut b = Block::array_table(
+        "service",
+        Some(Origin {
+            comment: from,
+            place: s.from.clone(),
+        }),
+    );
+    b.kv("name", quote(&s.name.value), origin(&s.name));
     b.array(
         "listen",
         s.listen
             .iter()
-            .map(|l| (quote(&l.value), comment(l)))
+            .map(|l| (quote(&l.value), origin(l)))
             .collect(),
     );
     if let Some(v) = &s.balance {
-        b.kv("balance", quote(v.value), comment(v));
+        b.kv("balance", quote(v.value), origin(v));
     }
     b.num("retries", &s.retries);
     b.dur("slow_start", &s.slow_start);
     if let Some(v) = &s.close_on_down {
-        b.kv("close_on_down", v.value.to_string(), comment(v));
+        b.kv("close_on_down", v.value.to_string(), origin(v));
     }
     blocks.push(b);
 
@@ -110,7 +149,7 @@ fn service_blocks(s: &Service, blocks: &mut Vec<Block>) {
             OrOff::Off => "off".to_string(),
             OrOff::On(d) => fmt_duration(d),
         };
-        b.kv("tunnel", quote(&text), comment(v));
+        b.kv("tunnel", quote(&text), origin(v));
     }
     blocks.push(b);
 
@@ -130,17 +169,17 @@ fn service_blocks(s: &Service, blocks: &mut Vec<Block>) {
     blocks.push(b);
 
     for backend in &s.backends {
-        let mut b = Block::array_table("service.backend", Some(src_comment(&backend.from)));
+        let mut b = Block::array_table("service.backend", Some(table_origin(&backend.from)));
         b.string("name", &backend.name);
         b.kv(
             "address",
             quote(&backend.address.value),
-            comment(&backend.address),
+            origin(&backend.address),
         );
         b.num("weight", &backend.weight);
         b.num("max_conns", &backend.max_conns);
         if let Some(v) = &backend.backup {
-            b.kv("backup", v.value.to_string(), comment(v));
+            b.kv("backup", v.value.to_string(), origin(v));
         }
         blocks.push(b);
     }
@@ -150,7 +189,7 @@ fn service_blocks(s: &Service, blocks: &mut Vec<Block>) {
 fn health_blocks(h: &Health, blocks: &mut Vec<Block>) {
     let mut b = Block::table("service.health", None);
     if let Some(v) = &h.check {
-        b.kv("check", quote(v.value.as_str()), comment(v));
+        b.kv("check", quote(v.value.as_str()), origin(v));
     }
     b.string("path", &h.path);
     b.string("host", &h.host);
@@ -169,7 +208,7 @@ fn health_blocks(h: &Health, blocks: &mut Vec<Block>) {
         b.kv(
             "expect_status",
             format!("[{}]", items.join(", ")),
-            comment(v),
+            origin(v),
         );
     }
     b.dur("interval", &h.interval);
@@ -184,7 +223,7 @@ fn health_blocks(h: &Health, blocks: &mut Vec<Block>) {
     if https && !h.tls.is_empty() {
         let mut b = Block::table("service.health.tls", None);
         if let Some(v) = &h.tls.verify {
-            b.kv("verify", v.value.to_string(), comment(v));
+            b.kv("verify", v.value.to_string(), origin(v));
         }
         b.string("ca_file", &h.tls.ca_file);
         b.string("client_cert", &h.tls.client_cert);
@@ -210,42 +249,42 @@ fn vip_value(v: &Vip) -> String {
 }
 
 fn vrrp_blocks(v: &Vrrp, blocks: &mut Vec<Block>) {
-    let mut b = Block::array_table("vrrp", Some(src_comment(&v.from)));
-    b.kv("name", quote(&v.name.value), comment(&v.name));
+    let mut b = Block::array_table("vrrp", Some(table_origin(&v.from)));
+    b.kv("name", quote(&v.name.value), origin(&v.name));
     b.string("interface", &v.interface);
     b.num("vrid", &v.vrid);
     b.num("version", &v.version);
     b.num("priority", &v.priority);
     b.dur("advert_interval", &v.advert_interval);
     if let Some(p) = &v.preempt {
-        b.kv("preempt", p.value.to_string(), comment(p));
+        b.kv("preempt", p.value.to_string(), origin(p));
     }
     b.dur("preempt_delay", &v.preempt_delay);
     if let Some(a) = &v.accept {
-        b.kv("accept", a.value.to_string(), comment(a));
+        b.kv("accept", a.value.to_string(), origin(a));
     }
     if !v.virtual_addresses.is_empty() {
         b.array(
             "virtual_addresses",
             v.virtual_addresses
                 .iter()
-                .map(|a| (vip_value(&a.value), comment(a)))
+                .map(|a| (vip_value(&a.value), origin(a)))
                 .collect(),
         );
     }
     if let Some(s) = &v.source {
-        b.kv("source", quote(&s.value.to_string()), comment(s));
+        b.kv("source", quote(&s.value.to_string()), origin(s));
     }
     if let Some(p) = &v.unicast_peers {
         let items: Vec<String> = p.value.iter().map(|a| quote(&a.to_string())).collect();
         b.kv(
             "unicast_peers",
             format!("[{}]", items.join(", ")),
-            comment(p),
+            origin(p),
         );
     }
     if let Some(c) = &v.check_unicast_source {
-        b.kv("check_unicast_source", c.value.to_string(), comment(c));
+        b.kv("check_unicast_source", c.value.to_string(), origin(c));
     }
     b.string("auth_pass", &v.auth_pass);
     if !v.track.is_empty() {
@@ -257,7 +296,7 @@ fn vrrp_blocks(v: &Vrrp, blocks: &mut Vec<Block>) {
                     None => quote(&t.value.tracker),
                     Some(w) => format!("{{ tracker = {}, weight = {w} }}", quote(&t.value.tracker)),
                 };
-                (text, comment(t))
+                (text, origin(t))
             })
             .collect();
         b.array("track", items);
@@ -288,11 +327,11 @@ fn vrrp_blocks(v: &Vrrp, blocks: &mut Vec<Block>) {
 }
 
 fn tracker_block(t: &Tracker) -> Block {
-    let mut b = Block::array_table("tracker", Some(src_comment(&t.from)));
-    b.kv("name", quote(&t.name.value), comment(&t.name));
-    b.kv("kind", quote(t.kind.value.as_str()), comment(&t.kind));
+    let mut b = Block::array_table("tracker", Some(table_origin(&t.from)));
+    b.kv("name", quote(&t.name.value), origin(&t.name));
+    b.kv("kind", quote(t.kind.value.as_str()), origin(&t.kind));
     if let Some(w) = &t.weight {
-        b.kv("weight", w.value.to_string(), comment(w));
+        b.kv("weight", w.value.to_string(), origin(w));
     }
     b.num("rise", &t.rise);
     b.num("fall", &t.fall);
@@ -341,70 +380,84 @@ fn src_comment(place: &Place) -> String {
     one_line(&format!("{}:{} {}", place.file, place.line, place.key))
 }
 
+/// Where a line's value or table came from: the comment written beside it, and the place.
+struct Origin {
+    comment: String,
+    place: Place,
+}
+
+/// A table's origin: the section it was made from.
+fn table_origin(place: &Place) -> Origin {
+    Origin {
+        comment: src_comment(place),
+        place: place.clone(),
+    }
+}
+
 /// `file:line` and the note: where a value came from, and why it is what it is.
-fn comment<T>(v: &Sourced<T>) -> Option<String> {
+fn origin<T>(v: &Sourced<T>) -> Option<Origin> {
     let mut s = format!("{}:{}", v.place.file, v.place.line);
     if let Some(note) = &v.note {
         s.push_str(": ");
         s.push_str(note);
     }
-    Some(one_line(&s))
+    Some(Origin {
+        comment: one_line(&s),
+        place: v.place.clone(),
+    })
 }
 
 enum Line {
     Kv {
         key: &'static str,
         value: String,
-        comment: Option<String>,
+        origin: Option<Origin>,
     },
     Multi {
         key: &'static str,
-        items: Vec<(String, Option<String>)>,
+        items: Vec<(String, Option<Origin>)>,
     },
 }
 
 /// One table: its header and its lines.
 struct Block {
     header: String,
-    comment: Option<String>,
+    origin: Option<Origin>,
     lines: Vec<Line>,
     /// Written even when empty (array-of-tables entries).
     always: bool,
 }
 
 impl Block {
-    fn table(name: &str, comment: Option<String>) -> Block {
+    fn table(name: &str, origin: Option<Origin>) -> Block {
         Block {
             header: format!("[{name}]"),
-            comment,
+            origin,
             lines: Vec::new(),
             always: false,
         }
     }
 
-    fn array_table(name: &str, comment: Option<String>) -> Block {
+    fn array_table(name: &str, origin: Option<Origin>) -> Block {
         Block {
             header: format!("[[{name}]]"),
-            comment,
+            origin,
             lines: Vec::new(),
             always: true,
         }
     }
 
-    fn kv(&mut self, key: &'static str, value: String, comment: Option<String>) {
-        self.lines.push(Line::Kv {
-            key,
-            value,
-            comment,
-        });
+    fn kv(&mut self, key: &'static str, value: String, origin: Option<Origin>) {
+        self.lines.push(Line::Kv { key, value, origin });
     }
 
-    fn array(&mut self, key: &'static str, items: Vec<(String, Option<String>)>) {
+    fn array(&mut self, key: &'static str, items: Vec<(String, Option<Origin>)>) {
         match items.len() {
             0 => self.kv(key, "[]".to_string(), None),
             1 => {
-                let (value, comment) = items.into_iter().next().unwrap_or_default();
-                self.kv(key, format!("[{value}]"), comment);
+                if let Some((value, origin)) = items.into_iter().next() {
+                    self.kv(key, format!("[{value}]"), origin);
+                }
             }
             _ => self.lines.push(Line::Multi { key, items }),
         }
@@ -412,41 +465,37 @@ impl Block {
 
     fn num<T: ToString>(&mut self, key: &'static str, v: &Option<Sourced<T>>) {
         if let Some(v) = v {
-            self.kv(key, v.value.to_string(), comment(v));
+            self.kv(key, v.value.to_string(), origin(v));
         }
     }
 
     fn dur(&mut self, key: &'static str, v: &Option<Sourced<std::time::Duration>>) {
         if let Some(v) = v {
-            self.kv(key, quote(&fmt_duration(v.value)), comment(v));
+            self.kv(key, quote(&fmt_duration(v.value)), origin(v));
         }
     }
 
     fn string(&mut self, key: &'static str, v: &Option<Sourced<String>>) {
         if let Some(v) = v {
-            self.kv(key, quote(&v.value), comment(v));
+            self.kv(key, quote(&v.value), origin(v));
         }
     }
 
     fn argv(&mut self, key: &'static str, v: &Option<Sourced<Vec<String>>>) {
         if let Some(v) = v {
             let items: Vec<String> = v.value.iter().map(|a| quote(a)).collect();
-            self.kv(key, format!("[{}]", items.join(", ")), comment(v));
+            self.kv(key, format!("[{}]", items.join(", ")), origin(v));
         }
     }
 
-    fn render(&self, out: &mut String) {
+    fn render(&self, out: &mut Placed) {
         if self.lines.is_empty() && !self.always {
             return;
         }
-        out.push('\n');
-        match &self.comment {
-            Some(c) => {
-                let _ = writeln!(out, "{}  # {c}", self.header);
-            }
-            None => {
-                let _ = writeln!(out, "{}", self.header);
-            }
+        out.line("", None);
+        match &self.origin {
+            Some(o) => out.line(&format!("{}  # {}", self.header, o.comment), Some(&o.place)),
+            None => out.line(&self.header, None),
         }
         let width = self
             .lines
@@ -462,35 +511,32 @@ impl Block {
             .unwrap_or(0);
         for line in &self.lines {
             match line {
-                Line::Kv {
-                    key,
-                    value,
-                    comment,
-                } => {
-                    let text = format!("{key} = {value}");
-                    write_commented(out, &text, comment.as_deref(), width);
+                Line::Kv { key, value, origin } => {
+                    commented(out, &format!("{key} = {value}"), origin.as_ref(), width);
                 }
                 Line::Multi { key, items } => {
-                    let _ = writeln!(out, "{key} = [");
-                    for (value, comment) in items {
-                        let text = format!("    {value},");
-                        write_commented(out, &text, comment.as_deref(), width);
+                    let first = items.first().and_then(|(_, o)| o.as_ref());
+                    out.line(&format!("{key} = ["), first.map(|o| &o.place));
+                    for (value, origin) in items {
+                        commented(out, &format!("    {value},"), origin.as_ref(), width);
                     }
-                    out.push_str("]\n");
+                    out.line("]", None);
                 }
             }
         }
     }
 }
 
-fn write_commented(out: &mut String, text: &str, comment: Option<&str>, width: usize) {
-    match comment {
-        Some(c) => {
+/// A line with its origin's comment aligned at `width`.
+fn commented(out: &mut Placed, text: &str, origin: Option<&Origin>, width: usize) {
+    match origin {
+        Some(o) => {
             let pad = width.saturating_sub(text.len());
-            let _ = writeln!(out, "{text}{}  # {c}", " ".repeat(pad));
+            out.line(
+                &format!("{text}{}  # {}", " ".repeat(pad), o.comment),
+                Some(&o.place),
+            );
         }
-        None => {
-            let _ = writeln!(out, "{text}");
-        }
+        None => out.line(text, None),
     }
 }

@@ -2,7 +2,7 @@
 //! stream config) into havip's TOML, and list, line by line, what could not be carried over.
 //!
 //! Each source format is read in three steps, one module each: a lexer (text into words
-//! that remember their [`Place`](havip_config::place::Place)), a parser (words into the format's tree: HAProxy's
+//! that remember their [`Place`]), a parser (words into the format's tree: HAProxy's
 //! sections, keepalived's and nginx's blocks, with includes read), and a mapping from that
 //! tree into a [`model::Draft`], where every value remembers the place it came from. Lexers
 //! and parsers are pure (text in, tree out, never a panic on any input) apart from reading
@@ -12,6 +12,8 @@
 //!
 //! A havip config is per node, as a keepalived config is: given several keepalived files (one
 //! per node), [`import`] returns one config per file, each with the balancer's services.
+//! Each config is read back by havip's own reader before it is returned: what havip would
+//! refuse is an error at the source line it came from, so nothing invalid is written.
 
 #![warn(missing_docs)]
 
@@ -27,10 +29,13 @@ mod output;
 mod report;
 pub mod syntax;
 pub mod text;
+mod validate;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use havip_config::lint;
+use havip_config::place::Place;
 
 pub use facts::facts;
 pub use input::{display, read_input, Inputs, ScriptFile};
@@ -93,11 +98,7 @@ impl Balancer {
 pub fn import(inputs: &Inputs, interfaces: &dyn lint::Interfaces) -> Imported {
     let mut report = Report::default();
     let balanced = balancers(inputs, &mut report);
-    let sources: Vec<String> = [&inputs.haproxy, &inputs.nginx]
-        .into_iter()
-        .flatten()
-        .map(|path| display(path).to_string())
-        .collect();
+    let sources = balanced.sources.clone();
     let mut nodes = Vec::new();
     if inputs.keepalived.is_empty() {
         let mut draft = balanced.shared.clone();
@@ -110,7 +111,12 @@ pub fn import(inputs: &Inputs, interfaces: &dyn lint::Interfaces) -> Imported {
     } else {
         nodes = keepalived_nodes(inputs, &balanced, &sources, &mut report);
     }
+    // Errors so far leave the drafts incomplete: havip's reader would only repeat them.
+    let clean = !report.has_errors();
     for node in &nodes {
+        if clean && !nothing_to_do(&node.draft, &mut report) {
+            validate::refusals(&node.draft, &mut report);
+        }
         for warning in lint::lint(&facts(&node.draft), interfaces) {
             report.warn(&warning.place, warning.message);
         }
@@ -118,19 +124,41 @@ pub fn import(inputs: &Inputs, interfaces: &dyn lint::Interfaces) -> Imported {
     Imported { nodes, report }
 }
 
+/// havip refuses a config without a service or a VRRP instance: when the inputs made
+/// neither, that is an error (at the start of the first input), not a config to write.
+/// True when it reported that.
+fn nothing_to_do(draft: &model::Draft, report: &mut Report) -> bool {
+    if !draft.services.is_empty() || !draft.vrrp.is_empty() {
+        return false;
+    }
+    let file = draft.inputs.first().map_or("(no input)", String::as_str);
+    report.error(
+        &Place::new(&Arc::from(file), 1, 1, "import"),
+        "nothing to import: none of the inputs made a [[service]] or a [[vrrp]] instance, and havip needs one (see what was not carried over)",
+    );
+    true
+}
+
 /// The haproxy and nginx inputs, read and mapped into the services every node shares.
 fn balancers(inputs: &Inputs, report: &mut Report) -> Balanced {
     let mut balanced = Balanced::default();
     if let Some(path) = &inputs.haproxy {
+        balanced.sources.push(display(path).to_string());
         if let Some(text) = read_input(path, "haproxy", report) {
             let cfg = haproxy::parse(&display(path), &text, report);
             balanced.add(haproxy::map(&cfg, report), Balancer::Haproxy);
         }
     }
     if let Some(path) = &inputs.nginx {
-        if let Some(text) = read_input(path, "nginx", report) {
-            let tree = nginx::parse_file(path, &text, report);
-            balanced.add(nginx::map(&tree, report), Balancer::Nginx);
+        match read_input(path, "nginx", report) {
+            Some(text) => {
+                let tree = nginx::parse_file(path, &text, report);
+                balanced
+                    .sources
+                    .extend(tree.files.iter().map(|f| f.to_string()));
+                balanced.add(nginx::map(&tree, report), Balancer::Nginx);
+            }
+            None => balanced.sources.push(display(path).to_string()),
         }
     }
     balanced.dedup_names(report);
@@ -184,6 +212,8 @@ struct Balanced {
     shared: model::Draft,
     /// For each service, the balancer it came from.
     origins: Vec<Balancer>,
+    /// The files read (nginx's includes too), for each config's header.
+    sources: Vec<String>,
 }
 
 impl Balanced {

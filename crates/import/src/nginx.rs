@@ -10,6 +10,7 @@ pub mod lex;
 mod map;
 pub mod parse;
 
+pub use crate::syntax::Tree;
 pub use lex::SyntaxError;
 pub use map::map;
 pub use parse::{parse, parse_file};

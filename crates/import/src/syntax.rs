@@ -1,6 +1,6 @@
 //! What the lexers and parsers produce, shared by the formats: words that remember where
 //! they were written, and the block tree of keepalived.conf and nginx
-//! (`name args... { children }`).
+//! (`name args... { children }`) with the files it was read from.
 
 use std::sync::Arc;
 
@@ -87,4 +87,13 @@ impl Directive {
     pub fn children(&self) -> &[Directive] {
         self.block.as_deref().unwrap_or(&[])
     }
+}
+
+/// A parsed block-structured config (keepalived, nginx) and every file it was read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tree {
+    /// The top-level directives.
+    pub directives: Vec<Directive>,
+    /// The main file and its includes, in the order first read.
+    pub files: Vec<Arc<str>>,
 }

@@ -158,10 +158,14 @@ pub struct Lexer<'r> {
     parameters: HashMap<String, String>,
     /// The files being read (a file that includes itself is refused).
     stack: Vec<PathBuf>,
+    /// Whether include lines are read: not for text without a file, which has no directory
+    /// for them to be relative to.
+    includes: bool,
 }
 
 impl<'r> Lexer<'r> {
-    /// A lexer reading `main` (None for text without a file) first.
+    /// A lexer reading `main` first; None for text without a file, whose include lines are
+    /// not read.
     pub fn new(main: Option<&Path>, report: &'r mut Report) -> Lexer<'r> {
         let stack = main
             .map(|path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()))
@@ -173,6 +177,7 @@ impl<'r> Lexer<'r> {
             files: Vec::new(),
             logical: 0,
             parameters: HashMap::new(),
+            includes: main.is_some(),
             stack,
         }
     }
@@ -301,6 +306,13 @@ impl<'r> Lexer<'r> {
             return;
         }
         let place = at.with_key("include");
+        if !self.includes {
+            self.report.skip(
+                &place,
+                "not read: text without a file has no directory for includes to be relative to",
+            );
+            return;
+        }
         if self.stack.len() > MAX_INCLUDE_DEPTH {
             self.report.error(&place, "includes nested too deeply");
             return;

@@ -7,20 +7,12 @@ use std::sync::Arc;
 use havip_config::place::Place;
 
 use super::lex::{Lexer, LineToken, Token};
+pub use crate::syntax::Tree;
 use crate::syntax::{Directive, Word};
 use crate::{display, read_input, Report};
 
 /// Blocks nested deeper than this are refused.
 const MAX_DEPTH: usize = 32;
-
-/// A parsed keepalived config and every file it was read from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tree {
-    /// The top-level keywords.
-    pub directives: Vec<Directive>,
-    /// The main file and its includes, in the order first read.
-    pub files: Vec<Arc<str>>,
-}
 
 /// Read a keepalived config and its includes. None when the main file cannot be read.
 pub fn load(path: &Path, report: &mut Report) -> Option<Tree> {
@@ -33,7 +25,7 @@ pub fn load(path: &Path, report: &mut Report) -> Option<Tree> {
     Some(Tree { directives, files })
 }
 
-/// Parse config text (no includes): for tests and fuzzing.
+/// Parse config text without a file (its include lines are not read): for tests and fuzzing.
 pub fn parse_text(file: &Arc<str>, text: &str, report: &mut Report) -> Tree {
     let mut lexer = Lexer::new(None, report);
     lexer.lex_text(Path::new(""), file, text);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use havip_config::place::Place;
 
 use crate::model::{Draft, Sourced};
-use crate::syntax::Directive;
+use crate::syntax::{Directive, Tree};
 use crate::text::parse_time;
 use crate::Report;
 
@@ -50,7 +50,8 @@ const PROCESS_SETTINGS: &[&str] = &[
 ];
 
 /// Map the stream part of an nginx config into services.
-pub fn map(tree: &[Directive], report: &mut Report) -> Draft {
+pub fn map(parsed: &Tree, report: &mut Report) -> Draft {
+    let tree = parsed.directives.as_slice();
     let mut out = Draft::default();
     let is_stream_snippet = tree
         .iter()
@@ -78,10 +79,11 @@ pub fn map(tree: &[Directive], report: &mut Report) -> Draft {
         }
     }
     if streams.is_empty() {
-        let place = tree.first().map_or_else(
-            || Place::new(&Arc::from("nginx"), 1, 1, "stream"),
-            |d| d.place_as("stream"),
-        );
+        let place = match (tree.first(), parsed.files.first()) {
+            (Some(first), _) => first.place_as("stream"),
+            (None, Some(file)) => Place::new(file, 1, 1, "stream"),
+            (None, None) => Place::new(&Arc::from("nginx"), 1, 1, "stream"),
+        };
         report.skip(
             &place,
             "no stream block and no upstream/server: nothing to import",

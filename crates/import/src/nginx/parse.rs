@@ -9,7 +9,7 @@ use std::sync::Arc;
 use havip_config::place::Place;
 
 use super::lex::{lex, SyntaxError, Token};
-use crate::syntax::Directive;
+use crate::syntax::{Directive, Tree, Word};
 use crate::{display, glob, Report};
 
 /// Blocks nested deeper than this are refused.
@@ -80,11 +80,7 @@ impl Parser<'_> {
     }
 
     /// The rest of a directive after its name: arguments up to `;`, or a block.
-    fn directive(
-        &mut self,
-        name: crate::syntax::Word,
-        depth: usize,
-    ) -> Result<Directive, SyntaxError> {
+    fn directive(&mut self, name: Word, depth: usize) -> Result<Directive, SyntaxError> {
         let mut directive = Directive {
             name,
             args: Vec::new(),
@@ -126,30 +122,34 @@ impl Parser<'_> {
 }
 
 /// Parse a file and everything it includes. Problems are reported; what parsed is returned.
-pub fn parse_file(path: &Path, text: &str, report: &mut Report) -> Vec<Directive> {
+pub fn parse_file(path: &Path, text: &str, report: &mut Report) -> Tree {
     let file = display(path);
+    let mut tree = Tree {
+        directives: Vec::new(),
+        files: vec![file.clone()],
+    };
     match parse(&file, text) {
         Ok(list) => {
             let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
             let mut includes = Includes {
                 base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
                 stack: vec![key],
+                files: &mut tree.files,
                 report,
             };
-            includes.expand(list, 0)
+            tree.directives = includes.expand(list, 0);
         }
-        Err(e) => {
-            report.error(&e.place, e.message);
-            Vec::new()
-        }
+        Err(e) => report.error(&e.place, e.message),
     }
+    tree
 }
 
-/// Reading included files: the main file's directory, and the files being read (a file
-/// that includes itself is refused).
+/// Reading included files: the main file's directory, the files being read (a file that
+/// includes itself is refused), and every file read.
 struct Includes<'r> {
     base: PathBuf,
     stack: Vec<PathBuf>,
+    files: &'r mut Vec<Arc<str>>,
     report: &'r mut Report,
 }
 
@@ -215,7 +215,11 @@ impl Includes<'_> {
                 return Vec::new();
             }
         };
-        match parse(&display(file), &text) {
+        let shown = display(file);
+        if !self.files.contains(&shown) {
+            self.files.push(shown.clone());
+        }
+        match parse(&shown, &text) {
             Ok(inner) => {
                 self.stack.push(key);
                 let expanded = self.expand(inner, depth + 1);

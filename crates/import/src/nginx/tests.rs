@@ -11,12 +11,16 @@ fn file() -> Arc<str> {
 
 fn import(text: &str) -> (Draft, Report) {
     let mut report = Report::default();
-    let tree = match parse(&file(), text) {
+    let directives = match parse(&file(), text) {
         Ok(t) => t,
         Err(e) => {
             report.error(&e.place, e.message);
             Vec::new()
         }
+    };
+    let tree = Tree {
+        directives,
+        files: vec![file()],
     };
     let out = map(&tree, &mut report);
     (out, report)

@@ -1,7 +1,12 @@
-//! Whole imports of the seed configs (and, in [`golden`], against the reviewed outputs), and
-//! arbitrary input into every lexer and mapping: no panics.
+//! Whole imports of the seed configs (and, in [`golden`], against the reviewed outputs);
+//! arbitrary text and configs written from random choices ([`generate`]) through the whole
+//! import: no panic, every note placed in an input, and every config havip's own reader
+//! accepts unless the import reported an error (sane inputs must report none); arbitrary
+//! drafts ([`models`]) through the emitter: only keys havip reads, of the types it expects.
 
+mod generate;
 mod golden;
+mod models;
 mod valid;
 
 use std::path::{Path, PathBuf};
@@ -288,54 +293,163 @@ fn configish() -> impl Strategy<Value = String> {
             "curl https://localhost:6443/",
         ])
         .prop_map(str::to_string),
-        "[ -~]{0,6}",
-        any::<char>().prop_map(|c| c.to_string()),
+        // No `/`: an include must not reach outside the scratch directory (`/proc/kmsg`
+        // would block a read).
+        "[ -.0-~]{0,6}",
+        any::<char>().prop_map(|c| if c == '/' { '\\' } else { c }.to_string()),
     ];
     prop::collection::vec(piece, 0..80).prop_map(|v| v.join(" "))
 }
 
-fn ctx_services() -> Vec<model::Service> {
-    let mut report = Report::default();
-    let cfg = haproxy::parse(
-        &Arc::from("h"),
-        "listen l\n bind *:6443\n server s 10.0.0.1:6443 check\n",
-        &mut report,
+/// A directory for one case's input files, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("havip-import-case-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A balancer for the keepalived cases' track scripts to find.
+const LISTEN_6443: &str = "listen l\n bind *:6443\n server s 10.0.0.1:6443 check\n";
+
+/// Import `inputs` (written as files) and check every node's config: valid for havip when
+/// the import reported no error, and read as havip's tables in any case; every note placed
+/// in one of the inputs.
+fn import_is_valid_or_an_error(inputs: &[(&str, &str)]) -> Result<Imported, TestCaseError> {
+    let scratch = Scratch::new();
+    let mut request = Inputs::default();
+    for (kind, text) in inputs {
+        let path = scratch.write(&format!("{kind}.conf"), text);
+        match *kind {
+            "haproxy" => request.haproxy = Some(path),
+            "nginx" => request.nginx = Some(path),
+            _ => request.keepalived.push(path),
+        }
+    }
+    let imported = import(&request, &lint::NoInterfaces);
+    for node in &imported.nodes {
+        if let Err(e) = valid::check_emitted(&node.draft, &imported.report) {
+            prop_assert!(false, "{}\ninputs: {:?}", e, inputs);
+        }
+    }
+    let files: Vec<String> = imported
+        .nodes
+        .iter()
+        .flat_map(|n| n.draft.inputs.iter().cloned())
+        .collect();
+    for note in &imported.report.notes {
+        prop_assert!(
+            note.place.line >= 1 && files.iter().any(|f| **f == *note.place.file),
+            "{} is not placed in an input\ninputs: {:?}",
+            note,
+            inputs
+        );
+    }
+    Ok(imported)
+}
+
+/// Sane inputs import without an error: what havip refuses there is the importer's fault.
+fn import_is_clean(inputs: &[(&str, &str)]) -> Result<(), TestCaseError> {
+    let imported = import_is_valid_or_an_error(inputs)?;
+    let errors: Vec<String> = imported
+        .report
+        .sorted()
+        .iter()
+        .filter(|n| n.severity == Severity::Error)
+        .map(|n| n.to_string())
+        .collect();
+    prop_assert!(
+        errors.is_empty(),
+        "{}\ninputs: {:?}",
+        errors.join("\n"),
+        inputs
     );
-    haproxy::map(&cfg, &mut report).services
+    Ok(())
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
-    fn haproxy_never_panics(text in configish()) {
-        let mut report = Report::default();
-        let cfg = haproxy::parse(&Arc::from("h"), &text, &mut report);
-        let c = haproxy::map(&cfg, &mut report);
-        let _ = emit::emit(&c, &report.sorted());
+    fn haproxy_imports_are_valid_or_errors(text in configish()) {
+        import_is_valid_or_an_error(&[("haproxy", &text)])?;
     }
 
     #[test]
-    fn nginx_never_panics(text in configish()) {
-        let mut report = Report::default();
-        if let Ok(tree) = nginx::parse(&Arc::from("n"), &text) {
-            let c = nginx::map(&tree, &mut report);
-            let _ = emit::emit(&c, &report.sorted());
-        }
+    fn nginx_imports_are_valid_or_errors(text in configish()) {
+        import_is_valid_or_an_error(&[("nginx", &text)])?;
     }
 
     #[test]
-    fn keepalived_never_panics(text in configish()) {
+    fn keepalived_imports_are_valid_or_errors(text in configish()) {
+        import_is_valid_or_an_error(&[("haproxy", LISTEN_6443), ("keepalived", &text)])?;
+    }
+
+    #[test]
+    fn written_haproxy_configs_are_valid_or_errors(text in generate::haproxy(false)) {
+        import_is_valid_or_an_error(&[("haproxy", &text)])?;
+    }
+
+    #[test]
+    fn sane_haproxy_configs_import_cleanly(text in generate::haproxy(true)) {
+        import_is_clean(&[("haproxy", &text)])?;
+    }
+
+    #[test]
+    fn written_nginx_configs_are_valid_or_errors(text in generate::nginx(false)) {
+        import_is_valid_or_an_error(&[("nginx", &text)])?;
+    }
+
+    #[test]
+    fn sane_nginx_configs_import_cleanly(text in generate::nginx(true)) {
+        import_is_clean(&[("nginx", &text)])?;
+    }
+
+    #[test]
+    fn written_keepalived_configs_are_valid_or_errors(
+        balancer in generate::haproxy(false),
+        text in generate::keepalived(false),
+    ) {
+        import_is_valid_or_an_error(&[("haproxy", &balancer), ("keepalived", &text)])?;
+    }
+
+    #[test]
+    fn sane_keepalived_configs_import_cleanly(
+        balancer in generate::haproxy(true),
+        text in generate::keepalived(true),
+    ) {
+        import_is_clean(&[("haproxy", &balancer), ("keepalived", &text)])?;
+    }
+
+    #[test]
+    fn keepalived_sets_never_panic(text in configish()) {
         let mut report = Report::default();
         let tree = keepalived::parse_text(&Arc::from("k"), &text, &mut report);
-        let services = ctx_services();
+        let cfg = haproxy::parse(&Arc::from("h"), LISTEN_6443, &mut report);
+        let services = haproxy::map(&cfg, &mut report).services;
         let origins = vec![Balancer::Haproxy; services.len()];
-        let ctx = keepalived::Context { services: &services, origins: &origins, scripts: &[] };
-        let m = keepalived::map(&tree, &ctx, &mut report);
-        keepalived::check_set(&[m.vrrp.clone(), m.vrrp.clone()], &mut report);
-        let c = model::Draft { vrrp: m.vrrp, trackers: m.trackers, ..Default::default() };
-        let _ = lint::lint(&facts(&c), &lint::NoInterfaces);
-        let _ = emit::emit(&c, &report.sorted());
+        let context = keepalived::Context { services: &services, origins: &origins, scripts: &[] };
+        let part = keepalived::map(&tree, &context, &mut report);
+        keepalived::check_set(&[part.vrrp.clone(), part.vrrp], &mut report);
     }
 
     #[test]
@@ -384,4 +498,60 @@ proptest! {
             prop_assert!(!valid::is_shape_problem(&problem), "{}\n{}", problem, text);
         }
     }
+
+    /// Every table and key the emitter writes, for any draft, is one havip reads, with the
+    /// type it expects; only values may be refused.
+    #[test]
+    fn emitted_keys_are_havip_keys(draft in models::draft()) {
+        let text = emit::emit(&draft, &[]);
+        match valid::unknown_keys(&text) {
+            Ok(unknown) => prop_assert!(unknown.is_empty(), "{:?}\n{}", unknown, text),
+            Err(e) => prop_assert!(false, "not TOML: {}\n{}", e, text),
+        }
+        for problem in valid::havip_problems("emitted", &text) {
+            prop_assert!(!valid::is_shape_problem(&problem), "{}\n{}", problem, text);
+        }
+    }
+}
+
+/// What havip's reader refuses is an error at the source line of the value, and an import
+/// that makes nothing says so.
+#[test]
+fn what_havip_refuses_is_an_error_at_its_source_line() {
+    let scratch = Scratch::new();
+    let haproxy = scratch.write(
+        "haproxy.cfg",
+        "listen api\n  bind *:6443\n  retries 200\n  server m1 10.0.0.1:6443\n",
+    );
+    let shown = haproxy.display().to_string();
+    let out = import(
+        &Inputs {
+            haproxy: Some(haproxy),
+            ..Inputs::default()
+        },
+        &lint::NoInterfaces,
+    );
+    let lines: Vec<String> = out.report.sorted().iter().map(|n| n.to_string()).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "{shown}:3:11: retries: error: havip refuses the imported config: service[0].retries: "
+        ))),
+        "{lines:#?}"
+    );
+    let empty = scratch.write("empty.cfg", "global\n  daemon\n");
+    let out = import(
+        &Inputs {
+            haproxy: Some(empty.clone()),
+            ..Inputs::default()
+        },
+        &lint::NoInterfaces,
+    );
+    assert!(out
+        .report
+        .sorted()
+        .iter()
+        .any(|n| n.to_string().starts_with(&format!(
+            "{}:1:1: import: error: nothing to import",
+            empty.display()
+        ))));
 }

@@ -67,3 +67,35 @@ pub fn is_shape_problem(problem: &str) -> bool {
         || problem.contains(": unknown key")
         || problem.contains(": expected ") && problem.contains(", found ")
 }
+
+/// The emitted text of an import: only known keys; and what havip's reader says of it is
+/// nothing when the import reported no error (the config is valid), or only problems with
+/// values when it did (`havip import` writes nothing then, but the text is still read as
+/// havip's tables).
+pub fn check_emitted(draft: &crate::model::Draft, report: &crate::Report) -> Result<(), String> {
+    let text = crate::emit::emit(draft, &report.sorted());
+    let unknown = unknown_keys(&text)?;
+    if !unknown.is_empty() {
+        return Err(format!("keys havip does not read: {unknown:?}\n{text}"));
+    }
+    let problems = havip_problems("emitted.toml", &text);
+    let wrong: Vec<&String> = if report.has_errors() {
+        problems.iter().filter(|p| is_shape_problem(p)).collect()
+    } else {
+        problems.iter().collect()
+    };
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        let notes: Vec<String> = report.sorted().iter().map(|n| n.to_string()).collect();
+        Err(format!(
+            "havip rejects the emitted config:\n{}\nreport:\n{}\n{text}",
+            wrong
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            notes.join("\n")
+        ))
+    }
+}

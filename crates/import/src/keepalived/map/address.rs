@@ -63,6 +63,17 @@ pub fn virtual_addresses(block: &Directive, instance: &mut Vrrp, report: &mut Re
     let excluded = block.name() == "virtual_ipaddress_excluded";
     for entry in block.children() {
         if let Some(mut vip) = vip(entry, report) {
+            if instance
+                .virtual_addresses
+                .iter()
+                .any(|a| a.value.address == vip.value.address)
+            {
+                report.skip(
+                    &entry.place(),
+                    "listed twice: keepalived ignores the second (it logs a duplicate VIP)",
+                );
+                continue;
+            }
             if excluded {
                 vip.note = Some(
                     "was virtual_ipaddress_excluded: havip lists every address in its adverts"
@@ -80,6 +91,10 @@ pub fn unicast_peers(block: &Directive, instance: &mut Vrrp, report: &mut Report
     let mut ttl_check = false;
     for peer in block.children() {
         match peer.name().parse::<IpAddr>() {
+            Ok(ip) if peers.contains(&ip) => report.skip(
+                &peer.place_as("unicast_peer"),
+                "listed twice: keepalived ignores the second (it logs a duplicate unicast_peer)",
+            ),
             Ok(ip) => peers.push(ip),
             Err(_) => report.error(
                 &peer.place_as("unicast_peer"),

@@ -171,6 +171,12 @@ impl Instance<'_> {
                 }
             }
             "version" => match number::<u8>(directive, 0, report) {
+                // keepalived ignores version 2 once the instance has an IPv6 address.
+                Some(2) if v.virtual_addresses.iter().any(|a| a.value.address.is_ipv6()) => report
+                    .skip(
+                        &place,
+                        "keepalived ignores version 2 after an IPv6 address (it logs that it conflicts) and uses 3",
+                    ),
                 Some(x @ (2 | 3)) => self.version = Some(Sourced::new(x, &value_place)),
                 Some(_) => report.error(&place, "must be 2 or 3"),
                 None => {}
@@ -319,12 +325,14 @@ impl Instance<'_> {
         self.vrrp
     }
 
-    /// The instance's version, the global `vrrp_version`, keepalived's default 2; IPv6 is 3.
+    /// The instance's version, else 3 for IPv6, else the global `vrrp_version`, else
+    /// keepalived's default 2.
     fn version(&mut self, v6: bool) -> u8 {
+        // keepalived: vrrp_version in global_defs is for IPv4 instances only.
         let version = match (self.version.take(), &self.globals.version) {
             (Some(x), _) => x,
+            (None, _) if v6 => Sourced::noted(3, &self.head, "keepalived uses VRRPv3 for IPv6"),
             (None, Some(global)) => global.clone(),
-            (None, None) if v6 => Sourced::noted(3, &self.head, "keepalived uses VRRPv3 for IPv6"),
             (None, None) => Sourced::noted(2, &self.head, "keepalived's default vrrp_version"),
         };
         let number = version.value;

@@ -182,6 +182,16 @@ impl Tracking<'_> {
                     continue;
                 };
                 for tracker in trackers {
+                    if refs
+                        .iter()
+                        .any(|r: &Sourced<TrackRef>| r.value.tracker == tracker.name.value)
+                    {
+                        report.skip(
+                            &place,
+                            "tracked twice in this instance: keepalived ignores the second (it logs a duplicate)",
+                        );
+                        continue;
+                    }
                     refs.push(Sourced::new(
                         TrackRef {
                             tracker: tracker.name.value.clone(),
