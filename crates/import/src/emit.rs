@@ -107,9 +107,9 @@ fn header(draft: &Draft, notes: &[Note]) -> Placed {
     out
 }
 
-fn service_blocks(s: &Service, blocks: &mut Vec<Block>) {
-    let mut from = src_comment(&s.from);
-    for also in &s.also_from {
+fn service_blocks(service: &Service, blocks: &mut Vec<Block>) {
+    let mut from = src_comment(&service.from);
+    for also in &service.also_from {
         from.push_str(", ");
         from.push_str(&src_comment(also));
     }
@@ -117,28 +117,29 @@ fn service_blocks(s: &Service, blocks: &mut Vec<Block>) {
         "service",
         Some(Origin {
             comment: from,
-            place: s.from.clone(),
+            place: service.from.clone(),
         }),
     );
-    b.kv("name", quote(&s.name.value), origin(&s.name));
+    b.kv("name", quote(&service.name.value), origin(&service.name));
     b.array(
         "listen",
-        s.listen
+        service
+            .listen
             .iter()
             .map(|l| (quote(&l.value), origin(l)))
             .collect(),
     );
-    if let Some(v) = &s.balance {
+    if let Some(v) = &service.balance {
         b.kv("balance", quote(v.value), origin(v));
     }
-    b.num("retries", &s.retries);
-    b.dur("slow_start", &s.slow_start);
-    if let Some(v) = &s.close_on_down {
+    b.num("retries", &service.retries);
+    b.dur("slow_start", &service.slow_start);
+    if let Some(v) = &service.close_on_down {
         b.kv("close_on_down", v.value.to_string(), origin(v));
     }
     blocks.push(b);
 
-    let t = &s.timeouts;
+    let t = &service.timeouts;
     let mut b = Block::table("service.timeouts", None);
     b.dur("connect", &t.connect);
     b.dur("queue", &t.queue);
@@ -153,22 +154,22 @@ fn service_blocks(s: &Service, blocks: &mut Vec<Block>) {
     }
     blocks.push(b);
 
-    let limits = &s.limits;
+    let limits = &service.limits;
     let mut b = Block::table("service.limits", None);
     b.num("max_conns", &limits.max_conns);
     b.num("max_queue", &limits.max_queue);
     b.num("backlog", &limits.backlog);
     blocks.push(b);
 
-    health_blocks(&s.health, blocks);
+    health_blocks(&service.health, blocks);
 
-    let passive = &s.passive;
+    let passive = &service.passive;
     let mut b = Block::table("service.passive", None);
     b.num("max_fails", &passive.max_fails);
     b.dur("fail_timeout", &passive.fail_timeout);
     blocks.push(b);
 
-    for backend in &s.backends {
+    for backend in &service.backends {
         let mut b = Block::array_table("service.backend", Some(table_origin(&backend.from)));
         b.string("name", &backend.name);
         b.kv(
@@ -186,14 +187,14 @@ fn service_blocks(s: &Service, blocks: &mut Vec<Block>) {
 }
 
 /// `[service.health]`, and `[service.health.tls]` for an HTTPS check.
-fn health_blocks(h: &Health, blocks: &mut Vec<Block>) {
+fn health_blocks(health: &Health, blocks: &mut Vec<Block>) {
     let mut b = Block::table("service.health", None);
-    if let Some(v) = &h.check {
+    if let Some(v) = &health.check {
         b.kv("check", quote(v.value.as_str()), origin(v));
     }
-    b.string("path", &h.path);
-    b.string("host", &h.host);
-    if let Some(v) = &h.expect_status {
+    b.string("path", &health.path);
+    b.string("host", &health.host);
+    if let Some(v) = &health.expect_status {
         let items: Vec<String> = v
             .value
             .iter()
@@ -211,24 +212,27 @@ fn health_blocks(h: &Health, blocks: &mut Vec<Block>) {
             origin(v),
         );
     }
-    b.dur("interval", &h.interval);
-    b.dur("fast_interval", &h.fast_interval);
-    b.dur("down_interval", &h.down_interval);
-    b.dur("timeout", &h.timeout);
-    b.num("rise", &h.rise);
-    b.num("fall", &h.fall);
-    b.num("port", &h.port);
+    b.dur("interval", &health.interval);
+    b.dur("fast_interval", &health.fast_interval);
+    b.dur("down_interval", &health.down_interval);
+    b.dur("timeout", &health.timeout);
+    b.num("rise", &health.rise);
+    b.num("fall", &health.fall);
+    b.num("port", &health.port);
     blocks.push(b);
-    let https = h.check.as_ref().is_some_and(|c| c.value == Check::Https);
-    if https && !h.tls.is_empty() {
+    let https = health
+        .check
+        .as_ref()
+        .is_some_and(|c| c.value == Check::Https);
+    if https && !health.tls.is_empty() {
         let mut b = Block::table("service.health.tls", None);
-        if let Some(v) = &h.tls.verify {
+        if let Some(v) = &health.tls.verify {
             b.kv("verify", v.value.to_string(), origin(v));
         }
-        b.string("ca_file", &h.tls.ca_file);
-        b.string("client_cert", &h.tls.client_cert);
-        b.string("client_key", &h.tls.client_key);
-        b.string("sni", &h.tls.sni);
+        b.string("ca_file", &health.tls.ca_file);
+        b.string("client_cert", &health.tls.client_cert);
+        b.string("client_key", &health.tls.client_key);
+        b.string("sni", &health.tls.sni);
         blocks.push(b);
     }
 }
@@ -248,34 +252,35 @@ fn vip_value(v: &Vip) -> String {
     s
 }
 
-fn vrrp_blocks(v: &Vrrp, blocks: &mut Vec<Block>) {
-    let mut b = Block::array_table("vrrp", Some(table_origin(&v.from)));
-    b.kv("name", quote(&v.name.value), origin(&v.name));
-    b.string("interface", &v.interface);
-    b.num("vrid", &v.vrid);
-    b.num("version", &v.version);
-    b.num("priority", &v.priority);
-    b.dur("advert_interval", &v.advert_interval);
-    if let Some(p) = &v.preempt {
+fn vrrp_blocks(instance: &Vrrp, blocks: &mut Vec<Block>) {
+    let mut b = Block::array_table("vrrp", Some(table_origin(&instance.from)));
+    b.kv("name", quote(&instance.name.value), origin(&instance.name));
+    b.string("interface", &instance.interface);
+    b.num("vrid", &instance.vrid);
+    b.num("version", &instance.version);
+    b.num("priority", &instance.priority);
+    b.dur("advert_interval", &instance.advert_interval);
+    if let Some(p) = &instance.preempt {
         b.kv("preempt", p.value.to_string(), origin(p));
     }
-    b.dur("preempt_delay", &v.preempt_delay);
-    if let Some(a) = &v.accept {
+    b.dur("preempt_delay", &instance.preempt_delay);
+    if let Some(a) = &instance.accept {
         b.kv("accept", a.value.to_string(), origin(a));
     }
-    if !v.virtual_addresses.is_empty() {
+    if !instance.virtual_addresses.is_empty() {
         b.array(
             "virtual_addresses",
-            v.virtual_addresses
+            instance
+                .virtual_addresses
                 .iter()
                 .map(|a| (vip_value(&a.value), origin(a)))
                 .collect(),
         );
     }
-    if let Some(s) = &v.source {
+    if let Some(s) = &instance.source {
         b.kv("source", quote(&s.value.to_string()), origin(s));
     }
-    if let Some(p) = &v.unicast_peers {
+    if let Some(p) = &instance.unicast_peers {
         let items: Vec<String> = p.value.iter().map(|a| quote(&a.to_string())).collect();
         b.kv(
             "unicast_peers",
@@ -283,12 +288,12 @@ fn vrrp_blocks(v: &Vrrp, blocks: &mut Vec<Block>) {
             origin(p),
         );
     }
-    if let Some(c) = &v.check_unicast_source {
+    if let Some(c) = &instance.check_unicast_source {
         b.kv("check_unicast_source", c.value.to_string(), origin(c));
     }
-    b.string("auth_pass", &v.auth_pass);
-    if !v.track.is_empty() {
-        let items = v
+    b.string("auth_pass", &instance.auth_pass);
+    if !instance.track.is_empty() {
+        let items = instance
             .track
             .iter()
             .map(|t| {
@@ -302,7 +307,7 @@ fn vrrp_blocks(v: &Vrrp, blocks: &mut Vec<Block>) {
         b.array("track", items);
     }
     blocks.push(b);
-    let a = &v.announce;
+    let a = &instance.announce;
     if !a.is_empty() {
         let mut b = Block::table("vrrp.announce", None);
         b.num("burst_count", &a.burst_count);
@@ -313,7 +318,7 @@ fn vrrp_blocks(v: &Vrrp, blocks: &mut Vec<Block>) {
         b.num("lower_priority_burst_count", &a.lower_priority_burst_count);
         blocks.push(b);
     }
-    let n = &v.notify;
+    let n = &instance.notify;
     if !n.is_empty() {
         let mut b = Block::table("vrrp.notify", None);
         b.argv("command", &n.command);
@@ -326,24 +331,28 @@ fn vrrp_blocks(v: &Vrrp, blocks: &mut Vec<Block>) {
     }
 }
 
-fn tracker_block(t: &Tracker) -> Block {
-    let mut b = Block::array_table("tracker", Some(table_origin(&t.from)));
-    b.kv("name", quote(&t.name.value), origin(&t.name));
-    b.kv("kind", quote(t.kind.value.as_str()), origin(&t.kind));
-    if let Some(w) = &t.weight {
+fn tracker_block(tracker: &Tracker) -> Block {
+    let mut b = Block::array_table("tracker", Some(table_origin(&tracker.from)));
+    b.kv("name", quote(&tracker.name.value), origin(&tracker.name));
+    b.kv(
+        "kind",
+        quote(tracker.kind.value.as_str()),
+        origin(&tracker.kind),
+    );
+    if let Some(w) = &tracker.weight {
         b.kv("weight", w.value.to_string(), origin(w));
     }
-    b.num("rise", &t.rise);
-    b.num("fall", &t.fall);
-    b.dur("interval", &t.interval);
-    b.argv("command", &t.command);
-    b.dur("timeout", &t.timeout);
-    b.string("user", &t.user);
-    b.string("service", &t.service);
-    b.num("min_healthy", &t.min_healthy);
-    b.string("interface", &t.interface);
-    b.string("process", &t.process);
-    b.string("path", &t.path);
+    b.num("rise", &tracker.rise);
+    b.num("fall", &tracker.fall);
+    b.dur("interval", &tracker.interval);
+    b.argv("command", &tracker.command);
+    b.dur("timeout", &tracker.timeout);
+    b.string("user", &tracker.user);
+    b.string("service", &tracker.service);
+    b.num("min_healthy", &tracker.min_healthy);
+    b.string("interface", &tracker.interface);
+    b.string("process", &tracker.process);
+    b.string("path", &tracker.path);
     b
 }
 

@@ -647,12 +647,12 @@ impl Command<'_> {
         non_options(&self.args)
     }
 
-    fn probe(&self, probe: Probe, a: &mut Analysis) {
-        a.probes.push((probe, self.line));
+    fn probe(&self, probe: Probe, analysis: &mut Analysis) {
+        analysis.probes.push((probe, self.line));
     }
 
-    fn unknown(&self, a: &mut Analysis) {
-        a.unknown.push((self.name.clone(), self.line));
+    fn unknown(&self, analysis: &mut Analysis) {
+        analysis.unknown.push((self.name.clone(), self.line));
     }
 }
 
@@ -660,7 +660,7 @@ fn classify_pipeline(
     pipeline: &[Segment],
     vars: &HashMap<String, String>,
     funcs: &[String],
-    a: &mut Analysis,
+    analysis: &mut Analysis,
 ) {
     for (index, segment) in pipeline.iter().enumerate() {
         let Some((name, args)) = command(segment, vars) else {
@@ -675,27 +675,27 @@ fn classify_pipeline(
             vars,
         };
         match command.name.as_str() {
-            "pgrep" | "pidof" => pgrep(&command, a),
-            "killall" | "pkill" => killall(&command, a),
-            "systemctl" | "service" => systemctl(&command, a),
-            "ps" => ps(&command, a),
-            "netstat" | "ss" => netstat(&command, a),
-            "lsof" => lsof(&command, a),
-            "nc" | "ncat" => nc(&command, a),
+            "pgrep" | "pidof" => pgrep(&command, analysis),
+            "killall" | "pkill" => killall(&command, analysis),
+            "systemctl" | "service" => systemctl(&command, analysis),
+            "ps" => ps(&command, analysis),
+            "netstat" | "ss" => netstat(&command, analysis),
+            "lsof" => lsof(&command, analysis),
+            "nc" | "ncat" => nc(&command, analysis),
             "curl" | "wget" => match command.args.iter().find_map(|x| parse_url(x)) {
-                Some(probe) => command.probe(probe, a),
-                None => command.unknown(a),
+                Some(probe) => command.probe(probe, analysis),
+                None => command.unknown(analysis),
             },
             c if HARMLESS.contains(&c) || funcs.iter().any(|f| f == c) => {}
             c if assignment(c).is_some() => {}
-            _ => command.unknown(a),
+            _ => command.unknown(analysis),
         }
     }
 }
 
 /// `pgrep [-x] NAME`, `pidof NAME`.
-fn pgrep(command: &Command<'_>, a: &mut Analysis) {
-    // pgrep's options with a value: -u -U -g -G -P -s -t --ns -o
+fn pgrep(command: &Command<'_>, analysis: &mut Analysis) {
+    // pgrep's options with analysis value: -u -U -g -G -P -s -t --ns -o
     let mut skip_next = false;
     let mut target = None;
     for arg in &command.args {
@@ -715,24 +715,24 @@ fn pgrep(command: &Command<'_>, a: &mut Analysis) {
         }
     }
     match target {
-        Some(t) => command.probe(Probe::Process(t), a),
-        None => command.unknown(a),
+        Some(t) => command.probe(Probe::Process(t), analysis),
+        None => command.unknown(analysis),
     }
 }
 
 /// `killall -0 NAME` checks; `killall keepalived` / `pkill keepalived` stops keepalived.
-fn killall(command: &Command<'_>, a: &mut Analysis) {
+fn killall(command: &Command<'_>, analysis: &mut Analysis) {
     let target = command.plain().last().map(|s| s.to_string());
     match (command.args.iter().any(|x| x == "-0"), target) {
-        (true, Some(t)) if command.name == "killall" => command.probe(Probe::Process(t), a),
-        (false, Some(t)) if t == "keepalived" => a.stops_keepalived = Some(command.line),
-        _ => command.unknown(a),
+        (true, Some(t)) if command.name == "killall" => command.probe(Probe::Process(t), analysis),
+        (false, Some(t)) if t == "keepalived" => analysis.stops_keepalived = Some(command.line),
+        _ => command.unknown(analysis),
     }
 }
 
 /// `systemctl is-active|status UNIT` checks, `systemctl stop keepalived` stops keepalived,
 /// `systemctl start|restart UNIT` restarts; `service UNIT ACTION` the same.
-fn systemctl(command: &Command<'_>, a: &mut Analysis) {
+fn systemctl(command: &Command<'_>, analysis: &mut Analysis) {
     let plain = command.plain();
     let (action, unit) = if command.name == "systemctl" {
         (plain.first().copied(), plain.get(1).copied())
@@ -741,31 +741,31 @@ fn systemctl(command: &Command<'_>, a: &mut Analysis) {
     };
     let unit = unit.map(|u| u.trim_end_matches(".service").to_string());
     match (action, unit) {
-        (Some("is-active" | "status"), Some(u)) => command.probe(Probe::Process(u), a),
+        (Some("is-active" | "status"), Some(u)) => command.probe(Probe::Process(u), analysis),
         (Some("stop" | "kill"), Some(u)) if u == "keepalived" || u.ends_with("-keepalived") => {
-            a.stops_keepalived = Some(command.line)
+            analysis.stops_keepalived = Some(command.line)
         }
         (Some("start" | "restart" | "reload" | "try-restart"), Some(u)) => {
-            a.restarts.push((u, command.line))
+            analysis.restarts.push((u, command.line))
         }
-        _ => command.unknown(a),
+        _ => command.unknown(analysis),
     }
 }
 
 /// `ps -C NAME`, or `ps ... | grep NAME`.
-fn ps(command: &Command<'_>, a: &mut Analysis) {
+fn ps(command: &Command<'_>, analysis: &mut Analysis) {
     if let Some(i) = command.args.iter().position(|x| x == "-C") {
         match command.args.get(i + 1) {
-            Some(n) => command.probe(Probe::Process(n.clone()), a),
-            None => command.unknown(a),
+            Some(n) => command.probe(Probe::Process(n.clone()), analysis),
+            None => command.unknown(analysis),
         }
     } else if let Some(p) = grep_pattern(command.pipeline, command.index, command.vars) {
-        command.probe(Probe::Process(p), a);
+        command.probe(Probe::Process(p), analysis);
     }
 }
 
 /// `netstat ... | grep PORT`, `ss ... sport = :PORT`.
-fn netstat(command: &Command<'_>, a: &mut Analysis) {
+fn netstat(command: &Command<'_>, analysis: &mut Analysis) {
     let port = grep_pattern(command.pipeline, command.index, command.vars)
         .and_then(|p| port_in(&p))
         .or_else(|| {
@@ -777,26 +777,26 @@ fn netstat(command: &Command<'_>, a: &mut Analysis) {
                 .and_then(|p| port_in(p))
         });
     match port {
-        Some(p) => command.probe(Probe::Listen(p), a),
-        None => command.unknown(a),
+        Some(p) => command.probe(Probe::Listen(p), analysis),
+        None => command.unknown(analysis),
     }
 }
 
 /// `lsof -i :PORT`.
-fn lsof(command: &Command<'_>, a: &mut Analysis) {
+fn lsof(command: &Command<'_>, analysis: &mut Analysis) {
     let port = command
         .args
         .iter()
         .filter(|x| x.starts_with("-i") || x.starts_with(':'))
         .find_map(|x| x.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()));
     match port {
-        Some(p) => command.probe(Probe::Listen(p), a),
-        None => command.unknown(a),
+        Some(p) => command.probe(Probe::Listen(p), analysis),
+        None => command.unknown(analysis),
     }
 }
 
 /// `nc -z localhost PORT`.
-fn nc(command: &Command<'_>, a: &mut Analysis) {
+fn nc(command: &Command<'_>, analysis: &mut Analysis) {
     let plain = command.plain();
     let local = plain
         .first()
@@ -807,8 +807,8 @@ fn nc(command: &Command<'_>, a: &mut Analysis) {
         .iter()
         .any(|x| x.starts_with("-z") || x == "-zv");
     match (zero_io, local, port) {
-        (true, true, Some(p)) => command.probe(Probe::Listen(p), a),
-        _ => command.unknown(a),
+        (true, true, Some(p)) => command.probe(Probe::Listen(p), analysis),
+        _ => command.unknown(analysis),
     }
 }
 

@@ -144,22 +144,22 @@ impl Instance<'_> {
         }
         let place = directive.place();
         let value_place = directive.arg_place(0);
-        let v = &mut self.vrrp;
+        let vrrp = &mut self.vrrp;
         match keyword {
             "state" => self.state(directive, report),
             "interface" => {
-                v.interface = directive
+                vrrp.interface = directive
                     .arg(0)
                     .map(|i| Sourced::new(i.to_string(), &value_place))
             }
             "virtual_router_id" => match number::<u16>(directive, 0, report) {
-                Some(id @ 1..=255) => v.vrid = Some(Sourced::new(id as u8, &value_place)),
+                Some(id @ 1..=255) => vrrp.vrid = Some(Sourced::new(id as u8, &value_place)),
                 Some(_) => report.error(&place, "must be 1 to 255"),
                 None => {}
             },
             "priority" => match number::<u16>(directive, 0, report) {
                 Some(p @ 1..=255) => {
-                    v.priority = Some(Sourced::new(p as u8, &value_place));
+                    vrrp.priority = Some(Sourced::new(p as u8, &value_place));
                     self.priority_set = true;
                 }
                 Some(_) => report.error(&place, "must be 1 to 255"),
@@ -172,7 +172,7 @@ impl Instance<'_> {
             }
             "version" => match number::<u8>(directive, 0, report) {
                 // keepalived ignores version 2 once the instance has an IPv6 address.
-                Some(2) if v.virtual_addresses.iter().any(|a| a.value.address.is_ipv6()) => report
+                Some(2) if vrrp.virtual_addresses.iter().any(|a| a.value.address.is_ipv6()) => report
                     .skip(
                         &place,
                         "keepalived ignores version 2 after an IPv6 address (it logs that it conflicts) and uses 3",
@@ -183,29 +183,29 @@ impl Instance<'_> {
             },
             "authentication" => self.authentication(directive, report),
             "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
-                virtual_addresses(directive, v, report)
+                virtual_addresses(directive, vrrp, report)
             }
             "unicast_src_ip" | "mcast_src_ip" => {
                 match directive.arg(0).and_then(|a| a.parse::<IpAddr>().ok()) {
-                    Some(ip) => v.source = Some(Sourced::new(ip, &value_place)),
+                    Some(ip) => vrrp.source = Some(Sourced::new(ip, &value_place)),
                     None => report.error(&place, "expected an IP address"),
                 }
             }
-            "unicast_peer" => unicast_peers(directive, v, report),
-            "check_unicast_src" => v.check_unicast_source = Some(Sourced::new(true, &place)),
+            "unicast_peer" => unicast_peers(directive, vrrp, report),
+            "check_unicast_src" => vrrp.check_unicast_source = Some(Sourced::new(true, &place)),
             "nopreempt" | "no_preempt" => {
-                v.preempt = Some(Sourced::new(false, &place));
+                vrrp.preempt = Some(Sourced::new(false, &place));
                 self.nopreempt = Some(place);
             }
-            "preempt" => v.preempt = Some(Sourced::new(true, &place)),
+            "preempt" => vrrp.preempt = Some(Sourced::new(true, &place)),
             "preempt_delay" => {
                 if let Some(d) = seconds(directive, 0, report) {
-                    v.preempt_delay = Some(Sourced::new(d, &value_place));
+                    vrrp.preempt_delay = Some(Sourced::new(d, &value_place));
                     self.preempt_delay = Some(place);
                 }
             }
-            "accept" => v.accept = Some(Sourced::new(true, &place)),
-            "no_accept" => v.accept = Some(Sourced::new(false, &place)),
+            "accept" => vrrp.accept = Some(Sourced::new(true, &place)),
+            "no_accept" => vrrp.accept = Some(Sourced::new(false, &place)),
             // Resolved after the instance, with the definitions they name.
             "track_script" | "track_interface" | "track_file" | "track_process" => {}
             "notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {
@@ -314,14 +314,14 @@ impl Instance<'_> {
         self.vrrp.announce = std::mem::take(&mut self.announce);
         self.notify_user(report);
         let globals = self.globals;
-        let v = &mut self.vrrp;
+        let vrrp = &mut self.vrrp;
         if globals.check_unicast_src.is_some()
-            && v.check_unicast_source.is_none()
-            && v.unicast_peers.is_some()
+            && vrrp.check_unicast_source.is_none()
+            && vrrp.unicast_peers.is_some()
         {
-            v.check_unicast_source = globals.check_unicast_src.clone();
+            vrrp.check_unicast_source = globals.check_unicast_src.clone();
         }
-        required(v, block, report);
+        required(vrrp, block, report);
         self.vrrp
     }
 
