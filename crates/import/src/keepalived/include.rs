@@ -7,7 +7,7 @@
 //! variants add checks; a check that fails is an error (keepalived refuses the config),
 //! otherwise keepalived logs it and goes on, and the import notes it as not carried over:
 //!
-//! | variant | a file cannot be read (R) | no file, none written with a wildcard (M) | no file (W) | an alternative of a brace pattern is missing (B) |
+//! | variant | R: a file found cannot be read | M: nothing, a name without wildcards missing | W: nothing matches | B: some match, some missing |
 //! | --- | --- | --- | --- | --- |
 //! | `include` | note | note | note | note |
 //! | `includer` | error | note | note | note |
