@@ -458,3 +458,35 @@ fn an_imported_haproxy_config_runs() {
     );
     assert_eq!(http_get(admin, "/healthz", None), 200);
 }
+
+/// A value havip would refuse is an error at its source line: nothing is written, exit 1.
+#[test]
+fn values_havip_refuses_are_errors_and_nothing_is_written() {
+    let dir = TempDir::new("refused");
+    let cfg = dir.0.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        "listen api\n  bind *:6443\n  retries 200\n  server m1 10.0.0.1:6443\n",
+    )
+    .unwrap();
+    let out = dir.0.join("out.toml");
+    let output = Command::new(HAVIP)
+        .arg("import")
+        .arg("--haproxy")
+        .arg(&cfg)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:3:11: retries: error: havip refuses the imported config: service[0].retries: ",
+            cfg.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("havip import: 1 error(s) in the input; nothing written"));
+    assert!(!out.exists());
+}
