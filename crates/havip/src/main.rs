@@ -311,7 +311,7 @@ fn import_cmd(sources: &Sources, output: Option<&std::path::Path>) -> ExitCode {
         }
     };
     for (node, target) in imported.nodes.iter().zip(&targets) {
-        let text = import::emit::emit(&node.config, &imported.notes_for(node));
+        let text = import::emit::emit(&node.draft, &imported.notes_for(node));
         match target {
             None => print!("{text}"),
             Some(path) => {
@@ -330,9 +330,8 @@ fn import_cmd(sources: &Sources, output: Option<&std::path::Path>) -> ExitCode {
         }
     }
     eprintln!(
-        "havip import: {} not carried over, {} warning(s); check each config with havip check --config FILE",
-        report.count(import::Severity::Skipped),
-        report.count(import::Severity::Warning)
+        "havip import: {}; check each config with havip check --config FILE",
+        report.summary()
     );
     ExitCode::SUCCESS
 }

@@ -1,7 +1,9 @@
-//! `havip import` and `havip check` on the seed configs, end to end through the binary.
+//! `havip import` and `havip check` on the seed configs, end to end through the binary: exit
+//! codes, the files written, what goes to standard error.
 //!
-//! The expected outputs under `tests/import/expected/` are the product: review them by hand
-//! when they change. `HAVIP_BLESS=1 cargo test -p havip --test import` rewrites them.
+//! The expected outputs under `crates/import/tests/import/expected/` are checked (and
+//! rewritten, with `HAVIP_BLESS`) by the import crate's in-process golden test; here the binary
+//! must write exactly those bytes.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 #![allow(clippy::disallowed_types)] // blocking tests of a child process use wall-clock time
@@ -51,82 +53,9 @@ impl Drop for Running {
     }
 }
 
-/// Each seed file alone, and the seeds' natural sets.
-const CASES: &[(&str, &[&str])] = &[
-    ("rke2-haproxy", &["--haproxy", "rke2-haproxy.cfg"]),
-    ("rke2-keepalived", &["--keepalived", "rke2-keepalived.conf"]),
-    (
-        "rke2-keepalived-script",
-        &[
-            "--keepalived",
-            "rke2-keepalived.conf",
-            "--script",
-            "rke2-check_apiserver.sh",
-        ],
-    ),
-    (
-        "rke2",
-        &[
-            "--haproxy",
-            "rke2-haproxy.cfg",
-            "--keepalived",
-            "rke2-keepalived.conf",
-            "--script",
-            "rke2-check_apiserver.sh",
-        ],
-    ),
-    (
-        "kubesphere-haproxy",
-        &["--haproxy", "kubesphere-haproxy.cfg"],
-    ),
-    (
-        "kubesphere-keepalived",
-        &["--keepalived", "kubesphere-keepalived.conf"],
-    ),
-    (
-        "kubesphere",
-        &[
-            "--haproxy",
-            "kubesphere-haproxy.cfg",
-            "--keepalived",
-            "kubesphere-keepalived.conf",
-        ],
-    ),
-    ("docker-haproxy", &["--haproxy", "docker-haproxy.cfg"]),
-    (
-        "docker-keepalived",
-        &["--keepalived", "docker-keepalived.conf"],
-    ),
-    (
-        "docker",
-        &[
-            "--haproxy",
-            "docker-haproxy.cfg",
-            "--keepalived",
-            "docker-keepalived.conf",
-        ],
-    ),
-    ("nginx-stream", &["--nginx", "nginx-stream.conf"]),
-    (
-        "nginx-keepalived-master1",
-        &["--keepalived", "nginx-keepalived-master1.conf"],
-    ),
-    (
-        "nginx-keepalived-master2",
-        &["--keepalived", "nginx-keepalived-master2.conf"],
-    ),
-    (
-        "nginx",
-        &[
-            "--nginx",
-            "nginx-stream.conf",
-            "--keepalived",
-            "nginx-keepalived-master1.conf",
-            "--keepalived",
-            "nginx-keepalived-master2.conf",
-        ],
-    ),
-];
+/// Each seed file alone, and the seeds' natural sets: the cases of the import crate's golden
+/// test.
+const CASES: &[(&str, &[&str])] = include!("../../import/tests/import/cases.rs");
 
 /// Run `havip import ARGS -o OUT/` in the seeds directory: the configs written (file name,
 /// text) and the report (stderr without the lines naming the temporary directory).
@@ -158,13 +87,9 @@ fn import(args: &[&str], out: &Path) -> (Vec<(String, String)>, String, Output) 
     (files, report, output)
 }
 
-fn compare_or_bless(name: &str, got: &str, failures: &mut Vec<String>) {
+/// `got` must be the reviewed output `name`; this test never rewrites it.
+fn compare(name: &str, got: &str, failures: &mut Vec<String>) {
     let path = expected_dir().join(name);
-    if std::env::var_os("HAVIP_BLESS").is_some() {
-        std::fs::create_dir_all(expected_dir()).unwrap();
-        std::fs::write(&path, got).unwrap();
-        return;
-    }
     match std::fs::read_to_string(&path) {
         Ok(want) if want == got => {}
         Ok(want) => failures.push(format!(
@@ -172,7 +97,7 @@ fn compare_or_bless(name: &str, got: &str, failures: &mut Vec<String>) {
             path.display(),
             first_difference(&want, got)
         )),
-        Err(e) => failures.push(format!("{}: {e} (HAVIP_BLESS=1 writes it)", path.display())),
+        Err(e) => failures.push(format!("{}: {e}", path.display())),
     }
 }
 
@@ -190,7 +115,7 @@ fn first_difference(want: &str, got: &str) -> String {
 }
 
 #[test]
-fn seed_imports_match_the_reviewed_outputs_and_are_stable() {
+fn the_cli_writes_the_reviewed_outputs_and_is_stable() {
     let mut failures = Vec::new();
     for (case, args) in CASES {
         let first = TempDir::new(&format!("{case}-1"));
@@ -210,11 +135,15 @@ fn seed_imports_match_the_reviewed_outputs_and_are_stable() {
             } else {
                 format!("{case}.toml")
             };
-            compare_or_bless(&name, text, &mut failures);
+            compare(&name, text, &mut failures);
         }
-        compare_or_bless(&format!("{case}.report"), &report, &mut failures);
+        compare(&format!("{case}.report"), &report, &mut failures);
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{}\n\n(the import crate's golden test says whether the importer changed: cargo test -p havip-import golden)",
+        failures.join("\n\n")
+    );
 }
 
 #[test]
@@ -528,4 +457,36 @@ fn an_imported_haproxy_config_runs() {
         200
     );
     assert_eq!(http_get(admin, "/healthz", None), 200);
+}
+
+/// A value havip would refuse is an error at its source line: nothing is written, exit 1.
+#[test]
+fn values_havip_refuses_are_errors_and_nothing_is_written() {
+    let dir = TempDir::new("refused");
+    let cfg = dir.0.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        "listen api\n  bind *:6443\n  retries 200\n  server m1 10.0.0.1:6443\n",
+    )
+    .unwrap();
+    let out = dir.0.join("out.toml");
+    let output = Command::new(HAVIP)
+        .arg("import")
+        .arg("--haproxy")
+        .arg(&cfg)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:3:11: retries: error: havip refuses the imported config: service[0].retries: ",
+            cfg.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("havip import: 1 error(s) in the input; nothing written"));
+    assert!(!out.exists());
 }

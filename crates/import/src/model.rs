@@ -1,84 +1,124 @@
-//! The havip config an import produces, before it is written as TOML: the same tables and
-//! keys as `docs/config.md`, each value with the source line it came from ([`V`]).
+//! The havip config an import drafts, before it is written as TOML: the same tables and keys
+//! as `docs/config.md`, each value with the place it came from ([`Sourced`]).
 //!
 //! Only what the sources set is `Some`; the emitter writes nothing for `None`, so havip's
-//! defaults apply there.
+//! defaults apply there. Each field is documented by the key it becomes.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{Loc, Src};
+use havip_config::place::{At, Place};
 
-/// A value and where it came from; `note` is a short explanation written beside it.
+/// A value, the place in the source it came from, and a short note written beside it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct V<T> {
+pub struct Sourced<T> {
+    /// The value as havip reads it.
     pub value: T,
-    pub src: Option<Src>,
+    /// Where the source wrote it (its key: the directive).
+    pub place: Place,
+    /// Why the import chose this value, when it is not what the source says word for word.
     pub note: Option<String>,
 }
 
-impl<T> V<T> {
-    pub fn new(value: T, src: &Src) -> V<T> {
-        V {
+impl<T> Sourced<T> {
+    /// `value`, written at `place`.
+    pub fn new(value: T, place: &Place) -> Sourced<T> {
+        Sourced {
             value,
-            src: Some(src.clone()),
+            place: place.clone(),
             note: None,
         }
     }
 
-    pub fn noted(value: T, src: &Src, note: impl Into<String>) -> V<T> {
-        V {
+    /// `value`, written at `place`, with a note.
+    pub fn noted(value: T, place: &Place, note: impl Into<String>) -> Sourced<T> {
+        Sourced {
             value,
-            src: Some(src.clone()),
+            place: place.clone(),
             note: Some(note.into()),
         }
     }
 
-    pub fn loc(&self) -> Option<&Loc> {
-        self.src.as_ref().map(|s| &s.loc)
+    /// The same value and place with (another) note.
+    pub fn with_note(self, note: impl Into<String>) -> Sourced<T> {
+        Sourced {
+            note: Some(note.into()),
+            ..self
+        }
+    }
+
+    /// Another value at the same place, without the note.
+    pub fn map<U>(&self, f: impl FnOnce(&T) -> U) -> Sourced<U> {
+        Sourced::new(f(&self.value), &self.place)
+    }
+
+    /// The value and its place, for the lints.
+    pub fn at<U>(&self, f: impl FnOnce(&T) -> U) -> At<U> {
+        At::new(f(&self.value), self.place.clone())
     }
 }
 
+/// One node's havip config: `docs/config.md` from top to bottom.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Config {
-    /// The files this config was made from, for the header.
+pub struct Draft {
+    /// The files it was made from, for the header.
     pub inputs: Vec<String>,
+    /// `[global]`.
     pub global: Global,
+    /// `[log]`.
     pub log: Log,
+    /// `[admin]`.
     pub admin: Option<Admin>,
+    /// `[[service]]`.
     pub services: Vec<Service>,
+    /// `[[vrrp]]`.
     pub vrrp: Vec<Vrrp>,
+    /// `[[tracker]]`.
     pub trackers: Vec<Tracker>,
 }
 
+/// `[global]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Global {
-    pub max_conns: Option<V<u32>>,
-    pub workers: Option<V<u32>>,
+    /// `max_conns`.
+    pub max_conns: Option<Sourced<u32>>,
+    /// `workers`.
+    pub workers: Option<Sourced<u32>>,
 }
 
+/// `[log]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Log {
-    pub connections: Option<V<bool>>,
+    /// `connections`.
+    pub connections: Option<Sourced<bool>>,
 }
 
+/// `[admin]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admin {
-    pub from: Src,
-    pub listen: V<String>,
-    /// `user:password` pairs for HTTP basic authentication.
-    pub auth: Vec<V<String>>,
+    /// The section it was made from, for the table's comment.
+    pub from: Place,
+    /// `listen`.
+    pub listen: Sourced<String>,
+    /// `auth`: `user:password` pairs for HTTP basic authentication.
+    pub auth: Vec<Sourced<String>>,
 }
 
+/// `[service.health] check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
+    /// `"https"`.
     Https,
+    /// `"http"`.
     Http,
+    /// `"tcp"`.
     Tcp,
+    /// `"none"`.
     None,
 }
 
 impl Check {
+    /// The TOML value.
     pub fn as_str(self) -> &'static str {
         match self {
             Check::Https => "https",
@@ -89,26 +129,40 @@ impl Check {
     }
 }
 
+/// `[[service]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
-    /// The section(s) it was made from, for the table's comment.
-    pub from: Src,
-    pub also_from: Vec<Src>,
-    pub name: V<String>,
-    pub listen: Vec<V<String>>,
-    pub balance: Option<V<&'static str>>,
-    pub retries: Option<V<u32>>,
-    pub slow_start: Option<V<Duration>>,
-    pub close_on_down: Option<V<bool>>,
+    /// The section it was made from, for the table's comment.
+    pub from: Place,
+    /// Other sections it was made from (a frontend's backend, an nginx upstream).
+    pub also_from: Vec<Place>,
+    /// `name`.
+    pub name: Sourced<String>,
+    /// `listen`.
+    pub listen: Vec<Sourced<String>>,
+    /// `balance`.
+    pub balance: Option<Sourced<&'static str>>,
+    /// `retries`.
+    pub retries: Option<Sourced<u32>>,
+    /// `slow_start`.
+    pub slow_start: Option<Sourced<Duration>>,
+    /// `close_on_down`.
+    pub close_on_down: Option<Sourced<bool>>,
+    /// `[service.timeouts]`.
     pub timeouts: Timeouts,
+    /// `[service.limits]`.
     pub limits: Limits,
+    /// `[service.health]`.
     pub health: Health,
+    /// `[service.passive]`.
     pub passive: Passive,
+    /// `[[service.backend]]`.
     pub backends: Vec<Backend>,
 }
 
 impl Service {
-    pub fn new(name: V<String>, from: Src) -> Service {
+    /// A service with only a name, made from `from`.
+    pub fn new(name: Sourced<String>, from: Place) -> Service {
         Service {
             from,
             also_from: Vec::new(),
@@ -138,52 +192,84 @@ impl Service {
 /// A timeout that may be turned off (`tunnel = "off"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrOff {
+    /// `"off"`.
     Off,
+    /// A duration.
     On(Duration),
 }
 
+/// `[service.timeouts]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timeouts {
-    pub connect: Option<V<Duration>>,
-    pub queue: Option<V<Duration>>,
-    pub client_idle: Option<V<Duration>>,
-    pub server_idle: Option<V<Duration>>,
-    pub tunnel: Option<V<OrOff>>,
+    /// `connect`.
+    pub connect: Option<Sourced<Duration>>,
+    /// `queue`.
+    pub queue: Option<Sourced<Duration>>,
+    /// `client_idle`.
+    pub client_idle: Option<Sourced<Duration>>,
+    /// `server_idle`.
+    pub server_idle: Option<Sourced<Duration>>,
+    /// `tunnel`.
+    pub tunnel: Option<Sourced<OrOff>>,
 }
 
+/// `[service.limits]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
-    pub max_conns: Option<V<u32>>,
-    pub max_queue: Option<V<u32>>,
-    pub backlog: Option<V<u32>>,
+    /// `max_conns`.
+    pub max_conns: Option<Sourced<u32>>,
+    /// `max_queue`.
+    pub max_queue: Option<Sourced<u32>>,
+    /// `backlog`.
+    pub backlog: Option<Sourced<u32>>,
 }
 
+/// `[service.health]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Health {
-    pub check: Option<V<Check>>,
-    pub path: Option<V<String>>,
-    pub host: Option<V<String>>,
-    pub expect_status: Option<V<Vec<(u16, u16)>>>,
-    pub interval: Option<V<Duration>>,
-    pub fast_interval: Option<V<Duration>>,
-    pub down_interval: Option<V<Duration>>,
-    pub timeout: Option<V<Duration>>,
-    pub rise: Option<V<u32>>,
-    pub fall: Option<V<u32>>,
-    pub port: Option<V<u16>>,
+    /// `check`.
+    pub check: Option<Sourced<Check>>,
+    /// `path`.
+    pub path: Option<Sourced<String>>,
+    /// `host`.
+    pub host: Option<Sourced<String>>,
+    /// `expect_status`: inclusive ranges.
+    pub expect_status: Option<Sourced<Vec<(u16, u16)>>>,
+    /// `interval`.
+    pub interval: Option<Sourced<Duration>>,
+    /// `fast_interval`.
+    pub fast_interval: Option<Sourced<Duration>>,
+    /// `down_interval`.
+    pub down_interval: Option<Sourced<Duration>>,
+    /// `timeout`.
+    pub timeout: Option<Sourced<Duration>>,
+    /// `rise`.
+    pub rise: Option<Sourced<u32>>,
+    /// `fall`.
+    pub fall: Option<Sourced<u32>>,
+    /// `port`.
+    pub port: Option<Sourced<u16>>,
+    /// `[service.health.tls]`.
     pub tls: Tls,
 }
 
+/// `[service.health.tls]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tls {
-    pub verify: Option<V<bool>>,
-    pub ca_file: Option<V<String>>,
-    pub client_cert: Option<V<String>>,
-    pub client_key: Option<V<String>>,
-    pub sni: Option<V<String>>,
+    /// `verify`.
+    pub verify: Option<Sourced<bool>>,
+    /// `ca_file`.
+    pub ca_file: Option<Sourced<String>>,
+    /// `client_cert`.
+    pub client_cert: Option<Sourced<String>>,
+    /// `client_key`.
+    pub client_key: Option<Sourced<String>>,
+    /// `sni`.
+    pub sni: Option<Sourced<String>>,
 }
 
 impl Tls {
+    /// Whether nothing is set (the table is not written).
     pub fn is_empty(&self) -> bool {
         self.verify.is_none()
             && self.ca_file.is_none()
@@ -193,23 +279,46 @@ impl Tls {
     }
 }
 
+/// `[service.passive]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Passive {
-    pub max_fails: Option<V<u32>>,
-    pub fail_timeout: Option<V<Duration>>,
+    /// `max_fails`.
+    pub max_fails: Option<Sourced<u32>>,
+    /// `fail_timeout`.
+    pub fail_timeout: Option<Sourced<Duration>>,
 }
 
+/// `[[service.backend]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backend {
-    pub from: Src,
-    pub name: Option<V<String>>,
-    pub address: V<String>,
-    pub weight: Option<V<u32>>,
-    pub max_conns: Option<V<u32>>,
-    pub backup: Option<V<bool>>,
+    /// The line it was made from, for the table's comment.
+    pub from: Place,
+    /// `name`.
+    pub name: Option<Sourced<String>>,
+    /// `address`.
+    pub address: Sourced<String>,
+    /// `weight`.
+    pub weight: Option<Sourced<u32>>,
+    /// `max_conns`.
+    pub max_conns: Option<Sourced<u32>>,
+    /// `backup`.
+    pub backup: Option<Sourced<bool>>,
 }
 
 impl Backend {
+    /// A backend with only its address, made from `from`.
+    pub fn new(address: Sourced<String>, from: Place) -> Backend {
+        Backend {
+            from,
+            name: None,
+            address,
+            weight: None,
+            max_conns: None,
+            backup: None,
+        }
+    }
+
+    /// The port of its address.
     pub fn port(&self) -> Option<u16> {
         self.address
             .value
@@ -218,37 +327,54 @@ impl Backend {
     }
 }
 
+/// A `virtual_addresses` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vip {
+    /// `address` (without the prefix).
     pub address: IpAddr,
+    /// The prefix length of `address`.
     pub prefix: u8,
+    /// `interface`.
     pub interface: Option<String>,
+    /// `label`.
     pub label: Option<String>,
 }
 
 impl Vip {
+    /// `ADDRESS/PREFIX`.
     pub fn cidr(&self) -> String {
         format!("{}/{}", self.address, self.prefix)
     }
 }
 
+/// A `track` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackRef {
+    /// `tracker`.
     pub tracker: String,
+    /// `weight`.
     pub weight: Option<i32>,
 }
 
+/// `[vrrp.announce]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Announce {
-    pub burst_count: Option<V<u32>>,
-    pub burst_spacing: Option<V<Duration>>,
-    pub second_burst_delay: Option<V<Duration>>,
-    pub refresh_interval: Option<V<Duration>>,
-    pub refresh_count: Option<V<u32>>,
-    pub lower_priority_burst_count: Option<V<u32>>,
+    /// `burst_count`.
+    pub burst_count: Option<Sourced<u32>>,
+    /// `burst_spacing`.
+    pub burst_spacing: Option<Sourced<Duration>>,
+    /// `second_burst_delay`.
+    pub second_burst_delay: Option<Sourced<Duration>>,
+    /// `refresh_interval`.
+    pub refresh_interval: Option<Sourced<Duration>>,
+    /// `refresh_count`.
+    pub refresh_count: Option<Sourced<u32>>,
+    /// `lower_priority_burst_count`.
+    pub lower_priority_burst_count: Option<Sourced<u32>>,
 }
 
 impl Announce {
+    /// Whether nothing is set (the table is not written).
     pub fn is_empty(&self) -> bool {
         self.burst_count.is_none()
             && self.burst_spacing.is_none()
@@ -259,17 +385,25 @@ impl Announce {
     }
 }
 
+/// `[vrrp.notify]`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Notify {
-    pub command: Option<V<Vec<String>>>,
-    pub master: Option<V<Vec<String>>>,
-    pub backup: Option<V<Vec<String>>>,
-    pub fault: Option<V<Vec<String>>>,
-    pub stop: Option<V<Vec<String>>>,
-    pub user: Option<V<String>>,
+    /// `command`.
+    pub command: Option<Sourced<Vec<String>>>,
+    /// `master`.
+    pub master: Option<Sourced<Vec<String>>>,
+    /// `backup`.
+    pub backup: Option<Sourced<Vec<String>>>,
+    /// `fault`.
+    pub fault: Option<Sourced<Vec<String>>>,
+    /// `stop`.
+    pub stop: Option<Sourced<Vec<String>>>,
+    /// `user`.
+    pub user: Option<Sourced<String>>,
 }
 
 impl Notify {
+    /// Whether no command is set (the table is not written).
     pub fn is_empty(&self) -> bool {
         self.command.is_none()
             && self.master.is_none()
@@ -279,33 +413,53 @@ impl Notify {
     }
 }
 
+/// `[[vrrp]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vrrp {
-    pub from: Src,
-    pub name: V<String>,
-    pub interface: Option<V<String>>,
-    pub vrid: Option<V<u8>>,
-    pub version: Option<V<u8>>,
-    pub priority: Option<V<u8>>,
-    pub advert_interval: Option<V<Duration>>,
-    pub preempt: Option<V<bool>>,
-    pub preempt_delay: Option<V<Duration>>,
-    pub accept: Option<V<bool>>,
-    pub virtual_addresses: Vec<V<Vip>>,
-    pub source: Option<V<IpAddr>>,
-    /// `Some(empty)` when the source has an empty peer list (multicast in fact).
-    pub unicast_peers: Option<V<Vec<IpAddr>>>,
-    pub check_unicast_source: Option<V<bool>>,
-    pub auth_pass: Option<V<String>>,
-    pub track: Vec<V<TrackRef>>,
+    /// The instance it was made from, for the table's comment.
+    pub from: Place,
+    /// `name`.
+    pub name: Sourced<String>,
+    /// `interface`.
+    pub interface: Option<Sourced<String>>,
+    /// `vrid`.
+    pub vrid: Option<Sourced<u8>>,
+    /// `version`.
+    pub version: Option<Sourced<u8>>,
+    /// `priority`.
+    pub priority: Option<Sourced<u8>>,
+    /// `advert_interval`.
+    pub advert_interval: Option<Sourced<Duration>>,
+    /// `preempt`.
+    pub preempt: Option<Sourced<bool>>,
+    /// `preempt_delay`.
+    pub preempt_delay: Option<Sourced<Duration>>,
+    /// `accept`.
+    pub accept: Option<Sourced<bool>>,
+    /// `virtual_addresses`.
+    pub virtual_addresses: Vec<Sourced<Vip>>,
+    /// `source`.
+    pub source: Option<Sourced<IpAddr>>,
+    /// `unicast_peers`; `Some(empty)` when the source has an empty peer list (multicast in
+    /// fact).
+    pub unicast_peers: Option<Sourced<Vec<IpAddr>>>,
+    /// `check_unicast_source`.
+    pub check_unicast_source: Option<Sourced<bool>>,
+    /// `auth_pass`.
+    pub auth_pass: Option<Sourced<String>>,
+    /// `track`.
+    pub track: Vec<Sourced<TrackRef>>,
+    /// `[vrrp.announce]`.
     pub announce: Announce,
+    /// `[vrrp.notify]`.
     pub notify: Notify,
     /// keepalived's `state MASTER`: not carried (havip has no initial state), kept for lints.
-    pub initial_master: Option<Src>,
+    pub initial_master: Option<Place>,
 }
 
 impl Vrrp {
-    pub fn new(name: V<String>, from: Src) -> Vrrp {
+    /// An instance with only a name, made from `from`.
+    pub fn new(name: Sourced<String>, from: Place) -> Vrrp {
         Vrrp {
             from,
             name,
@@ -330,17 +484,25 @@ impl Vrrp {
     }
 }
 
+/// `[[tracker]] kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackerKind {
+    /// `"script"`.
     Script,
+    /// `"service"`.
     Service,
+    /// `"listener"`.
     Listener,
+    /// `"interface"`.
     Interface,
+    /// `"process"`.
     Process,
+    /// `"file"`.
     File,
 }
 
 impl TrackerKind {
+    /// The TOML value.
     pub fn as_str(self) -> &'static str {
         match self {
             TrackerKind::Script => "script",
@@ -353,27 +515,44 @@ impl TrackerKind {
     }
 }
 
+/// `[[tracker]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tracker {
-    pub from: Src,
-    pub name: V<String>,
-    pub kind: V<TrackerKind>,
-    pub weight: Option<V<i32>>,
-    pub rise: Option<V<u32>>,
-    pub fall: Option<V<u32>>,
-    pub interval: Option<V<Duration>>,
-    pub command: Option<V<Vec<String>>>,
-    pub timeout: Option<V<Duration>>,
-    pub user: Option<V<String>>,
-    pub service: Option<V<String>>,
-    pub min_healthy: Option<V<u32>>,
-    pub interface: Option<V<String>>,
-    pub process: Option<V<String>>,
-    pub path: Option<V<String>>,
+    /// The definition it was made from, for the table's comment.
+    pub from: Place,
+    /// `name`.
+    pub name: Sourced<String>,
+    /// `kind`.
+    pub kind: Sourced<TrackerKind>,
+    /// `weight`.
+    pub weight: Option<Sourced<i32>>,
+    /// `rise`.
+    pub rise: Option<Sourced<u32>>,
+    /// `fall`.
+    pub fall: Option<Sourced<u32>>,
+    /// `interval`.
+    pub interval: Option<Sourced<Duration>>,
+    /// `command`.
+    pub command: Option<Sourced<Vec<String>>>,
+    /// `timeout`.
+    pub timeout: Option<Sourced<Duration>>,
+    /// `user`.
+    pub user: Option<Sourced<String>>,
+    /// `service`.
+    pub service: Option<Sourced<String>>,
+    /// `min_healthy`.
+    pub min_healthy: Option<Sourced<u32>>,
+    /// `interface`.
+    pub interface: Option<Sourced<String>>,
+    /// `process`.
+    pub process: Option<Sourced<String>>,
+    /// `path`.
+    pub path: Option<Sourced<String>>,
 }
 
 impl Tracker {
-    pub fn new(name: V<String>, kind: V<TrackerKind>, from: Src) -> Tracker {
+    /// A tracker with only a name and a kind, made from `from`.
+    pub fn new(name: Sourced<String>, kind: Sourced<TrackerKind>, from: Place) -> Tracker {
         Tracker {
             from,
             name,

@@ -1,6 +1,7 @@
-//! Small text helpers shared by the importers: the time formats of each source, havip's
-//! duration strings, IP prefixes, and splitting a command line into argv.
+//! Small text helpers shared by the importers: the time formats of each source, addresses
+//! as havip writes them, names, "did you mean", and splitting a command line into argv.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// A number followed by an optional unit, in `default_unit` when there is none. Units:
@@ -120,6 +121,72 @@ pub fn split_command(text: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// `ip:port`, with brackets around an IPv6 address.
+pub fn socket_address(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(ip) => format!("{ip}:{port}"),
+        IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+    }
+}
+
+/// A host (an IP address, `[v6]`, or the wildcard `*`, empty or `0.0.0.0`) and a port as a
+/// havip listen address: `*:PORT` for every address, else `IP:PORT`.
+pub fn listen_address(host: &str, port: u16) -> Result<String, &'static str> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host == "*" || host == "0.0.0.0" {
+        return Ok(format!("*:{port}"));
+    }
+    backend_address(host, port)
+}
+
+/// An IP address (`[v6]` too) and a port as a havip backend address.
+pub fn backend_address(host: &str, port: u16) -> Result<String, &'static str> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Ok(socket_address(ip, port)),
+        Err(_) => Err("host names are not resolved; use an IP address"),
+    }
+}
+
+/// Make a name fit havip's rule for names (letters, digits, `-`, `_`, `.`).
+pub fn sanitize_name(name: &str) -> String {
+    let s = name_chars(name);
+    if s.is_empty() {
+        "unnamed".to_string()
+    } else {
+        s
+    }
+}
+
+/// `name` with every character havip does not allow in names replaced by `-`.
+pub fn name_chars(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// `; did you mean "x"?` for the candidate closest to `name` (a likely typo), else nothing.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    // Up to a third of the name may differ (a swap of two letters is one difference):
+    // `chk_haproy` finds `chk_haproxy`, `bsae` finds `base`, `web` does not find `api`.
+    let limit = (name.chars().count() / 3).max(1);
+    let best = candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d);
+    match best {
+        Some((_, c)) => format!("; did you mean {c:?}?"),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +242,26 @@ mod tests {
         assert_eq!(split_command("a\\ b c").unwrap(), vec!["a b", "c"]);
         assert!(split_command("a 'b").is_none());
         assert_eq!(split_command("  ").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn addresses_as_havip_writes_them() {
+        assert_eq!(listen_address("", 80).unwrap(), "*:80");
+        assert_eq!(listen_address("0.0.0.0", 80).unwrap(), "*:80");
+        assert_eq!(listen_address("[::1]", 80).unwrap(), "[::1]:80");
+        assert_eq!(backend_address("10.0.0.1", 1).unwrap(), "10.0.0.1:1");
+        assert!(backend_address("db.example", 1).is_err());
+        assert_eq!(sanitize_name("a b/c"), "a-b-c");
+        assert_eq!(sanitize_name(""), "unnamed");
+    }
+
+    #[test]
+    fn suggestions_only_for_near_names() {
+        assert_eq!(
+            did_you_mean("chk_haproy", ["chk_nginx", "chk_haproxy"]),
+            "; did you mean \"chk_haproxy\"?"
+        );
+        assert_eq!(did_you_mean("web", ["api"]), "");
+        assert_eq!(did_you_mean("x", Vec::<&str>::new()), "");
     }
 }

@@ -1,4 +1,10 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::lex::tokenize;
 use super::*;
+use crate::model::{Check, Draft, OrOff};
+use crate::Report;
 
 fn file() -> Arc<str> {
     Arc::from("haproxy.cfg")
@@ -12,7 +18,7 @@ fn words(line: &str) -> Vec<String> {
         .collect()
 }
 
-fn import(text: &str) -> (model::Config, Report) {
+fn import(text: &str) -> (Draft, Report) {
     let mut report = Report::default();
     let cfg = parse(&file(), text, &mut report);
     let out = map(&cfg, &mut report);
@@ -42,8 +48,8 @@ fn lexer_follows_haproxy_quoting() {
     assert_eq!(words(r"x a\x41"), ["x", "aA"]);
     assert_eq!(words("x a#b"), ["x", "a"]);
     assert_eq!(words("# only a comment"), Vec::<String>::new());
-    assert_eq!(tokenize("x \"open").unwrap_err().0, 3);
-    assert_eq!(tokenize("x 'open").unwrap_err().0, 3);
+    assert_eq!(tokenize("x \"open").unwrap_err().column, 3);
+    assert_eq!(tokenize("x 'open").unwrap_err().column, 3);
 }
 
 #[test]
@@ -98,7 +104,7 @@ fn frontend_and_backend_become_one_service() {
     assert_eq!(s.health.rise.as_ref().unwrap().value, 2);
     assert_eq!(s.health.fall.as_ref().unwrap().value, 3);
     // Every value names its line.
-    assert_eq!(s.balance.as_ref().unwrap().loc().unwrap().line, 13);
+    assert_eq!(s.balance.as_ref().unwrap().place.line, 13);
 }
 
 #[test]
@@ -290,4 +296,20 @@ fn defaults_are_taken_in_order_and_by_name() {
 fn a_server_without_port_takes_the_frontend_port() {
     let (c, _) = import("listen l\n  bind *:6443\n  server s 10.0.0.1\n");
     assert_eq!(c.services[0].backends[0].address.value, "10.0.0.1:6443");
+}
+
+#[test]
+fn misspelt_names_get_a_suggestion() {
+    let (_, report) = import(
+        "defaults base\n  mode tcp\nfrontend f from bsae\n  bind *:1\n  default_backend mastres\nbackend masters\n  server s 10.0.0.1:1\n",
+    );
+    let l = lines(&report);
+    assert!(
+        l.contains(&"haproxy.cfg:3:1: frontend: error: no defaults section named \"bsae\"; did you mean \"base\"?".to_string()),
+        "{l:?}"
+    );
+    assert!(
+        l.contains(&"haproxy.cfg:5:19: default_backend: error: no backend named \"mastres\"; did you mean \"masters\"?".to_string()),
+        "{l:?}"
+    );
 }

@@ -1,4 +1,10 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::lex::{lex_line, Lexeme};
 use super::*;
+use crate::model::TrackerKind;
+use crate::Report;
 
 fn file() -> Arc<str> {
     Arc::from("keepalived.conf")
@@ -20,7 +26,7 @@ fn words(line: &str) -> Vec<String> {
         .collect()
 }
 
-fn import(text: &str) -> (Mapped, Report) {
+fn import(text: &str) -> (VrrpPart, Report) {
     let mut report = Report::default();
     let tree = parse_text(&file(), text, &mut report);
     let ctx = Context {
@@ -43,7 +49,7 @@ fn lexer_follows_keepalived_quoting() {
     assert_eq!(words("x 'a \"b' # comment"), ["x", "a \"b"]);
     assert_eq!(words("x y! comment"), ["x", "y"]);
     assert_eq!(words(r#"x "a\tb""#), ["x", "a\tb"]);
-    assert_eq!(lex_line("x \"open").unwrap_err().0, 3);
+    assert_eq!(lex_line("x \"open").unwrap_err().column, 3);
 }
 
 #[test]
@@ -55,11 +61,11 @@ fn blocks_on_one_line_or_the_next() {
         &mut report,
     );
     assert!(report.notes.is_empty(), "{:?}", lines(&report));
-    assert_eq!(tree.nodes.len(), 2);
-    assert_eq!(tree.nodes[0].children()[0].kw(), "10.0.0.2");
-    assert_eq!(tree.nodes[0].children()[0].arg(0), Some("10.0.0.3"));
-    assert_eq!(tree.nodes[1].children()[0].kw(), "10.0.0.100");
-    assert_eq!(tree.nodes[1].children()[0].name.loc.line, 4);
+    assert_eq!(tree.directives.len(), 2);
+    assert_eq!(tree.directives[0].children()[0].name(), "10.0.0.2");
+    assert_eq!(tree.directives[0].children()[0].arg(0), Some("10.0.0.3"));
+    assert_eq!(tree.directives[1].children()[0].name(), "10.0.0.100");
+    assert_eq!(tree.directives[1].children()[0].name.place.line, 4);
 }
 
 #[test]
@@ -227,10 +233,10 @@ fn includes_are_relative_to_the_including_file() {
     let mut report = Report::default();
     let tree = load(&dir.join("keepalived.conf"), &mut report).unwrap();
     assert_eq!(tree.files.len(), 3);
-    let names: Vec<&str> = tree.nodes.iter().filter_map(|n| n.arg(0)).collect();
+    let names: Vec<&str> = tree.directives.iter().filter_map(|n| n.arg(0)).collect();
     assert_eq!(names, ["A", "B"]);
     let b = dir.join("conf.d/sub/b.conf").display().to_string();
-    assert_eq!(tree.nodes[1].name.loc.file.as_ref(), b);
+    assert_eq!(tree.directives[1].name.place.file.as_ref(), b);
     assert!(
         lines(&report).iter().any(|l| l.contains("includes itself")),
         "{:?}",
@@ -272,5 +278,165 @@ fn equal_priorities_across_a_set_are_warned() {
     assert!(
         l.iter().any(|x| x.contains("virtual_router_id differs")),
         "{l:?}"
+    );
+}
+
+/// A directory of keepalived files, removed on drop.
+struct Files(std::path::PathBuf);
+
+impl Files {
+    fn new(tag: &str) -> Files {
+        let dir = std::env::temp_dir().join(format!("havip-ka-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Files(dir)
+    }
+
+    /// An instance named `name` in `path`.
+    fn instance(&self, path: &str, name: &str) {
+        let file = self.0.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(
+            file,
+            format!("vrrp_instance {name} {{\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {{\n    10.0.0.1\n  }}\n}}\n"),
+        )
+        .unwrap();
+    }
+
+    /// The instances a main file with `text` reads, in order, and the report.
+    fn load(&self, text: &str) -> (Vec<String>, Vec<String>) {
+        let main = self.0.join("keepalived.conf");
+        std::fs::write(&main, text).unwrap();
+        let mut report = Report::default();
+        let tree = load(&main, &mut report).unwrap();
+        let names = tree
+            .directives
+            .iter()
+            .filter_map(|d| d.arg(0).map(str::to_string))
+            .collect();
+        let dir = format!("{}/", self.0.display());
+        let lines = lines(&report)
+            .into_iter()
+            .map(|l| l.replace(&dir, ""))
+            .collect();
+        (names, lines)
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `include` expands braces as keepalived's glob(GLOB_BRACE) does: each alternative in
+/// order, its matches sorted; nested braces; braces with wildcards; the rest of the line
+/// (comments removed) is the pattern.
+#[test]
+fn include_expands_braces_in_order() {
+    let files = Files::new("braces");
+    for (path, name) in [
+        ("a.conf", "A"),
+        ("b.conf", "B"),
+        ("d/x/2.conf", "X2"),
+        ("d/x/1.conf", "X1"),
+        ("d/y/1.conf", "Y1"),
+        ("d/z/1.conf", "Z1"),
+    ] {
+        files.instance(path, name);
+    }
+    let (names, notes) = files.load("include {b,a}.conf\n");
+    assert_eq!(names, ["B", "A"]);
+    assert!(notes.is_empty(), "{notes:?}");
+    let (names, _) = files.load("include d/{z,{x,y}}/*.conf # the nodes\n");
+    assert_eq!(names, ["Z1", "X1", "X2", "Y1"]);
+    let (names, _) = files.load("include {d/*/1,a}.conf\n");
+    assert_eq!(names, ["X1", "Y1", "Z1", "A"]);
+    // Not closed: a literal name, which does not exist.
+    let (names, notes) = files.load("include {a.conf\n");
+    assert!(names.is_empty());
+    assert!(notes[0].contains("{a.conf: no such file"), "{notes:?}");
+}
+
+/// What a missing alternative does depends on the include variant, as in keepalived 2.2.7.
+#[test]
+fn missing_alternatives_follow_keepalived() {
+    let files = Files::new("missing");
+    files.instance("a.conf", "A");
+    // Plain include: the files that exist are read; the missing one is noted.
+    let (names, notes) = files.load("include {a,missing}.conf\n");
+    assert_eq!(names, ["A"]);
+    assert_eq!(
+        notes,
+        ["keepalived.conf:1:1: include: not carried over: {a,missing}.conf: some files are missing; the others are read"]
+    );
+    // includeb requires every alternative: an error, and none is read.
+    let (names, notes) = files.load("includeb {a,missing}.conf\n");
+    assert!(names.is_empty());
+    assert_eq!(
+        notes,
+        ["keepalived.conf:1:1: include: error: {a,missing}.conf: some files are missing, so includeb reads none of them"]
+    );
+    // Nothing at all: a brace pattern fails includeb and includea only; a plain name fails
+    // includem, includew and includea.
+    for (line, error) in [
+        ("include {x,y}.conf", false),
+        ("includem {x,y}.conf", false),
+        ("includeb {x,y}.conf", true),
+        ("includea {x,y}.conf", true),
+        ("includer x.conf", false),
+        ("includem x.conf", true),
+        ("includeb x.conf", false),
+    ] {
+        let (_, notes) = files.load(&format!("{line}\n"));
+        let what = if error { "error" } else { "not carried over" };
+        assert!(
+            notes.len() == 1 && notes[0].contains(&format!(": include: {what}: ")),
+            "{line}: {notes:?}"
+        );
+    }
+    // A wildcard matching nothing in an existing directory fails includew and includea.
+    let (_, notes) = files.load("includem *.nothing\nincludew *.nothing\n");
+    assert!(notes[0].contains("1:1: include: not carried over: *.nothing: no file matches"));
+    assert!(notes[1].contains("2:1: include: error: *.nothing: no file matches"));
+}
+
+/// keepalived reads only regular files without execute permission (an error with
+/// `includer`, a note with `include`).
+#[cfg(unix)]
+#[test]
+fn directories_and_executables_are_not_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let files = Files::new("kinds");
+    files.instance("a.conf", "A");
+    files.instance("x.conf", "X");
+    std::fs::set_permissions(
+        files.0.join("x.conf"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::create_dir_all(files.0.join("dir.conf")).unwrap();
+    let (names, notes) = files.load("include ?.conf\ninclude dir.conf\nincluder x.conf\n");
+    assert_eq!(names, ["A"]);
+    assert_eq!(
+        notes,
+        [
+            "keepalived.conf:1:1: include: not carried over: x.conf: is not a regular non-executable file; keepalived skips it",
+            "keepalived.conf:2:1: include: not carried over: dir.conf: is a directory; keepalived skips it",
+            "keepalived.conf:3:1: include: error: x.conf: is not a regular non-executable file; keepalived skips it",
+        ]
+    );
+}
+
+#[test]
+fn a_misspelt_track_script_gets_a_suggestion() {
+    let (_, report) = import(
+        "vrrp_script chk_haproxy {\n  script \"pidof haproxy\"\n}\n\
+         vrrp_instance VI {\n  interface eth0\n  virtual_router_id 9\n  virtual_ipaddress {\n    10.0.0.1\n  }\n  track_script {\n    chk_haproy\n  }\n}\n",
+    );
+    assert!(
+        lines(&report).contains(&"keepalived.conf:11:5: track_script: error: no vrrp_script named \"chk_haproy\"; did you mean \"chk_haproxy\"?".to_string()),
+        "{:?}",
+        lines(&report)
     );
 }

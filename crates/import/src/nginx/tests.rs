@@ -1,17 +1,26 @@
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::*;
+use crate::model::{Check, Draft, OrOff};
+use crate::Report;
 
 fn file() -> Arc<str> {
     Arc::from("nginx.conf")
 }
 
-fn import(text: &str) -> (model::Config, Report) {
+fn import(text: &str) -> (Draft, Report) {
     let mut report = Report::default();
-    let tree = match parse(&file(), text) {
+    let directives = match parse(&file(), text) {
         Ok(t) => t,
-        Err((loc, msg)) => {
-            report.error(&loc, "(syntax)", msg);
+        Err(e) => {
+            report.error(&e.place, e.message);
             Vec::new()
         }
+    };
+    let tree = Tree {
+        directives,
+        files: vec![file()],
     };
     let out = map(&tree, &mut report);
     (out, report)
@@ -25,20 +34,20 @@ fn lines(report: &Report) -> Vec<String> {
 fn parses_blocks_quotes_and_comments() {
     let tree = parse(&file(), "a 1 '2 3' \"4;5\"; # c\nb { c d; e { } }\n").unwrap();
     assert_eq!(tree.len(), 2);
-    assert_eq!(tree[0].name, "a");
+    assert_eq!(tree[0].name(), "a");
     let args: Vec<&str> = tree[0].args.iter().map(|a| a.text.as_str()).collect();
     assert_eq!(args, ["1", "2 3", "4;5"]);
-    assert_eq!(tree[1].loc.line, 2);
+    assert_eq!(tree[1].name.place.line, 2);
     let b = tree[1].block.as_ref().unwrap();
-    assert_eq!(b[0].args[0].loc.col, 7);
+    assert_eq!(b[0].args[0].place.column, 7);
     assert_eq!(b[1].block.as_ref().unwrap().len(), 0);
 }
 
 #[test]
 fn syntax_errors_carry_line_and_column() {
     let err = |t: &str| {
-        let (loc, msg) = parse(&file(), t).unwrap_err();
-        format!("{}:{}: {msg}", loc.line, loc.col)
+        let e = parse(&file(), t).unwrap_err();
+        format!("{}:{}: {}", e.place.line, e.place.column, e.message)
     };
     assert_eq!(
         err("a {\n b;\n"),
@@ -150,15 +159,7 @@ fn includes_are_expanded_relative_to_the_main_file() {
     let c = map(&tree, &mut report);
     assert_eq!(c.services[0].listen[0].value, "*:8443");
     let api = dir.join("stream/api.conf").display().to_string();
-    assert!(
-        c.services[0].backends[0]
-            .address
-            .loc()
-            .unwrap()
-            .file
-            .as_ref()
-            == api
-    );
+    assert!(c.services[0].backends[0].address.place.file.as_ref() == api);
     assert!(lines(&report).iter().any(|l| l.contains("includes itself")));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -22,9 +22,13 @@ pub enum Probe {
     Listen(u16),
     /// An HTTP(S) GET answers (curl, wget).
     Http {
+        /// The host of the URL.
         host: String,
+        /// Its port (80 or 443 when the URL has none).
         port: u16,
+        /// Whether the scheme is `https`.
         https: bool,
+        /// The path, `/` when the URL has none.
         path: String,
     },
 }
@@ -162,10 +166,12 @@ pub fn is_command_we_know(name: &str) -> bool {
     )
 }
 
+/// The last component of a path.
 pub fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// One simple command: its words and the line it starts on.
 #[derive(Debug, Clone)]
 struct Segment {
     words: Vec<String>,
@@ -174,266 +180,265 @@ struct Segment {
 
 /// An open `$(`, backtick or `(`: what was being read outside it.
 struct Nest {
-    subst: bool,
+    /// A command substitution (the command around it goes on after it), not a subshell.
+    substitution: bool,
     word: String,
     words: Vec<String>,
     pipeline: Vec<Segment>,
-    seg_line: u32,
+    segment_line: u32,
 }
 
+/// What ends a simple command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sep {
+    /// `|`: the pipeline goes on.
     Pipe,
+    /// Anything else: the pipeline ends too.
     Other,
 }
 
 /// Split shell text into pipelines of simple commands.
 fn segments(text: &str) -> Vec<Vec<Segment>> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut pipelines: Vec<Vec<Segment>> = Vec::new();
-    let mut pipeline: Vec<Segment> = Vec::new();
-    let mut words: Vec<String> = Vec::new();
-    let mut word = String::new();
-    let mut line: u32 = 1;
-    let mut seg_line: u32 = 1;
-    let mut i = 0;
-    let mut nest: Vec<Nest> = Vec::new();
-    let mut backtick_open = false;
-    let flush_word = |word: &mut String, words: &mut Vec<String>| {
-        if !word.is_empty() {
-            words.push(std::mem::take(word));
-        }
+    let mut splitter = Splitter {
+        chars: text.chars().collect(),
+        i: 0,
+        pipelines: Vec::new(),
+        pipeline: Vec::new(),
+        words: Vec::new(),
+        word: String::new(),
+        line: 1,
+        segment_line: 1,
+        nest: Vec::new(),
+        backtick_open: false,
     };
-    let end_segment = |words: &mut Vec<String>,
-                       pipeline: &mut Vec<Segment>,
-                       pipelines: &mut Vec<Vec<Segment>>,
-                       sep: Sep,
-                       seg_line: u32| {
-        if !words.is_empty() {
-            pipeline.push(Segment {
-                words: std::mem::take(words),
-                line: seg_line,
-            });
-        }
-        if sep == Sep::Other && !pipeline.is_empty() {
-            pipelines.push(std::mem::take(pipeline));
-        }
-    };
-    while i < chars.len() {
-        let c = chars[i];
-        if words.is_empty() && word.is_empty() {
-            seg_line = line;
-        }
-        match c {
-            '\n' | ';' => {
-                flush_word(&mut word, &mut words);
-                end_segment(
-                    &mut words,
-                    &mut pipeline,
-                    &mut pipelines,
-                    Sep::Other,
-                    seg_line,
-                );
-                if c == '\n' {
-                    line += 1;
+    splitter.run();
+    splitter.pipelines
+}
+
+/// The state of [`segments`]: the text, where it is, and what has been read.
+struct Splitter {
+    chars: Vec<char>,
+    i: usize,
+    pipelines: Vec<Vec<Segment>>,
+    pipeline: Vec<Segment>,
+    words: Vec<String>,
+    word: String,
+    /// The line of `chars[i]`.
+    line: u32,
+    /// The line the current simple command starts on.
+    segment_line: u32,
+    nest: Vec<Nest>,
+    backtick_open: bool,
+}
+
+impl Splitter {
+    fn run(&mut self) {
+        while let Some(&c) = self.chars.get(self.i) {
+            if self.words.is_empty() && self.word.is_empty() {
+                self.segment_line = self.line;
+            }
+            let next = self.chars.get(self.i + 1).copied();
+            match c {
+                '\n' | ';' => {
+                    self.end_segment(Sep::Other);
+                    if c == '\n' {
+                        self.line += 1;
+                    }
+                    self.i += 1;
                 }
-                i += 1;
-            }
-            '#' if word.is_empty() => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            ' ' | '\t' | '\r' => {
-                flush_word(&mut word, &mut words);
-                i += 1;
-            }
-            '\\' => {
-                if let Some(&n) = chars.get(i + 1) {
-                    if n == '\n' {
-                        line += 1;
-                    } else {
-                        word.push(n);
+                '#' if self.word.is_empty() => {
+                    while self.chars.get(self.i).is_some_and(|&c| c != '\n') {
+                        self.i += 1;
                     }
                 }
-                i += 2;
-            }
-            '\'' => {
-                i += 1;
-                while i < chars.len() && chars[i] != '\'' {
-                    if chars[i] == '\n' {
-                        line += 1;
-                    }
-                    word.push(chars[i]);
-                    i += 1;
+                ' ' | '\t' | '\r' => {
+                    self.flush_word();
+                    self.i += 1;
                 }
-                i += 1;
-            }
-            '"' => {
+                '\\' => self.escape(next),
+                '\'' => self.single_quoted(),
                 // Double quotes are dropped: what is inside is read like the rest, so a
                 // `$(pgrep x)` in quotes is still seen.
-                i += 1;
-            }
-            '>' | '<' => {
-                // A redirection: drop an fd number before it and the target after it.
-                if word.chars().all(|c| c.is_ascii_digit()) {
-                    word.clear();
-                } else {
-                    flush_word(&mut word, &mut words);
+                '"' => self.i += 1,
+                '>' | '<' => self.redirection(),
+                '&' if next == Some('>') => self.redirect_both(),
+                '|' | '&' => {
+                    let double = next == Some(c);
+                    let sep = if c == '|' && !double {
+                        Sep::Pipe
+                    } else {
+                        Sep::Other
+                    };
+                    self.end_segment(sep);
+                    self.i += if double { 2 } else { 1 };
                 }
-                i += 1;
-                while i < chars.len() && matches!(chars[i], '>' | '&' | '<') {
-                    i += 1;
+                '$' if next == Some('(') && self.chars.get(self.i + 2) == Some(&'(') => {
+                    self.arithmetic()
                 }
-                while i < chars.len() && matches!(chars[i], ' ' | '\t') {
-                    i += 1;
+                '$' if next == Some('(') => {
+                    self.open(true);
+                    self.i += 2;
                 }
-                while i < chars.len()
-                    && !matches!(chars[i], ' ' | '\t' | '\n' | ';' | '|' | '&' | ')' | '`')
-                {
-                    i += 1;
+                '`' if self.backtick_open => {
+                    self.end_segment(Sep::Other);
+                    self.close(true);
+                    self.backtick_open = false;
+                    self.i += 1;
+                }
+                '`' => {
+                    self.open(true);
+                    self.backtick_open = true;
+                    self.i += 1;
+                }
+                '(' => {
+                    // A subshell or a function definition's `()`: a separator.
+                    self.end_segment(Sep::Other);
+                    self.open(false);
+                    self.i += 1;
+                }
+                ')' => {
+                    self.end_segment(Sep::Other);
+                    self.close(false);
+                    self.i += 1;
+                }
+                c => {
+                    self.word.push(c);
+                    self.i += 1;
                 }
             }
-            '&' if chars.get(i + 1) == Some(&'>') => {
-                // &> file
-                flush_word(&mut word, &mut words);
-                i += 2;
-                while i < chars.len() && matches!(chars[i], ' ' | '\t' | '>') {
-                    i += 1;
-                }
-                while i < chars.len() && !matches!(chars[i], ' ' | '\t' | '\n' | ';' | '|' | ')') {
-                    i += 1;
-                }
+        }
+        self.end_segment(Sep::Other);
+    }
+
+    fn flush_word(&mut self) {
+        if !self.word.is_empty() {
+            self.words.push(std::mem::take(&mut self.word));
+        }
+    }
+
+    /// The current word ends, then the simple command; `Other` ends the pipeline too.
+    fn end_segment(&mut self, sep: Sep) {
+        self.flush_word();
+        if !self.words.is_empty() {
+            self.pipeline.push(Segment {
+                words: std::mem::take(&mut self.words),
+                line: self.segment_line,
+            });
+        }
+        if sep == Sep::Other && !self.pipeline.is_empty() {
+            self.pipelines.push(std::mem::take(&mut self.pipeline));
+        }
+    }
+
+    /// A backslash: the next character is literal; before a newline it joins the lines.
+    fn escape(&mut self, next: Option<char>) {
+        match next {
+            Some('\n') => self.line += 1,
+            Some(c) => self.word.push(c),
+            None => {}
+        }
+        self.i += 2;
+    }
+
+    /// `'...'`: literal, possibly over several lines.
+    fn single_quoted(&mut self) {
+        self.i += 1;
+        while let Some(&c) = self.chars.get(self.i).filter(|&&c| c != '\'') {
+            if c == '\n' {
+                self.line += 1;
             }
-            '|' | '&' => {
-                flush_word(&mut word, &mut words);
-                let double = chars.get(i + 1) == Some(&c);
-                let sep = if c == '|' && !double {
-                    Sep::Pipe
-                } else {
-                    Sep::Other
-                };
-                end_segment(&mut words, &mut pipeline, &mut pipelines, sep, seg_line);
-                i += if double { 2 } else { 1 };
-            }
-            '$' if chars.get(i + 1) == Some(&'(') && chars.get(i + 2) == Some(&'(') => {
-                // `$(( ... ))` arithmetic: plumbing, read as one word.
-                let mut depth = 0usize;
-                i += 1;
-                while i < chars.len() {
-                    match chars[i] {
-                        '(' => depth += 1,
-                        ')' => {
-                            depth = depth.saturating_sub(1);
-                            if depth == 0 {
-                                i += 1;
-                                break;
-                            }
-                        }
-                        '\n' => line += 1,
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                word.push('0');
-            }
-            '$' if chars.get(i + 1) == Some(&'(') => {
-                // Command substitution: its own pipeline; the command around it goes on
-                // after the `)` with a placeholder in place of the substitution.
-                nest.push(Nest {
-                    subst: true,
-                    word: std::mem::take(&mut word),
-                    words: std::mem::take(&mut words),
-                    pipeline: std::mem::take(&mut pipeline),
-                    seg_line,
-                });
-                i += 2;
-            }
-            '`' if backtick_open => {
-                // Closing backtick.
-                flush_word(&mut word, &mut words);
-                end_segment(
-                    &mut words,
-                    &mut pipeline,
-                    &mut pipelines,
-                    Sep::Other,
-                    seg_line,
-                );
-                if let Some(outer) = nest.pop() {
-                    words = outer.words;
-                    pipeline = outer.pipeline;
-                    seg_line = outer.seg_line;
-                    word = outer.word;
-                    word.push_str("$()");
-                }
-                backtick_open = false;
-                i += 1;
-            }
-            '`' => {
-                nest.push(Nest {
-                    subst: true,
-                    word: std::mem::take(&mut word),
-                    words: std::mem::take(&mut words),
-                    pipeline: std::mem::take(&mut pipeline),
-                    seg_line,
-                });
-                backtick_open = true;
-                i += 1;
-            }
-            '(' => {
-                // A subshell or a function definition's `()`: a separator.
-                flush_word(&mut word, &mut words);
-                end_segment(
-                    &mut words,
-                    &mut pipeline,
-                    &mut pipelines,
-                    Sep::Other,
-                    seg_line,
-                );
-                nest.push(Nest {
-                    subst: false,
-                    word: String::new(),
-                    words: Vec::new(),
-                    pipeline: Vec::new(),
-                    seg_line,
-                });
-                i += 1;
-            }
-            ')' => {
-                flush_word(&mut word, &mut words);
-                end_segment(
-                    &mut words,
-                    &mut pipeline,
-                    &mut pipelines,
-                    Sep::Other,
-                    seg_line,
-                );
-                if let Some(outer) = nest.pop() {
-                    if outer.subst {
-                        words = outer.words;
-                        pipeline = outer.pipeline;
-                        seg_line = outer.seg_line;
-                        word = outer.word;
-                        word.push_str("$()");
+            self.word.push(c);
+            self.i += 1;
+        }
+        self.i += 1;
+    }
+
+    /// A redirection: drop an fd number before it and the target after it.
+    fn redirection(&mut self) {
+        if self.word.chars().all(|c| c.is_ascii_digit()) {
+            self.word.clear();
+        } else {
+            self.flush_word();
+        }
+        self.i += 1;
+        self.skip_while(|c| matches!(c, '>' | '&' | '<'));
+        self.skip_while(|c| matches!(c, ' ' | '\t'));
+        self.skip_while(|c| !matches!(c, ' ' | '\t' | '\n' | ';' | '|' | '&' | ')' | '`'));
+    }
+
+    /// `&> FILE`.
+    fn redirect_both(&mut self) {
+        self.flush_word();
+        self.i += 2;
+        self.skip_while(|c| matches!(c, ' ' | '\t' | '>'));
+        self.skip_while(|c| !matches!(c, ' ' | '\t' | '\n' | ';' | '|' | ')'));
+    }
+
+    fn skip_while(&mut self, keep: impl Fn(char) -> bool) {
+        while self.chars.get(self.i).is_some_and(|&c| keep(c)) {
+            self.i += 1;
+        }
+    }
+
+    /// `$(( ... ))` arithmetic: plumbing, read as one word.
+    fn arithmetic(&mut self) {
+        let mut depth = 0usize;
+        self.i += 1;
+        while let Some(&c) = self.chars.get(self.i) {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        self.i += 1;
+                        break;
                     }
                 }
-                i += 1;
+                '\n' => self.line += 1,
+                _ => {}
             }
-            c => {
-                word.push(c);
-                i += 1;
+            self.i += 1;
+        }
+        self.word.push('0');
+    }
+
+    /// `$(`, a backtick or `(`: what is inside is its own pipeline; a substitution's outer
+    /// command goes on after it.
+    fn open(&mut self, substitution: bool) {
+        let outer = if substitution {
+            Nest {
+                substitution,
+                word: std::mem::take(&mut self.word),
+                words: std::mem::take(&mut self.words),
+                pipeline: std::mem::take(&mut self.pipeline),
+                segment_line: self.segment_line,
+            }
+        } else {
+            Nest {
+                substitution,
+                word: String::new(),
+                words: Vec::new(),
+                pipeline: Vec::new(),
+                segment_line: self.segment_line,
+            }
+        };
+        self.nest.push(outer);
+    }
+
+    /// The end of what [`Splitter::open`] opened: back to the outer command of a
+    /// substitution (of whatever was open, at a closing backtick), with a placeholder where
+    /// the substitution was.
+    fn close(&mut self, backtick: bool) {
+        if let Some(outer) = self.nest.pop() {
+            if outer.substitution || backtick {
+                self.words = outer.words;
+                self.pipeline = outer.pipeline;
+                self.segment_line = outer.segment_line;
+                self.word = outer.word;
+                self.word.push_str("$()");
             }
         }
     }
-    flush_word(&mut word, &mut words);
-    end_segment(
-        &mut words,
-        &mut pipeline,
-        &mut pipelines,
-        Sep::Other,
-        seg_line,
-    );
-    pipelines
 }
 
 /// Names of shell functions the script defines (`name() {`, `function name`).
@@ -626,131 +631,184 @@ fn parse_url(url: &str) -> Option<Probe> {
     })
 }
 
+/// One simple command being classified: its name, arguments, line, and the pipeline it is
+/// in (a `grep` after it gives the pattern searched for).
+struct Command<'a> {
+    name: String,
+    args: Vec<String>,
+    line: u32,
+    pipeline: &'a [Segment],
+    index: usize,
+    vars: &'a HashMap<String, String>,
+}
+
+impl Command<'_> {
+    fn plain(&self) -> Vec<&str> {
+        non_options(&self.args)
+    }
+
+    fn probe(&self, probe: Probe, analysis: &mut Analysis) {
+        analysis.probes.push((probe, self.line));
+    }
+
+    fn unknown(&self, analysis: &mut Analysis) {
+        analysis.unknown.push((self.name.clone(), self.line));
+    }
+}
+
 fn classify_pipeline(
     pipeline: &[Segment],
     vars: &HashMap<String, String>,
     funcs: &[String],
-    a: &mut Analysis,
+    analysis: &mut Analysis,
 ) {
-    for (idx, seg) in pipeline.iter().enumerate() {
-        let Some((name, args)) = command(seg, vars) else {
+    for (index, segment) in pipeline.iter().enumerate() {
+        let Some((name, args)) = command(segment, vars) else {
             continue;
         };
-        let line = seg.line;
-        let cmd = basename(&name).to_string();
-        let plain = non_options(&args);
-        match cmd.as_str() {
-            "pgrep" | "pidof" => {
-                // pgrep's options with a value: -u -U -g -G -P -s -t --ns
-                let mut skip_next = false;
-                let mut target = None;
-                for arg in &args {
-                    if skip_next {
-                        skip_next = false;
-                        continue;
-                    }
-                    if matches!(
-                        arg.as_str(),
-                        "-u" | "-U" | "-g" | "-G" | "-P" | "-s" | "-t" | "--ns" | "-o"
-                    ) {
-                        skip_next = true;
-                        continue;
-                    }
-                    if !arg.starts_with('-') {
-                        target = Some(arg.clone());
-                    }
-                }
-                match target {
-                    Some(t) => a.probes.push((Probe::Process(t), line)),
-                    None => a.unknown.push((cmd, line)),
-                }
-            }
-            "killall" | "pkill" => {
-                let target = plain.last().map(|s| s.to_string());
-                match (args.iter().any(|a| a == "-0"), target) {
-                    (true, Some(t)) if cmd == "killall" => a.probes.push((Probe::Process(t), line)),
-                    (false, Some(t)) if t == "keepalived" => a.stops_keepalived = Some(line),
-                    _ => a.unknown.push((cmd, line)),
-                }
-            }
-            "systemctl" | "service" => {
-                let (action, unit) = if cmd == "systemctl" {
-                    (plain.first().copied(), plain.get(1).copied())
-                } else {
-                    (plain.get(1).copied(), plain.first().copied())
-                };
-                let unit = unit.map(|u| u.trim_end_matches(".service").to_string());
-                match (action, unit) {
-                    (Some("is-active" | "status"), Some(u)) => {
-                        a.probes.push((Probe::Process(u), line))
-                    }
-                    (Some("stop" | "kill"), Some(u))
-                        if u == "keepalived" || u.ends_with("-keepalived") =>
-                    {
-                        a.stops_keepalived = Some(line)
-                    }
-                    (Some("start" | "restart" | "reload" | "try-restart"), Some(u)) => {
-                        a.restarts.push((u, line))
-                    }
-                    _ => a.unknown.push((cmd, line)),
-                }
-            }
-            "ps" => {
-                if let Some(i) = args.iter().position(|x| x == "-C") {
-                    match args.get(i + 1) {
-                        Some(n) => a.probes.push((Probe::Process(n.clone()), line)),
-                        None => a.unknown.push((cmd, line)),
-                    }
-                } else if let Some(p) = grep_pattern(pipeline, idx, vars) {
-                    a.probes.push((Probe::Process(p), line));
-                }
-            }
-            "netstat" | "ss" => {
-                let port = grep_pattern(pipeline, idx, vars)
-                    .and_then(|p| port_in(&p))
-                    .or_else(|| {
-                        args.iter()
-                            .position(|x| x == "sport")
-                            .and_then(|i| args.get(i + 2))
-                            .and_then(|p| port_in(p))
-                    });
-                match port {
-                    Some(p) => a.probes.push((Probe::Listen(p), line)),
-                    None => a.unknown.push((cmd, line)),
-                }
-            }
-            "lsof" => {
-                let port = args
-                    .iter()
-                    .filter(|x| x.starts_with("-i") || x.starts_with(':'))
-                    .find_map(|x| x.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()));
-                match port {
-                    Some(p) => a.probes.push((Probe::Listen(p), line)),
-                    None => a.unknown.push((cmd, line)),
-                }
-            }
-            "nc" | "ncat" => {
-                let local = plain
-                    .first()
-                    .is_some_and(|h| matches!(*h, "localhost" | "127.0.0.1" | "::1" | "0.0.0.0"));
-                let port = plain.get(1).and_then(|p| p.parse::<u16>().ok());
-                match (
-                    args.iter().any(|x| x.starts_with("-z") || x == "-zv"),
-                    local,
-                    port,
-                ) {
-                    (true, true, Some(p)) => a.probes.push((Probe::Listen(p), line)),
-                    _ => a.unknown.push((cmd, line)),
-                }
-            }
-            "curl" | "wget" => match args.iter().find_map(|x| parse_url(x)) {
-                Some(p) => a.probes.push((p, line)),
-                None => a.unknown.push((cmd, line)),
+        let command = Command {
+            name: basename(&name).to_string(),
+            args,
+            line: segment.line,
+            pipeline,
+            index,
+            vars,
+        };
+        match command.name.as_str() {
+            "pgrep" | "pidof" => pgrep(&command, analysis),
+            "killall" | "pkill" => killall(&command, analysis),
+            "systemctl" | "service" => systemctl(&command, analysis),
+            "ps" => ps(&command, analysis),
+            "netstat" | "ss" => netstat(&command, analysis),
+            "lsof" => lsof(&command, analysis),
+            "nc" | "ncat" => nc(&command, analysis),
+            "curl" | "wget" => match command.args.iter().find_map(|x| parse_url(x)) {
+                Some(probe) => command.probe(probe, analysis),
+                None => command.unknown(analysis),
             },
             c if HARMLESS.contains(&c) || funcs.iter().any(|f| f == c) => {}
             c if assignment(c).is_some() => {}
-            _ => a.unknown.push((cmd, line)),
+            _ => command.unknown(analysis),
         }
+    }
+}
+
+/// `pgrep [-x] NAME`, `pidof NAME`.
+fn pgrep(command: &Command<'_>, analysis: &mut Analysis) {
+    // pgrep's options with analysis value: -u -U -g -G -P -s -t --ns -o
+    let mut skip_next = false;
+    let mut target = None;
+    for arg in &command.args {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        if matches!(
+            arg.as_str(),
+            "-u" | "-U" | "-g" | "-G" | "-P" | "-s" | "-t" | "--ns" | "-o"
+        ) {
+            skip_next = true;
+            continue;
+        }
+        if !arg.starts_with('-') {
+            target = Some(arg.clone());
+        }
+    }
+    match target {
+        Some(t) => command.probe(Probe::Process(t), analysis),
+        None => command.unknown(analysis),
+    }
+}
+
+/// `killall -0 NAME` checks; `killall keepalived` / `pkill keepalived` stops keepalived.
+fn killall(command: &Command<'_>, analysis: &mut Analysis) {
+    let target = command.plain().last().map(|s| s.to_string());
+    match (command.args.iter().any(|x| x == "-0"), target) {
+        (true, Some(t)) if command.name == "killall" => command.probe(Probe::Process(t), analysis),
+        (false, Some(t)) if t == "keepalived" => analysis.stops_keepalived = Some(command.line),
+        _ => command.unknown(analysis),
+    }
+}
+
+/// `systemctl is-active|status UNIT` checks, `systemctl stop keepalived` stops keepalived,
+/// `systemctl start|restart UNIT` restarts; `service UNIT ACTION` the same.
+fn systemctl(command: &Command<'_>, analysis: &mut Analysis) {
+    let plain = command.plain();
+    let (action, unit) = if command.name == "systemctl" {
+        (plain.first().copied(), plain.get(1).copied())
+    } else {
+        (plain.get(1).copied(), plain.first().copied())
+    };
+    let unit = unit.map(|u| u.trim_end_matches(".service").to_string());
+    match (action, unit) {
+        (Some("is-active" | "status"), Some(u)) => command.probe(Probe::Process(u), analysis),
+        (Some("stop" | "kill"), Some(u)) if u == "keepalived" || u.ends_with("-keepalived") => {
+            analysis.stops_keepalived = Some(command.line)
+        }
+        (Some("start" | "restart" | "reload" | "try-restart"), Some(u)) => {
+            analysis.restarts.push((u, command.line))
+        }
+        _ => command.unknown(analysis),
+    }
+}
+
+/// `ps -C NAME`, or `ps ... | grep NAME`.
+fn ps(command: &Command<'_>, analysis: &mut Analysis) {
+    if let Some(i) = command.args.iter().position(|x| x == "-C") {
+        match command.args.get(i + 1) {
+            Some(n) => command.probe(Probe::Process(n.clone()), analysis),
+            None => command.unknown(analysis),
+        }
+    } else if let Some(p) = grep_pattern(command.pipeline, command.index, command.vars) {
+        command.probe(Probe::Process(p), analysis);
+    }
+}
+
+/// `netstat ... | grep PORT`, `ss ... sport = :PORT`.
+fn netstat(command: &Command<'_>, analysis: &mut Analysis) {
+    let port = grep_pattern(command.pipeline, command.index, command.vars)
+        .and_then(|p| port_in(&p))
+        .or_else(|| {
+            command
+                .args
+                .iter()
+                .position(|x| x == "sport")
+                .and_then(|i| command.args.get(i + 2))
+                .and_then(|p| port_in(p))
+        });
+    match port {
+        Some(p) => command.probe(Probe::Listen(p), analysis),
+        None => command.unknown(analysis),
+    }
+}
+
+/// `lsof -i :PORT`.
+fn lsof(command: &Command<'_>, analysis: &mut Analysis) {
+    let port = command
+        .args
+        .iter()
+        .filter(|x| x.starts_with("-i") || x.starts_with(':'))
+        .find_map(|x| x.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()));
+    match port {
+        Some(p) => command.probe(Probe::Listen(p), analysis),
+        None => command.unknown(analysis),
+    }
+}
+
+/// `nc -z localhost PORT`.
+fn nc(command: &Command<'_>, analysis: &mut Analysis) {
+    let plain = command.plain();
+    let local = plain
+        .first()
+        .is_some_and(|h| matches!(*h, "localhost" | "127.0.0.1" | "::1" | "0.0.0.0"));
+    let port = plain.get(1).and_then(|p| p.parse::<u16>().ok());
+    let zero_io = command
+        .args
+        .iter()
+        .any(|x| x.starts_with("-z") || x == "-zv");
+    match (zero_io, local, port) {
+        (true, true, Some(p)) => command.probe(Probe::Listen(p), analysis),
+        _ => command.unknown(analysis),
     }
 }
 
@@ -758,7 +816,7 @@ fn classify_pipeline(
 mod tests {
     use super::*;
 
-    const RKE2: &str = include_str!("../tests/import/seeds/rke2-check_apiserver.sh");
+    const RKE2: &str = include_str!("../../tests/import/seeds/rke2-check_apiserver.sh");
 
     #[test]
     fn the_rke2_seed_script_checks_haproxy_and_stops_keepalived() {

@@ -1,8 +1,21 @@
-//! Whole imports of the seed configs (the golden files are checked by the integration test
-//! `tests/import.rs`), and arbitrary input into every lexer and mapping: no panics.
+//! Whole imports of the seed configs (and, in [`golden`], against the reviewed outputs);
+//! arbitrary text and configs written from random choices ([`generate`]) through the whole
+//! import: no panic, every note placed in an input, and every config havip's own reader
+//! accepts unless the import reported an error (sane inputs must report none); arbitrary
+//! drafts ([`models`]) through the emitter: only keys havip reads, of the types it expects.
+
+mod generate;
+mod golden;
+mod models;
+mod valid;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use havip_config::place::Place;
+use proptest::prelude::*;
 
 use super::*;
-use proptest::prelude::*;
 
 fn seeds() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import/seeds")
@@ -13,7 +26,7 @@ fn output_paths_for_one_and_several_nodes() {
     let node = |name: Option<&str>| Node {
         keepalived: Some(PathBuf::from(format!("{}.conf", name.unwrap_or("k")))),
         name: name.map(str::to_string),
-        config: model::Config::default(),
+        draft: model::Draft::default(),
     };
     let one = [node(None)];
     assert_eq!(output_paths(&one, None).unwrap(), vec![None]);
@@ -22,7 +35,10 @@ fn output_paths_for_one_and_several_nodes() {
         vec![Some(PathBuf::from("out.toml"))]
     );
     let two = [node(Some("m1")), node(Some("m2"))];
-    assert!(output_paths(&two, None).unwrap_err().contains("-o DIR"));
+    assert!(output_paths(&two, None)
+        .unwrap_err()
+        .to_string()
+        .contains("-o DIR"));
     assert_eq!(
         output_paths(&two, Some(Path::new("out/"))).unwrap(),
         vec![
@@ -77,7 +93,7 @@ fn a_script_given_by_name_becomes_a_built_in_tracker() {
         )],
     };
     let out = import(&inputs, &lint::NoInterfaces);
-    let t = &out.nodes[0].config.trackers[0];
+    let t = &out.nodes[0].draft.trackers[0];
     assert_eq!(t.kind.value, model::TrackerKind::Listener);
     assert_eq!(t.service.as_ref().unwrap().value, "rke2-apiserver");
     assert_eq!(t.weight.as_ref().unwrap().value, 0);
@@ -90,7 +106,7 @@ fn a_script_given_by_name_becomes_a_built_in_tracker() {
         &lint::NoInterfaces,
     );
     assert_eq!(
-        out.nodes[0].config.trackers[0].kind.value,
+        out.nodes[0].draft.trackers[0].kind.value,
         model::TrackerKind::Script
     );
 }
@@ -134,7 +150,7 @@ fn a_curl_to_the_balancer_becomes_a_service_tracker() {
         },
         &lint::NoInterfaces,
     );
-    let t = &out.nodes[0].config.trackers[0];
+    let t = &out.nodes[0].draft.trackers[0];
     assert_eq!(t.kind.value, model::TrackerKind::Service);
     assert_eq!(t.service.as_ref().unwrap().value, "apiserver");
     assert_eq!(t.min_healthy.as_ref().unwrap().value, 1);
@@ -142,7 +158,7 @@ fn a_curl_to_the_balancer_becomes_a_service_tracker() {
     assert_eq!(t.fall.as_ref().unwrap().value, 10);
     // The script file is listed among the inputs, and its traps are reported.
     assert!(out.nodes[0]
-        .config
+        .draft
         .inputs
         .iter()
         .any(|i| i.ends_with("check.sh")));
@@ -166,7 +182,7 @@ fn a_process_check_without_the_proxy_imported_stays_a_process_check() {
         },
         &lint::NoInterfaces,
     );
-    let t = &out.nodes[0].config.trackers[0];
+    let t = &out.nodes[0].draft.trackers[0];
     assert_eq!(t.kind.value, model::TrackerKind::Process);
     assert_eq!(t.process.as_ref().unwrap().value, "haproxy");
     assert_eq!(
@@ -277,61 +293,170 @@ fn configish() -> impl Strategy<Value = String> {
             "curl https://localhost:6443/",
         ])
         .prop_map(str::to_string),
-        "[ -~]{0,6}",
-        any::<char>().prop_map(|c| c.to_string()),
+        // No `/`: an include must not reach outside the scratch directory (`/proc/kmsg`
+        // would block a read).
+        "[ -.0-~]{0,6}",
+        any::<char>().prop_map(|c| if c == '/' { '\\' } else { c }.to_string()),
     ];
     prop::collection::vec(piece, 0..80).prop_map(|v| v.join(" "))
 }
 
-fn ctx_services() -> Vec<model::Service> {
-    let mut report = Report::default();
-    let cfg = haproxy::parse(
-        &Arc::from("h"),
-        "listen l\n bind *:6443\n server s 10.0.0.1:6443 check\n",
-        &mut report,
+/// A directory for one case's input files, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("havip-import-case-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A balancer for the keepalived cases' track scripts to find.
+const LISTEN_6443: &str = "listen l\n bind *:6443\n server s 10.0.0.1:6443 check\n";
+
+/// Import `inputs` (written as files) and check every node's config: valid for havip when
+/// the import reported no error, and read as havip's tables in any case; every note placed
+/// in one of the inputs.
+fn import_is_valid_or_an_error(inputs: &[(&str, &str)]) -> Result<Imported, TestCaseError> {
+    let scratch = Scratch::new();
+    let mut request = Inputs::default();
+    for (kind, text) in inputs {
+        let path = scratch.write(&format!("{kind}.conf"), text);
+        match *kind {
+            "haproxy" => request.haproxy = Some(path),
+            "nginx" => request.nginx = Some(path),
+            _ => request.keepalived.push(path),
+        }
+    }
+    let imported = import(&request, &lint::NoInterfaces);
+    for node in &imported.nodes {
+        if let Err(e) = valid::check_emitted(&node.draft, &imported.report) {
+            prop_assert!(false, "{}\ninputs: {:?}", e, inputs);
+        }
+    }
+    let files: Vec<String> = imported
+        .nodes
+        .iter()
+        .flat_map(|n| n.draft.inputs.iter().cloned())
+        .collect();
+    for note in &imported.report.notes {
+        prop_assert!(
+            note.place.line >= 1 && files.iter().any(|f| **f == *note.place.file),
+            "{} is not placed in an input\ninputs: {:?}",
+            note,
+            inputs
+        );
+    }
+    Ok(imported)
+}
+
+/// Sane inputs import without an error: what havip refuses there is the importer's fault.
+fn import_is_clean(inputs: &[(&str, &str)]) -> Result<(), TestCaseError> {
+    let imported = import_is_valid_or_an_error(inputs)?;
+    let errors: Vec<String> = imported
+        .report
+        .sorted()
+        .iter()
+        .filter(|n| n.severity == Severity::Error)
+        .map(|n| n.to_string())
+        .collect();
+    prop_assert!(
+        errors.is_empty(),
+        "{}\ninputs: {:?}",
+        errors.join("\n"),
+        inputs
     );
-    haproxy::map(&cfg, &mut report).services
+    Ok(())
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
-    fn haproxy_never_panics(text in configish()) {
-        let mut report = Report::default();
-        let cfg = haproxy::parse(&Arc::from("h"), &text, &mut report);
-        let c = haproxy::map(&cfg, &mut report);
-        let _ = emit::emit(&c, &report.sorted());
+    fn haproxy_imports_are_valid_or_errors(text in configish()) {
+        import_is_valid_or_an_error(&[("haproxy", &text)])?;
     }
 
     #[test]
-    fn nginx_never_panics(text in configish()) {
-        let mut report = Report::default();
-        if let Ok(tree) = nginx::parse(&Arc::from("n"), &text) {
-            let c = nginx::map(&tree, &mut report);
-            let _ = emit::emit(&c, &report.sorted());
-        }
+    fn nginx_imports_are_valid_or_errors(text in configish()) {
+        import_is_valid_or_an_error(&[("nginx", &text)])?;
     }
 
     #[test]
-    fn keepalived_never_panics(text in configish()) {
+    fn keepalived_imports_are_valid_or_errors(text in configish()) {
+        import_is_valid_or_an_error(&[("haproxy", LISTEN_6443), ("keepalived", &text)])?;
+    }
+
+    #[test]
+    fn written_haproxy_configs_are_valid_or_errors(text in generate::haproxy(false)) {
+        import_is_valid_or_an_error(&[("haproxy", &text)])?;
+    }
+
+    #[test]
+    fn sane_haproxy_configs_import_cleanly(text in generate::haproxy(true)) {
+        import_is_clean(&[("haproxy", &text)])?;
+    }
+
+    #[test]
+    fn written_nginx_configs_are_valid_or_errors(text in generate::nginx(false)) {
+        import_is_valid_or_an_error(&[("nginx", &text)])?;
+    }
+
+    #[test]
+    fn sane_nginx_configs_import_cleanly(text in generate::nginx(true)) {
+        import_is_clean(&[("nginx", &text)])?;
+    }
+
+    #[test]
+    fn written_keepalived_configs_are_valid_or_errors(
+        balancer in generate::haproxy(false),
+        text in generate::keepalived(false),
+    ) {
+        import_is_valid_or_an_error(&[("haproxy", &balancer), ("keepalived", &text)])?;
+    }
+
+    #[test]
+    fn sane_keepalived_configs_import_cleanly(
+        balancer in generate::haproxy(true),
+        text in generate::keepalived(true),
+    ) {
+        import_is_clean(&[("haproxy", &balancer), ("keepalived", &text)])?;
+    }
+
+    #[test]
+    fn keepalived_sets_never_panic(text in configish()) {
         let mut report = Report::default();
         let tree = keepalived::parse_text(&Arc::from("k"), &text, &mut report);
-        let services = ctx_services();
-        let origins = vec![Proxy::Haproxy; services.len()];
-        let ctx = keepalived::Context { services: &services, origins: &origins, scripts: &[] };
-        let m = keepalived::map(&tree, &ctx, &mut report);
-        keepalived::check_set(&[m.vrrp.clone(), m.vrrp.clone()], &mut report);
-        let c = model::Config { vrrp: m.vrrp, trackers: m.trackers, ..Default::default() };
-        let _ = lint::lint(&facts(&c), &lint::NoInterfaces);
-        let _ = emit::emit(&c, &report.sorted());
+        let cfg = haproxy::parse(&Arc::from("h"), LISTEN_6443, &mut report);
+        let services = haproxy::map(&cfg, &mut report).services;
+        let origins = vec![Balancer::Haproxy; services.len()];
+        let context = keepalived::Context { services: &services, origins: &origins, scripts: &[] };
+        let part = keepalived::map(&tree, &context, &mut report);
+        keepalived::check_set(&[part.vrrp.clone(), part.vrrp], &mut report);
     }
 
     #[test]
     fn shell_reader_never_panics(text in configish()) {
-        let _ = script::analyze_script(&text);
+        let _ = keepalived::shell::analyze_script(&text);
         let argv: Vec<String> = text.split(' ').map(str::to_string).collect();
-        let _ = script::analyze_argv(&argv);
+        let _ = keepalived::shell::analyze_argv(&argv);
         let _ = text::split_command(&text);
     }
 
@@ -343,29 +468,91 @@ proptest! {
         let _ = haproxy::map(&cfg, &mut report);
         let _ = nginx::parse(&Arc::from("n"), &text);
         let _ = keepalived::parse_text(&Arc::from("k"), &text, &mut report);
-        let _ = script::analyze_script(&text);
+        let _ = keepalived::shell::analyze_script(&text);
         let read = havip_config::read(Path::new("t"), &text);
         let _ = lint::lint(&lint::facts(&read.config, &read.places), &lint::NoInterfaces);
     }
 
     #[test]
     fn emitted_toml_always_parses(name in "\\PC{0,12}", value in "\\PC{0,20}") {
-        let mut c = model::Config::default();
-        let src = Src::new(Loc::new(&Arc::from(name.as_str()), 1, 1), value.clone());
-        let mut s = model::Service::new(model::V::noted(name.clone(), &src, value.clone()), src.clone());
-        s.listen.push(model::V::new(value.clone(), &src));
+        let mut c = model::Draft::default();
+        let src = Place::new(&Arc::from(name.as_str()), 1, 1, value.clone());
+        let mut s = model::Service::new(model::Sourced::noted(name.clone(), &src, value.clone()), src.clone());
+        s.listen.push(model::Sourced::new(value.clone(), &src));
         s.backends.push(model::Backend {
             from: src.clone(),
-            name: Some(model::V::new(value.clone(), &src)),
-            address: model::V::new(name.clone(), &src),
+            name: Some(model::Sourced::new(value.clone(), &src)),
+            address: model::Sourced::new(name.clone(), &src),
             weight: None,
             max_conns: None,
             backup: None,
         });
         c.services.push(s);
-        let note = Note { loc: src.loc.clone(), directive: value.clone(), severity: Severity::Skipped, message: name.clone() };
+        let note = Note { place: src.clone(), severity: Severity::Skipped, message: name.clone() };
         let text = emit::emit(&c, &[note]);
         let parsed: Result<toml::Table, _> = toml::from_str(&text);
         prop_assert!(parsed.is_ok(), "{}", text);
+        valid::assert_known_keys("emitted", &text);
+        // Arbitrary names and addresses are often invalid; the text must still be read as
+        // havip's tables and keys, with only the values refused.
+        for problem in valid::havip_problems("emitted", &text) {
+            prop_assert!(!valid::is_shape_problem(&problem), "{}\n{}", problem, text);
+        }
     }
+
+    /// Every table and key the emitter writes, for any draft, is one havip reads, with the
+    /// type it expects; only values may be refused.
+    #[test]
+    fn emitted_keys_are_havip_keys(draft in models::draft()) {
+        let text = emit::emit(&draft, &[]);
+        match valid::unknown_keys(&text) {
+            Ok(unknown) => prop_assert!(unknown.is_empty(), "{:?}\n{}", unknown, text),
+            Err(e) => prop_assert!(false, "not TOML: {}\n{}", e, text),
+        }
+        for problem in valid::havip_problems("emitted", &text) {
+            prop_assert!(!valid::is_shape_problem(&problem), "{}\n{}", problem, text);
+        }
+    }
+}
+
+/// What havip's reader refuses is an error at the source line of the value, and an import
+/// that makes nothing says so.
+#[test]
+fn what_havip_refuses_is_an_error_at_its_source_line() {
+    let scratch = Scratch::new();
+    let haproxy = scratch.write(
+        "haproxy.cfg",
+        "listen api\n  bind *:6443\n  retries 200\n  server m1 10.0.0.1:6443\n",
+    );
+    let shown = haproxy.display().to_string();
+    let out = import(
+        &Inputs {
+            haproxy: Some(haproxy),
+            ..Inputs::default()
+        },
+        &lint::NoInterfaces,
+    );
+    let lines: Vec<String> = out.report.sorted().iter().map(|n| n.to_string()).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "{shown}:3:11: retries: error: havip refuses the imported config: service[0].retries: "
+        ))),
+        "{lines:#?}"
+    );
+    let empty = scratch.write("empty.cfg", "global\n  daemon\n");
+    let out = import(
+        &Inputs {
+            haproxy: Some(empty.clone()),
+            ..Inputs::default()
+        },
+        &lint::NoInterfaces,
+    );
+    assert!(out
+        .report
+        .sorted()
+        .iter()
+        .any(|n| n.to_string().starts_with(&format!(
+            "{}:1:1: import: error: nothing to import",
+            empty.display()
+        ))));
 }
