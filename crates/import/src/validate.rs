@@ -22,8 +22,8 @@ pub fn refusals(draft: &Draft, report: &mut Report) {
         return;
     };
     for problem in problems {
-        let shown = problem.to_string();
-        let (line, what) = split(&shown);
+        let line = usize::try_from(problem.place.line).ok();
+        let what = format!("{}: {}", problem.place.key, problem.message);
         // A problem on a comment, blank or closing line is about the value or table above.
         let place = line
             .and_then(|line| placed.places.get(..line))
@@ -34,38 +34,8 @@ pub fn refusals(draft: &Draft, report: &mut Report) {
     }
 }
 
-/// `draft.toml:LINE:COLUMN: KEY: MESSAGE` as (LINE, `KEY: MESSAGE`).
-fn split(shown: &str) -> (Option<usize>, &str) {
-    let parsed = shown
-        .strip_prefix(DRAFT)
-        .and_then(|rest| rest.strip_prefix(':'))
-        .and_then(|rest| rest.split_once(':'))
-        .and_then(|(line, rest)| Some((line.parse().ok()?, rest.split_once(": ")?.1)));
-    match parsed {
-        Some((line, what)) => (Some(line), what),
-        None => (None, shown),
-    }
-}
-
 /// The start of the first input: where a problem with the whole file is reported.
 fn first_input(draft: &Draft) -> Place {
     let file = draft.inputs.first().map_or("(no input)", String::as_str);
     Place::new(&Arc::from(file), 1, 1, "import")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn problems_are_split_into_line_and_text() {
-        assert_eq!(
-            split("draft.toml:12:3: service[0].retries: 200 is out of range (0..=100)"),
-            (
-                Some(12),
-                "service[0].retries: 200 is out of range (0..=100)"
-            )
-        );
-        assert_eq!(split("something else"), (None, "something else"));
-    }
 }
