@@ -605,3 +605,68 @@ fn a_lone_node_cleans_up_notifies_restores_its_vip_and_stops_within_the_bound() 
         assert!(notes.contains(line), "notify wrote {line:?}: {notes}");
     }
 }
+
+#[test]
+fn a_sigterm_during_a_step_down_exits_within_the_hand_over_bound() {
+    require!(Need::Root, Need::Netns, Need::Curl);
+    let _serial = serial();
+    let lab = Lab::new("sd", 1);
+    let ns = lab.nodes[0].clone();
+    let config = node_config(vi_1(100))
+        .admin("127.0.0.1:8404")
+        .admin_commands();
+    let pid = start_node(&lab, 0, &config);
+    wait_for_holder(&lab, 0, &[], Duration::from_secs(3));
+    // A drill with nobody to take over: the step-down waits for a new master until the
+    // hand-over bound, 3 × 100 ms + 255/256 × 100 ms after its priority 0.
+    let asked = Instant::now();
+    let curl = lab.spawn(
+        &ns,
+        "curl",
+        &[
+            "-s",
+            "-X",
+            "POST",
+            "http://127.0.0.1:8404/api/vrrp/VI_1/step-down",
+        ],
+        "curl.log",
+        &[],
+    );
+    assert!(
+        wait_for(Duration::from_secs(2), || lab
+            .log_of("node0.log")
+            .contains("drill: stepping down")
+            .then_some(()))
+        .is_some(),
+        "the step-down began\n{}",
+        lab.all_logs()
+    );
+    // SIGTERM while the step-down waits. Before the core owned the hand-over, this signal
+    // was dropped and the process never exited.
+    lab.signal(pid, "TERM");
+    assert_eq!(
+        lab.wait(pid, Duration::from_secs(5)),
+        Some(Some(0)),
+        "havip must exit 0 after SIGTERM during a step-down\n{}",
+        lab.all_logs()
+    );
+    let took = asked.elapsed();
+    let bound = v3_master_down(1, 10);
+    // The bound, plus the time to start curl and process exit (no connections are open, so
+    // the 1 s grace is not waited).
+    assert!(
+        took < bound + Duration::from_millis(600),
+        "exited {took:?} after the step-down; bound {bound:?}\n{}",
+        lab.all_logs()
+    );
+    assert!(
+        !lab.node_has_address(0, IpAddr::V4(VIP)),
+        "the VIP is released"
+    );
+    assert_eq!(lab.wait(curl, Duration::from_secs(2)), Some(Some(0)));
+    let answer = lab.log_of("curl.log");
+    assert!(
+        answer.contains("nobody_took_over"),
+        "the drill is answered: {answer:?}"
+    );
+}

@@ -399,9 +399,16 @@ impl Harness {
     /// Stop feeding, let the task end, and collect what it did.
     async fn finish(mut self) -> (Outcome, serde_json::Value) {
         drop(self.inbox);
-        let _ = self.task.await;
+        // Bounded on the virtual clock, so that a task that never ends, or a command that is
+        // never answered, fails the case instead of hanging it.
+        let bound = Duration::from_secs(600);
+        if tokio::time::timeout(bound, self.task).await.is_err() {
+            self.replies.push("the task did not end".into());
+        }
         for wait in self.waiting {
-            let _ = wait.await;
+            if tokio::time::timeout(bound, wait).await.is_err() {
+                self.replies.push("a command was never answered".into());
+            }
         }
         let mut notify = Vec::new();
         while let Ok(n) = self.notify.try_recv() {
