@@ -107,9 +107,39 @@ async fn drill(plan: DrillPlan) -> anyhow::Result<DrillReport> {
     if plan.nodes.len() < 2 {
         bail!("a drill needs the admin endpoints of at least two nodes (--node, repeated)");
     }
-    let views = survey(&plan).await;
+    let healthy = healthy_nodes(&plan).await?;
+    let old_master = the_master(&plan, &healthy)?;
+
+    // The client's view: a connect every millisecond for the whole drill.
+    let probe_until = Instant::now() + plan.limit + plan.hold + Duration::from_secs(2);
+    let prober = tokio::spawn(probe_loop(plan.target, probe_until));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    println!("asking {} to step down...", old_master.admin);
+    let started = Instant::now();
+    command(&plan, &old_master, "step-down").await?;
+    let (new_master, takeover) = wait_for_new_master(&plan, &old_master, started).await;
+    tokio::time::sleep(plan.hold).await;
+    println!("restoring {}...", old_master.admin);
+    command(&plan, &old_master, "restore").await?;
+    let final_master = settled_master(&plan, &healthy).await;
+    let results = prober.await.map_err(|e| anyhow!("prober: {e}"))?;
+    let after: Vec<&(Instant, bool)> = results.iter().filter(|(at, _)| *at >= started).collect();
+    Ok(DrillReport {
+        old_master,
+        new_master,
+        takeover,
+        gap: longest_gap(&after),
+        connects: after.len(),
+        failed_connects: after.iter().filter(|(_, ok)| !ok).count(),
+        final_master,
+    })
+}
+
+/// Every node's view, printed; the healthy ones, at least two or an error.
+async fn healthy_nodes(plan: &DrillPlan) -> anyhow::Result<Vec<NodeView>> {
     let mut healthy = Vec::new();
-    for (admin, view) in &views {
+    for (admin, view) in survey(plan).await {
         match view {
             Ok(v) => {
                 println!(
@@ -117,7 +147,7 @@ async fn drill(plan: DrillPlan) -> anyhow::Result<DrillReport> {
                     v.state, v.priority, v.source
                 );
                 if v.healthy() {
-                    healthy.push(v.clone());
+                    healthy.push(v);
                 }
             }
             Err(e) => println!("{admin}: unreachable: {e:#}"),
@@ -130,67 +160,69 @@ async fn drill(plan: DrillPlan) -> anyhow::Result<DrillReport> {
             plan.nodes.len()
         );
     }
+    Ok(healthy)
+}
+
+/// The one master among `healthy`, or why there is not exactly one.
+fn the_master(plan: &DrillPlan, healthy: &[NodeView]) -> anyhow::Result<NodeView> {
     let masters: Vec<&NodeView> = healthy.iter().filter(|v| v.state == "MASTER").collect();
-    let old_master = match masters.as_slice() {
-        [one] => (*one).clone(),
+    match masters.as_slice() {
+        [one] => Ok((*one).clone()),
         [] => bail!("refusing to drill: no node is MASTER of {}", plan.instance),
         many => bail!(
             "refusing to drill: {} nodes claim MASTER of {} (split brain?)",
             many.len(),
             plan.instance
         ),
-    };
-
-    // The client's view: a connect every millisecond for the whole drill.
-    let probe_until = Instant::now() + plan.limit + plan.hold + Duration::from_secs(2);
-    let prober = tokio::spawn(probe_loop(plan.target, probe_until));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    println!("asking {} to step down...", old_master.admin);
-    let started = Instant::now();
-    let path = format!("/api/vrrp/{}/step-down", plan.instance);
-    let answer = http(old_master.admin, "POST", &path, plan.auth.as_deref()).await?;
-    if answer.0 != 200 {
-        bail!("step-down refused: HTTP {} {}", answer.0, answer.1.trim());
     }
-    println!("step-down: {}", answer.1.trim());
-    let mut new_master = None;
-    let mut takeover = None;
+}
+
+/// POST a runtime command (`step-down`, `restore`) to `node`.
+async fn command(plan: &DrillPlan, node: &NodeView, action: &str) -> anyhow::Result<()> {
+    let path = format!("/api/vrrp/{}/{action}", plan.instance);
+    let (status, body) = http(node.admin, "POST", &path, plan.auth.as_deref()).await?;
+    if status != 200 {
+        bail!("{action} refused: HTTP {status} {}", body.trim());
+    }
+    if action == "step-down" {
+        println!("step-down: {}", body.trim());
+    }
+    Ok(())
+}
+
+/// Poll until another node is MASTER (at most `plan.limit`): who, and after how long.
+async fn wait_for_new_master(
+    plan: &DrillPlan,
+    old_master: &NodeView,
+    started: Instant,
+) -> (Option<NodeView>, Option<Duration>) {
     while started.elapsed() < plan.limit {
-        for (admin, view) in survey(&plan).await {
+        for (admin, view) in survey(plan).await {
             if let Ok(v) = view {
                 if v.state == "MASTER" && admin != old_master.admin {
-                    new_master = Some(v);
+                    return (Some(v), Some(started.elapsed()));
                 }
             }
         }
-        if new_master.is_some() {
-            takeover = Some(started.elapsed());
-            break;
-        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(plan.hold).await;
-    println!("restoring {}...", old_master.admin);
-    let path = format!("/api/vrrp/{}/restore", plan.instance);
-    let restored = http(old_master.admin, "POST", &path, plan.auth.as_deref()).await?;
-    if restored.0 != 200 {
-        bail!("restore refused: HTTP {} {}", restored.0, restored.1.trim());
-    }
-    // Let the election settle (preempt or not) before saying where the VIP is: a restored
-    // node with a higher priority preempts once its Master_Down_Interval runs out (RFC 5798
-    // 6.4.2), so one master must hold for longer than that.
+    (None, None)
+}
+
+/// The master once the election has settled after the restore (preempt or not): a restored
+/// node with a higher priority preempts once its Master_Down_Interval runs out (RFC 5798
+/// 6.4.2), so one master must hold for longer than the longest of those.
+async fn settled_master(plan: &DrillPlan, healthy: &[NodeView]) -> Option<NodeView> {
     let stable_for = healthy
         .iter()
         .map(|v| v.master_down_interval)
         .max()
         .unwrap_or_default()
         + Duration::from_secs(1);
-    let mut final_master = None;
     let settle = Instant::now();
     let mut stable_since: Option<(SocketAddr, Instant)> = None;
     while settle.elapsed() < plan.limit {
-        let masters: Vec<NodeView> = survey(&plan)
+        let masters: Vec<NodeView> = survey(plan)
             .await
             .into_iter()
             .filter_map(|(_, v)| v.ok())
@@ -200,8 +232,7 @@ async fn drill(plan: DrillPlan) -> anyhow::Result<DrillReport> {
             match stable_since {
                 Some((admin, since)) if admin == only.admin => {
                     if since.elapsed() > stable_for {
-                        final_master = Some(only.clone());
-                        break;
+                        return Some(only.clone());
                     }
                 }
                 _ => stable_since = Some((only.admin, Instant::now())),
@@ -211,17 +242,7 @@ async fn drill(plan: DrillPlan) -> anyhow::Result<DrillReport> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let results = prober.await.map_err(|e| anyhow!("prober: {e}"))?;
-    let after: Vec<&(Instant, bool)> = results.iter().filter(|(at, _)| *at >= started).collect();
-    Ok(DrillReport {
-        old_master,
-        new_master,
-        takeover,
-        gap: longest_gap(&after),
-        connects: after.len(),
-        failed_connects: after.iter().filter(|(_, ok)| !ok).count(),
-        final_master,
-    })
+    None
 }
 
 /// The longest stretch between two successful connects that had failures in between.

@@ -79,17 +79,60 @@ fn round_trip_if_valid(payload: &[u8], context: &ChecksumContext) {
 ///   (`y & 2`, down if `y & 4`), or an operator steps down or restores (`y & 8`, restore if
 ///   `y & 16`), or someone removes the virtual address (`y & 32`).
 ///
-/// InstanceConfig selector bits: 0x80 owner, 0x40 no preempt, 0x20 preempt delay, 0x10 burst spacing,
-/// 0x08 graceful release, 0x01 v3 (else v2, with a password if 0x02). The clock advances `x`
-/// milliseconds per record.
+/// Config selector bits: 0x80 owner, 0x40 no preempt, 0x20 preempt delay, 0x10 burst
+/// spacing, 0x08 graceful release, 0x01 v3 (else v2, with a password if 0x02). The clock
+/// advances `x` milliseconds per record.
 pub fn instance_receive(data: &[u8]) {
     let Some((&selector, mut rest)) = data.split_first() else {
         return;
     };
+    let config = fuzzed_config(selector);
+    let (version, authentication) = (config.version, config.authentication);
+    let Ok(mut instance) = Instance::new(config) else {
+        return;
+    };
+    let mut now = Timestamp::ZERO;
+    let mut holds = false;
+    let before = timers(&instance);
+    let actions = instance.handle(now, Input::Startup);
+    check_actions(actions, &instance, now, &before, &mut holds);
+
+    while let Some((&[op, x, y], tail)) = rest.split_first_chunk::<3>() {
+        rest = tail;
+        now = now + Duration::from_millis(u64::from(x));
+        let before = timers(&instance);
+        let actions = match op % 4 {
+            0 => {
+                let length = usize::from(y).min(rest.len());
+                let (payload, next) = rest.split_at(length);
+                rest = next;
+                let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+                deliver(&mut instance, now, source, x, payload)
+            }
+            1 => {
+                let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2 + x % 3));
+                let payload = peer_advert(version, authentication, source, op, y);
+                deliver(&mut instance, now, source, 255, &payload)
+            }
+            2 => match instance.next_timer() {
+                Some((kind, deadline)) => {
+                    now = now.max(deadline);
+                    instance.handle(now, Input::TimerFired(kind))
+                }
+                None => Vec::new(),
+            },
+            _ => other_input(&mut instance, now, x, y, &mut holds),
+        };
+        check_actions(actions, &instance, now, &before, &mut holds);
+    }
+}
+
+/// The instance configuration the selector byte chooses.
+fn fuzzed_config(selector: u8) -> InstanceConfig {
     let mut config = InstanceConfig::new(
         51,
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-        vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))],
+        vec![IpAddr::V4(VIRTUAL_ADDRESS)],
     );
     config.priority = if selector & 0x80 != 0 { 255 } else { 100 };
     config.preempt = selector & 0x40 == 0;
@@ -107,114 +150,97 @@ pub fn instance_receive(data: &[u8]) {
                 Authentication::SimplePassword(Password::from_keepalived_auth_pass("secret"));
         }
     }
-    let version = config.version;
-    let authentication = config.authentication;
-    let Ok(mut instance) = Instance::new(config) else {
-        return;
-    };
-    let destination = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
-    let mut now = Timestamp::ZERO;
-    let mut holds = false;
-    let before = timers(&instance);
-    let actions = instance.handle(now, Input::Startup);
-    check_actions(actions, &instance, now, &before, &mut holds);
+    config
+}
 
-    while let Some((&[op, x, y], tail)) = rest.split_first_chunk::<3>() {
-        rest = tail;
-        now = now + Duration::from_millis(u64::from(x));
-        let before = timers(&instance);
-        let actions = match op % 4 {
-            0 => {
-                let length = usize::from(y).min(rest.len());
-                let (payload, next) = rest.split_at(length);
-                rest = next;
-                instance.handle(
-                    now,
-                    Input::Packet(ReceivedPacket {
-                        source: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
-                        destination,
-                        ttl: x,
-                        payload,
-                    }),
-                )
-            }
-            1 => {
-                let source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2 + x % 3));
-                let interval = match version {
-                    Version::V2 => AdvertInterval::ONE_SECOND,
-                    Version::V3 => AdvertInterval::from_centiseconds(u16::from(op % 64) + 1)
-                        .unwrap_or(AdvertInterval::ONE_SECOND),
-                };
-                let advert = Advertisement {
-                    version,
-                    vrid: 51,
-                    priority: y,
-                    interval,
-                    addresses: AddressList::V4(vec![Ipv4Addr::new(192, 0, 2, 100)]),
-                    authentication,
-                };
-                let context = ChecksumContext {
-                    source,
-                    destination,
-                    v3_ipv4_checksum: V3Ipv4Checksum::PseudoHeader,
-                };
-                let payload = encode(&advert, &context).unwrap_or_default();
-                instance.handle(
-                    now,
-                    Input::Packet(ReceivedPacket {
-                        source,
-                        destination,
-                        ttl: 255,
-                        payload: &payload,
-                    }),
-                )
-            }
-            2 => match instance.next_timer() {
-                Some((kind, deadline)) => {
-                    now = now.max(deadline);
-                    instance.handle(now, Input::TimerFired(kind))
-                }
-                None => Vec::new(),
-            },
-            _ if y & 32 != 0 => {
-                // Someone else removes the address; while held it must come back.
-                let was_held = holds;
-                holds = false;
-                let actions = instance.handle(
-                    now,
-                    Input::AddressRemoved(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))),
-                );
-                if !was_held {
-                    assert!(actions.is_empty(), "ignored while not held: {actions:?}");
-                }
-                actions
-            }
-            _ if y & 8 != 0 => {
-                let input = if y & 16 != 0 {
-                    Input::Restore
-                } else {
-                    Input::StepDown
-                };
-                instance.handle(now, input)
-            }
-            _ if y & 2 != 0 => {
-                let input = if y & 4 != 0 {
-                    Input::InterfaceDown
-                } else {
-                    Input::InterfaceUp
-                };
-                instance.handle(now, input)
-            }
-            _ => instance.handle(
-                now,
-                Input::TrackingChanged(Tracking {
-                    priority: x,
-                    fault: y & 1 != 0,
-                }),
-            ),
-        };
-        check_actions(actions, &instance, now, &before, &mut holds);
+const VIRTUAL_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+const GROUP: IpAddr = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
+
+/// A packet from `source` to the VRRP group.
+fn deliver(
+    instance: &mut Instance,
+    now: Timestamp,
+    source: IpAddr,
+    ttl: u8,
+    payload: &[u8],
+) -> Vec<Action> {
+    instance.handle(
+        now,
+        Input::Packet(ReceivedPacket {
+            source,
+            destination: GROUP,
+            ttl,
+            payload,
+        }),
+    )
+}
+
+/// A valid advertisement from `source` with `priority`; v3 intervals come from `op`.
+fn peer_advert(
+    version: Version,
+    authentication: Authentication,
+    source: IpAddr,
+    op: u8,
+    priority: u8,
+) -> Vec<u8> {
+    let interval = match version {
+        Version::V2 => AdvertInterval::ONE_SECOND,
+        Version::V3 => AdvertInterval::from_centiseconds(u16::from(op % 64) + 1)
+            .unwrap_or(AdvertInterval::ONE_SECOND),
+    };
+    let advert = Advertisement {
+        version,
+        vrid: 51,
+        priority,
+        interval,
+        addresses: AddressList::V4(vec![VIRTUAL_ADDRESS]),
+        authentication,
+    };
+    let context = ChecksumContext {
+        source,
+        destination: GROUP,
+        v3_ipv4_checksum: V3Ipv4Checksum::PseudoHeader,
+    };
+    encode(&advert, &context).unwrap_or_default()
+}
+
+/// `op % 4 == 3`: an address removal, a drill, a link change or tracking, by `y`'s bits.
+fn other_input(
+    instance: &mut Instance,
+    now: Timestamp,
+    x: u8,
+    y: u8,
+    holds: &mut bool,
+) -> Vec<Action> {
+    if y & 32 != 0 {
+        // Someone else removes the address; while held it must come back.
+        let was_held = *holds;
+        *holds = false;
+        let actions = instance.handle(now, Input::AddressRemoved(IpAddr::V4(VIRTUAL_ADDRESS)));
+        if !was_held {
+            assert!(actions.is_empty(), "ignored while not held: {actions:?}");
+        }
+        return actions;
     }
+    let input = if y & 8 != 0 {
+        if y & 16 != 0 {
+            Input::Restore
+        } else {
+            Input::StepDown
+        }
+    } else if y & 2 != 0 {
+        if y & 4 != 0 {
+            Input::InterfaceDown
+        } else {
+            Input::InterfaceUp
+        }
+    } else {
+        Input::TrackingChanged(Tracking {
+            priority: x,
+            fault: y & 1 != 0,
+        })
+    };
+    instance.handle(now, input)
 }
 
 /// Every timer's deadline, to see which ones a step armed.
