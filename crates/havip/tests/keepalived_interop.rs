@@ -291,21 +291,8 @@ impl Scenario {
 
     /// Wait until `expected` is the only node among the live ones that holds the VIP.
     fn wait_for_holder(&self, expected: usize, dead: &[usize], timeout: Duration) {
-        let live_holders = || {
-            self.lab
-                .holders(self.setup.vip())
-                .into_iter()
-                .filter(|i| !dead.contains(i))
-                .collect::<Vec<_>>()
-        };
-        let got = wait_for(timeout, || (live_holders() == vec![expected]).then_some(()));
-        assert!(
-            got.is_some(),
-            "node {expected} should hold {} alone; live holders {:?}\n{}",
-            self.setup.vip(),
-            live_holders(),
-            self.lab.all_logs()
-        );
+        self.lab
+            .wait_for_sole_holder(self.setup.vip(), expected, dead, timeout);
     }
 
     fn wait_for_adverts(&self, watch: &AdvertWatch, node: usize, after: Instant, count: usize) {

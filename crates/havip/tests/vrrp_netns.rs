@@ -71,22 +71,9 @@ fn v3_master_down(priority: u8, interval_cs: u64) -> Duration {
     Duration::from_millis(interval_cs * 10 * 3) + Duration::from_nanos(skew_ns)
 }
 
-/// Wait until `expected` is the only node among the live ones (not in `dead`) that holds
-/// the VIP. A node killed with -9 keeps the address on its (downed) interface.
+/// Wait until `expected` is the only live node (not in `dead`) that holds the VIP.
 fn wait_for_holder(lab: &Lab, expected: usize, dead: &[usize], timeout: Duration) {
-    let live_holders = || {
-        lab.holders(IpAddr::V4(VIP))
-            .into_iter()
-            .filter(|i| !dead.contains(i))
-            .collect::<Vec<_>>()
-    };
-    let got = wait_for(timeout, || (live_holders() == vec![expected]).then_some(()));
-    assert!(
-        got.is_some(),
-        "node {expected} should hold {VIP} alone; live holders {:?}\n{}",
-        live_holders(),
-        lab.all_logs()
-    );
+    lab.wait_for_sole_holder(IpAddr::V4(VIP), expected, dead, timeout);
 }
 
 #[test]

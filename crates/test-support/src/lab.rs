@@ -466,6 +466,31 @@ impl Lab {
             .collect()
     }
 
+    /// Wait up to `timeout` until `expected` is the only node, among those not in `dead`,
+    /// that holds `address` (a node killed with -9 keeps the address on its downed
+    /// interface, hence `dead`); panics with every log otherwise.
+    pub fn wait_for_sole_holder(
+        &self,
+        address: IpAddr,
+        expected: usize,
+        dead: &[usize],
+        timeout: Duration,
+    ) {
+        let live_holders = || {
+            self.holders(address)
+                .into_iter()
+                .filter(|i| !dead.contains(i))
+                .collect::<Vec<_>>()
+        };
+        let got = crate::wait_for(timeout, || (live_holders() == vec![expected]).then_some(()));
+        assert!(
+            got.is_some(),
+            "node {expected} should hold {address} alone; live holders {:?}\n{}",
+            live_holders(),
+            self.all_logs()
+        );
+    }
+
     /// Run `f` on a thread inside namespace `ns` (sockets it opens belong there) and return
     /// its result; a panic in `f` is the caller's panic.
     pub fn in_ns<T: Send>(&self, ns: &str, f: impl FnOnce() -> T + Send) -> T {
