@@ -31,6 +31,7 @@
 //!   of link and address changes.
 //! - [`announce`]: gratuitous ARP and unsolicited Neighbor Advertisements.
 //! - [`enter_netns`]: move a thread into a network namespace, for tests and tools.
+#![warn(missing_docs)]
 
 use std::fs::File;
 use std::io;

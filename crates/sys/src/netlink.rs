@@ -43,21 +43,28 @@ use crate::sockopt::{set_int_option, set_option};
 /// A network interface as rtnetlink reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
+    /// The interface index (`ifi_index`), the key every address and route refers to.
     pub index: u32,
+    /// The interface name (`IFLA_IFNAME`), at most 15 bytes.
     pub name: String,
     /// Administratively up and operationally running, i.e. with carrier (`IFF_UP` and
     /// `IFF_RUNNING`).
     pub up: bool,
     /// The hardware address when it is a 6-byte (Ethernet) one.
     pub mac: Option<[u8; 6]>,
+    /// The link MTU in bytes (`IFLA_MTU`).
     pub mtu: u32,
 }
 
 /// An address of an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceAddress {
+    /// The index of the interface the address is on (`ifa_index`).
     pub ifindex: u32,
+    /// The interface's own address (`IFA_LOCAL`, or `IFA_ADDRESS` where that is the only one,
+    /// as for most IPv6 addresses).
     pub address: IpAddr,
+    /// The prefix length in bits (`ifa_prefixlen`).
     pub prefix_len: u8,
     /// IPv4 only: the label the kernel reports, which is the interface name unless one was
     /// given when the address was added. IPv6 addresses have none.
@@ -75,10 +82,12 @@ pub enum NetEvent {
     Link(Link),
     /// A link was deleted.
     LinkRemoved {
+        /// The index the deleted link had.
         index: u32,
     },
     /// An address was added, or an existing one changed (e.g. it stopped being tentative).
     AddressAdded(InterfaceAddress),
+    /// An address was deleted, by havip or by anyone else.
     AddressRemoved(InterfaceAddress),
     /// Notifications were lost (ENOBUFS): re-read links and addresses.
     Overrun,
@@ -444,12 +453,13 @@ pub struct KernelError {
 }
 
 impl KernelError {
-    /// The errno.
+    /// The errno the kernel answered with, as a positive number (`libc::EEXIST`, ...), so
+    /// callers can tell "already there" from a real failure.
     pub fn errno(&self) -> i32 {
         self.errno
     }
 
-    /// The kernel's explanation.
+    /// The kernel's extended-ack text (`NLMSGERR_ATTR_MSG`), which says which part was wrong.
     pub fn message(&self) -> &str {
         &self.message
     }

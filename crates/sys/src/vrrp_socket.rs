@@ -53,10 +53,13 @@ const RECV_CONTROL_LEN: usize = 128;
 /// reports `WouldBlock`; the rest are skipped on the next call.
 const MAX_SKIPPED: usize = 64;
 
-/// An address family.
+/// The address family a VRRP socket serves; one socket per family and interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
+    /// IPv4: sent with an IP header havip writes (`IP_HDRINCL`), group 224.0.0.18.
     V4,
+    /// IPv6: the kernel writes the header from `IPV6_PKTINFO` / `IPV6_HOPLIMIT`, group
+    /// ff02::12.
     V6,
 }
 
