@@ -296,8 +296,8 @@ impl Netlink {
         let seq = state.seq;
         send_to_kernel(self.fd.as_fd(), &build(seq))?;
         for _ in 0..MAX_DATAGRAMS_PER_REQUEST {
-            let n = match recv_from_kernel(self.fd.as_fd(), &mut state.buf) {
-                Ok(Some(n)) => n,
+            let received = match recv_from_kernel(self.fd.as_fd(), &mut state.buf) {
+                Ok(Some(received)) => received,
                 Ok(None) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Err(io::Error::new(
@@ -307,7 +307,7 @@ impl Netlink {
                 }
                 Err(e) => return Err(e),
             };
-            for message in wire::messages(&state.buf[..n]) {
+            for message in wire::messages(&state.buf[..received]) {
                 let message = message.map_err(|_| malformed())?;
                 if message.seq != seq {
                     continue;
@@ -380,8 +380,8 @@ impl NetlinkMonitor {
     pub fn read_events(&mut self) -> io::Result<Vec<NetEvent>> {
         let mut events = Vec::new();
         for _ in 0..MAX_DATAGRAMS_PER_READ {
-            let n = match recv_from_kernel(self.fd.as_fd(), &mut self.buf) {
-                Ok(Some(n)) => n,
+            let received = match recv_from_kernel(self.fd.as_fd(), &mut self.buf) {
+                Ok(Some(received)) => received,
                 Ok(None) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(events),
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
@@ -399,7 +399,7 @@ impl NetlinkMonitor {
             };
             // Messages the kernel would never send malformed are skipped rather than failing
             // the whole batch; a malformed datagram is treated as lost notifications.
-            for message in wire::messages(&self.buf[..n]) {
+            for message in wire::messages(&self.buf[..received]) {
                 match message {
                     Ok(message) => events.extend(wire::event(&message)),
                     Err(wire::Malformed) => {
@@ -545,7 +545,7 @@ fn send_to_kernel(fd: BorrowedFd<'_>, message: &[u8]) -> io::Result<()> {
     let kernel = netlink_address(0);
     // SAFETY: `message` is a live buffer of the given length and `kernel` a valid
     // sockaddr_nl of the given size; the kernel only reads both.
-    let n = unsafe {
+    let sent = unsafe {
         libc::sendto(
             fd.as_raw_fd(),
             message.as_ptr().cast(),
@@ -555,9 +555,9 @@ fn send_to_kernel(fd: BorrowedFd<'_>, message: &[u8]) -> io::Result<()> {
             mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
         )
     };
-    if n < 0 {
+    if sent < 0 {
         Err(io::Error::last_os_error())
-    } else if n as usize != message.len() {
+    } else if sent as usize != message.len() {
         Err(io::Error::new(
             io::ErrorKind::WriteZero,
             "short netlink send",
@@ -574,7 +574,7 @@ fn recv_from_kernel(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usi
     let mut from_len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
     // SAFETY: `buf` is writable for its length; `from` / `from_len` are a valid sockaddr_nl
     // and its size for the kernel to fill.
-    let n = unsafe {
+    let received = unsafe {
         libc::recvfrom(
             fd.as_raw_fd(),
             buf.as_mut_ptr().cast(),
@@ -584,18 +584,18 @@ fn recv_from_kernel(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usi
             &mut from_len,
         )
     };
-    if n < 0 {
+    if received < 0 {
         return Err(io::Error::last_os_error());
     }
-    let n = n as usize;
-    if n > buf.len() {
+    let received = received as usize;
+    if received > buf.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("rtnetlink datagram of {n} bytes truncated"),
+            format!("rtnetlink datagram of {received} bytes truncated"),
         ));
     }
     if from.nl_pid != 0 {
         return Ok(None);
     }
-    Ok(Some(n))
+    Ok(Some(received))
 }

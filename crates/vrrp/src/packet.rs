@@ -771,13 +771,13 @@ mod tests {
 
     #[test]
     fn v2_checksum_ignores_the_ip_addresses() {
-        let a = encode(&v2_advert(), &multicast_v4_context()).expect("encodes");
+        let multicast = encode(&v2_advert(), &multicast_v4_context()).expect("encodes");
         let other = ChecksumContext {
             source: v4(10, 9, 9, 9),
             destination: v4(10, 9, 9, 8),
             ..multicast_v4_context()
         };
-        assert_eq!(a, encode(&v2_advert(), &other).expect("encodes"));
+        assert_eq!(multicast, encode(&v2_advert(), &other).expect("encodes"));
     }
 
     #[test]
