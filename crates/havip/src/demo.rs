@@ -20,6 +20,8 @@ use havip_node::load::load_text;
 use havip_node::logging;
 use havip_node::run::{build_runtime, shutdown_signal, Running};
 
+/// `havip demo`: the balancer on 127.0.0.1:`port`, its admin endpoint on `admin_port`, for
+/// `seconds` (0: until Ctrl-C).
 pub fn run(port: u16, admin_port: u16, seconds: u64) -> anyhow::Result<()> {
     logging::init(&LogSettings {
         format: LogFormat::Text,
@@ -103,14 +105,16 @@ async fn serve_backend(listener: TcpListener, name: String, served: Arc<AtomicU6
 /// One HTTP GET through the balancer: the backend's name, or why it failed.
 async fn request(balancer: SocketAddr) -> Result<String, String> {
     let exchange = async {
-        let mut s = TcpStream::connect(balancer)
+        let mut stream = TcpStream::connect(balancer)
             .await
             .map_err(|e| e.to_string())?;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
             .await
             .map_err(|e| e.to_string())?;
         let mut response = String::new();
-        s.read_to_string(&mut response)
+        stream
+            .read_to_string(&mut response)
             .await
             .map_err(|e| e.to_string())?;
         response
@@ -180,10 +184,10 @@ timeout = "300ms"
 fall = 2
 "#
     );
-    for (i, addr) in backends.iter().enumerate() {
+    for (index, addr) in backends.iter().enumerate() {
         text.push_str(&format!(
             "\n[[service.backend]]\nname = \"backend-{}\"\naddress = \"{addr}\"\n",
-            i + 1
+            index + 1
         ));
     }
     match load_text(Path::new("(demo)"), &text) {
@@ -197,9 +201,9 @@ fall = 2
 
 async fn demo(port: u16, admin_port: u16, seconds: u64) -> anyhow::Result<()> {
     let mut backends = Vec::new();
-    for i in 1..=3 {
+    for number in 1..=3 {
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-        backends.push(DemoBackend::start(&format!("backend-{i}"), any_port).await?);
+        backends.push(DemoBackend::start(&format!("backend-{number}"), any_port).await?);
     }
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
     let config = demo_config(port, admin_port, &addrs)?;
@@ -210,8 +214,8 @@ async fn demo(port: u16, admin_port: u16, seconds: u64) -> anyhow::Result<()> {
     println!("  balancer  {balancer}   try: curl http://{balancer}/");
     println!("  metrics   http://127.0.0.1:{admin_port}/metrics");
     println!("  status    http://127.0.0.1:{admin_port}/api/status");
-    for b in &backends {
-        println!("  {}  {}", b.name, b.addr);
+    for backend in &backends {
+        println!("  {}  {}", backend.name, backend.addr);
     }
     println!("\nhealth check: GET /readyz every 500ms, 2 failures mark a backend down, 2 passes mark it up\n");
 

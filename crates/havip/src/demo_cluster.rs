@@ -241,18 +241,24 @@ fn demo(lab: &Lab) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the havip binary")?;
     let exe = exe.display().to_string();
     let mut pids = Vec::new();
-    for (i, (name, address, priority)) in MASTERS.iter().enumerate() {
-        let ns = &lab.nodes[i];
+    for (index, (name, address, priority)) in MASTERS.iter().enumerate() {
+        let namespace = &lab.nodes[index];
         let listen = format!("0.0.0.0:{SERVER_PORT}");
         let server_args = ["demo-backend", "--name", name, "--listen", &listen];
-        lab.spawn(ns, &exe, &server_args, &format!("{name}-server.log"), &[]);
+        lab.spawn(
+            namespace,
+            &exe,
+            &server_args,
+            &format!("{name}-server.log"),
+            &[],
+        );
         let config = lab.write(
             &format!("{name}.toml"),
             &node_config(*address, *priority).to_toml(),
         );
         let config = path_str(&config);
         pids.push(lab.spawn(
-            ns,
+            namespace,
             &exe,
             &["run", "--config", &config],
             &format!("{name}.log"),

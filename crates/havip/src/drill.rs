@@ -35,10 +35,15 @@ pub struct DrillPlan {
 /// One node's view of the instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeView {
+    /// The node's admin endpoint, which also names it in the report.
     pub admin: SocketAddr,
+    /// The instance's state as `/api/status` spells it (`MASTER`, `BACKUP`, `FAULT`, ...).
     pub state: String,
+    /// The priority the instance advertises now.
     pub priority: u64,
+    /// The node's primary address: the source of its adverts.
     pub source: String,
+    /// The instance's Master_Down_Interval (RFC 5798 6.1): how long a takeover may take.
     pub master_down_interval: Duration,
 }
 
@@ -51,13 +56,17 @@ impl NodeView {
 /// What the drill measured.
 #[derive(Debug, Clone)]
 pub struct DrillReport {
+    /// The node that was master when the drill began and was asked to step down.
     pub old_master: NodeView,
+    /// The node that took over, if one did within the limit.
     pub new_master: Option<NodeView>,
     /// Time from the step-down request to the first node reporting MASTER.
     pub takeover: Option<Duration>,
     /// Longest time without a successful client connect, from the step-down on.
     pub gap: Duration,
+    /// Client connects attempted during the drill (one a millisecond).
     pub connects: usize,
+    /// Of those, the ones that failed.
     pub failed_connects: usize,
     /// Who holds the VIP after the restore.
     pub final_master: Option<NodeView>,
@@ -71,13 +80,13 @@ impl std::fmt::Display for DrillReport {
             self.old_master.admin, self.old_master.source, self.old_master.priority
         )?;
         match (&self.new_master, self.takeover) {
-            (Some(n), Some(t)) => writeln!(
+            (Some(new_master), Some(takeover)) => writeln!(
                 f,
                 "new master:  {} ({}, priority {}) after {} ms",
-                n.admin,
-                n.source,
-                n.priority,
-                t.as_millis()
+                new_master.admin,
+                new_master.source,
+                new_master.priority,
+                takeover.as_millis()
             )?,
             _ => writeln!(f, "new master:  none within the limit")?,
         }
@@ -89,12 +98,17 @@ impl std::fmt::Display for DrillReport {
             self.gap.as_secs_f64() * 1000.0
         )?;
         match &self.final_master {
-            Some(m) => write!(f, "after restore the VIP is on {} ({})", m.admin, m.source),
+            Some(holder) => write!(
+                f,
+                "after restore the VIP is on {} ({})",
+                holder.admin, holder.source
+            ),
             None => write!(f, "after restore no node reports MASTER"),
         }
     }
 }
 
+/// Runs the drill of `plan` to the end on a runtime of its own and returns what it measured.
 pub fn run(plan: DrillPlan) -> anyhow::Result<DrillReport> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

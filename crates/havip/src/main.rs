@@ -4,6 +4,7 @@
 //! and prints every problem and every trap it sees (or checks keepalived / HAProxy / nginx
 //! files before import); `import` turns those files into havip configs; `demo` runs three
 //! local backends with the balancer in front.
+#![warn(missing_docs)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -228,11 +229,15 @@ fn check(path: &std::path::Path, strict: bool) -> ExitCode {
     match load::load(path) {
         Ok(loaded) => {
             let warnings = loaded.warnings(&load::LocalInterfaces);
-            let c = &loaded.config;
-            for w in &warnings {
-                eprintln!("{w}");
+            let settings = &loaded.config;
+            for warning in &warnings {
+                eprintln!("{warning}");
             }
-            let backends: usize = c.services.iter().map(|s| s.backends.len()).sum();
+            let backends: usize = settings
+                .services
+                .iter()
+                .map(|service| service.backends.len())
+                .sum();
             let extra = if warnings.is_empty() {
                 String::new()
             } else {
@@ -241,10 +246,10 @@ fn check(path: &std::path::Path, strict: bool) -> ExitCode {
             println!(
                 "{}: OK ({} service(s), {} backend(s), {} VRRP instance(s), {} tracker(s){extra})",
                 path.display(),
-                c.services.len(),
+                settings.services.len(),
                 backends,
-                c.vrrp.len(),
-                c.trackers.len()
+                settings.vrrp.len(),
+                settings.trackers.len()
             );
             if strict && !warnings.is_empty() {
                 ExitCode::FAILURE
@@ -253,8 +258,8 @@ fn check(path: &std::path::Path, strict: bool) -> ExitCode {
             }
         }
         Err(config::ConfigError::Invalid { path, problems }) => {
-            for p in &problems {
-                eprintln!("{p}");
+            for problem in &problems {
+                eprintln!("{problem}");
             }
             eprintln!("{}: {} problem(s)", path.display(), problems.len());
             ExitCode::FAILURE
@@ -271,8 +276,8 @@ fn check(path: &std::path::Path, strict: bool) -> ExitCode {
 fn check_foreign(sources: &Sources, strict: bool) -> ExitCode {
     let imported = import::import(&sources.inputs(), &load::LocalInterfaces);
     let report = &imported.report;
-    for n in report.sorted() {
-        eprintln!("{n}");
+    for note in report.sorted() {
+        eprintln!("{note}");
     }
     let errors = report.count(import::Severity::Error);
     let warnings = report.count(import::Severity::Warning);
@@ -293,8 +298,8 @@ fn import_cmd(sources: &Sources, output: Option<&std::path::Path>) -> ExitCode {
     }
     let imported = import::import(&sources.inputs(), &lint::NoInterfaces);
     let report = &imported.report;
-    for n in report.sorted() {
-        eprintln!("{n}");
+    for note in report.sorted() {
+        eprintln!("{note}");
     }
     if report.has_errors() {
         eprintln!(
@@ -304,7 +309,7 @@ fn import_cmd(sources: &Sources, output: Option<&std::path::Path>) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let targets = match import::output_paths(&imported.nodes, output) {
-        Ok(t) => t,
+        Ok(targets) => targets,
         Err(msg) => {
             eprintln!("havip import: {msg}");
             return ExitCode::FAILURE;

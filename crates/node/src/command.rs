@@ -24,6 +24,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether the command exited 0: a passing script tracker, a notify that worked.
     pub fn is_success(&self) -> bool {
         *self == Outcome::Exited(0)
     }
@@ -43,7 +44,9 @@ impl std::fmt::Display for Outcome {
 /// A user to run commands as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunAs {
+    /// The user id the command runs with.
     pub uid: u32,
+    /// The group id the command runs with.
     pub gid: u32,
 }
 

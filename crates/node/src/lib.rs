@@ -5,6 +5,7 @@
 //! [`run::run`] is what `havip run` does: load the config, start everything, wait for
 //! SIGTERM or SIGINT, hand the VIPs over and drain. [`run::Running`] is the same without the
 //! signal handling, for the demo and in-process tests.
+#![warn(missing_docs)]
 
 pub mod admin;
 pub mod command;

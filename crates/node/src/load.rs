@@ -78,19 +78,19 @@ fn finish(path: &Path, mut reading: Reading) -> Result<Loaded, Vec<Problem>> {
 /// be reported twice.
 fn prepare(path: &Path, reading: &Reading) -> Vec<Problem> {
     let mut out = Vec::new();
-    for (i, service) in reading.config.services.iter().enumerate() {
-        let health = format!("service[{i}].health");
+    for (index, service) in reading.config.services.iter().enumerate() {
+        let health = format!("service[{index}].health");
         if reading
             .problems
             .iter()
-            .any(|p| within(&p.place.key, &health))
+            .any(|problem| within(&problem.place.key, &health))
         {
             continue;
         }
-        let Err(e) = Probe::new(&service.health) else {
+        let Err(error) = Probe::new(&service.health) else {
             continue;
         };
-        let key = match &e {
+        let key = match &error {
             ProbeConfigError::Tls(_) => format!("{health}.tls"),
             _ => health.clone(),
         };
@@ -99,12 +99,12 @@ fn prepare(path: &Path, reading: &Reading) -> Vec<Problem> {
         let place = match reading
             .places
             .get(&health)
-            .or_else(|| reading.places.get(&format!("service[{i}]")))
+            .or_else(|| reading.places.get(&format!("service[{index}]")))
         {
             Some(place) => place.with_key(key),
             None => Place::new(&path.display().to_string().into(), 1, 1, key),
         };
-        out.push(Problem::new(place, e.to_string()));
+        out.push(Problem::new(place, error.to_string()));
     }
     out
 }

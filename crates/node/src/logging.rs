@@ -9,10 +9,11 @@ use tracing_subscriber::EnvFilter;
 
 use havip_config::{LogFormat, LogSettings};
 
+/// Installs the process's log subscriber from `[log]`; a second call changes nothing.
 pub fn init(settings: &LogSettings) {
     let mut filter = std::env::var("HAVIP_LOG")
         .ok()
-        .and_then(|v| EnvFilter::try_new(v).ok())
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| EnvFilter::new(&settings.level));
     if !settings.connections {
         if let Ok(directive) = "havip::conn=off".parse() {

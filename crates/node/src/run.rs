@@ -55,9 +55,9 @@ pub fn build_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> 
     let mut builder = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(workers);
-        b
+        let mut multi_thread = tokio::runtime::Builder::new_multi_thread();
+        multi_thread.worker_threads(workers);
+        multi_thread
     };
     builder
         .thread_name("havip-worker")

@@ -19,11 +19,14 @@ use havip_config::service::BackendSpec;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Health {
+    /// Eligible for new connections (if its weight is not 0).
     Up = 1,
+    /// Skipped by the balancer; its connections close if the service says `close_on_down`.
     Down = 2,
 }
 
 impl Health {
+    /// The lower-case name used in metrics labels, the status API and logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Health::Up => "up",
@@ -37,7 +40,10 @@ impl Health {
 pub enum HealthEvent {
     /// A client connection's connect attempt to this backend failed (refused, timed out,
     /// unreachable): counts towards passive `max_fails`.
-    ConnectFailed { at: Instant },
+    ConnectFailed {
+        /// When the attempt failed, so the monitor can count it in the `fail_timeout` window.
+        at: Instant,
+    },
 }
 
 /// Result of the most recent active check, for metrics and the status API.
@@ -46,7 +52,9 @@ pub enum HealthEvent {
 pub enum CheckOutcome {
     /// No check has completed yet (or checks are disabled).
     None = 0,
+    /// The most recent check succeeded.
     Passed = 1,
+    /// The most recent check failed (refused, timed out, or a wrong answer).
     Failed = 2,
 }
 
@@ -65,8 +73,9 @@ pub struct BackendStats {
     pub connect_errors: AtomicU64,
     /// Connections that gave up on this backend after a failed connect and tried another.
     pub retries: AtomicU64,
-    /// Active checks that passed / failed.
+    /// Active checks that passed.
     pub checks_passed: AtomicU64,
+    /// Active checks that failed.
     pub checks_failed: AtomicU64,
     /// Duration of the most recent completed check, in microseconds.
     pub last_check_micros: AtomicU64,
@@ -79,7 +88,9 @@ pub struct BackendStats {
 /// One backend of a running service.
 #[derive(Debug)]
 pub struct Backend {
+    /// The configured address, weight and options; fixed for the backend's lifetime.
     pub spec: BackendSpec,
+    /// Traffic and check counters, read by metrics and the status API.
     pub stats: BackendStats,
     /// [`Health`], written only by the monitor.
     health: AtomicU8,
@@ -124,6 +135,7 @@ impl Backend {
         (backend, rx)
     }
 
+    /// The health state the monitor last published.
     pub fn health(&self) -> Health {
         if self.health.load(Relaxed) == Health::Down as u8 {
             Health::Down
@@ -132,6 +144,7 @@ impl Backend {
         }
     }
 
+    /// Whether the balancer may pick this backend (weight aside).
     pub fn is_up(&self) -> bool {
         self.health() == Health::Up
     }
@@ -163,6 +176,8 @@ impl Backend {
         now.saturating_duration_since(since)
     }
 
+    /// The weight in effect now: the configured one unless the runtime API changed it; 0 means
+    /// drained.
     pub fn weight(&self) -> u32 {
         self.weight.load(Relaxed)
     }
@@ -190,6 +205,8 @@ impl Backend {
         self.interrupt.notify_waiters();
     }
 
+    /// Counts one completed active check and remembers its outcome and duration; only the
+    /// backend's monitor calls this.
     pub fn record_check(&self, passed: bool, took: Duration) {
         let stats = &self.stats;
         if passed {
@@ -208,6 +225,7 @@ impl Backend {
             .store(took.as_micros().min(u64::MAX as u128) as u64, Relaxed);
     }
 
+    /// The outcome and duration of the most recent completed check, for metrics and status.
     pub fn last_check(&self) -> (CheckOutcome, Duration) {
         let outcome = match self.stats.last_check_outcome.load(Relaxed) {
             1 => CheckOutcome::Passed,
@@ -245,17 +263,17 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn coming_up_restarts_the_ramp_and_going_down_counts() {
         let epoch = Instant::now();
-        let (b, _) = Backend::new(spec(), epoch, false);
+        let (backend, _) = Backend::new(spec(), epoch, false);
         tokio::time::advance(Duration::from_secs(10)).await;
-        b.set_health(Health::Down, Instant::now());
-        assert_eq!(b.stats.went_down.load(Relaxed), 1);
+        backend.set_health(Health::Down, Instant::now());
+        assert_eq!(backend.stats.went_down.load(Relaxed), 1);
         tokio::time::advance(Duration::from_secs(5)).await;
-        b.set_health(Health::Up, Instant::now());
+        backend.set_health(Health::Up, Instant::now());
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(b.up_for(Instant::now()), Duration::from_secs(2));
+        assert_eq!(backend.up_for(Instant::now()), Duration::from_secs(2));
         // Publishing the same state again changes nothing.
-        b.set_health(Health::Up, Instant::now());
-        assert_eq!(b.up_for(Instant::now()), Duration::from_secs(2));
-        assert_eq!(b.stats.went_down.load(Relaxed), 1);
+        backend.set_health(Health::Up, Instant::now());
+        assert_eq!(backend.up_for(Instant::now()), Duration::from_secs(2));
+        assert_eq!(backend.stats.went_down.load(Relaxed), 1);
     }
 }

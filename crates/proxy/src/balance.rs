@@ -25,6 +25,7 @@ pub struct Candidate {
     pub available: bool,
     /// At its `max_conns`.
     pub full: bool,
+    /// A backup backend: picked only while no primary backend is available.
     pub backup: bool,
     /// Weight in effect now (after slow start); only meaningful when available.
     pub weight: u32,
@@ -32,6 +33,7 @@ pub struct Candidate {
     pub active: u32,
 }
 
+/// The answer to [`Balancer::pick`]: a backend, or why there is none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pick {
     /// Connect to the backend at this index.
@@ -50,20 +52,25 @@ pub struct Tried {
 }
 
 impl Tried {
+    /// Nothing tried yet: the state of a connection's first pick.
     pub fn new() -> Self {
         Tried::default()
     }
+    /// Records that the backend at `index` was tried; recording it twice changes nothing.
     pub fn insert(&mut self, index: usize) {
         if !self.contains(index) {
             self.indices.push(index);
         }
     }
+    /// Whether the backend at `index` was tried already.
     pub fn contains(&self, index: usize) -> bool {
         self.indices.contains(&index)
     }
+    /// How many distinct backends were tried: the connection's attempts so far.
     pub fn len(&self) -> usize {
         self.indices.len()
     }
+    /// Whether no backend was tried yet.
     pub fn is_empty(&self) -> bool {
         self.indices.is_empty()
     }
@@ -105,6 +112,7 @@ impl Balancer {
         }
     }
 
+    /// The configured balancing algorithm, for status and metrics.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
@@ -119,12 +127,12 @@ impl Balancer {
         }
         let open = |i: usize, c: &Candidate| in_tier(c) && !c.full && !tried.contains(i);
         let untried_exists = candidates.iter().enumerate().any(|(i, c)| open(i, c));
-        let eligible = |i: usize| {
-            let c = &candidates[i];
+        let eligible = |index: usize| {
+            let candidate = &candidates[index];
             if untried_exists {
-                open(i, c)
+                open(index, candidate)
             } else {
-                in_tier(c) && !c.full
+                in_tier(candidate) && !candidate.full
             }
         };
         let chosen = match self.algorithm {
@@ -134,7 +142,7 @@ impl Balancer {
             Algorithm::RandomTwo => self.random_two(candidates, eligible),
         };
         match chosen {
-            Some(i) => Pick::Backend(i),
+            Some(index) => Pick::Backend(index),
             None => Pick::AllBusy,
         }
     }
@@ -149,20 +157,20 @@ impl Balancer {
     ) -> Option<usize> {
         let mut total = 0i64;
         let mut best: Option<usize> = None;
-        for (i, c) in candidates.iter().enumerate() {
-            if !eligible(i) {
+        for (index, candidate) in candidates.iter().enumerate() {
+            if !eligible(index) {
                 continue;
             }
-            let w = i64::from(c.weight.max(1));
-            self.current[i] += w;
-            total += w;
-            if best.is_none_or(|b| self.current[i] > self.current[b]) {
-                best = Some(i);
+            let weight = i64::from(candidate.weight.max(1));
+            self.current[index] += weight;
+            total += weight;
+            if best.is_none_or(|leader| self.current[index] > self.current[leader]) {
+                best = Some(index);
             }
         }
-        let b = best?;
-        self.current[b] -= total;
-        Some(b)
+        let winner = best?;
+        self.current[winner] -= total;
+        Some(winner)
     }
 
     /// Fewest active connections per unit of weight; ties rotate so equal backends share.
@@ -171,20 +179,20 @@ impl Balancer {
         candidates: &[Candidate],
         eligible: impl Fn(usize) -> bool,
     ) -> Option<usize> {
-        let n = candidates.len();
+        let count = candidates.len();
         let mut best: Option<usize> = None;
-        for k in 0..n {
-            let i = (self.next_start + k) % n;
-            if !eligible(i) {
+        for offset in 0..count {
+            let index = (self.next_start + offset) % count;
+            if !eligible(index) {
                 continue;
             }
-            if best.is_none_or(|b| less_loaded(&candidates[i], &candidates[b])) {
-                best = Some(i);
+            if best.is_none_or(|leader| less_loaded(&candidates[index], &candidates[leader])) {
+                best = Some(index);
             }
         }
-        let b = best?;
-        self.next_start = (b + 1) % n;
-        Some(b)
+        let winner = best?;
+        self.next_start = (winner + 1) % count;
+        Some(winner)
     }
 
     /// Power of two choices: two backends drawn at random in proportion to weight, the less
@@ -203,15 +211,15 @@ impl Balancer {
         }
         let draw = |rng: &mut fastrand::Rng| {
             let mut point = rng.u64(0..total);
-            for (i, c) in candidates.iter().enumerate() {
-                if !eligible(i) {
+            for (index, candidate) in candidates.iter().enumerate() {
+                if !eligible(index) {
                     continue;
                 }
-                let w = u64::from(c.weight.max(1));
-                if point < w {
-                    return i;
+                let weight = u64::from(candidate.weight.max(1));
+                if point < weight {
+                    return index;
                 }
-                point -= w;
+                point -= weight;
             }
             unreachable!("point is below the total weight of eligible candidates")
         };
@@ -227,8 +235,8 @@ impl Balancer {
 
 /// `a.active / a.weight < b.active / b.weight`, without division.
 fn less_loaded(a: &Candidate, b: &Candidate) -> bool {
-    let (wa, wb) = (u64::from(a.weight.max(1)), u64::from(b.weight.max(1)));
-    u64::from(a.active) * wb < u64::from(b.active) * wa
+    let (weight_a, weight_b) = (u64::from(a.weight.max(1)), u64::from(b.weight.max(1)));
+    u64::from(a.active) * weight_b < u64::from(b.active) * weight_a
 }
 
 /// Ketama-style consistent hash ring. Each backend owns points in proportion to its configured
@@ -247,14 +255,14 @@ const POINTS_PER_BACKEND: u64 = 160;
 
 impl HashRing {
     fn new(keys: &[(&str, u32)]) -> Self {
-        let n = keys.len() as u64;
+        let backends = keys.len() as u64;
         let total_weight: u64 = keys.iter().map(|(_, w)| u64::from((*w).max(1))).sum();
         let mut points = Vec::new();
         for (index, (name, weight)) in keys.iter().enumerate() {
             // A drained backend keeps its points (weight counts as 1) so that undraining it
             // gives back the same clients.
-            let w = u64::from((*weight).max(1));
-            let count = (POINTS_PER_BACKEND * n * w / total_weight.max(1)).max(1);
+            let weight = u64::from((*weight).max(1));
+            let count = (POINTS_PER_BACKEND * backends * weight / total_weight.max(1)).max(1);
             for replica in 0..count {
                 let mut key = Vec::with_capacity(name.len() + 9);
                 key.extend_from_slice(name.as_bytes());
@@ -295,17 +303,17 @@ pub fn hash_ip(ip: IpAddr) -> u64 {
 /// or one before and after an upgrade, must map a client to the same backend, which rules out
 /// std's `DefaultHasher` (its algorithm may change between Rust releases).
 pub fn stable_hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^= h >> 33;
-    h
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^= hash >> 33;
+    hash
 }
 
 /// Weight in effect during slow start: grows linearly from ~0 to `weight` over `ramp`,
@@ -342,11 +350,11 @@ mod tests {
         (0..n).map(|i| (format!("backend-{i}"), 100)).collect()
     }
 
-    fn balancer(algorithm: Algorithm, cands: &[Candidate]) -> Balancer {
-        let names: Vec<String> = (0..cands.len()).map(|i| format!("b{i}")).collect();
+    fn balancer_for(algorithm: Algorithm, candidates: &[Candidate]) -> Balancer {
+        let names: Vec<String> = (0..candidates.len()).map(|i| format!("b{i}")).collect();
         let keys: Vec<(&str, u32)> = names
             .iter()
-            .zip(cands)
+            .zip(candidates)
             .map(|(n, c)| (n.as_str(), c.weight))
             .collect();
         Balancer::with_seed(algorithm, &keys, 7)
@@ -356,44 +364,52 @@ mod tests {
         IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))
     }
 
-    fn picks(b: &mut Balancer, cands: &[Candidate], n: usize) -> Vec<usize> {
-        (0..n)
-            .map(|k| match b.pick(cands, client(k as u32), &Tried::new()) {
-                Pick::Backend(i) => i,
-                other => panic!("expected a backend, got {other:?}"),
-            })
+    fn picks(balancer: &mut Balancer, candidates: &[Candidate], count: usize) -> Vec<usize> {
+        (0..count)
+            .map(
+                |k| match balancer.pick(candidates, client(k as u32), &Tried::new()) {
+                    Pick::Backend(i) => i,
+                    other => panic!("expected a backend, got {other:?}"),
+                },
+            )
             .collect()
     }
 
     #[test]
     fn smooth_round_robin_interleaves_5_1_1_like_nginx() {
-        // nginx's documented example: weights 5, 1, 1 give a a b a c a a.
-        let cands = [up(5), up(1), up(1)];
-        let mut b = balancer(Algorithm::RoundRobin, &cands);
-        assert_eq!(picks(&mut b, &cands, 7), vec![0, 0, 1, 0, 2, 0, 0]);
+        // nginx's documented example: weights 5, 1, 1 give a a balancer a c a a.
+        let candidates = [up(5), up(1), up(1)];
+        let mut balancer = balancer_for(Algorithm::RoundRobin, &candidates);
+        assert_eq!(
+            picks(&mut balancer, &candidates, 7),
+            vec![0, 0, 1, 0, 2, 0, 0]
+        );
         // The state is back at zero after a full cycle, so the next cycle repeats it.
-        assert_eq!(picks(&mut b, &cands, 7), vec![0, 0, 1, 0, 2, 0, 0]);
+        assert_eq!(
+            picks(&mut balancer, &candidates, 7),
+            vec![0, 0, 1, 0, 2, 0, 0]
+        );
     }
 
     #[test]
     fn equal_weights_rotate() {
-        let cands = [up(100), up(100), up(100)];
-        let mut b = balancer(Algorithm::RoundRobin, &cands);
-        assert_eq!(picks(&mut b, &cands, 6), vec![0, 1, 2, 0, 1, 2]);
+        let candidates = [up(100), up(100), up(100)];
+        let mut balancer = balancer_for(Algorithm::RoundRobin, &candidates);
+        assert_eq!(picks(&mut balancer, &candidates, 6), vec![0, 1, 2, 0, 1, 2]);
     }
 
     #[test]
     fn weight_zero_drains_and_down_is_skipped() {
-        let mut cands = [up(100), up(100), up(100)];
-        cands[1].available = false; // weight 0 or down: the service marks both unavailable
+        let mut candidates = [up(100), up(100), up(100)];
+        candidates[1].available = false; // weight 0 or down: the service marks both unavailable
         for algo in [
             Algorithm::RoundRobin,
             Algorithm::LeastConn,
             Algorithm::SourceHash,
             Algorithm::RandomTwo,
         ] {
-            let mut b = balancer(algo, &cands);
-            let got = picks(&mut b, &cands, 300);
+            let mut balancer = balancer_for(algo, &candidates);
+            let got = picks(&mut balancer, &candidates, 300);
             assert!(!got.contains(&1), "{algo:?} picked an unavailable backend");
             assert!(got.contains(&0) && got.contains(&2), "{algo:?}");
         }
@@ -401,47 +417,50 @@ mod tests {
 
     #[test]
     fn backups_only_when_no_primary_available() {
-        let mut cands = [up(100), up(100), up(100)];
-        cands[2].backup = true;
-        let mut b = balancer(Algorithm::RoundRobin, &cands);
-        assert!(!picks(&mut b, &cands, 10).contains(&2));
+        let mut candidates = [up(100), up(100), up(100)];
+        candidates[2].backup = true;
+        let mut balancer = balancer_for(Algorithm::RoundRobin, &candidates);
+        assert!(!picks(&mut balancer, &candidates, 10).contains(&2));
         // A full primary queues the client instead of spilling to the backup.
-        cands[0].full = true;
-        cands[1].full = true;
-        assert_eq!(b.pick(&cands, client(1), &Tried::new()), Pick::AllBusy);
-        cands[0].available = false;
-        cands[1].available = false;
-        assert_eq!(picks(&mut b, &cands, 3), vec![2, 2, 2]);
-        cands[2].available = false;
+        candidates[0].full = true;
+        candidates[1].full = true;
         assert_eq!(
-            b.pick(&cands, client(1), &Tried::new()),
+            balancer.pick(&candidates, client(1), &Tried::new()),
+            Pick::AllBusy
+        );
+        candidates[0].available = false;
+        candidates[1].available = false;
+        assert_eq!(picks(&mut balancer, &candidates, 3), vec![2, 2, 2]);
+        candidates[2].available = false;
+        assert_eq!(
+            balancer.pick(&candidates, client(1), &Tried::new()),
             Pick::NoneAvailable
         );
     }
 
     #[test]
     fn retries_skip_tried_backends_then_reuse_them() {
-        let cands = [up(100), up(100)];
+        let candidates = [up(100), up(100)];
         for algo in [
             Algorithm::RoundRobin,
             Algorithm::LeastConn,
             Algorithm::SourceHash,
             Algorithm::RandomTwo,
         ] {
-            let mut b = balancer(algo, &cands);
+            let mut balancer = balancer_for(algo, &candidates);
             let mut tried = Tried::new();
-            let Pick::Backend(first) = b.pick(&cands, client(9), &tried) else {
+            let Pick::Backend(first) = balancer.pick(&candidates, client(9), &tried) else {
                 panic!("no pick")
             };
             tried.insert(first);
-            let Pick::Backend(second) = b.pick(&cands, client(9), &tried) else {
+            let Pick::Backend(second) = balancer.pick(&candidates, client(9), &tried) else {
                 panic!("no pick")
             };
             assert_ne!(first, second, "{algo:?} retried the same backend");
             tried.insert(second);
             // Everything tried: try again rather than fail.
             assert!(matches!(
-                b.pick(&cands, client(9), &tried),
+                balancer.pick(&candidates, client(9), &tried),
                 Pick::Backend(_)
             ));
         }
@@ -449,29 +468,29 @@ mod tests {
 
     #[test]
     fn least_conn_prefers_lowest_load_per_weight() {
-        let mut cands = [up(100), up(200), up(100)];
-        cands[0].active = 10;
-        cands[1].active = 15; // 7.5 per 100 of weight
-        cands[2].active = 9;
-        let mut b = balancer(Algorithm::LeastConn, &cands);
-        assert_eq!(picks(&mut b, &cands, 1), vec![1]);
-        cands[1].active = 20; // 10 per 100
-        assert_eq!(picks(&mut b, &cands, 1), vec![2]);
+        let mut candidates = [up(100), up(200), up(100)];
+        candidates[0].active = 10;
+        candidates[1].active = 15; // 7.5 per 100 of weight
+        candidates[2].active = 9;
+        let mut balancer = balancer_for(Algorithm::LeastConn, &candidates);
+        assert_eq!(picks(&mut balancer, &candidates, 1), vec![1]);
+        candidates[1].active = 20; // 10 per 100
+        assert_eq!(picks(&mut balancer, &candidates, 1), vec![2]);
     }
 
     #[test]
     fn least_conn_ties_rotate() {
-        let cands = [up(100), up(100), up(100)];
-        let mut b = balancer(Algorithm::LeastConn, &cands);
-        assert_eq!(picks(&mut b, &cands, 3), vec![0, 1, 2]);
+        let candidates = [up(100), up(100), up(100)];
+        let mut balancer = balancer_for(Algorithm::LeastConn, &candidates);
+        assert_eq!(picks(&mut balancer, &candidates, 3), vec![0, 1, 2]);
     }
 
     #[test]
     fn random_two_avoids_the_loaded_backend() {
-        let mut cands = [up(100), up(100), up(100)];
-        cands[0].active = 50;
-        let mut b = balancer(Algorithm::RandomTwo, &cands);
-        let got = picks(&mut b, &cands, 3000);
+        let mut candidates = [up(100), up(100), up(100)];
+        candidates[0].active = 50;
+        let mut balancer = balancer_for(Algorithm::RandomTwo, &candidates);
+        let got = picks(&mut balancer, &candidates, 3000);
         let share0 = got.iter().filter(|&&i| i == 0).count();
         // Backend 0 wins only when drawn twice: probability 1/9.
         assert!(
@@ -482,13 +501,13 @@ mod tests {
 
     #[test]
     fn source_hash_is_sticky_and_stable() {
-        let cands = [up(100), up(100), up(100)];
-        let mut b1 = balancer(Algorithm::SourceHash, &cands);
-        let mut b2 = balancer(Algorithm::SourceHash, &cands);
+        let candidates = [up(100), up(100), up(100)];
+        let mut first = balancer_for(Algorithm::SourceHash, &candidates);
+        let mut second = balancer_for(Algorithm::SourceHash, &candidates);
         for k in 0..200 {
-            let a = b1.pick(&cands, client(k), &Tried::new());
-            assert_eq!(a, b1.pick(&cands, client(k), &Tried::new()));
-            assert_eq!(a, b2.pick(&cands, client(k), &Tried::new()));
+            let pick = first.pick(&candidates, client(k), &Tried::new());
+            assert_eq!(pick, first.pick(&candidates, client(k), &Tried::new()));
+            assert_eq!(pick, second.pick(&candidates, client(k), &Tried::new()));
         }
     }
 
@@ -530,12 +549,12 @@ mod tests {
             /// its weight.
             #[test]
             fn swrr_exact_proportions(weights in prop::collection::vec(1u32..20, 1..8)) {
-                let cands: Vec<Candidate> = weights.iter().map(|&w| up(w)).collect();
-                let mut b = balancer(Algorithm::RoundRobin, &cands);
+                let candidates: Vec<Candidate> = weights.iter().map(|&w| up(w)).collect();
+                let mut balancer = balancer_for(Algorithm::RoundRobin, &candidates);
                 let total: u32 = weights.iter().sum();
                 for _cycle in 0..2 {
-                    let mut counts = vec![0u32; cands.len()];
-                    for i in picks(&mut b, &cands, total as usize) {
+                    let mut counts = vec![0u32; candidates.len()];
+                    for i in picks(&mut balancer, &candidates, total as usize) {
                         counts[i] += 1;
                     }
                     prop_assert_eq!(&counts, &weights);
@@ -544,27 +563,27 @@ mod tests {
 
             /// When one of N backends leaves, only its clients move, and they are about 1/N.
             #[test]
-            fn consistent_hash_remaps_only_the_leaver(n in 3usize..10, leaver_seed in 0usize..100) {
-                let names = keys(n);
+            fn consistent_hash_remaps_only_the_leaver(backend_count in 3usize..10, leaver_seed in 0usize..100) {
+                let names = keys(backend_count);
                 let key_refs: Vec<(&str, u32)> = names.iter().map(|(k, w)| (k.as_str(), *w)).collect();
                 let mut ring = Balancer::with_seed(Algorithm::SourceHash, &key_refs, 1);
-                let all: Vec<Candidate> = vec![up(100); n];
-                let leaver = leaver_seed % n;
+                let all: Vec<Candidate> = vec![up(100); backend_count];
+                let leaver = leaver_seed % backend_count;
                 let mut without = all.clone();
                 without[leaver].available = false;
                 // The same backend removed from the config instead: the ring is rebuilt.
                 let rebuilt_keys: Vec<(&str, u32)> =
                     key_refs.iter().enumerate().filter(|(i, _)| *i != leaver).map(|(_, k)| *k).collect();
                 let mut rebuilt = Balancer::with_seed(Algorithm::SourceHash, &rebuilt_keys, 1);
-                let rebuilt_cands = vec![up(100); n - 1];
+                let rebuilt_candidates = vec![up(100); backend_count - 1];
                 let clients = 20_000u32;
                 let mut moved = 0u32;
                 for k in 0..clients {
                     let ip = IpAddr::V4(Ipv4Addr::from(k.wrapping_mul(2_654_435_761)));
                     let Pick::Backend(before) = ring.pick(&all, ip, &Tried::new()) else { unreachable!() };
                     let Pick::Backend(after) = ring.pick(&without, ip, &Tried::new()) else { unreachable!() };
-                    let Pick::Backend(r) = rebuilt.pick(&rebuilt_cands, ip, &Tried::new()) else { unreachable!() };
-                    let after_rebuilt = if r >= leaver { r + 1 } else { r };
+                    let Pick::Backend(picked) = rebuilt.pick(&rebuilt_candidates, ip, &Tried::new()) else { unreachable!() };
+                    let after_rebuilt = if picked >= leaver { picked + 1 } else { picked };
                     prop_assert_eq!(after, after_rebuilt, "down and removed must agree");
                     if before == leaver {
                         moved += 1;
@@ -573,7 +592,7 @@ mod tests {
                         prop_assert_eq!(before, after, "a client of a staying backend moved");
                     }
                 }
-                let expected = f64::from(clients) / n as f64;
+                let expected = f64::from(clients) / backend_count as f64;
                 let ratio = f64::from(moved) / expected;
                 prop_assert!((0.6..1.4).contains(&ratio), "moved {} of {} clients, expected about {}", moved, clients, expected);
             }

@@ -1,6 +1,6 @@
 //! Bidirectional forwarding between a client and a backend: the proxy's data path.
 //!
-//! Each direction is a [`Half`]: read from one socket, write everything read to the other,
+//! Each direction is a `Half`: read from one socket, write everything read to the other,
 //! and when the reader sees EOF, pass it on with `shutdown(SHUT_WR)`; the other direction
 //! keeps going until it sees its own EOF (a correct half-close). The connection ends when
 //! both directions have passed their EOF on, when either socket fails, or when an idle limit
@@ -40,8 +40,12 @@ use havip_config::copy_mode::{CopyMode, DEFAULT_BUFFER_SIZE};
 /// Idle limits of an established connection (see [`havip_config::service::Timeouts`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdleLimits {
+    /// No bytes from the client for this long ends the connection ([`End::ClientIdle`]).
     pub client: Duration,
+    /// No bytes from the backend for this long ends the connection ([`End::ServerIdle`]).
     pub server: Duration,
+    /// While both directions are open, no bytes either way for this long ends it
+    /// ([`End::TunnelIdle`]) and replaces the two limits above; `None` keeps them.
     pub tunnel: Option<Duration>,
 }
 
@@ -52,6 +56,7 @@ pub enum End {
     Closed,
     /// Reading from or writing to the client failed (reset, broken pipe…).
     ClientError(io::ErrorKind),
+    /// Reading from or writing to the backend failed (reset, broken pipe…).
     ServerError(io::ErrorKind),
     /// The client sent nothing for `client_idle`.
     ClientIdle,
@@ -79,14 +84,18 @@ impl End {
 /// connection's state holds a reference instead of a copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
+    /// Buffered copies with a buffer size, or splice(2) with a pipe size.
     pub copy_mode: CopyMode,
+    /// When an idle connection is closed.
     pub limits: IdleLimits,
 }
 
 /// Where a connection adds its bytes as they move (service and backend totals), so long-lived
 /// watches show up in metrics while they run, not only when they end.
 pub trait Meter {
+    /// `bytes` more were written from the client to the backend.
     fn to_server(&self, bytes: u64);
+    /// `bytes` more were written from the backend to the client.
     fn to_client(&self, bytes: u64);
     /// Of those bytes, how many went through splice(2) (either direction).
     fn spliced(&self, bytes: u64);
@@ -95,19 +104,21 @@ pub trait Meter {
 /// A meter that adds to a list of counters, for tests and simple callers.
 #[derive(Debug, Clone, Copy)]
 pub struct Counters<'a> {
+    /// Each gets every byte sent from the client to the backend.
     pub to_server: &'a [&'a AtomicU64],
+    /// Each gets every byte sent from the backend to the client.
     pub to_client: &'a [&'a AtomicU64],
 }
 
 impl Meter for Counters<'_> {
     fn to_server(&self, bytes: u64) {
-        for c in self.to_server {
-            c.fetch_add(bytes, Relaxed);
+        for counter in self.to_server {
+            counter.fetch_add(bytes, Relaxed);
         }
     }
     fn to_client(&self, bytes: u64) {
-        for c in self.to_client {
-            c.fetch_add(bytes, Relaxed);
+        for counter in self.to_client {
+            counter.fetch_add(bytes, Relaxed);
         }
     }
     fn spliced(&self, _bytes: u64) {}
@@ -117,7 +128,9 @@ impl Meter for Counters<'_> {
 /// can still read it after cancelling the future (shutdown grace over, backend down).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Transfer {
+    /// Bytes written from the client to the backend.
     pub to_server: u64,
+    /// Bytes written from the backend to the client.
     pub to_client: u64,
 }
 
@@ -351,14 +364,15 @@ impl Half {
                     Err(e) => Poll::Ready(Err(Failure::Write(e.kind()))),
                 };
             }
-            let n = ready!(self.poll_read(cx, src, mode)).map_err(|e| Failure::Read(e.kind()))?;
-            if n == 0 {
+            let read =
+                ready!(self.poll_read(cx, src, mode)).map_err(|e| Failure::Read(e.kind()))?;
+            if read == 0 {
                 self.eof = true;
                 release(&mut self.lease);
             } else {
-                self.pending = n as u32;
+                self.pending = read as u32;
                 self.start = 0;
-                self.unmetered += n as u64;
+                self.unmetered += read as u64;
                 self.last_activity_ms = start.elapsed().as_millis() as u64;
             }
         }
@@ -398,12 +412,12 @@ impl Half {
                     // the connection.
                     let mut short = None;
                     src.try_io(Interest::READABLE, || {
-                        let n = (&*socket2::SockRef::from(src)).read(buf)?;
-                        if n > 0 && n < capacity {
-                            short = Some(n);
+                        let read = (&*socket2::SockRef::from(src)).read(buf)?;
+                        if read > 0 && read < capacity {
+                            short = Some(read);
                             return Err(io::ErrorKind::WouldBlock.into());
                         }
-                        Ok(n)
+                        Ok(read)
                     })
                     .or_else(|e| short.ok_or(e))
                     .inspect(|&n| self.bulk = n == capacity)
@@ -435,13 +449,13 @@ impl Half {
                     // the same `try_io`, for the reason given in `poll_read`.
                     let mut short = None;
                     dst.try_io(Interest::WRITABLE, || {
-                        let n =
+                        let written =
                             (&*socket2::SockRef::from(dst)).write(&buf[from..from + pending])?;
-                        if n > 0 && n < pending {
-                            short = Some(n);
+                        if written > 0 && written < pending {
+                            short = Some(written);
                             return Err(io::ErrorKind::WouldBlock.into());
                         }
-                        Ok(n)
+                        Ok(written)
                     })
                     .or_else(|e| short.ok_or(e))
                 }
@@ -489,7 +503,7 @@ thread_local! {
 fn acquire(mode: CopyMode, bulk: bool) -> Lease {
     match mode {
         CopyMode::Splice { pipe_size } if bulk => {
-            if let Some(pipe) = PIPES.with(|p| p.borrow_mut().pop()) {
+            if let Some(pipe) = PIPES.with(|pipes| pipes.borrow_mut().pop()) {
                 return Lease::Pipe(pipe);
             }
             match Pipe::new(pipe_size) {
@@ -505,8 +519,8 @@ fn acquire(mode: CopyMode, bulk: bool) -> Lease {
 
 fn take_buffer(size: usize) -> Box<[u8]> {
     BUFFERS
-        .with(|b| {
-            let mut pool = b.borrow_mut();
+        .with(|buffers| {
+            let mut pool = buffers.borrow_mut();
             match pool.last() {
                 Some(buf) if buf.len() == size => pool.pop(),
                 _ => None,
@@ -518,14 +532,14 @@ fn take_buffer(size: usize) -> Box<[u8]> {
 fn release(lease: &mut Lease) {
     match std::mem::replace(lease, Lease::None) {
         Lease::None => {}
-        Lease::Pipe(pipe) => PIPES.with(|p| {
-            let mut pool = p.borrow_mut();
+        Lease::Pipe(pipe) => PIPES.with(|pipes| {
+            let mut pool = pipes.borrow_mut();
             if pool.len() < POOL_LIMIT {
                 pool.push(pipe);
             }
         }),
-        Lease::Buffer(buf) => BUFFERS.with(|b| {
-            let mut pool = b.borrow_mut();
+        Lease::Buffer(buf) => BUFFERS.with(|buffers| {
+            let mut pool = buffers.borrow_mut();
             if pool.len() < POOL_LIMIT {
                 pool.push(buf);
             }
@@ -547,31 +561,31 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_deadline_follows_the_open_directions() {
-        let t0 = Instant::now();
+        let start = Instant::now();
         let mut up = Half::new();
         let mut down = Half::new();
         up.last_activity_ms = 5000;
         // Both open, no tunnel: the earlier of the per-side limits.
         assert_eq!(
-            idle_deadline(&limits(None), t0, &up, &down),
-            (t0 + Duration::from_secs(15), End::ClientIdle)
+            idle_deadline(&limits(None), start, &up, &down),
+            (start + Duration::from_secs(15), End::ClientIdle)
         );
         // Both open, tunnel: from the latest activity of either side.
         assert_eq!(
-            idle_deadline(&limits(Some(30)), t0, &up, &down),
-            (t0 + Duration::from_secs(35), End::TunnelIdle)
+            idle_deadline(&limits(Some(30)), start, &up, &down),
+            (start + Duration::from_secs(35), End::TunnelIdle)
         );
         // Client half-closed: only the backend's silence counts, even with a tunnel limit.
         up.done = true;
         assert_eq!(
-            idle_deadline(&limits(Some(30)), t0, &up, &down),
-            (t0 + Duration::from_secs(20), End::ServerIdle)
+            idle_deadline(&limits(Some(30)), start, &up, &down),
+            (start + Duration::from_secs(20), End::ServerIdle)
         );
         up.done = false;
         down.done = true;
         assert_eq!(
-            idle_deadline(&limits(Some(30)), t0, &up, &down),
-            (t0 + Duration::from_secs(15), End::ClientIdle)
+            idle_deadline(&limits(Some(30)), start, &up, &down),
+            (start + Duration::from_secs(15), End::ClientIdle)
         );
     }
 }

@@ -6,6 +6,7 @@
 //! or a timeout ends it. [`health`] runs one monitor task per backend that owns its health
 //! state: active checks (TCP, HTTP, HTTPS) and passive connect failures. [`runtime::Proxy`]
 //! starts and gracefully stops the whole.
+#![warn(missing_docs)]
 
 pub mod backend;
 pub mod balance;

@@ -51,7 +51,10 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 /// Connection limits a client must get through before it is accepted.
 #[derive(Debug, Clone, Default)]
 pub struct ConnLimits {
+    /// One permit per client connection of the whole process (`[global] max_conns`); `None`
+    /// for no limit.
     pub global: Option<Arc<Semaphore>>,
+    /// One permit per client connection of this service (its `max_conns`); `None` for no limit.
     pub service: Option<Arc<Semaphore>>,
 }
 
@@ -59,18 +62,18 @@ impl ConnLimits {
     /// The permits if every limit has room now; `None` (holding nothing) otherwise.
     fn try_acquire(&self) -> Option<Vec<OwnedSemaphorePermit>> {
         let mut permits = Vec::new();
-        for sem in [&self.global, &self.service].into_iter().flatten() {
-            permits.push(sem.clone().try_acquire_owned().ok()?);
+        for limit in [&self.global, &self.service].into_iter().flatten() {
+            permits.push(limit.clone().try_acquire_owned().ok()?);
         }
         Some(permits)
     }
 
     async fn acquire(&self) -> Vec<OwnedSemaphorePermit> {
         let mut permits = Vec::new();
-        for sem in [&self.global, &self.service].into_iter().flatten() {
+        for limit in [&self.global, &self.service].into_iter().flatten() {
             // The semaphores are never closed, so acquiring cannot fail.
-            if let Ok(p) = sem.clone().acquire_owned().await {
-                permits.push(p);
+            if let Ok(permit) = limit.clone().acquire_owned().await {
+                permits.push(permit);
             }
         }
         permits

@@ -24,23 +24,33 @@ use havip_config::service::ServiceSpec;
 /// Everything the proxy needs to run.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
+    /// The services to run, each with its listeners and backends.
     pub services: Vec<ServiceSpec>,
     /// Client connections across all services; `None` for no limit beyond descriptors.
     pub max_conns: Option<u32>,
+    /// How established connections move their bytes.
     pub data_path: DataPath,
 }
 
+/// Why [`Proxy::start`] could not start; nothing runs when it fails.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// A listener could not be bound (address in use, permission, no such address family).
     #[error("service {service:?}: cannot listen on {addr}: {source}")]
     Bind {
+        /// The service whose listener failed.
         service: String,
+        /// The address it asked for.
         addr: SocketAddr,
+        /// What bind(2) or listen(2) said.
         source: std::io::Error,
     },
+    /// The health check cannot be prepared: a bad path, host, status range or TLS file.
     #[error("service {service:?}: health check: {source}")]
     HealthCheck {
+        /// The service whose check is misconfigured.
         service: String,
+        /// What is wrong with the check.
         source: crate::health::ProbeConfigError,
     },
 }
@@ -94,7 +104,7 @@ impl Proxy {
 
         let global = config
             .max_conns
-            .map(|n| Arc::new(Semaphore::new(n as usize)));
+            .map(|limit| Arc::new(Semaphore::new(limit as usize)));
         let stop = CancellationToken::new();
         let connections = TaskTracker::new();
         let mut proxy = Proxy {
@@ -117,7 +127,7 @@ impl Proxy {
                     .spec
                     .limits
                     .max_conns
-                    .map(|n| Arc::new(Semaphore::new(n as usize))),
+                    .map(|limit| Arc::new(Semaphore::new(limit as usize))),
             };
             for listener in listeners {
                 if let Ok(addr) = listener.local_addr() {
@@ -137,6 +147,7 @@ impl Proxy {
         Ok(proxy)
     }
 
+    /// The running services, in configuration order, for metrics, status and runtime commands.
     pub fn services(&self) -> &[Arc<Service>] {
         &self.services
     }

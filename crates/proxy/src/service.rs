@@ -32,7 +32,9 @@ pub struct ServiceStats {
     pub total: AtomicU64,
     /// Clients waiting for a backend slot now.
     pub queued: AtomicU32,
+    /// Bytes from clients to the service's backends, counted as they are written.
     pub bytes_to_backend: AtomicU64,
+    /// Bytes from the service's backends to clients, counted as they are written.
     pub bytes_from_backend: AtomicU64,
     /// Of the bytes both ways, those moved zero-copy with splice(2).
     pub bytes_spliced: AtomicU64,
@@ -70,6 +72,7 @@ impl ServiceStats {
 /// Process-wide settings every service's connections share.
 #[derive(Debug, Clone, Copy)]
 pub struct DataPath {
+    /// Buffered copies or splice(2) (`[global] copy_mode`).
     pub copy_mode: CopyMode,
     /// Log one line per closed connection.
     pub log_connections: bool,
@@ -78,8 +81,11 @@ pub struct DataPath {
 /// One service as it runs: spec, backends, balancer and counters.
 #[derive(Debug)]
 pub struct Service {
+    /// The configuration the service was started with; a reload starts a new service.
     pub spec: ServiceSpec,
+    /// The backends, in the order of `spec.backends` (a backend's index is its position).
     pub backends: Vec<Arc<Backend>>,
+    /// The service's counters, read by metrics, status and the listener tracker.
     pub stats: ServiceStats,
     selector: Mutex<Selector>,
     /// Woken when a backend slot frees, for queued clients.
@@ -108,13 +114,18 @@ pub(crate) const KEEPALIVE_PROBES: u32 = 6;
 /// Why a client got no backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// No backend was up with a weight above 0 (backups included).
     NoBackend,
+    /// Every backend was full and `max_queue` clients were already waiting.
     QueueFull,
+    /// The client waited `timeouts.queue` in the queue without a backend slot freeing.
     QueueTimeout,
+    /// Every connect attempt failed, retries included.
     ConnectFailed,
 }
 
 impl Refusal {
+    /// A short, stable name for the connection log's `end` field.
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::NoBackend => "no_backend",
@@ -183,8 +194,8 @@ impl Service {
         let ramp_at_boot = spec.slow_start.is_some() && spec.slow_start_at_boot;
         let mut backends = Vec::with_capacity(spec.backends.len());
         let mut inboxes = Vec::with_capacity(spec.backends.len());
-        for b in &spec.backends {
-            let (backend, inbox) = Backend::new(b.clone(), epoch, ramp_at_boot);
+        for backend_spec in &spec.backends {
+            let (backend, inbox) = Backend::new(backend_spec.clone(), epoch, ramp_at_boot);
             backends.push(Arc::new(backend));
             inboxes.push(inbox);
         }
@@ -321,7 +332,7 @@ impl Service {
             return None;
         }
         tokio::select! {
-            r = self.connect_to_backend(client, timings) => Some(r),
+            result = self.connect_to_backend(client, timings) => Some(result),
             _ = cut => None,
         }
     }

@@ -118,7 +118,7 @@ impl Announcer {
         let to = link_address(self.ifindex, ETH_P_ARP, Some(BROADCAST));
         // SAFETY: `frame` is a live buffer of the given length, `to` a valid sockaddr_ll of
         // the given size; the kernel only reads both.
-        let n = unsafe {
+        let sent = unsafe {
             libc::sendto(
                 fd.as_raw_fd(),
                 frame.as_ptr().cast(),
@@ -128,7 +128,7 @@ impl Announcer {
                 mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
         };
-        if n < 0 {
+        if sent < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(())

@@ -31,6 +31,7 @@
 //!   of link and address changes.
 //! - [`announce`]: gratuitous ARP and unsolicited Neighbor Advertisements.
 //! - [`enter_netns`]: move a thread into a network namespace, for tests and tools.
+#![warn(missing_docs)]
 
 use std::fs::File;
 use std::io;
@@ -101,7 +102,7 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
     // SAFETY: null offsets are required for pipes and sockets; the kernel validates both
     // descriptors, and no user memory is passed.
-    let n = unsafe {
+    let moved = unsafe {
         libc::splice(
             from,
             std::ptr::null_mut(),
@@ -111,10 +112,10 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
             flags,
         )
     };
-    if n < 0 {
+    if moved < 0 {
         Err(io::Error::last_os_error())
     } else {
-        Ok(n as usize)
+        Ok(moved as usize)
     }
 }
 

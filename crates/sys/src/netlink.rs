@@ -43,21 +43,28 @@ use crate::sockopt::{set_int_option, set_option};
 /// A network interface as rtnetlink reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
+    /// The interface index (`ifi_index`), the key every address and route refers to.
     pub index: u32,
+    /// The interface name (`IFLA_IFNAME`), at most 15 bytes.
     pub name: String,
     /// Administratively up and operationally running, i.e. with carrier (`IFF_UP` and
     /// `IFF_RUNNING`).
     pub up: bool,
     /// The hardware address when it is a 6-byte (Ethernet) one.
     pub mac: Option<[u8; 6]>,
+    /// The link MTU in bytes (`IFLA_MTU`).
     pub mtu: u32,
 }
 
 /// An address of an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceAddress {
+    /// The index of the interface the address is on (`ifa_index`).
     pub ifindex: u32,
+    /// The interface's own address (`IFA_LOCAL`, or `IFA_ADDRESS` where that is the only one,
+    /// as for most IPv6 addresses).
     pub address: IpAddr,
+    /// The prefix length in bits (`ifa_prefixlen`).
     pub prefix_len: u8,
     /// IPv4 only: the label the kernel reports, which is the interface name unless one was
     /// given when the address was added. IPv6 addresses have none.
@@ -75,10 +82,12 @@ pub enum NetEvent {
     Link(Link),
     /// A link was deleted.
     LinkRemoved {
+        /// The index the deleted link had.
         index: u32,
     },
     /// An address was added, or an existing one changed (e.g. it stopped being tentative).
     AddressAdded(InterfaceAddress),
+    /// An address was deleted, by havip or by anyone else.
     AddressRemoved(InterfaceAddress),
     /// Notifications were lost (ENOBUFS): re-read links and addresses.
     Overrun,
@@ -287,8 +296,8 @@ impl Netlink {
         let seq = state.seq;
         send_to_kernel(self.fd.as_fd(), &build(seq))?;
         for _ in 0..MAX_DATAGRAMS_PER_REQUEST {
-            let n = match recv_from_kernel(self.fd.as_fd(), &mut state.buf) {
-                Ok(Some(n)) => n,
+            let received = match recv_from_kernel(self.fd.as_fd(), &mut state.buf) {
+                Ok(Some(received)) => received,
                 Ok(None) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Err(io::Error::new(
@@ -298,7 +307,7 @@ impl Netlink {
                 }
                 Err(e) => return Err(e),
             };
-            for message in wire::messages(&state.buf[..n]) {
+            for message in wire::messages(&state.buf[..received]) {
                 let message = message.map_err(|_| malformed())?;
                 if message.seq != seq {
                     continue;
@@ -371,8 +380,8 @@ impl NetlinkMonitor {
     pub fn read_events(&mut self) -> io::Result<Vec<NetEvent>> {
         let mut events = Vec::new();
         for _ in 0..MAX_DATAGRAMS_PER_READ {
-            let n = match recv_from_kernel(self.fd.as_fd(), &mut self.buf) {
-                Ok(Some(n)) => n,
+            let received = match recv_from_kernel(self.fd.as_fd(), &mut self.buf) {
+                Ok(Some(received)) => received,
                 Ok(None) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(events),
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
@@ -390,7 +399,7 @@ impl NetlinkMonitor {
             };
             // Messages the kernel would never send malformed are skipped rather than failing
             // the whole batch; a malformed datagram is treated as lost notifications.
-            for message in wire::messages(&self.buf[..n]) {
+            for message in wire::messages(&self.buf[..received]) {
                 match message {
                     Ok(message) => events.extend(wire::event(&message)),
                     Err(wire::Malformed) => {
@@ -444,12 +453,13 @@ pub struct KernelError {
 }
 
 impl KernelError {
-    /// The errno.
+    /// The errno the kernel answered with, as a positive number (`libc::EEXIST`, ...), so
+    /// callers can tell "already there" from a real failure.
     pub fn errno(&self) -> i32 {
         self.errno
     }
 
-    /// The kernel's explanation.
+    /// The kernel's extended-ack text (`NLMSGERR_ATTR_MSG`), which says which part was wrong.
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -535,7 +545,7 @@ fn send_to_kernel(fd: BorrowedFd<'_>, message: &[u8]) -> io::Result<()> {
     let kernel = netlink_address(0);
     // SAFETY: `message` is a live buffer of the given length and `kernel` a valid
     // sockaddr_nl of the given size; the kernel only reads both.
-    let n = unsafe {
+    let sent = unsafe {
         libc::sendto(
             fd.as_raw_fd(),
             message.as_ptr().cast(),
@@ -545,9 +555,9 @@ fn send_to_kernel(fd: BorrowedFd<'_>, message: &[u8]) -> io::Result<()> {
             mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
         )
     };
-    if n < 0 {
+    if sent < 0 {
         Err(io::Error::last_os_error())
-    } else if n as usize != message.len() {
+    } else if sent as usize != message.len() {
         Err(io::Error::new(
             io::ErrorKind::WriteZero,
             "short netlink send",
@@ -564,7 +574,7 @@ fn recv_from_kernel(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usi
     let mut from_len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
     // SAFETY: `buf` is writable for its length; `from` / `from_len` are a valid sockaddr_nl
     // and its size for the kernel to fill.
-    let n = unsafe {
+    let received = unsafe {
         libc::recvfrom(
             fd.as_raw_fd(),
             buf.as_mut_ptr().cast(),
@@ -574,18 +584,18 @@ fn recv_from_kernel(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usi
             &mut from_len,
         )
     };
-    if n < 0 {
+    if received < 0 {
         return Err(io::Error::last_os_error());
     }
-    let n = n as usize;
-    if n > buf.len() {
+    let received = received as usize;
+    if received > buf.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("rtnetlink datagram of {n} bytes truncated"),
+            format!("rtnetlink datagram of {received} bytes truncated"),
         ));
     }
     if from.nl_pid != 0 {
         return Ok(None);
     }
-    Ok(Some(n))
+    Ok(Some(received))
 }

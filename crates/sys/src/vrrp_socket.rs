@@ -53,10 +53,13 @@ const RECV_CONTROL_LEN: usize = 128;
 /// reports `WouldBlock`; the rest are skipped on the next call.
 const MAX_SKIPPED: usize = 64;
 
-/// An address family.
+/// The address family a VRRP socket serves; one socket per family and interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
+    /// IPv4: sent with an IP header havip writes (`IP_HDRINCL`), group 224.0.0.18.
     V4,
+    /// IPv6: the kernel writes the header from `IPV6_PKTINFO` / `IPV6_HOPLIMIT`, group
+    /// ff02::12.
     V6,
 }
 
@@ -177,11 +180,11 @@ impl VrrpReceiver {
         msg.msg_controllen = control.len() as _;
         // SAFETY: every pointer in `msg` refers to a live local or to `buf`, with the lengths
         // set above; the kernel writes at most those lengths. The socket is non-blocking.
-        let n = unsafe { libc::recvmsg(self.socket.as_raw_fd(), &mut msg, 0) };
-        if n < 0 {
+        let received = unsafe { libc::recvmsg(self.socket.as_raw_fd(), &mut msg, 0) };
+        if received < 0 {
             return Err(io::Error::last_os_error());
         }
-        let n = n as usize;
+        let received = received as usize;
         if msg.msg_flags & libc::MSG_TRUNC != 0 {
             return Err(invalid_data(format!(
                 "packet truncated to the {}-byte receive buffer",
@@ -190,7 +193,7 @@ impl VrrpReceiver {
         }
         match self.family {
             Family::V4 => {
-                let header = parse_ipv4_header(buf.get(..n).unwrap_or_default())
+                let header = parse_ipv4_header(buf.get(..received).unwrap_or_default())
                     .map_err(|e| invalid_data(e.to_string()))?;
                 Ok(ReceivedDatagram {
                     source: IpAddr::V4(header.source),
@@ -212,7 +215,7 @@ impl VrrpReceiver {
                     source: IpAddr::V6(Ipv6Addr::from(name.sin6_addr.s6_addr)),
                     destination: IpAddr::V6(meta.destination),
                     ttl: meta.hop_limit,
-                    payload: 0..n,
+                    payload: 0..received,
                 })
             }
         }

@@ -241,38 +241,67 @@ impl InstanceConfig {
 /// Why a [`InstanceConfig`] cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
+    /// VRID 0 is not a valid Virtual Router Identifier (RFC 5798 5.2.3).
     #[error("VRID 0 is not valid; use 1 to 255")]
     VridZero,
+    /// Priority 0 only signals a master that stops (RFC 5798 5.2.4); no router is configured
+    /// with it.
     #[error("priority 0 is reserved for a master that stops; use 1 to 254, or 255 for the address owner")]
     PriorityZero,
+    /// VRRPv2 (RFC 3768) is defined for IPv4 only; IPv6 needs VRRPv3.
     #[error("VRRPv2 runs over IPv4 only; use VRRPv3 for IPv6")]
     V2RequiresIpv4,
+    /// The interval has no encoding in this version's Adver Int field (RFC 3768 5.3.7:
+    /// seconds; RFC 5798 5.2.7: 12-bit centiseconds).
     #[error("advertisement interval {interval} cannot be sent in {version} (v2: whole seconds 1-255, v3: 0.01-40.95 s)")]
     IntervalOutOfRange {
+        /// The configured interval.
         interval: AdvertInterval,
+        /// The configured version.
         version: Version,
     },
+    /// An instance with no virtual address would protect nothing.
     #[error("at least one virtual address is required")]
     NoVirtualAddresses,
+    /// The Count IPvX Addr field is one byte (RFC 5798 5.2.5); carries the count configured.
     #[error("{0} virtual addresses do not fit in one advertisement (at most 255)")]
     TooManyVirtualAddresses(usize),
+    /// One instance carries one address family (RFC 5798 5.2.9).
     #[error("virtual address {address} is not {family} like the primary address")]
     VirtualAddressFamily {
+        /// The virtual address of the other family.
         address: IpAddr,
+        /// The primary address's family.
         family: AddressFamily,
     },
+    /// The same virtual address appears twice in the list.
     #[error("virtual address {0} is listed twice")]
     DuplicateVirtualAddress(IpAddr),
+    /// A unicast peer cannot be reached over the instance's address family.
     #[error("unicast peer {peer} is not {family} like the primary address")]
-    UnicastPeerFamily { peer: IpAddr, family: AddressFamily },
+    UnicastPeerFamily {
+        /// The peer of the other family.
+        peer: IpAddr,
+        /// The primary address's family.
+        family: AddressFamily,
+    },
+    /// A router listed as its own peer would hear its own advertisements.
     #[error("unicast peer {0} is this router's own primary address")]
     UnicastPeerIsSelf(IpAddr),
+    /// VRRPv3 has no authentication field (RFC 5798 9: it was removed).
     #[error("authentication exists only in VRRPv2 (RFC 5798 removed it)")]
     AuthenticationRequiresV2,
+    /// A zero announcement delay or refresh interval; carries the field's name.
     #[error("announcement {0} of 0 would repeat without pause; leave it unset to disable")]
     ZeroAnnouncementDelay(&'static str),
+    /// A burst longer than [`MAX_ANNOUNCEMENT_ROUNDS`].
     #[error("announcement {name} of {rounds} is more than {MAX_ANNOUNCEMENT_ROUNDS} rounds")]
-    TooManyAnnouncementRounds { name: &'static str, rounds: u32 },
+    TooManyAnnouncementRounds {
+        /// The field's name in [`AnnouncementConfig`].
+        name: &'static str,
+        /// The rounds configured.
+        rounds: u32,
+    },
 }
 
 #[cfg(test)]

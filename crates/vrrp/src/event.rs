@@ -105,9 +105,14 @@ pub enum Input<'a> {
 /// source and must not recompute it (no `IPV6_CHECKSUM`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingAdvertisement {
+    /// The IP source to send from: the primary address the checksum was computed over.
     pub source: IpAddr,
+    /// The multicast group (224.0.0.18 / ff02::12, RFC 5798 5.1.1.2 / 5.1.2.2) or a unicast
+    /// peer.
     pub destination: IpAddr,
+    /// The IPv4 TTL / IPv6 hop limit to send with: always 255 (RFC 5798 5.1.1.3 / 5.1.2.3).
     pub ttl: u8,
+    /// The encoded VRRP message, checksum included: the IP payload, sent as is.
     pub payload: Vec<u8>,
     /// What `payload` says, for logs and tests.
     pub advertisement: Advertisement,
@@ -125,26 +130,40 @@ pub enum Action {
     /// addresses should be added without duplicate address detection (`IFA_F_NODAD`), which
     /// also joins their Solicited-Node groups (RFC 5798 6.4.2).
     AddAddresses {
+        /// The virtual addresses to add, in configuration order.
         addresses: Vec<IpAddr>,
+        /// Whether local sockets may accept traffic to them (RFC 5798 6.1 Accept_Mode).
         accept_mode: bool,
     },
     /// Remove the virtual addresses from the interface.
-    RemoveAddresses { addresses: Vec<IpAddr> },
+    RemoveAddresses {
+        /// The virtual addresses to remove.
+        addresses: Vec<IpAddr>,
+    },
     /// One announcement round: a gratuitous ARP for each IPv4 address, or an unsolicited
     /// Neighbor Advertisement (router and override flags, target link-layer address option,
     /// to ff02::1, hop limit 255) for each IPv6 address (RFC 5798 6.4.2, RFC 9568 6.4.2).
-    Announce { addresses: Vec<IpAddr> },
+    Announce {
+        /// The addresses to announce, each by ARP or NA according to its family.
+        addresses: Vec<IpAddr>,
+    },
     /// A graceful release ended (see [`crate::InstanceConfig::graceful_release`]); any
     /// [`Action::RemoveAddresses`] it needed comes just before this. For logs, events and the
     /// operator who asked for a step-down.
     HandoverFinished(HandoverOutcome),
     /// A virtual address removed by someone else was added back ([`Input::AddressRemoved`]);
     /// for logs, events and metrics.
-    AddressRestored { address: IpAddr },
+    AddressRestored {
+        /// The virtual address that was put back.
+        address: IpAddr,
+    },
     /// The state changed; for logs, notifications and metrics.
     StateChanged {
+        /// The state left.
         from: State,
+        /// The state entered.
         to: State,
+        /// The event that caused the change.
         reason: Reason,
     },
     /// Something worth logging (already rate-limited per kind).
@@ -167,15 +186,23 @@ pub enum HandoverOutcome {
     /// A fully checked advertisement with a non-zero priority from `new_master` arrived
     /// `waited` after our priority 0; the addresses were removed.
     HandedOver {
+        /// The IP source of the new master's advertisement.
         new_master: IpAddr,
+        /// From our priority 0 to the new master's advertisement.
         waited: Duration,
     },
     /// Nobody took over within the bound, or the interface went down so that nobody could
     /// be heard; the addresses were removed.
-    NobodyTookOver { waited: Duration },
+    NobodyTookOver {
+        /// From our priority 0 to giving up the addresses.
+        waited: Duration,
+    },
     /// This router became master again (a restored step-down whose backup timer ran out
     /// first) before anyone took over; it keeps the addresses.
-    Resumed { waited: Duration },
+    Resumed {
+        /// From our priority 0 to becoming master again.
+        waited: Duration,
+    },
 }
 
 /// Why the state changed.
@@ -190,12 +217,25 @@ pub enum Reason {
     /// Master_Down_Timer fired Skew_Time after the master sent priority 0 (RFC 5798 6.4.2).
     MasterReleased,
     /// Took over from a live master of lower priority (preemption, after any preempt delay).
-    Preempted { master: IpAddr, master_priority: u8 },
+    Preempted {
+        /// The IP source of the master we took over from.
+        master: IpAddr,
+        /// The priority it last advertised.
+        master_priority: u8,
+    },
     /// A master heard a higher priority and stepped down (RFC 5798 6.4.3).
-    HigherPriority { source: IpAddr, priority: u8 },
+    HigherPriority {
+        /// The IP source of the advertisement with the higher priority.
+        source: IpAddr,
+        /// The priority it advertised.
+        priority: u8,
+    },
     /// A master heard its own priority from a higher primary address (RFC 5798 6.4.3
     /// tie-break, compared as unsigned integers in network byte order per RFC 9568).
-    EqualPriorityHigherAddress { source: IpAddr },
+    EqualPriorityHigherAddress {
+        /// The higher primary address that won the tie.
+        source: IpAddr,
+    },
     /// Shutdown event.
     Shutdown,
     /// Entered Fault.
@@ -211,7 +251,9 @@ pub enum Reason {
 pub enum Warning {
     /// An advertisement was dropped (RFC 5798 7.1: "SHOULD log the event").
     Dropped {
+        /// The IP source of the dropped packet.
         source: IpAddr,
+        /// Which check it failed; also the counter it was counted in.
         reason: DropReason,
         /// What exactly was wrong, where there is more to say than the reason.
         detail: Option<DropDetail>,
@@ -219,20 +261,31 @@ pub enum Warning {
     /// The advertised addresses differ from ours (RFC 5798 7.1 / RFC 3768 7.1). VRRPv2 drops
     /// such an advertisement unless it comes from the owner; VRRPv3 only logs it.
     AddressListMismatch {
+        /// The IP source of the advertisement.
         source: IpAddr,
+        /// The addresses it carried.
         advertised: Vec<IpAddr>,
+        /// Whether the advertisement was dropped for it (VRRPv2, not from the owner).
         dropped: bool,
     },
     /// VRRPv3: the master advertises another interval than ours; backups adopt it (RFC 5798
     /// 6.4.2), but differing configurations are usually a mistake.
     AdvertIntervalDiffers {
+        /// The IP source of the master's advertisement.
         source: IpAddr,
+        /// The interval the master advertises.
         theirs: AdvertInterval,
+        /// The interval configured here.
         ours: AdvertInterval,
     },
     /// We own the addresses (priority 255) and another router advertises this VRID
     /// (RFC 5798 7.1; RFC 9568 8.3.2: at most one owner per VRID).
-    OwnerConflict { source: IpAddr, priority: u8 },
+    OwnerConflict {
+        /// The IP source of the other router's advertisement.
+        source: IpAddr,
+        /// The priority it advertised (255 when it claims ownership too).
+        priority: u8,
+    },
 }
 
 /// The specifics of a drop, for the log line. Kept typed (and cheap: no allocation) because
@@ -245,14 +298,23 @@ pub enum DropDetail {
     Ttl(u8),
     /// The version that arrived, and ours.
     Version {
+        /// The version field of the packet.
         received: Version,
+        /// The version this instance runs.
         configured: Version,
     },
     /// The VRID that arrived, and ours.
-    Vrid { received: u8, configured: u8 },
-    /// The VRRPv2 interval that arrived, and ours.
+    Vrid {
+        /// The VRID field of the packet.
+        received: u8,
+        /// This instance's VRID.
+        configured: u8,
+    },
+    /// The VRRPv2 interval that arrived, and ours (RFC 3768 7.1: they must match).
     Interval {
+        /// The interval the packet advertises.
         received: AdvertInterval,
+        /// The interval configured here.
         configured: AdvertInterval,
     },
 }

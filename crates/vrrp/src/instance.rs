@@ -189,7 +189,8 @@ impl Instance {
         out
     }
 
-    /// The current state.
+    /// Where the instance is in the RFC 5798 6.4 state machine (or Fault), for the shell's
+    /// status and metrics.
     pub fn state(&self) -> State {
         self.state
     }
@@ -213,12 +214,13 @@ impl Instance {
         (cause.interface_down || cause.tracker_failed || cause.stepped_down).then_some(cause)
     }
 
-    /// The configuration.
+    /// The configuration the instance was built from; it never changes (a reload builds a new
+    /// instance).
     pub fn config(&self) -> &InstanceConfig {
         &self.config
     }
 
-    /// The counters.
+    /// What was received, sent and dropped since the instance was built, for metrics.
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
@@ -229,7 +231,7 @@ impl Instance {
         self.master_adver_interval
     }
 
-    /// Skew_Time with the current priority and Master_Adver_Interval.
+    /// Skew_Time (RFC 5798 6.1) with the current priority and Master_Adver_Interval.
     pub fn skew_time(&self) -> Duration {
         timers::skew_time(
             self.config.version,
@@ -238,7 +240,8 @@ impl Instance {
         )
     }
 
-    /// Master_Down_Interval with the current priority and Master_Adver_Interval.
+    /// Master_Down_Interval (RFC 5798 6.1) with the current priority and Master_Adver_Interval:
+    /// how long a backup waits without advertisements before it takes over.
     pub fn master_down_interval(&self) -> Duration {
         timers::master_down_interval(
             self.config.version,

@@ -76,6 +76,7 @@
 //!
 //! `docs/vrrp.md` in the repository explains these and the timing formulas with worked numbers.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod counters;

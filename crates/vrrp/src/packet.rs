@@ -86,7 +86,9 @@ impl fmt::Display for Version {
 /// IPv4 or IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AddressFamily {
+    /// IPv4: VRRPv2 or VRRPv3, 4-byte addresses.
     Ipv4,
+    /// IPv6: VRRPv3 only, 16-byte addresses.
     Ipv6,
 }
 
@@ -127,7 +129,9 @@ impl fmt::Display for AddressFamily {
 /// The addresses an advertisement carries: all of one family (RFC 9568 5.2.9), in wire order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AddressList {
+    /// The IPv4 addresses of an advertisement sent over IPv4.
     V4(Vec<Ipv4Addr>),
+    /// The IPv6 addresses of an advertisement sent over IPv6.
     V6(Vec<Ipv6Addr>),
 }
 
@@ -234,11 +238,18 @@ pub enum Authentication {
 /// Adver Int (centiseconds). `authentication` is always [`Authentication::None`] in VRRPv3.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Advertisement {
+    /// The Version field (RFC 5798 5.2.1).
     pub version: Version,
+    /// The Virtual Router Identifier, 1..=255 (RFC 5798 5.2.3).
     pub vrid: u8,
+    /// The sender's priority: 255 owner, 1..=254 backup-capable, 0 master stopping
+    /// (RFC 5798 5.2.4).
     pub priority: u8,
+    /// The advertisement interval, held in centiseconds for both versions.
     pub interval: AdvertInterval,
+    /// The virtual addresses the sender protects (RFC 5798 5.2.9).
     pub addresses: AddressList,
+    /// The VRRPv2 Auth Type and data (RFC 3768 5.3.6 / 5.3.10).
     pub authentication: Authentication,
 }
 
@@ -266,8 +277,11 @@ pub enum V3Ipv4Checksum {
 /// VRRPv3 pseudo-header) and the VRRPv3-over-IPv4 checksum form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChecksumContext {
+    /// The IP source address of the packet.
     pub source: IpAddr,
+    /// The IP destination address: the multicast group or a unicast peer.
     pub destination: IpAddr,
+    /// Which VRRPv3-over-IPv4 checksum form to compute and accept.
     pub v3_ipv4_checksum: V3Ipv4Checksum,
 }
 
@@ -282,34 +296,62 @@ impl ChecksumContext {
 /// Why bytes are not a valid VRRP advertisement.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {
+    /// Fewer bytes than the fixed header (RFC 5798 7.1: the message must be complete).
     #[error("packet of {length} bytes is shorter than the 8-byte VRRP header")]
-    TooShort { length: usize },
+    TooShort {
+        /// The payload's length in bytes.
+        length: usize,
+    },
+    /// A Version field other than 2 or 3; carries the number found (RFC 5798 5.2.1).
     #[error("VRRP version {0} is not supported (only 2 and 3 exist)")]
     UnsupportedVersion(u8),
+    /// A Type other than ADVERTISEMENT; carries the type found (RFC 5798 5.2.2).
     #[error("VRRP packet type {0} is unknown (1 = ADVERTISEMENT is the only type)")]
     UnknownType(u8),
+    /// The [`ChecksumContext`] pairs an IPv4 with an IPv6 address, so no pseudo-header exists.
     #[error("IP source and destination addresses are of different families")]
     MixedAddressFamilies,
+    /// A version 2 message arrived over IPv6 (RFC 3768 is IPv4 only).
     #[error("VRRPv2 is defined for IPv4 only, but the packet arrived over IPv6")]
     V2OverIpv6,
+    /// The payload is shorter or longer than its Count IPvX Addr field implies (RFC 5798 7.1).
     #[error("VRRP message is {actual} bytes but its address count implies {expected}")]
-    LengthMismatch { expected: usize, actual: usize },
+    LengthMismatch {
+        /// The length in bytes the header implies.
+        expected: usize,
+        /// The payload's length in bytes.
+        actual: usize,
+    },
+    /// The checksum is wrong in every form this instance accepts (RFC 5798 7.1).
     #[error("checksum {found:#06x} is wrong, expected {expected:#06x}")]
-    ChecksumMismatch { expected: u16, found: u16 },
+    ChecksumMismatch {
+        /// The checksum the message should carry.
+        expected: u16,
+        /// The checksum the message carries.
+        found: u16,
+    },
+    /// A VRRPv3-over-IPv4 checksum that is right in the other form (RFC 5798 vs RFC 9568
+    /// 5.2.8): the two routers disagree on `v3_checksum_as_v2`.
     #[error(
         "VRRPv3 over IPv4 checksum {found:#06x} is valid only {other_form}; \
          the sender uses the other checksum form (keepalived v3_checksum_as_v2)"
     )]
     ChecksumOtherForm {
+        /// The checksum the message carries.
         found: u16,
+        /// The form under which it is right.
         other_form: ChecksumFormName,
     },
+    /// A Count IPvX Addr of 0 (RFC 9568 5.2.5).
     #[error("advertisement carries no addresses (RFC 9568 5.2.5: a count of 0 is ignored)")]
     NoAddresses,
+    /// An advertisement interval of 0 (RFC 9568 7.1).
     #[error("advertisement interval is 0 (RFC 9568 7.1)")]
     ZeroInterval,
+    /// VRRPv2 Auth Type 2, IP Authentication Header, which RFC 3768 5.3.6.3 removed.
     #[error("VRRPv2 Auth Type 2 (IP Authentication Header) is not supported: RFC 3768 removed it")]
     AuthenticationHeaderUnsupported,
+    /// A VRRPv2 Auth Type outside 0..=2; carries the type found (RFC 3768 5.3.6).
     #[error("VRRPv2 Auth Type {0} is unknown (0 = none, 1 = simple password)")]
     UnknownAuthType(u8),
 }
@@ -317,7 +359,9 @@ pub enum DecodeError {
 /// Names a checksum form in an error message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChecksumFormName {
+    /// Computed over the IPv4 pseudo-header and the message (RFC 5798 5.2.8).
     WithPseudoHeader,
+    /// Computed over the message alone (RFC 9568 5.2.8).
     MessageOnly,
 }
 
@@ -333,14 +377,21 @@ impl fmt::Display for ChecksumFormName {
 /// Why an advertisement cannot be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EncodeError {
+    /// A VRRPv2 advertisement with IPv6 addresses (RFC 3768 is IPv4 only).
     #[error("VRRPv2 is defined for IPv4 only")]
     V2RequiresIpv4,
+    /// The interval has no encoding in this version's interval field (RFC 3768 5.3.7,
+    /// RFC 5798 5.2.7); carries the interval and the version.
     #[error("interval {0} cannot be sent in {1}")]
     IntervalOutOfRange(AdvertInterval, Version),
+    /// A VRRPv3 advertisement with authentication, which VRRPv3 has no field for.
     #[error("VRRPv3 has no authentication (RFC 5798 removed it)")]
     AuthenticationInV3,
+    /// An address count the one-byte Count field cannot carry, or 0 (RFC 5798 5.2.5).
     #[error("an advertisement carries 1 to 255 addresses, not {0}")]
     AddressCount(usize),
+    /// The [`ChecksumContext`] is not of the addresses' family (RFC 9568 5.2.9); carries the
+    /// addresses' family.
     #[error("the IP source and destination must be of the advertised addresses' family ({0})")]
     AddressFamilyMismatch(AddressFamily),
 }
@@ -720,13 +771,13 @@ mod tests {
 
     #[test]
     fn v2_checksum_ignores_the_ip_addresses() {
-        let a = encode(&v2_advert(), &multicast_v4_context()).expect("encodes");
+        let multicast = encode(&v2_advert(), &multicast_v4_context()).expect("encodes");
         let other = ChecksumContext {
             source: v4(10, 9, 9, 9),
             destination: v4(10, 9, 9, 8),
             ..multicast_v4_context()
         };
-        assert_eq!(a, encode(&v2_advert(), &other).expect("encodes"));
+        assert_eq!(multicast, encode(&v2_advert(), &other).expect("encodes"));
     }
 
     #[test]

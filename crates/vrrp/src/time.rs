@@ -92,18 +92,18 @@ mod tests {
 
     #[test]
     fn adding_and_subtracting_is_exact_in_nanoseconds() {
-        let t = Timestamp::from_nanos(1_500_000_000);
-        let later = t + Duration::from_nanos(3_906_250);
+        let start = Timestamp::from_nanos(1_500_000_000);
+        let later = start + Duration::from_nanos(3_906_250);
         assert_eq!(later.as_nanos(), 1_503_906_250);
-        assert_eq!(later - t, Duration::from_nanos(3_906_250));
-        assert_eq!(t - later, Duration::ZERO);
-        assert_eq!(t.checked_duration_since(later), None);
+        assert_eq!(later - start, Duration::from_nanos(3_906_250));
+        assert_eq!(start - later, Duration::ZERO);
+        assert_eq!(start.checked_duration_since(later), None);
     }
 
     #[test]
     fn adding_saturates_instead_of_wrapping() {
-        let t = Timestamp::from_nanos(u64::MAX - 5);
-        assert_eq!((t + Duration::from_secs(1)).as_nanos(), u64::MAX);
+        let start = Timestamp::from_nanos(u64::MAX - 5);
+        assert_eq!((start + Duration::from_secs(1)).as_nanos(), u64::MAX);
         assert_eq!(Timestamp::from_elapsed(Duration::MAX).as_nanos(), u64::MAX);
     }
 

@@ -106,7 +106,7 @@ pub enum TimerKind {
 }
 
 impl TimerKind {
-    /// Every timer kind.
+    /// Every timer kind, in declaration order, for code that visits each one.
     pub const ALL: [TimerKind; 7] = [
         TimerKind::Advert,
         TimerKind::MasterDown,

@@ -43,11 +43,12 @@ impl BasicAuth {
         else {
             return false;
         };
-        let mut ok = false;
-        for e in &self.expected {
-            ok |= same(e, given);
+        // Every candidate is compared, so the time taken does not say which one matched.
+        let mut matched = false;
+        for expected in &self.expected {
+            matched |= same(expected, given);
         }
-        ok
+        matched
     }
 }
 
@@ -63,16 +64,16 @@ pub async fn unauthorized(stream: &mut TcpStream) -> std::io::Result<()> {
     stream.shutdown().await
 }
 
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v
+fn trim(value: &[u8]) -> &[u8] {
+    let start = value
         .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(v.len());
-    let end = v
+        .position(|byte| !byte.is_ascii_whitespace())
+        .unwrap_or(value.len());
+    let end = value
         .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |i| i + 1);
-    v.get(start..end).unwrap_or(&[])
+        .rposition(|byte| !byte.is_ascii_whitespace())
+        .map_or(start, |last| last + 1);
+    value.get(start..end).unwrap_or(&[])
 }
 
 /// Equal, comparing every byte whatever the first difference.
@@ -88,15 +89,17 @@ pub fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
+        let bytes = [
             chunk[0],
             chunk.get(1).copied().unwrap_or(0),
             chunk.get(2).copied().unwrap_or(0),
         ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        let group = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
+        for sextet in 0..4 {
+            if sextet <= chunk.len() {
+                out.push(char::from(
+                    ALPHABET[((group >> (18 - 6 * sextet)) & 63) as usize],
+                ));
             } else {
                 out.push('=');
             }

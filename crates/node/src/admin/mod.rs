@@ -26,7 +26,9 @@ use crate::vrrp::VrrpCommands;
 /// What the endpoint reports on.
 #[derive(Debug)]
 pub struct AdminState {
+    /// The proxy's running services, for `/metrics` and `/api/status`.
     pub services: Vec<Arc<Service>>,
+    /// When the node started, for the uptime in `/metrics`.
     pub started: Instant,
     /// Set once shutdown began: `/healthz` then answers 503 so an upstream LB stops sending.
     pub draining: AtomicBool,
@@ -46,7 +48,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: CancellationToken) {
     loop {
         let accepted = tokio::select! {
-            r = listener.accept() => r,
+            accepted = listener.accept() => accepted,
             _ = stop.cancelled() => return,
         };
         match accepted {
@@ -71,21 +73,22 @@ async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
     let mut len = 0;
     let read_deadline = Instant::now() + READ_TIMEOUT;
     let (method, path, permitted) = loop {
-        let n = match tokio::time::timeout_at(read_deadline, stream.read(&mut buf[len..])).await {
+        let read = match tokio::time::timeout_at(read_deadline, stream.read(&mut buf[len..])).await
+        {
             Ok(read) => read?,
             Err(_) => return Ok(()),
         };
-        if n == 0 {
+        if read == 0 {
             return Ok(());
         }
-        len += n;
+        len += read;
         let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf[..len]) {
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&buf[..len]) {
             Ok(httparse::Status::Complete(_)) => {
-                let method = req.method.unwrap_or("").to_string();
-                let path = req.path.unwrap_or("/").to_string();
-                let permitted = state.auth.permits(&path, req.headers);
+                let method = request.method.unwrap_or("").to_string();
+                let path = request.path.unwrap_or("/").to_string();
+                let permitted = state.auth.permits(&path, request.headers);
                 break (method, path, permitted);
             }
             Ok(httparse::Status::Partial) if len < MAX_REQUEST => continue,
@@ -207,14 +210,14 @@ pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str
             // `?after=N`: only events newer than N, so a poller sees each event once.
             let after = query
                 .split('&')
-                .find_map(|kv| kv.strip_prefix("after="))
-                .and_then(|v| v.parse::<u64>().ok())
+                .find_map(|pair| pair.strip_prefix("after="))
+                .and_then(|number| number.parse::<u64>().ok())
                 .unwrap_or(0);
             let events = state
                 .vrrp
                 .as_ref()
-                .map_or(serde_json::Value::Array(Vec::new()), |v| {
-                    v.events_json(after)
+                .map_or(serde_json::Value::Array(Vec::new()), |view| {
+                    view.events_json(after)
                 });
             (200, "application/json", format!("{events:#}\n"))
         }

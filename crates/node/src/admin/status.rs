@@ -12,52 +12,52 @@ use serde_json::{json, Value};
 pub fn services_json(services: &[Arc<Service>], uptime_seconds: f64) -> Value {
     let services: Vec<Value> = services
         .iter()
-        .map(|s| {
-            let st = &s.stats;
-            let backends: Vec<Value> = s
+        .map(|service| {
+            let stats = &service.stats;
+            let backends: Vec<Value> = service
                 .backends
                 .iter()
-                .map(|b| {
-                    let (outcome, took) = b.last_check();
+                .map(|backend| {
+                    let (outcome, took) = backend.last_check();
                     let result = match outcome {
                         CheckOutcome::Passed => "passed",
                         CheckOutcome::Failed => "failed",
                         CheckOutcome::None => "none",
                     };
                     json!({
-                        "name": b.spec.name,
-                        "address": b.spec.addr.to_string(),
-                        "health": b.health().as_str(),
-                        "weight": b.weight(),
-                        "configured_weight": b.spec.weight,
-                        "backup": b.spec.backup,
-                        "max_conns": b.spec.max_conns,
-                        "active": b.stats.active.load(Relaxed),
-                        "total": b.stats.total.load(Relaxed),
-                        "bytes_to_backend": b.stats.bytes_to_backend.load(Relaxed),
-                        "bytes_from_backend": b.stats.bytes_from_backend.load(Relaxed),
-                        "connect_errors": b.stats.connect_errors.load(Relaxed),
-                        "retries": b.stats.retries.load(Relaxed),
+                        "name": backend.spec.name,
+                        "address": backend.spec.addr.to_string(),
+                        "health": backend.health().as_str(),
+                        "weight": backend.weight(),
+                        "configured_weight": backend.spec.weight,
+                        "backup": backend.spec.backup,
+                        "max_conns": backend.spec.max_conns,
+                        "active": backend.stats.active.load(Relaxed),
+                        "total": backend.stats.total.load(Relaxed),
+                        "bytes_to_backend": backend.stats.bytes_to_backend.load(Relaxed),
+                        "bytes_from_backend": backend.stats.bytes_from_backend.load(Relaxed),
+                        "connect_errors": backend.stats.connect_errors.load(Relaxed),
+                        "retries": backend.stats.retries.load(Relaxed),
                         "last_check": { "result": result, "duration_ms": took.as_secs_f64() * 1000.0 },
                     })
                 })
                 .collect();
             json!({
-                "name": s.spec.name,
-                "listen": s.spec.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                "balance": s.spec.balance.as_str(),
-                "active": st.active.load(Relaxed),
-                "total": st.total.load(Relaxed),
-                "queued": st.queued.load(Relaxed),
-                "bytes_to_backend": st.bytes_to_backend.load(Relaxed),
-                "bytes_from_backend": st.bytes_from_backend.load(Relaxed),
-                "bytes_spliced": st.bytes_spliced.load(Relaxed),
-                "retries": st.retries.load(Relaxed),
+                "name": service.spec.name,
+                "listen": service.spec.listen.iter().map(|address| address.to_string()).collect::<Vec<_>>(),
+                "balance": service.spec.balance.as_str(),
+                "active": stats.active.load(Relaxed),
+                "total": stats.total.load(Relaxed),
+                "queued": stats.queued.load(Relaxed),
+                "bytes_to_backend": stats.bytes_to_backend.load(Relaxed),
+                "bytes_from_backend": stats.bytes_from_backend.load(Relaxed),
+                "bytes_spliced": stats.bytes_spliced.load(Relaxed),
+                "retries": stats.retries.load(Relaxed),
                 "refused": {
-                    "no_backend": st.no_backend.load(Relaxed),
-                    "queue_full": st.queue_full.load(Relaxed),
-                    "queue_timeout": st.queue_timeouts.load(Relaxed),
-                    "connect_failed": st.connect_failed.load(Relaxed),
+                    "no_backend": stats.no_backend.load(Relaxed),
+                    "queue_full": stats.queue_full.load(Relaxed),
+                    "queue_timeout": stats.queue_timeouts.load(Relaxed),
+                    "connect_failed": stats.connect_failed.load(Relaxed),
                 },
                 "backends": backends,
             })

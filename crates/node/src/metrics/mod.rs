@@ -52,11 +52,11 @@ impl<'a> Family<'a> {
         self.out.push_str(name);
         if !labels.is_empty() {
             self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
+            for (position, (label, text)) in labels.iter().enumerate() {
+                if position > 0 {
                     self.out.push(',');
                 }
-                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+                let _ = write!(self.out, "{label}=\"{}\"", escape_label(text));
             }
             self.out.push('}');
         }
@@ -65,8 +65,8 @@ impl<'a> Family<'a> {
 }
 
 /// Label values escape backslash, double quote and newline.
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
+fn escape_label(text: &str) -> String {
+    text.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }

@@ -39,7 +39,9 @@ pub const IN_PROCESS_PERIOD: Duration = Duration::from_millis(100);
 /// One observation of a tracker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observation {
+    /// The tracked object is fine (check passed, process running, link up).
     Good,
+    /// The tracked object failed.
     Bad,
     /// Nothing learnt (a script that timed out): the state stays.
     Unknown,
@@ -57,6 +59,8 @@ pub struct Debounce {
 }
 
 impl Debounce {
+    /// A damper that needs `rise` good or `fall` bad observations in a row to change state;
+    /// 0 counts as 1.
     pub fn new(rise: u32, fall: u32) -> Self {
         Debounce {
             rise: rise.max(1),
@@ -105,6 +109,7 @@ pub enum TrackerValue {
     /// Not observed yet: counts as healthy, so a node does not start in Fault before its
     /// first check ran.
     Pending,
+    /// The debounced state: whether the tracker counts as healthy.
     Healthy(bool),
     /// `file`: the number read (already known to be an integer).
     Number(i64),
@@ -118,7 +123,10 @@ pub fn instance_tracking(
 ) -> Tracking {
     let mut states = Vec::new();
     for reference in &instance.track {
-        let Some(index) = trackers.iter().position(|t| t.name == reference.tracker) else {
+        let Some(index) = trackers
+            .iter()
+            .position(|tracker| tracker.name == reference.tracker)
+        else {
             continue;
         };
         let weight = reference.weight.unwrap_or(trackers[index].weight);
@@ -206,7 +214,7 @@ async fn tracking_loop(
 ) {
     let mut debounce: Vec<Debounce> = trackers
         .iter()
-        .map(|t| Debounce::new(t.rise, t.fall))
+        .map(|settings| Debounce::new(settings.rise, settings.fall))
         .collect();
     let mut values = vec![TrackerValue::Pending; trackers.len()];
     let mut sent: Vec<Option<Tracking>> = vec![None; instances.len()];
@@ -220,11 +228,11 @@ async fn tracking_loop(
         };
         let changed = match observation {
             Observation::Unknown => false,
-            Observation::Value(n) => {
-                let new = TrackerValue::Number(n);
+            Observation::Value(value) => {
+                let new = TrackerValue::Number(value);
                 let changed = values[tracker] != new;
                 if changed {
-                    tracing::info!(tracker = %settings.name, value = n, "tracked file value changed");
+                    tracing::info!(tracker = %settings.name, value, "tracked file value changed");
                 }
                 values[tracker] = new;
                 changed
@@ -247,20 +255,24 @@ async fn tracking_loop(
         if !changed {
             continue;
         }
-        for (i, instance) in instances.iter().enumerate() {
-            if !instance.track.iter().any(|r| r.tracker == settings.name) {
+        for (index, instance) in instances.iter().enumerate() {
+            if !instance
+                .track
+                .iter()
+                .any(|reference| reference.tracker == settings.name)
+            {
                 continue;
             }
             let tracking = instance_tracking(instance, &trackers, &values);
-            if sent[i] != Some(tracking) {
-                sent[i] = Some(tracking);
+            if sent[index] != Some(tracking) {
+                sent[index] = Some(tracking);
                 tracing::info!(
                     instance = %instance.name,
                     priority = tracking.priority,
                     fault = tracking.fault,
                     "effective priority changed"
                 );
-                if on_change.send((i, tracking)).await.is_err() {
+                if on_change.send((index, tracking)).await.is_err() {
                     return;
                 }
             }
@@ -276,26 +288,29 @@ mod tests {
 
     #[test]
     fn debounce_needs_rise_and_fall_in_a_row() {
-        let mut d = Debounce::new(2, 3);
-        assert!(d.observe(true), "the first observation sets the state");
-        assert_eq!(d.healthy(), Some(true));
-        assert!(!d.observe(false));
-        assert!(!d.observe(false));
-        assert!(!d.observe(true), "a good one breaks the streak");
-        assert!(!d.observe(false));
-        assert!(!d.observe(false));
-        assert!(d.observe(false), "three in a row");
-        assert_eq!(d.healthy(), Some(false));
-        assert!(!d.observe(true));
-        assert!(d.observe(true), "two in a row to rise");
+        let mut debounce = Debounce::new(2, 3);
+        assert!(
+            debounce.observe(true),
+            "the first observation sets the state"
+        );
+        assert_eq!(debounce.healthy(), Some(true));
+        assert!(!debounce.observe(false));
+        assert!(!debounce.observe(false));
+        assert!(!debounce.observe(true), "a good one breaks the streak");
+        assert!(!debounce.observe(false));
+        assert!(!debounce.observe(false));
+        assert!(debounce.observe(false), "three in a row");
+        assert_eq!(debounce.healthy(), Some(false));
+        assert!(!debounce.observe(true));
+        assert!(debounce.observe(true), "two in a row to rise");
     }
 
     #[test]
     fn alternating_observations_never_flip_a_damped_state() {
-        let mut d = Debounce::new(2, 2);
-        d.observe(true);
+        let mut debounce = Debounce::new(2, 2);
+        debounce.observe(true);
         for i in 0..100 {
-            assert!(!d.observe(i % 2 == 0), "flapped at {i}");
+            assert!(!debounce.observe(i % 2 == 0), "flapped at {i}");
         }
     }
 
@@ -304,9 +319,9 @@ mod tests {
             "[[vrrp]]\nname = \"v\"\ninterface = \"eth0\"\nvrid = 1\npriority = {priority}\nvirtual_addresses = [\"10.0.0.1\"]\n"
         );
         let mut config = havip_config::parse(Path::new("t.toml"), &text).unwrap();
-        let mut v = config.vrrp.remove(0);
-        v.track = track;
-        v
+        let mut vrrp = config.vrrp.remove(0);
+        vrrp.track = track;
+        vrrp
     }
 
     fn tracker(name: &str, weight: i32) -> TrackerSettings {
@@ -335,7 +350,7 @@ mod tests {
     #[test]
     fn weights_follow_keepalived_and_overrides_apply() {
         let trackers = vec![tracker("a", -30), tracker("b", 0), tracker("f", 2)];
-        let v = instance(
+        let vrrp = instance(
             100,
             vec![track("a", None), track("b", None), track("f", None)],
         );
@@ -345,7 +360,7 @@ mod tests {
             TrackerValue::Number(5),
         ];
         assert_eq!(
-            instance_tracking(&v, &trackers, &values),
+            instance_tracking(&vrrp, &trackers, &values),
             Tracking {
                 priority: 80,
                 fault: false
@@ -357,20 +372,20 @@ mod tests {
             TrackerValue::Number(-100),
         ];
         assert_eq!(
-            instance_tracking(&v, &trackers, &values),
+            instance_tracking(&vrrp, &trackers, &values),
             Tracking {
                 priority: 1,
                 fault: true
             }
         );
-        let v = instance(100, vec![track("a", Some(-60))]);
+        let vrrp = instance(100, vec![track("a", Some(-60))]);
         assert_eq!(
-            instance_tracking(&v, &trackers, &[TrackerValue::Healthy(false)]).priority,
+            instance_tracking(&vrrp, &trackers, &[TrackerValue::Healthy(false)]).priority,
             40
         );
         // Not observed yet: no effect.
         assert_eq!(
-            instance_tracking(&v, &trackers, &[TrackerValue::Pending]).priority,
+            instance_tracking(&vrrp, &trackers, &[TrackerValue::Pending]).priority,
             100
         );
     }

@@ -29,13 +29,13 @@ use super::status::{state_name, EventLog, InstanceStatus, StatusSlot};
 /// A VRRP packet as the receive path hands it over.
 #[derive(Debug, Clone)]
 pub struct OwnedPacket {
-    /// IP source address.
+    /// IP source address: the sender's primary address.
     pub source: IpAddr,
-    /// IP destination address.
+    /// IP destination address: the VRRP group, or our address in unicast mode.
     pub destination: IpAddr,
-    /// IPv4 TTL or IPv6 hop limit.
+    /// IPv4 TTL or IPv6 hop limit as received; the core checks it is 255 (RFC 5798 7.1).
     pub ttl: u8,
-    /// The VRRP message.
+    /// The VRRP message (the IP payload), not yet decoded.
     pub payload: Vec<u8>,
 }
 
@@ -224,7 +224,7 @@ impl<Io: InstanceIo> InstanceTask<Io> {
             Control::Tracking(tracking) => self.handle(Input::TrackingChanged(tracking)),
             Control::Resync => self.resync(),
             Control::Shutdown(done) => {
-                self.with_status(|s| s.stopping = true);
+                self.with_status(|status| status.stopping = true);
                 self.shutdown_reply = Some(done);
                 self.handle(Input::Shutdown);
             }
@@ -311,7 +311,7 @@ impl<Io: InstanceIo> InstanceTask<Io> {
             match action {
                 Action::SendAdvertisement(advert) => {
                     if let Err(error) = self.io.send(&advert) {
-                        self.with_status(|s| s.send_errors += 1);
+                        self.with_status(|status| status.send_errors += 1);
                         tracing::warn!(instance = %self.name, to = %advert.destination, %error, "cannot send advertisement");
                     }
                 }
@@ -326,7 +326,7 @@ impl<Io: InstanceIo> InstanceTask<Io> {
         }
         let master_after = self.instance.master_address();
         if master_after.is_some() && master_after != master_before {
-            self.with_status(|s| s.master_changes += 1);
+            self.with_status(|status| status.master_changes += 1);
         }
         self.publish();
     }
@@ -335,9 +335,9 @@ impl<Io: InstanceIo> InstanceTask<Io> {
         self.status.lock().unwrap_or_else(|e| e.into_inner()).master
     }
 
-    fn with_status(&self, f: impl FnOnce(&mut InstanceStatus)) {
+    fn with_status(&self, update: impl FnOnce(&mut InstanceStatus)) {
         let mut guard = self.status.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut guard);
+        update(&mut guard);
     }
 
     fn publish(&self) {
@@ -352,15 +352,15 @@ impl<Io: InstanceIo> InstanceTask<Io> {
         let holding = instance.holds_addresses();
         let handing_over = instance.handover().is_some();
         let stepped_down = instance.fault_cause().is_some_and(|c| c.stepped_down);
-        self.with_status(|s| {
-            s.master_down_interval = master_down_interval;
-            s.state = state;
-            s.effective_priority = priority;
-            s.master = master;
-            s.counters = counters;
-            s.holding_addresses = holding;
-            s.handing_over = handing_over;
-            s.stepped_down = stepped_down;
+        self.with_status(|status| {
+            status.master_down_interval = master_down_interval;
+            status.state = state;
+            status.effective_priority = priority;
+            status.master = master;
+            status.counters = counters;
+            status.holding_addresses = holding;
+            status.handing_over = handing_over;
+            status.stepped_down = stepped_down;
         });
     }
 
@@ -379,9 +379,9 @@ impl<Io: InstanceIo> InstanceTask<Io> {
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        self.with_status(|s| {
-            *s.transitions.entry((from_name, to_name)).or_insert(0) += 1;
-            s.last_change_unix_ms = Some(unix_ms);
+        self.with_status(|status| {
+            *status.transitions.entry((from_name, to_name)).or_insert(0) += 1;
+            status.last_change_unix_ms = Some(unix_ms);
         });
         self.events.push(
             &self.name,
@@ -453,7 +453,7 @@ impl<Io: InstanceIo> InstanceTask<Io> {
             None,
             format!("{address} on {interface} was removed externally and added again"),
         );
-        self.with_status(|s| s.addresses_restored += 1);
+        self.with_status(|status| status.addresses_restored += 1);
     }
 
     fn warn(&self, warning: Warning) {
@@ -505,7 +505,7 @@ impl<Io: InstanceIo> InstanceTask<Io> {
                 tracing::error!(instance = %self.name, address = %vip.address, interface = %vip.interface, %error, "cannot add virtual address");
             }
         }
-        self.with_status(|s| s.address_errors += errors);
+        self.with_status(|status| status.address_errors += errors);
     }
 
     fn remove_addresses(&mut self, addresses: &[IpAddr]) {
@@ -516,7 +516,7 @@ impl<Io: InstanceIo> InstanceTask<Io> {
                 tracing::error!(instance = %self.name, address = %vip.address, interface = %vip.interface, %error, "cannot remove virtual address");
             }
         }
-        self.with_status(|s| s.address_errors += errors);
+        self.with_status(|status| status.address_errors += errors);
     }
 
     fn remove_stale_addresses(&mut self) {

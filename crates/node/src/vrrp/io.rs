@@ -16,11 +16,11 @@ use havip_vrrp::OutgoingAdvertisement;
 /// A virtual address resolved to the interface it goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedVip {
-    /// The address.
+    /// The virtual address the master adds and announces.
     pub address: IpAddr,
-    /// Its prefix length on the interface.
+    /// Its prefix length in bits on the interface (`/32` or `/128` unless configured).
     pub prefix_len: u8,
-    /// The interface's index.
+    /// The index of the interface it goes on: the instance's, or the one the VIP names.
     pub ifindex: u32,
     /// The interface's name, for logs.
     pub interface: String,

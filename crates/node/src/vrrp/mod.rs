@@ -106,9 +106,9 @@ impl VrrpNode {
         let mut view = VrrpView::default();
         let (controls, inboxes): (Vec<_>, Vec<_>) = planned
             .iter()
-            .map(|p| {
+            .map(|instance_plan| {
                 let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
-                ((p.settings.name.clone(), tx), rx)
+                ((instance_plan.settings.name.clone(), tx), rx)
             })
             .unzip();
         view.receivers = spawn_receivers(&planned, &sockets, &controls, &background)?;
@@ -116,18 +116,20 @@ impl VrrpNode {
         let events = Arc::new(EventLog::default());
         let mut tasks = Vec::new();
         let mut notify_workers = Vec::new();
-        for (p, inbox) in planned.into_iter().zip(inboxes) {
+        for (instance_plan, inbox) in planned.into_iter().zip(inboxes) {
             let io = KernelIo {
-                ifindex: p.link.index,
+                ifindex: instance_plan.link.index,
                 sender: sockets
                     .senders
-                    .get(&p.socket_key())
+                    .get(&instance_plan.socket_key())
                     .cloned()
-                    .ok_or_else(|| anyhow!("internal: no sender for {}", p.link.name))?,
+                    .ok_or_else(|| {
+                        anyhow!("internal: no sender for {}", instance_plan.link.name)
+                    })?,
                 announcers: sockets.announcers.clone(),
                 netlink: netlink.clone(),
             };
-            let (task, worker, slot) = start_instance(p, io, &events, inbox)?;
+            let (task, worker, slot) = start_instance(instance_plan, io, &events, inbox)?;
             tasks.push(task);
             notify_workers.push(worker);
             view.instances.push(slot);
@@ -201,14 +203,14 @@ fn plan(
         .addresses(None)
         .context("VRRP: cannot list interface addresses")?;
     let mut planned = Vec::new();
-    for s in settings {
-        let link = link_of(&s.interface)?;
-        let primary = match s.source {
+    for instance in settings {
+        let link = link_of(&instance.interface)?;
+        let primary = match instance.source {
             Some(source) => source,
-            None => primary_address(&addresses, &link, s)?,
+            None => primary_address(&addresses, &link, instance)?,
         };
         let mut vips = Vec::new();
-        for vip in &s.virtual_addresses {
+        for vip in &instance.virtual_addresses {
             let vip_link = match &vip.interface {
                 Some(name) => link_of(name)?,
                 None => link.clone(),
@@ -221,11 +223,11 @@ fn plan(
                 label: vip.label.clone(),
             });
         }
-        if !s.accept {
-            tracing::warn!(instance = %s.name, "accept = false: havip adds the virtual addresses anyway; enforce RFC 5798 Accept_Mode off with a firewall rule");
+        if !instance.accept {
+            tracing::warn!(instance = %instance.name, "accept = false: havip adds the virtual addresses anyway; enforce RFC 5798 Accept_Mode off with a firewall rule");
         }
         planned.push(Planned {
-            settings: s.clone(),
+            settings: instance.clone(),
             link,
             primary,
             vips,
@@ -239,22 +241,32 @@ impl Sockets {
         let mut senders: HashMap<(u32, bool), Arc<VrrpSender>> = HashMap::new();
         let mut receivers: BTreeMap<(u32, bool), (String, bool, Vec<usize>)> = BTreeMap::new();
         let mut announcers: Vec<(u32, Announcer)> = Vec::new();
-        for (i, p) in planned.iter().enumerate() {
-            let key = p.socket_key();
+        for (index, instance_plan) in planned.iter().enumerate() {
+            let key = instance_plan.socket_key();
             if let std::collections::hash_map::Entry::Vacant(slot) = senders.entry(key) {
-                let sender = VrrpSender::open(p.link.index, &p.link.name, p.family())
-                    .with_context(|| {
-                        format!("VRRP: cannot open a send socket on {}", p.link.name)
-                    })?;
+                let sender = VrrpSender::open(
+                    instance_plan.link.index,
+                    &instance_plan.link.name,
+                    instance_plan.family(),
+                )
+                .with_context(|| {
+                    format!(
+                        "VRRP: cannot open a send socket on {}",
+                        instance_plan.link.name
+                    )
+                })?;
                 slot.insert(Arc::new(sender));
             }
             let entry = receivers
                 .entry(key)
-                .or_insert_with(|| (p.link.name.clone(), false, Vec::new()));
-            entry.1 |= p.settings.unicast_peers.is_empty();
-            entry.2.push(i);
-            for vip in &p.vips {
-                if announcers.iter().any(|(index, _)| *index == vip.ifindex) {
+                .or_insert_with(|| (instance_plan.link.name.clone(), false, Vec::new()));
+            entry.1 |= instance_plan.settings.unicast_peers.is_empty();
+            entry.2.push(index);
+            for vip in &instance_plan.vips {
+                if announcers
+                    .iter()
+                    .any(|(announced, _)| *announced == vip.ifindex)
+                {
                     continue;
                 }
                 let mac = links
@@ -320,9 +332,9 @@ fn spawn_monitor(
     let watchers = planned
         .iter()
         .zip(controls)
-        .map(|(p, (_, tx))| Watcher {
-            ifindex: p.link.index,
-            inbox: tx.clone(),
+        .map(|(instance_plan, (_, inbox))| Watcher {
+            ifindex: instance_plan.link.index,
+            inbox: inbox.clone(),
         })
         .collect();
     let (links_tx, links_rx) = watch::channel(LinkStates::default());
@@ -337,50 +349,52 @@ fn spawn_monitor(
 
 /// The task and notify worker of one instance, and its status slot.
 fn start_instance(
-    p: Planned,
+    instance_plan: Planned,
     io: KernelIo,
     events: &Arc<EventLog>,
     inbox: mpsc::Receiver<Control>,
 ) -> anyhow::Result<(JoinHandle<()>, JoinHandle<()>, status::StatusSlot)> {
-    let mut config = p.settings.protocol_config(p.primary);
+    let mut config = instance_plan
+        .settings
+        .protocol_config(instance_plan.primary);
     // havip keeps serving on the VIP until the new master is heard (issue #4 item 5).
     config.graceful_release = true;
-    let instance =
-        Instance::new(config).map_err(|e| anyhow!("VRRP instance {}: {e}", p.settings.name))?;
-    let vip_names = p
+    let instance = Instance::new(config)
+        .map_err(|e| anyhow!("VRRP instance {}: {e}", instance_plan.settings.name))?;
+    let vip_names = instance_plan
         .vips
         .iter()
         .map(|v| format!("{}/{}", v.address, v.prefix_len))
         .collect();
     let slot = Arc::new(Mutex::new(InstanceStatus::initial(
-        &p.settings,
-        &p.link.name,
-        p.primary,
+        &instance_plan.settings,
+        &instance_plan.link.name,
+        instance_plan.primary,
         vip_names,
         instance.master_down_interval(),
     )));
     let (notify_tx, notify_rx) = mpsc::unbounded_channel();
     let worker = tokio::spawn(notify::worker(
-        p.settings.notify.clone(),
+        instance_plan.settings.notify.clone(),
         notify_rx,
         slot.clone(),
     ));
     tracing::info!(
-        instance = %p.settings.name,
-        interface = %p.link.name,
-        vrid = p.settings.vrid,
-        version = p.settings.version.number(),
-        priority = p.settings.priority,
-        source = %p.primary,
-        mode = if p.settings.unicast_peers.is_empty() { "multicast" } else { "unicast" },
+        instance = %instance_plan.settings.name,
+        interface = %instance_plan.link.name,
+        vrid = instance_plan.settings.vrid,
+        version = instance_plan.settings.version.number(),
+        priority = instance_plan.settings.priority,
+        source = %instance_plan.primary,
+        mode = if instance_plan.settings.unicast_peers.is_empty() { "multicast" } else { "unicast" },
         "VRRP instance starting"
     );
     let task = InstanceTask::new(InstanceParts {
-        name: p.settings.name.clone(),
-        interface: p.link.name.clone(),
+        name: instance_plan.settings.name.clone(),
+        interface: instance_plan.link.name.clone(),
         instance,
-        vips: p.vips,
-        link_up: p.link.up,
+        vips: instance_plan.vips,
+        link_up: instance_plan.link.up,
         io,
         status: slot.clone(),
         events: events.clone(),
@@ -471,7 +485,12 @@ fn primary_address(
     link: &Link,
     settings: &VrrpSettings,
 ) -> anyhow::Result<IpAddr> {
-    let ours = |a: &IpAddr| settings.virtual_addresses.iter().any(|v| v.address == *a);
+    let ours = |address: &IpAddr| {
+        settings
+            .virtual_addresses
+            .iter()
+            .any(|vip| vip.address == *address)
+    };
     let candidates = addresses
         .iter()
         .filter(|a| a.ifindex == link.index && !ours(&a.address));
@@ -481,8 +500,8 @@ fn primary_address(
             .map(|a| a.address)
             .next(),
         AddressFamily::Ipv6 => candidates
-            .filter_map(|a| match a.address {
-                IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => Some(a.address),
+            .filter_map(|candidate| match candidate.address {
+                IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => Some(candidate.address),
                 _ => None,
             })
             .next(),

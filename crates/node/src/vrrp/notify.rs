@@ -11,7 +11,9 @@ use havip_config::vrrp::NotifySettings;
 /// One state change to tell the configured commands about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
+    /// The VRRP instance's name, the first argument of the generic `notify` command.
     pub instance: String,
+    /// The state left, as keepalived names it (`INIT`, `BACKUP`, ...).
     pub from: &'static str,
     /// `MASTER`, `BACKUP`, `FAULT` or `STOP`.
     pub to: &'static str,
@@ -23,8 +25,8 @@ pub async fn worker(
     mut inbox: mpsc::UnboundedReceiver<Notification>,
     status: StatusSlot,
 ) {
-    while let Some(n) = inbox.recv().await {
-        let specific = match n.to {
+    while let Some(notification) = inbox.recv().await {
+        let specific = match notification.to {
             "MASTER" => settings.master.as_ref(),
             "BACKUP" => settings.backup.as_ref(),
             "FAULT" => settings.fault.as_ref(),
@@ -35,24 +37,28 @@ pub async fn worker(
         for (spec, with_arguments) in runs {
             let Some(spec) = spec else { continue };
             let extra: Vec<&str> = if with_arguments {
-                vec![n.instance.as_str(), n.from, n.to]
+                vec![
+                    notification.instance.as_str(),
+                    notification.from,
+                    notification.to,
+                ]
             } else {
                 Vec::new()
             };
             let (outcome, output) =
                 command::run(spec, &extra, settings.user.as_deref(), settings.timeout).await;
             if outcome.is_success() {
-                tracing::debug!(instance = %n.instance, to = n.to, "notify command done");
+                tracing::debug!(instance = %notification.instance, to = notification.to, "notify command done");
             } else {
-                if let Ok(mut s) = status.lock() {
-                    s.notify_failures += 1;
+                if let Ok(mut status) = status.lock() {
+                    status.notify_failures += 1;
                 }
                 match outcome {
                     Outcome::TimedOut => {
-                        tracing::warn!(instance = %n.instance, to = n.to, timeout_ms = settings.timeout.as_millis() as u64, "notify command timed out and was killed")
+                        tracing::warn!(instance = %notification.instance, to = notification.to, timeout_ms = settings.timeout.as_millis() as u64, "notify command timed out and was killed")
                     }
                     other => {
-                        tracing::warn!(instance = %n.instance, to = n.to, outcome = %other, %output, "notify command failed")
+                        tracing::warn!(instance = %notification.instance, to = notification.to, outcome = %other, %output, "notify command failed")
                     }
                 }
             }

@@ -30,15 +30,15 @@ pub fn state_name(state: State) -> &'static str {
 /// One instance's current view.
 #[derive(Debug, Clone)]
 pub struct InstanceStatus {
-    /// The instance's name.
+    /// The instance's name (keepalived's `vrrp_instance` name).
     pub name: String,
-    /// Its interface.
+    /// The interface its adverts go out on.
     pub interface: String,
-    /// Its VRID.
+    /// Its Virtual Router Identifier (RFC 5798 5.2.3).
     pub vrid: u8,
     /// VRRP version, 2 or 3.
     pub version: u8,
-    /// The protocol state.
+    /// Where it is in the state machine (RFC 5798 6.4, plus Fault).
     pub state: State,
     /// The priority in the config.
     pub configured_priority: u8,
@@ -56,7 +56,7 @@ pub struct InstanceStatus {
     pub handing_over: bool,
     /// An operator stepped the instance down (a drill) and has not restored it.
     pub stepped_down: bool,
-    /// The core's counters.
+    /// The protocol core's counters: adverts sent and received, drops by reason.
     pub counters: Counters,
     /// Transitions by (from, to) state name.
     pub transitions: BTreeMap<(&'static str, &'static str), u64>,
@@ -114,7 +114,7 @@ impl InstanceStatus {
         }
     }
 
-    /// The `/api/status` form.
+    /// The instance as one object of `/api/status`.
     pub fn to_json(&self) -> Value {
         json!({
             "name": self.name,
@@ -142,22 +142,31 @@ impl InstanceStatus {
     }
 }
 
-/// A shared, updatable status slot.
+/// One instance's status, written by its task and read by the admin endpoint.
 pub type StatusSlot = Arc<Mutex<InstanceStatus>>;
 
 /// A state change or another event worth showing an operator.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// Position in the log, from 1; a poller passes the last one it saw as `after`.
     pub seq: u64,
+    /// When it happened, in milliseconds since the Unix epoch.
     pub unix_ms: u64,
+    /// The VRRP instance's name.
     pub instance: String,
+    /// What happened: `state_change`, `handed_over`, `released`, `resumed`,
+    /// `address_restored`, ...
     pub kind: &'static str,
+    /// The state left ([`state_name`]), for state changes.
     pub from: Option<&'static str>,
+    /// The state entered ([`state_name`]), for state changes.
     pub to: Option<&'static str>,
+    /// A sentence for the operator: the reason, the address, the wait.
     pub detail: String,
 }
 
 impl Event {
+    /// The event as one element of the `/api/events` array.
     pub fn to_json(&self) -> Value {
         json!({
             "seq": self.seq,
@@ -179,6 +188,7 @@ pub struct EventLog {
 }
 
 impl EventLog {
+    /// Appends an event stamped now, dropping the oldest once the log is full.
     pub fn push(
         &self,
         instance: &str,
@@ -189,7 +199,7 @@ impl EventLog {
     ) {
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+            .map_or(0, |since_epoch| since_epoch.as_millis() as u64);
         let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let (next, events) = &mut *guard;
         *next += 1;
@@ -210,14 +220,21 @@ impl EventLog {
     /// Events with a sequence number above `after`.
     pub fn since(&self, after: u64) -> Vec<Event> {
         let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        guard.1.iter().filter(|e| e.seq > after).cloned().collect()
+        guard
+            .1
+            .iter()
+            .filter(|event| event.seq > after)
+            .cloned()
+            .collect()
     }
 }
 
 /// Packets dropped by an interface's receive path before any instance saw them.
 #[derive(Debug, Default)]
 pub struct ReceiveCounters {
+    /// The interface the receive path reads.
     pub interface: String,
+    /// `ipv4` or `ipv6`, as the metrics label it.
     pub family: &'static str,
     /// The VRID has no instance on this interface and family.
     pub unknown_vrid: AtomicU64,
@@ -225,26 +242,35 @@ pub struct ReceiveCounters {
     pub malformed: AtomicU64,
     /// An instance's inbox was full (it is far behind).
     pub inbox_full: AtomicU64,
+    /// Packets read from the socket, before any of the drops above.
     pub received: AtomicU64,
 }
 
 /// A snapshot of one receive path's counters.
 pub struct ReceiveTotals {
+    /// The interface the receive path reads.
     pub interface: String,
+    /// `ipv4` or `ipv6`.
     pub family: &'static str,
+    /// Each drop reason with its count: `unknown_vrid`, `malformed_ip`, `inbox_full`.
     pub drops: [(&'static str, u64); 3],
+    /// Packets read from the socket.
     pub received: u64,
 }
 
 /// Everything the admin endpoint needs from the VRRP side.
 #[derive(Debug, Default)]
 pub struct VrrpView {
+    /// One status slot per instance, in configuration order.
     pub instances: Vec<StatusSlot>,
+    /// One set of counters per (interface, family) receive path.
     pub receivers: Vec<Arc<ReceiveCounters>>,
+    /// The event log every instance writes to.
     pub events: Arc<EventLog>,
 }
 
 impl VrrpView {
+    /// A copy of every instance's status, taken one lock at a time.
     pub fn snapshot(&self) -> Vec<InstanceStatus> {
         self.instances
             .iter()
@@ -252,6 +278,7 @@ impl VrrpView {
             .collect()
     }
 
+    /// The VRRP part of `/api/status`: one object per instance.
     pub fn status_json(&self) -> Value {
         Value::Array(
             self.snapshot()
@@ -261,6 +288,7 @@ impl VrrpView {
         )
     }
 
+    /// `/api/events`: the events numbered above `after`, oldest first.
     pub fn events_json(&self, after: u64) -> Value {
         Value::Array(
             self.events
@@ -271,18 +299,19 @@ impl VrrpView {
         )
     }
 
+    /// Every receive path's counters as read now, for `/metrics`.
     pub fn receive_totals(&self) -> Vec<ReceiveTotals> {
         self.receivers
             .iter()
-            .map(|r| ReceiveTotals {
-                interface: r.interface.clone(),
-                family: r.family,
+            .map(|counters| ReceiveTotals {
+                interface: counters.interface.clone(),
+                family: counters.family,
                 drops: [
-                    ("unknown_vrid", r.unknown_vrid.load(Relaxed)),
-                    ("malformed_ip", r.malformed.load(Relaxed)),
-                    ("inbox_full", r.inbox_full.load(Relaxed)),
+                    ("unknown_vrid", counters.unknown_vrid.load(Relaxed)),
+                    ("malformed_ip", counters.malformed.load(Relaxed)),
+                    ("inbox_full", counters.inbox_full.load(Relaxed)),
                 ],
-                received: r.received.load(Relaxed),
+                received: counters.received.load(Relaxed),
             })
             .collect()
     }

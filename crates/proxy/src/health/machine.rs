@@ -30,8 +30,11 @@ use havip_config::service::{HealthSpec, PassiveSpec};
 /// A change of a backend's health, with the reason a human reads in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
+    /// The state left.
     pub from: Health,
+    /// The state entered, which the monitor publishes on the backend.
     pub to: Health,
+    /// Why, for the log line and the status API.
     pub reason: Reason,
 }
 
@@ -39,16 +42,35 @@ pub struct Transition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     /// The first check since start failed, ending probation.
-    FirstCheckFailed { last: String },
+    FirstCheckFailed {
+        /// Why the check failed, as the log shows it.
+        last: String,
+    },
     /// `count` checks in a row failed; `last` says why the last one did.
-    ChecksFailed { count: u32, last: String },
+    ChecksFailed {
+        /// Consecutive failed checks: the `fall` setting.
+        count: u32,
+        /// Why the last check failed, as the log shows it.
+        last: String,
+    },
     /// `count` checks in a row passed.
-    ChecksPassed { count: u32 },
+    ChecksPassed {
+        /// Consecutive passing checks: the `rise` setting.
+        count: u32,
+    },
     /// `count` client connects failed within `window` (passive health).
-    ConnectFailures { count: u32, window: Duration },
+    ConnectFailures {
+        /// Failed connects counted: at least `max_fails`.
+        count: u32,
+        /// The `fail_timeout` window they fell in.
+        window: Duration,
+    },
     /// Without active checks: `fail_timeout` has passed since connect failures marked the
     /// backend down, so it is tried again.
-    FailTimeoutElapsed { after: Duration },
+    FailTimeoutElapsed {
+        /// The `fail_timeout` that elapsed.
+        after: Duration,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -62,8 +84,8 @@ impl fmt::Display for Reason {
             Reason::ChecksPassed { count: 1 } => write!(f, "1 check passed"),
             Reason::ChecksPassed { count } => write!(f, "{count} consecutive checks passed"),
             Reason::ConnectFailures { count, window } => {
-                let s = if *count == 1 { "" } else { "s" };
-                write!(f, "{count} connect failure{s} in {}", Secs(*window))
+                let plural = if *count == 1 { "" } else { "s" };
+                write!(f, "{count} connect failure{plural} in {}", Secs(*window))
             }
             Reason::FailTimeoutElapsed { after } => write!(
                 f,
@@ -79,13 +101,13 @@ struct Secs(Duration);
 
 impl fmt::Display for Secs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.0;
-        if d.subsec_nanos() == 0 {
-            write!(f, "{}s", d.as_secs())
-        } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
-            write!(f, "{}ms", d.as_millis())
+        let duration = self.0;
+        if duration.subsec_nanos() == 0 {
+            write!(f, "{}s", duration.as_secs())
+        } else if duration < Duration::from_secs(1) && duration.subsec_nanos() % 1_000_000 == 0 {
+            write!(f, "{}ms", duration.as_millis())
         } else {
-            write!(f, "{:?}", d)
+            write!(f, "{:?}", duration)
         }
     }
 }
@@ -147,6 +169,7 @@ impl HealthMachine {
         }
     }
 
+    /// The backend's health by these rules; on probation it counts as up.
     pub fn health(&self) -> Health {
         match self.state {
             State::Probation | State::Up { .. } => Health::Up,
@@ -216,7 +239,7 @@ impl HealthMachine {
         let window = self.passive.fail_timeout;
         self.connect_failures.push(at);
         self.connect_failures
-            .retain(|t| now.saturating_duration_since(*t) < window);
+            .retain(|failed_at| now.saturating_duration_since(*failed_at) < window);
         let count = self.connect_failures.len() as u32;
         if count < self.passive.max_fails {
             return None;
@@ -342,154 +365,163 @@ mod tests {
 
     /// A machine that has passed its first check (probation over).
     fn settled(rise: u32, fall: u32, now: Instant) -> HealthMachine {
-        let mut t = HealthMachine::new(&spec(rise, fall), no_passive(), true);
-        assert_eq!(t.check_passed(now), None);
-        t
+        let mut machine = HealthMachine::new(&spec(rise, fall), no_passive(), true);
+        assert_eq!(machine.check_passed(now), None);
+        machine
     }
 
     #[test]
     fn starts_up_and_first_failure_marks_down() {
-        let mut t = HealthMachine::new(&spec(2, 3), no_passive(), true);
-        assert_eq!(t.health(), Health::Up);
+        let mut machine = HealthMachine::new(&spec(2, 3), no_passive(), true);
+        assert_eq!(machine.health(), Health::Up);
         assert_eq!(
-            t.check_failed("connection refused"),
+            machine.check_failed("connection refused"),
             down(Reason::FirstCheckFailed {
                 last: "connection refused".into()
             })
         );
-        assert_eq!(t.health(), Health::Down);
+        assert_eq!(machine.health(), Health::Down);
     }
 
     #[test]
     fn first_pass_ends_probation() {
         let now = Instant::now();
-        let mut t = settled(2, 3, now);
-        assert_eq!(t.check_failed("x"), None);
-        assert_eq!(t.check_failed("x"), None);
-        assert_eq!(t.health(), Health::Up);
+        let mut machine = settled(2, 3, now);
+        assert_eq!(machine.check_failed("x"), None);
+        assert_eq!(machine.check_failed("x"), None);
+        assert_eq!(machine.health(), Health::Up);
     }
 
     #[test]
     fn fall_consecutive_failures_mark_down() {
         let now = Instant::now();
-        let mut t = settled(2, 3, now);
-        assert_eq!(t.check_failed("a"), None);
-        assert_eq!(t.check_failed("b"), None);
+        let mut machine = settled(2, 3, now);
+        assert_eq!(machine.check_failed("a"), None);
+        assert_eq!(machine.check_failed("b"), None);
         assert_eq!(
-            t.check_failed("HTTP status 500"),
+            machine.check_failed("HTTP status 500"),
             down(Reason::ChecksFailed {
                 count: 3,
                 last: "HTTP status 500".into()
             })
         );
-        assert_eq!(t.health(), Health::Down);
+        assert_eq!(machine.health(), Health::Down);
     }
 
     #[test]
     fn a_pass_resets_the_failure_count() {
         let now = Instant::now();
-        let mut t = settled(2, 3, now);
-        assert_eq!(t.check_failed("a"), None);
-        assert_eq!(t.check_failed("b"), None);
-        assert_eq!(t.check_passed(now), None);
-        assert_eq!(t.check_failed("c"), None);
-        assert_eq!(t.check_failed("d"), None);
-        assert_eq!(t.health(), Health::Up);
-        assert!(t.check_failed("e").is_some());
+        let mut machine = settled(2, 3, now);
+        assert_eq!(machine.check_failed("a"), None);
+        assert_eq!(machine.check_failed("b"), None);
+        assert_eq!(machine.check_passed(now), None);
+        assert_eq!(machine.check_failed("c"), None);
+        assert_eq!(machine.check_failed("d"), None);
+        assert_eq!(machine.health(), Health::Up);
+        assert!(machine.check_failed("e").is_some());
     }
 
     #[test]
     fn rise_consecutive_passes_mark_up_and_a_failure_resets_them() {
         let now = Instant::now();
-        let mut t = HealthMachine::new(&spec(3, 2), no_passive(), true);
-        assert!(t.check_failed("refused").is_some());
-        assert_eq!(t.check_passed(now), None);
-        assert_eq!(t.check_passed(now), None);
-        assert_eq!(t.check_failed("refused"), None);
-        assert_eq!(t.check_passed(now), None);
-        assert_eq!(t.check_passed(now), None);
-        assert_eq!(t.health(), Health::Down);
-        assert_eq!(t.check_passed(now), up(Reason::ChecksPassed { count: 3 }));
-        assert_eq!(t.health(), Health::Up);
+        let mut machine = HealthMachine::new(&spec(3, 2), no_passive(), true);
+        assert!(machine.check_failed("refused").is_some());
+        assert_eq!(machine.check_passed(now), None);
+        assert_eq!(machine.check_passed(now), None);
+        assert_eq!(machine.check_failed("refused"), None);
+        assert_eq!(machine.check_passed(now), None);
+        assert_eq!(machine.check_passed(now), None);
+        assert_eq!(machine.health(), Health::Down);
+        assert_eq!(
+            machine.check_passed(now),
+            up(Reason::ChecksPassed { count: 3 })
+        );
+        assert_eq!(machine.health(), Health::Up);
     }
 
     #[test]
     fn rise_and_fall_of_one() {
         let now = Instant::now();
-        let mut t = settled(1, 1, now);
+        let mut machine = settled(1, 1, now);
         assert_eq!(
-            t.check_failed("x"),
+            machine.check_failed("x"),
             down(Reason::ChecksFailed {
                 count: 1,
                 last: "x".into()
             })
         );
-        assert_eq!(t.check_passed(now), up(Reason::ChecksPassed { count: 1 }));
+        assert_eq!(
+            machine.check_passed(now),
+            up(Reason::ChecksPassed { count: 1 })
+        );
     }
 
     #[test]
     fn zero_rise_and_fall_count_as_one() {
         let now = Instant::now();
-        let mut t = settled(0, 0, now);
-        assert!(t.check_failed("x").is_some());
-        assert!(t.check_passed(now).is_some());
+        let mut machine = settled(0, 0, now);
+        assert!(machine.check_failed("x").is_some());
+        assert!(machine.check_passed(now).is_some());
     }
 
     #[test]
     fn interval_in_each_state() {
         let now = Instant::now();
-        let mut t = HealthMachine::new(&spec(2, 3), no_passive(), true);
+        let mut machine = HealthMachine::new(&spec(2, 3), no_passive(), true);
         // Probation counts as stable up.
-        assert_eq!(t.next_interval(), 2000 * MS);
-        t.check_passed(now);
-        assert_eq!(t.next_interval(), 2000 * MS);
+        assert_eq!(machine.next_interval(), 2000 * MS);
+        machine.check_passed(now);
+        assert_eq!(machine.next_interval(), 2000 * MS);
         // A failure makes a change pending.
-        t.check_failed("x");
-        assert_eq!(t.next_interval(), 500 * MS);
-        t.check_failed("x");
-        assert_eq!(t.next_interval(), 500 * MS);
+        machine.check_failed("x");
+        assert_eq!(machine.next_interval(), 500 * MS);
+        machine.check_failed("x");
+        assert_eq!(machine.next_interval(), 500 * MS);
         // Down with no pass yet.
-        t.check_failed("x");
-        assert_eq!(t.health(), Health::Down);
-        assert_eq!(t.next_interval(), 3000 * MS);
+        machine.check_failed("x");
+        assert_eq!(machine.health(), Health::Down);
+        assert_eq!(machine.next_interval(), 3000 * MS);
         // A pass while down makes a change pending.
-        t.check_passed(now);
-        assert_eq!(t.next_interval(), 500 * MS);
+        machine.check_passed(now);
+        assert_eq!(machine.next_interval(), 500 * MS);
         // A failure while down resets to down_interval.
-        t.check_failed("x");
-        assert_eq!(t.next_interval(), 3000 * MS);
-        t.check_passed(now);
-        t.check_passed(now);
-        assert_eq!(t.health(), Health::Up);
-        assert_eq!(t.next_interval(), 2000 * MS);
+        machine.check_failed("x");
+        assert_eq!(machine.next_interval(), 3000 * MS);
+        machine.check_passed(now);
+        machine.check_passed(now);
+        assert_eq!(machine.health(), Health::Up);
+        assert_eq!(machine.next_interval(), 2000 * MS);
     }
 
     #[test]
     fn passive_failures_within_the_window_mark_down() {
         let t0 = Instant::now();
-        let mut t = HealthMachine::new(&spec(2, 3), passive(3, 10), true);
-        assert_eq!(t.connect_failed(t0, t0), None);
-        assert_eq!(t.connect_failed(t0 + 4000 * MS, t0 + 4000 * MS), None);
+        let mut machine = HealthMachine::new(&spec(2, 3), passive(3, 10), true);
+        assert_eq!(machine.connect_failed(t0, t0), None);
+        assert_eq!(machine.connect_failed(t0 + 4000 * MS, t0 + 4000 * MS), None);
         assert_eq!(
-            t.connect_failed(t0 + 9999 * MS, t0 + 9999 * MS),
+            machine.connect_failed(t0 + 9999 * MS, t0 + 9999 * MS),
             down(Reason::ConnectFailures {
                 count: 3,
                 window: Duration::from_secs(10)
             })
         );
-        assert_eq!(t.health(), Health::Down);
+        assert_eq!(machine.health(), Health::Down);
     }
 
     #[test]
     fn passive_failures_older_than_fail_timeout_do_not_count() {
         let t0 = Instant::now();
-        let mut t = HealthMachine::new(&spec(2, 3), passive(3, 10), true);
-        assert_eq!(t.connect_failed(t0, t0), None);
-        assert_eq!(t.connect_failed(t0 + 5000 * MS, t0 + 5000 * MS), None);
+        let mut machine = HealthMachine::new(&spec(2, 3), passive(3, 10), true);
+        assert_eq!(machine.connect_failed(t0, t0), None);
+        assert_eq!(machine.connect_failed(t0 + 5000 * MS, t0 + 5000 * MS), None);
         // The first failure is exactly fail_timeout old now: it no longer counts.
-        assert_eq!(t.connect_failed(t0 + 10_000 * MS, t0 + 10_000 * MS), None);
-        assert_eq!(t.health(), Health::Up);
-        assert!(t
+        assert_eq!(
+            machine.connect_failed(t0 + 10_000 * MS, t0 + 10_000 * MS),
+            None
+        );
+        assert_eq!(machine.health(), Health::Up);
+        assert!(machine
             .connect_failed(t0 + 10_001 * MS, t0 + 10_001 * MS)
             .is_some());
     }
@@ -497,85 +529,91 @@ mod tests {
     #[test]
     fn late_reported_failure_is_judged_by_when_it_happened() {
         let t0 = Instant::now();
-        let mut t = HealthMachine::new(&spec(2, 3), passive(2, 10), true);
-        assert_eq!(t.connect_failed(t0, t0), None);
+        let mut machine = HealthMachine::new(&spec(2, 3), passive(2, 10), true);
+        assert_eq!(machine.connect_failed(t0, t0), None);
         // Happened at t0 + 1s, reported 12 s later: the t0 failure is out of the window.
-        assert_eq!(t.connect_failed(t0 + 1000 * MS, t0 + 10_500 * MS), None);
+        assert_eq!(
+            machine.connect_failed(t0 + 1000 * MS, t0 + 10_500 * MS),
+            None
+        );
     }
 
     #[test]
     fn max_fails_zero_disables_passive() {
         let t0 = Instant::now();
-        let mut t = HealthMachine::new(&spec(2, 3), passive(0, 10), true);
+        let mut machine = HealthMachine::new(&spec(2, 3), passive(0, 10), true);
         for i in 0..100 {
-            assert_eq!(t.connect_failed(t0 + i * MS, t0 + i * MS), None);
+            assert_eq!(machine.connect_failed(t0 + i * MS, t0 + i * MS), None);
         }
-        assert_eq!(t.health(), Health::Up);
+        assert_eq!(machine.health(), Health::Up);
     }
 
     #[test]
     fn passive_down_with_active_checks_needs_rise_passes() {
         let t0 = Instant::now();
-        let mut t = HealthMachine::new(&spec(2, 3), passive(1, 10), true);
-        assert!(t.connect_failed(t0, t0).is_some());
+        let mut machine = HealthMachine::new(&spec(2, 3), passive(1, 10), true);
+        assert!(machine.connect_failed(t0, t0).is_some());
         // No timed recovery when checks run.
-        assert_eq!(t.wake_at(), None);
-        assert_eq!(t.poll(t0 + Duration::from_secs(60)), None);
-        assert_eq!(t.health(), Health::Down);
-        assert_eq!(t.next_interval(), 3000 * MS);
+        assert_eq!(machine.wake_at(), None);
+        assert_eq!(machine.poll(t0 + Duration::from_secs(60)), None);
+        assert_eq!(machine.health(), Health::Down);
+        assert_eq!(machine.next_interval(), 3000 * MS);
         let t1 = t0 + Duration::from_secs(1);
-        assert_eq!(t.check_passed(t1), None);
-        assert_eq!(t.check_passed(t1), up(Reason::ChecksPassed { count: 2 }));
+        assert_eq!(machine.check_passed(t1), None);
+        assert_eq!(
+            machine.check_passed(t1),
+            up(Reason::ChecksPassed { count: 2 })
+        );
     }
 
     #[test]
     fn passive_down_without_active_checks_returns_after_fail_timeout() {
         let t0 = Instant::now();
-        let mut t = HealthMachine::new(&spec(2, 3), passive(2, 10), false);
-        assert_eq!(t.wake_at(), None);
-        assert_eq!(t.connect_failed(t0, t0), None);
+        let mut machine = HealthMachine::new(&spec(2, 3), passive(2, 10), false);
+        assert_eq!(machine.wake_at(), None);
+        assert_eq!(machine.connect_failed(t0, t0), None);
         let t1 = t0 + 100 * MS;
-        assert!(t.connect_failed(t1, t1).is_some());
+        assert!(machine.connect_failed(t1, t1).is_some());
         let back = t1 + Duration::from_secs(10);
-        assert_eq!(t.wake_at(), Some(back));
-        assert_eq!(t.poll(back - MS), None);
-        assert_eq!(t.health(), Health::Down);
+        assert_eq!(machine.wake_at(), Some(back));
+        assert_eq!(machine.poll(back - MS), None);
+        assert_eq!(machine.health(), Health::Down);
         assert_eq!(
-            t.poll(back),
+            machine.poll(back),
             up(Reason::FailTimeoutElapsed {
                 after: Duration::from_secs(10)
             })
         );
-        assert_eq!(t.health(), Health::Up);
-        assert_eq!(t.wake_at(), None);
+        assert_eq!(machine.health(), Health::Up);
+        assert_eq!(machine.wake_at(), None);
     }
 
     #[test]
     fn failures_from_before_coming_up_do_not_count() {
         let t0 = Instant::now();
-        let mut t = HealthMachine::new(&spec(2, 3), passive(1, 10), false);
-        assert!(t.connect_failed(t0, t0).is_some());
+        let mut machine = HealthMachine::new(&spec(2, 3), passive(1, 10), false);
+        assert!(machine.connect_failed(t0, t0).is_some());
         let back = t0 + Duration::from_secs(10);
-        assert!(t.poll(back).is_some());
+        assert!(machine.poll(back).is_some());
         // Happened while it was down (reported late): ignored.
-        assert_eq!(t.connect_failed(back - MS, back + MS), None);
-        assert_eq!(t.health(), Health::Up);
+        assert_eq!(machine.connect_failed(back - MS, back + MS), None);
+        assert_eq!(machine.health(), Health::Up);
         // A fresh one counts.
-        assert!(t.connect_failed(back + MS, back + MS).is_some());
+        assert!(machine.connect_failed(back + MS, back + MS).is_some());
     }
 
     #[test]
     fn connect_failures_while_down_are_ignored_and_do_not_carry_over() {
         let t0 = Instant::now();
-        let mut t = HealthMachine::new(&spec(1, 3), passive(2, 10), true);
-        assert!(t.check_failed("refused").is_some());
-        assert_eq!(t.connect_failed(t0, t0), None);
-        assert_eq!(t.connect_failed(t0, t0), None);
+        let mut machine = HealthMachine::new(&spec(1, 3), passive(2, 10), true);
+        assert!(machine.check_failed("refused").is_some());
+        assert_eq!(machine.connect_failed(t0, t0), None);
+        assert_eq!(machine.connect_failed(t0, t0), None);
         let t1 = t0 + MS;
-        assert!(t.check_passed(t1).is_some());
+        assert!(machine.check_passed(t1).is_some());
         // The two failures while down were not kept: one more is not enough.
-        assert_eq!(t.connect_failed(t1 + MS, t1 + MS), None);
-        assert_eq!(t.health(), Health::Up);
+        assert_eq!(machine.connect_failed(t1 + MS, t1 + MS), None);
+        assert_eq!(machine.health(), Health::Up);
     }
 
     #[test]

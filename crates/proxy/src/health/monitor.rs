@@ -34,11 +34,13 @@ use havip_config::service::{HealthSpec, PassiveSpec};
 pub struct Monitor {
     /// Service name, for the log.
     pub service: Arc<str>,
+    /// The backend whose health this monitor owns and publishes.
     pub backend: Arc<Backend>,
     /// The receiving end returned by [`Backend::new`].
     pub inbox: HealthInbox,
     /// Intervals, `rise` and `fall` of the active checks.
     pub spec: Arc<HealthSpec>,
+    /// `max_fails` / `fail_timeout` of the passive checks.
     pub passive: PassiveSpec,
     /// The service's prepared check, as [`Probe::new`] returned it for `spec`; `None` means
     /// no active checks, so only passive failures change the health.
@@ -46,6 +48,7 @@ pub struct Monitor {
     /// Position of this backend among the service's `count` backends, to spread the first
     /// checks over the first interval.
     pub index: usize,
+    /// How many backends the service has.
     pub count: usize,
 }
 
@@ -79,8 +82,8 @@ impl Monitor {
             tokio::select! {
                 event = inbox.recv() => match event {
                     Some(HealthEvent::ConnectFailed { at }) => {
-                        if let Some(t) = machine.connect_failed(at, Instant::now()) {
-                            publish(&service, &backend, &t);
+                        if let Some(transition) = machine.connect_failed(at, Instant::now()) {
+                            publish(&service, &backend, &transition);
                         }
                     }
                     // Unreachable while we hold the backend (it owns the sender); if it ever
@@ -88,8 +91,8 @@ impl Monitor {
                     None => return,
                 },
                 () = sleep_until(wake) => {
-                    if let Some(t) = machine.poll(Instant::now()) {
-                        publish(&service, &backend, &t);
+                    if let Some(transition) = machine.poll(Instant::now()) {
+                        publish(&service, &backend, &transition);
                     }
                     let due = next_check.is_some_and(|at| Instant::now() >= at);
                     if let (true, Some(probe)) = (due, &probe) {
@@ -99,8 +102,8 @@ impl Monitor {
                         backend.record_check(result.is_ok(), done - started);
                         let transition = match &result {
                             Ok(()) => machine.check_passed(done),
-                            Err(e) => {
-                                let why = e.to_string();
+                            Err(error) => {
+                                let why = error.to_string();
                                 debug!(
                                     service = %service,
                                     backend = %backend.spec.name,
@@ -110,8 +113,8 @@ impl Monitor {
                                 machine.check_failed(&why)
                             }
                         };
-                        if let Some(t) = transition {
-                            publish(&service, &backend, &t);
+                        if let Some(transition) = transition {
+                            publish(&service, &backend, &transition);
                         }
                         // Measured from the end of the check, so checks never overlap.
                         next_check = Some(done + jitter(machine.next_interval(), fastrand::f64()));
@@ -122,24 +125,24 @@ impl Monitor {
     }
 }
 
-fn publish(service: &str, backend: &Backend, t: &Transition) {
-    backend.set_health(t.to, Instant::now());
+fn publish(service: &str, backend: &Backend, transition: &Transition) {
+    backend.set_health(transition.to, Instant::now());
     let name = backend.spec.name.as_str();
-    match t.to {
+    match transition.to {
         Health::Up => info!(
             service,
             backend = name,
-            from = t.from.as_str(),
-            to = t.to.as_str(),
-            reason = %t.reason,
+            from = transition.from.as_str(),
+            to = transition.to.as_str(),
+            reason = %transition.reason,
             "backend is up"
         ),
         Health::Down => warn!(
             service,
             backend = name,
-            from = t.from.as_str(),
-            to = t.to.as_str(),
-            reason = %t.reason,
+            from = transition.from.as_str(),
+            to = transition.to.as_str(),
+            reason = %transition.reason,
             "backend is down"
         ),
     }
@@ -200,22 +203,25 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_ten_percent() {
-        let d = 2000 * MS;
-        assert_eq!(jitter(d, 0.0), 1800 * MS);
-        assert_eq!(jitter(d, 0.5), 2000 * MS);
-        assert!(jitter(d, 0.999_999) < 2200 * MS);
+        let interval = 2000 * MS;
+        assert_eq!(jitter(interval, 0.0), 1800 * MS);
+        assert_eq!(jitter(interval, 0.5), 2000 * MS);
+        assert!(jitter(interval, 0.999_999) < 2200 * MS);
         for _ in 0..1000 {
-            let j = jitter(d, fastrand::f64());
-            assert!(j >= 1800 * MS && j < 2200 * MS, "{j:?}");
+            let jittered = jitter(interval, fastrand::f64());
+            assert!(
+                jittered >= 1800 * MS && jittered < 2200 * MS,
+                "{jittered:?}"
+            );
         }
     }
 
     #[test]
     fn earliest_of_two_optional_deadlines() {
-        let t = Instant::now();
+        let now = Instant::now();
         assert_eq!(earliest(None, None), None);
-        assert_eq!(earliest(Some(t), None), Some(t));
-        assert_eq!(earliest(None, Some(t)), Some(t));
-        assert_eq!(earliest(Some(t + MS), Some(t)), Some(t));
+        assert_eq!(earliest(Some(now), None), Some(now));
+        assert_eq!(earliest(None, Some(now)), Some(now));
+        assert_eq!(earliest(Some(now + MS), Some(now)), Some(now));
     }
 }

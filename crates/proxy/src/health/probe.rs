@@ -36,21 +36,32 @@ const MAX_HEADERS: usize = 64;
 /// Statuses that pass when `expect_status` is empty: 2xx and 3xx, as HAProxy's `httpchk`.
 const DEFAULT_EXPECT: (u16, u16) = (200, 399);
 
+/// The `User-Agent` of every check request, so backend logs can tell checks from clients.
 const USER_AGENT: &str = "havip-health-check";
 
 /// Why a [`Probe`] could not be prepared from the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeConfigError {
+    /// The TLS files of an HTTPS check cannot be read or used.
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
+    /// The path would not make a valid request line; carries the configured path.
     #[error("health check path {0:?} must start with '/' and contain no whitespace or control characters")]
     Path(String),
+    /// The `Host` value would not make a valid header; carries the configured host.
     #[error(
         "health check host {0:?} must be non-empty and contain no whitespace or control characters"
     )]
     Host(String),
+    /// An `expect_status` range that is reversed or outside the HTTP status codes.
     #[error("health check expect_status range {lo}-{hi} is not within 100-599 with low <= high")]
-    ExpectStatus { lo: u16, hi: u16 },
+    ExpectStatus {
+        /// The lowest status of the range.
+        lo: u16,
+        /// The highest status of the range.
+        hi: u16,
+    },
+    /// The `sni` value is neither a DNS name nor an IP address; carries the configured value.
     #[error("health check sni {0:?} is not a valid DNS name or IP address")]
     Sni(String),
 }
@@ -58,9 +69,13 @@ pub enum ProbeConfigError {
 /// What the check was doing when it failed or ran out of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// The TCP connect to the check address.
     Connect,
+    /// The TLS handshake of an HTTPS check.
     TlsHandshake,
+    /// Writing the HTTP request.
     Request,
+    /// Reading the response headers.
     Response,
 }
 
@@ -78,28 +93,47 @@ impl std::fmt::Display for Stage {
 /// Why one check failed. The `Display` text is what the transition log shows.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
+    /// The backend refused the TCP connect (nothing listens on the check port).
     #[error("connection refused")]
     Refused,
+    /// The check timeout ran out.
     #[error("timed out after {after:?} {stage}")]
-    Timeout { after: Duration, stage: Stage },
+    Timeout {
+        /// The configured check timeout.
+        after: Duration,
+        /// How far the check got.
+        stage: Stage,
+    },
     /// Connect failed other than by refusal (unreachable, reset, …).
     #[error("connect failed: {0}")]
     Connect(#[source] io::Error),
+    /// TLS failed: the handshake (certificate, alert) or a record later on.
     #[error("{}: {source}{hint}", tls_prefix(*.stage))]
     Tls {
+        /// Where it failed.
         stage: Stage,
+        /// What rustls reported.
         source: rustls::Error,
         /// A likely cause, with a leading space, or empty.
         hint: &'static str,
     },
+    /// Reading or writing the connection failed after it was established.
     #[error("I/O error {stage}: {source}")]
-    Io { stage: Stage, source: io::Error },
+    Io {
+        /// Where it failed.
+        stage: Stage,
+        /// What the socket reported.
+        source: io::Error,
+    },
+    /// The response status is not in `expect_status`.
     #[error("HTTP status {code}{hint}")]
     Status {
+        /// The status code the backend answered with.
         code: u16,
         /// A likely cause, with a leading space, or empty.
         hint: &'static str,
     },
+    /// The answer was not an HTTP/1.x response.
     #[error("bad HTTP response: {0}")]
     Protocol(ProtocolError),
 }
@@ -114,10 +148,16 @@ fn tls_prefix(stage: Stage) -> String {
 /// The backend answered, but not with parseable HTTP/1.x response headers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
+    /// The backend closed the connection before the headers were complete.
     #[error("connection closed after {received} bytes, before the response headers ended")]
-    Closed { received: usize },
+    Closed {
+        /// Bytes of response received before the close.
+        received: usize,
+    },
+    /// The headers do not parse; carries the parser's complaint.
     #[error("{0}")]
     Malformed(httparse::Error),
+    /// The headers did not end within [`MAX_RESPONSE_HEAD`] bytes.
     #[error("response headers larger than {MAX_RESPONSE_HEAD} bytes")]
     TooLarge,
 }
@@ -207,11 +247,11 @@ impl Probe {
 
     async fn attempt(&self, target: SocketAddr, stage: &mut Stage) -> Result<(), CheckError> {
         *stage = Stage::Connect;
-        let tcp = TcpStream::connect(target).await.map_err(|e| {
-            if e.kind() == io::ErrorKind::ConnectionRefused {
+        let tcp = TcpStream::connect(target).await.map_err(|error| {
+            if error.kind() == io::ErrorKind::ConnectionRefused {
                 CheckError::Refused
             } else {
-                CheckError::Connect(e)
+                CheckError::Connect(error)
             }
         })?;
         let http = match &self.kind {
@@ -231,12 +271,12 @@ impl Probe {
                     .connector
                     .connect(tls.server_name(target.ip()), tcp)
                     .await
-                    .map_err(|e| tls.error(Stage::TlsHandshake, e))?;
+                    .map_err(|error| tls.error(Stage::TlsHandshake, error))?;
                 http.exchange(stream, target, stage)
                     .await
-                    .map_err(|e| match e {
-                        ExchangeError::Io(stage, e) => tls.error(stage, e),
-                        ExchangeError::Protocol(p) => CheckError::Protocol(p),
+                    .map_err(|error| match error {
+                        ExchangeError::Io(stage, error) => tls.error(stage, error),
+                        ExchangeError::Protocol(protocol) => CheckError::Protocol(protocol),
                     })?
             }
         };
@@ -251,10 +291,10 @@ impl Probe {
     }
 }
 
-fn plain_error(e: ExchangeError) -> CheckError {
-    match e {
+fn plain_error(error: ExchangeError) -> CheckError {
+    match error {
         ExchangeError::Io(stage, source) => CheckError::Io { stage, source },
-        ExchangeError::Protocol(p) => CheckError::Protocol(p),
+        ExchangeError::Protocol(protocol) => CheckError::Protocol(protocol),
     }
 }
 
@@ -297,7 +337,7 @@ impl HttpProbe {
     }
 
     fn status_hint(&self, code: u16) -> &'static str {
-        let client_cert = self.tls.as_ref().is_some_and(|t| t.has_client_cert);
+        let client_cert = self.tls.as_ref().is_some_and(|tls| tls.has_client_cert);
         match code {
             401 if client_cert => {
                 " (client certificate not accepted: is it signed by the backend's client CA?)"
@@ -329,11 +369,11 @@ impl HttpProbe {
         stream
             .write_all(request.as_bytes())
             .await
-            .map_err(|e| ExchangeError::Io(Stage::Request, e))?;
+            .map_err(|error| ExchangeError::Io(Stage::Request, error))?;
         stream
             .flush()
             .await
-            .map_err(|e| ExchangeError::Io(Stage::Request, e))?;
+            .map_err(|error| ExchangeError::Io(Stage::Request, error))?;
 
         *stage = Stage::Response;
         let mut buf = vec![0u8; MAX_RESPONSE_HEAD];
@@ -342,16 +382,16 @@ impl HttpProbe {
             if len == buf.len() {
                 return Err(ExchangeError::Protocol(ProtocolError::TooLarge));
             }
-            let n = stream
+            let read = stream
                 .read(&mut buf[len..])
                 .await
-                .map_err(|e| ExchangeError::Io(Stage::Response, e))?;
-            if n == 0 {
+                .map_err(|error| ExchangeError::Io(Stage::Response, error))?;
+            if read == 0 {
                 return Err(ExchangeError::Protocol(ProtocolError::Closed {
                     received: len,
                 }));
             }
-            len += n;
+            len += read;
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut response = httparse::Response::new(&mut headers);
             match response.parse(&buf[..len]) {
@@ -364,7 +404,7 @@ impl HttpProbe {
                         )));
                 }
                 Ok(httparse::Status::Partial) => continue,
-                Err(e) => return Err(ExchangeError::Protocol(ProtocolError::Malformed(e))),
+                Err(error) => return Err(ExchangeError::Protocol(ProtocolError::Malformed(error))),
             }
         }
     }
@@ -399,8 +439,8 @@ impl TlsProbe {
 
     /// Classify an I/O error on the TLS stream: rustls errors (certificate problems, alerts
     /// from the server) become [`CheckError::Tls`] with a hint.
-    fn error(&self, stage: Stage, e: io::Error) -> CheckError {
-        let rustls_error = e
+    fn error(&self, stage: Stage, io_error: io::Error) -> CheckError {
+        let rustls_error = io_error
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
             .cloned();
@@ -410,12 +450,15 @@ impl TlsProbe {
                 hint: self.tls_hint(&source),
                 source,
             },
-            None => CheckError::Io { stage, source: e },
+            None => CheckError::Io {
+                stage,
+                source: io_error,
+            },
         }
     }
 
-    fn tls_hint(&self, e: &rustls::Error) -> &'static str {
-        match e {
+    fn tls_hint(&self, error: &rustls::Error) -> &'static str {
+        match error {
             rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
                 if self.has_ca_file {
                     " (is ca_file the CA that signed the backend's certificate?)"
@@ -481,65 +524,65 @@ mod tests {
     #[test]
     fn bad_paths_and_hosts_are_rejected() {
         for path in ["readyz", "/ready z", "/readyz\r\nX: y", ""] {
-            let e = Probe::new(&spec(Some(CheckKind::Http(http(path))))).err();
-            assert!(matches!(e, Some(ProbeConfigError::Path(p)) if p == path));
+            let error = Probe::new(&spec(Some(CheckKind::Http(http(path))))).err();
+            assert!(matches!(error, Some(ProbeConfigError::Path(refused)) if refused == path));
         }
-        let mut h = http("/readyz");
-        h.host = Some("a b".into());
-        let e = Probe::new(&spec(Some(CheckKind::Http(h)))).err();
-        assert!(matches!(e, Some(ProbeConfigError::Host(_))));
+        let mut check = http("/readyz");
+        check.host = Some("a b".into());
+        let error = Probe::new(&spec(Some(CheckKind::Http(check)))).err();
+        assert!(matches!(error, Some(ProbeConfigError::Host(_))));
     }
 
     #[test]
     fn expect_ranges_are_validated_and_default_to_2xx_3xx() {
-        let mut h = http("/readyz");
-        h.expect_status = vec![(300, 200)];
-        let e = Probe::new(&spec(Some(CheckKind::Http(h.clone())))).err();
+        let mut check = http("/readyz");
+        check.expect_status = vec![(300, 200)];
+        let error = Probe::new(&spec(Some(CheckKind::Http(check.clone())))).err();
         assert!(matches!(
-            e,
+            error,
             Some(ProbeConfigError::ExpectStatus { lo: 300, hi: 200 })
         ));
 
-        h.expect_status = vec![];
-        let probe = HttpProbe::new(&h).expect("valid");
+        check.expect_status = vec![];
+        let probe = HttpProbe::new(&check).expect("valid");
         assert!(probe.expects(200) && probe.expects(399));
         assert!(!probe.expects(199) && !probe.expects(400));
 
-        h.expect_status = vec![(200, 200), (401, 403)];
-        let probe = HttpProbe::new(&h).expect("valid");
+        check.expect_status = vec![(200, 200), (401, 403)];
+        let probe = HttpProbe::new(&check).expect("valid");
         assert!(probe.expects(200) && probe.expects(401) && probe.expects(403));
         assert!(!probe.expects(201) && !probe.expects(404) && !probe.expects(400));
     }
 
     #[test]
     fn invalid_sni_is_rejected() {
-        let mut h = http("/readyz");
-        h.tls = Some(TlsCheck {
+        let mut check = http("/readyz");
+        check.tls = Some(TlsCheck {
             verify: false,
             ca_file: None,
             client_cert: None,
             client_key: None,
             sni: Some("not a name".into()),
         });
-        let e = Probe::new(&spec(Some(CheckKind::Http(h)))).err();
-        assert!(matches!(e, Some(ProbeConfigError::Sni(s)) if s == "not a name"));
+        let error = Probe::new(&spec(Some(CheckKind::Http(check)))).err();
+        assert!(matches!(error, Some(ProbeConfigError::Sni(sni)) if sni == "not a name"));
     }
 
     #[test]
     fn status_texts() {
         let plain = HttpProbe::new(&http("/readyz")).expect("valid");
-        let e = CheckError::Status {
+        let error = CheckError::Status {
             code: 401,
             hint: plain.status_hint(401),
         };
         assert_eq!(
-            e.to_string(),
+            error.to_string(),
             "HTTP status 401 (is anonymous auth disabled? configure a client certificate)"
         );
-        let e = CheckError::Status {
+        let error = CheckError::Status {
             code: 500,
             hint: plain.status_hint(500),
         };
-        assert_eq!(e.to_string(), "HTTP status 500");
+        assert_eq!(error.to_string(), "HTTP status 500");
     }
 }

@@ -37,9 +37,13 @@ const SYSTEM_BUNDLES: &[&str] = &[
 /// Which file of the TLS settings a problem is about, as the config names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsFile {
+    /// `ca_file`: the CA certificates that verify the backend.
     CaFile,
+    /// The system CA bundle, used when verification is on and `ca_file` is unset.
     SystemBundle,
+    /// `client_cert`: the certificate chain havip presents to the backend.
     ClientCert,
+    /// `client_key`: the private key of `client_cert`.
     ClientKey,
 }
 
@@ -58,43 +62,78 @@ impl std::fmt::Display for TlsFile {
 /// settings have to be fixed.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsConfigError {
+    /// A file could not be read (missing, permissions).
     #[error("{file} {}: cannot read: {source}", path.display())]
     Read {
+        /// Which setting named the file.
         file: TlsFile,
+        /// The file's path.
         path: PathBuf,
+        /// What the read said.
         source: io::Error,
     },
+    /// A file is not valid PEM.
     #[error("{file} {}: invalid PEM: {source}", path.display())]
     Pem {
+        /// Which setting named the file.
         file: TlsFile,
+        /// The file's path.
         path: PathBuf,
+        /// What the PEM parser said.
         source: rustls_pki_types::pem::Error,
     },
+    /// A file that should hold certificates holds none.
     #[error("{file} {}: no certificate (\"BEGIN CERTIFICATE\") in the PEM", path.display())]
-    NoCertificate { file: TlsFile, path: PathBuf },
+    NoCertificate {
+        /// Which setting named the file.
+        file: TlsFile,
+        /// The file's path.
+        path: PathBuf,
+    },
+    /// A CA certificate cannot serve as a trust anchor (not DER X.509, or unsupported).
     #[error("{file} {}: certificate {index} is not a usable trust anchor: {source}", path.display())]
     BadCaCertificate {
+        /// Which setting named the file.
         file: TlsFile,
+        /// The file's path.
         path: PathBuf,
         /// 1-based position in the file.
         index: usize,
+        /// What rustls said.
         source: rustls::Error,
     },
+    /// `client_key` holds no private key in any of the supported encodings.
     #[error("client_key {}: no private key (PKCS#8, PKCS#1/RSA or SEC1/EC) in the PEM", path.display())]
-    NoPrivateKey { path: PathBuf },
+    NoPrivateKey {
+        /// The `client_key` path.
+        path: PathBuf,
+    },
+    /// rustls cannot use the private key (unsupported algorithm, damaged).
     #[error("client_key {}: unusable key: {source}", path.display())]
     BadPrivateKey {
+        /// The `client_key` path.
         path: PathBuf,
+        /// What rustls said.
         source: rustls::Error,
     },
+    /// The private key is not the key of the client certificate.
     #[error("client_key {} does not match the certificate in client_cert {}", key.display(), cert.display())]
-    KeyMismatch { cert: PathBuf, key: PathBuf },
+    KeyMismatch {
+        /// The `client_cert` path.
+        cert: PathBuf,
+        /// The `client_key` path.
+        key: PathBuf,
+    },
+    /// `client_cert` without `client_key`.
     #[error("client_cert is set but client_key is not; both are needed")]
     CertWithoutKey,
+    /// `client_key` without `client_cert`.
     #[error("client_key is set but client_cert is not; both are needed")]
     KeyWithoutCert,
+    /// Verification is on, `ca_file` is unset and no system bundle exists.
     #[error("no system CA bundle found (tried $SSL_CERT_FILE and {}); set ca_file", SYSTEM_BUNDLES.join(", "))]
     NoSystemBundle,
+    /// rustls refused the protocol settings themselves.
     #[error("TLS setup: {0}")]
     Rustls(rustls::Error),
 }
@@ -140,7 +179,7 @@ pub fn client_config(tls: &TlsCheck) -> Result<Arc<ClientConfig>, TlsConfigError
             let key = private_key(key_path)?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| match e {
+                .map_err(|error| match error {
                     rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
                         TlsConfigError::KeyMismatch {
                             cert: cert_path.clone(),
@@ -194,13 +233,13 @@ fn certificates(
 /// skipped CA would show up only later as a confusing verification failure.
 fn ca_roots(file: TlsFile, path: &Path) -> Result<RootCertStore, TlsConfigError> {
     let mut roots = RootCertStore::empty();
-    for (i, cert) in certificates(file, path)?.into_iter().enumerate() {
+    for (position, cert) in certificates(file, path)?.into_iter().enumerate() {
         roots
             .add(cert)
             .map_err(|source| TlsConfigError::BadCaCertificate {
                 file,
                 path: path.to_owned(),
-                index: i + 1,
+                index: position + 1,
                 source,
             })?;
     }
@@ -214,7 +253,7 @@ fn system_roots() -> Result<RootCertStore, TlsConfigError> {
     let path = from_env
         .into_iter()
         .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
-        .find(|p| p.is_file())
+        .find(|candidate| candidate.is_file())
         .ok_or(TlsConfigError::NoSystemBundle)?;
     let mut roots = RootCertStore::empty();
     let (added, _skipped) =
@@ -338,23 +377,24 @@ mod tests {
     fn err(tls: &TlsCheck) -> TlsConfigError {
         match client_config(tls) {
             Ok(_) => panic!("expected an error for {tls:?}"),
-            Err(e) => e,
+            Err(error) => error,
         }
     }
 
     #[test]
     fn missing_ca_file_is_named() {
-        let e = err(&tls(Some("/nonexistent/havip/ca.pem".into())));
+        let error = err(&tls(Some("/nonexistent/havip/ca.pem".into())));
         assert!(
-            matches!(&e, TlsConfigError::Read { file: TlsFile::CaFile, path, source }
+            matches!(&error, TlsConfigError::Read { file: TlsFile::CaFile, path, source }
                 if path == Path::new("/nonexistent/havip/ca.pem")
                     && source.kind() == io::ErrorKind::NotFound),
-            "{e:?}"
+            "{error:?}"
         );
         assert!(
-            e.to_string()
+            error
+                .to_string()
                 .starts_with("ca_file /nonexistent/havip/ca.pem: cannot read: "),
-            "{e}"
+            "{error}"
         );
     }
 
@@ -362,13 +402,13 @@ mod tests {
     fn pem_without_certificate_is_rejected() {
         let dir = Scratch::new("nocert");
         let path = dir.write("ca.pem", "just some text\n");
-        let e = err(&tls(Some(path.clone())));
+        let error = err(&tls(Some(path.clone())));
         assert!(
-            matches!(&e, TlsConfigError::NoCertificate { file: TlsFile::CaFile, path: p } if *p == path),
-            "{e:?}"
+            matches!(&error, TlsConfigError::NoCertificate { file: TlsFile::CaFile, path: named } if *named == path),
+            "{error:?}"
         );
         assert_eq!(
-            e.to_string(),
+            error.to_string(),
             format!(
                 "ca_file {}: no certificate (\"BEGIN CERTIFICATE\") in the PEM",
                 path.display()
@@ -383,36 +423,39 @@ mod tests {
             "ca.pem",
             "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
         );
-        let e = err(&tls(Some(path)));
+        let error = err(&tls(Some(path)));
         assert!(
-            matches!(e, TlsConfigError::BadCaCertificate { index: 1, .. }),
-            "{e:?}"
+            matches!(error, TlsConfigError::BadCaCertificate { index: 1, .. }),
+            "{error:?}"
         );
     }
 
     #[test]
     fn cert_and_key_come_in_pairs() {
-        let mut t = tls(None);
-        t.verify = false;
-        t.client_cert = Some("/x/cert.pem".into());
-        assert!(matches!(err(&t), TlsConfigError::CertWithoutKey));
-        t.client_cert = None;
-        t.client_key = Some("/x/key.pem".into());
-        assert!(matches!(err(&t), TlsConfigError::KeyWithoutCert));
+        let mut settings = tls(None);
+        settings.verify = false;
+        settings.client_cert = Some("/x/cert.pem".into());
+        assert!(matches!(err(&settings), TlsConfigError::CertWithoutKey));
+        settings.client_cert = None;
+        settings.client_key = Some("/x/key.pem".into());
+        assert!(matches!(err(&settings), TlsConfigError::KeyWithoutCert));
     }
 
     #[test]
     fn verify_off_needs_no_files_and_offers_http11() {
-        let mut t = tls(Some("/nonexistent/ca.pem".into()));
-        t.verify = false;
-        let config = client_config(&t).expect("verify=false ignores ca_file");
+        let mut settings = tls(Some("/nonexistent/ca.pem".into()));
+        settings.verify = false;
+        let config = client_config(&settings).expect("verify=false ignores ca_file");
         assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
     }
 
     #[test]
     fn system_bundle_is_used_without_ca_file() {
         // Debian test machines and CI have ca-certificates installed.
-        if !SYSTEM_BUNDLES.iter().any(|p| Path::new(p).is_file()) {
+        if !SYSTEM_BUNDLES
+            .iter()
+            .any(|bundle| Path::new(bundle).is_file())
+        {
             eprintln!("no system CA bundle on this machine; skipped");
             return;
         }
