@@ -1,5 +1,5 @@
 //! haproxy.cfg: [`lex`] splits a line into words with HAProxy's quoting rules,
-//! [`parse`](mod@parse) groups lines into sections, and [`map`] turns frontends, backends and
+//! [`parse`](mod@parse) groups lines into sections, and [`map`](fn@map) turns frontends, backends and
 //! listen sections into havip services.
 //!
 //! The mapping applies the `defaults` section in force (the last one before a proxy, or
