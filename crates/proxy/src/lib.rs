@@ -16,4 +16,6 @@ pub mod listener;
 pub mod runtime;
 pub mod service;
 
-pub use runtime::{Proxy, ProxyConfig, ShutdownReport, StartError};
+pub use runtime::{
+    ApplyReport, Prepared, Proxy, ProxyConfig, ServiceTable, ShutdownReport, StartError,
+};

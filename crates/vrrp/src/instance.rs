@@ -157,6 +157,41 @@ impl Instance {
         })
     }
 
+    /// Whether [`Instance::reconfigure`] can take `new` in place (see
+    /// [`InstanceConfig::is_same_router`]).
+    pub fn can_reconfigure(&self, new: &InstanceConfig) -> bool {
+        self.config.is_same_router(new)
+    }
+
+    /// A reload's new settings for this running instance, with the trackers' verdict under
+    /// them: nothing transitions now. A master advertises the new priority with its next
+    /// advertisement and a backup uses it from its next Master_Down_Timer reset, so the normal
+    /// preemption rules (RFC 5798 6.4.2) decide what happens; a new interval applies from the
+    /// next advertisement or timer reset. Errors when `new` is invalid or is another
+    /// instance (see [`Instance::can_reconfigure`]); nothing changes then.
+    pub fn reconfigure(
+        &mut self,
+        now: Timestamp,
+        new: InstanceConfig,
+        tracking: Tracking,
+    ) -> Result<Vec<Action>, ConfigError> {
+        new.validate()?;
+        if !self.can_reconfigure(&new) {
+            return Err(ConfigError::NotTheSameInstance);
+        }
+        // RFC 5798 6.4.2: a v3 backup follows the interval of the master it hears; otherwise
+        // (v2, a master, nobody heard yet) Master_Adver_Interval is our own.
+        let follows_master =
+            self.state == State::Backup && self.master.is_some() && new.version == Version::V3;
+        if !follows_master {
+            self.master_adver_interval = new.advert_interval;
+        }
+        self.config = new;
+        let mut out = Vec::new();
+        self.tracking_changed(now, tracking, &mut out);
+        Ok(out)
+    }
+
     /// Processes one input at time `now` and returns what the shell must do, in order.
     /// `now` must never go backwards between calls.
     pub fn handle(&mut self, now: Timestamp, input: Input<'_>) -> Vec<Action> {

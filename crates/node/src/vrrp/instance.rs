@@ -67,6 +67,14 @@ pub enum Control {
     StepDown(oneshot::Sender<StepDownResult>),
     /// End a step-down: back to the trackers' priority.
     Restore(oneshot::Sender<()>),
+    /// A reload's new settings for this instance (the same virtual router, see
+    /// `havip_vrrp::Instance::can_reconfigure`), with the trackers' verdict under them.
+    Reconfigure {
+        /// The new protocol configuration.
+        config: Box<havip_vrrp::InstanceConfig>,
+        /// The trackers' verdict with the new settings.
+        tracking: Tracking,
+    },
 }
 
 /// What a step-down did.
@@ -229,6 +237,7 @@ impl<Io: InstanceIo> InstanceTask<Io> {
                 self.handle(Input::Shutdown);
             }
             Control::StepDown(reply) => self.step_down(reply),
+            Control::Reconfigure { config, tracking } => self.reconfigure(*config, tracking),
             Control::Restore(reply) => {
                 if self.instance.fault_cause().is_some_and(|c| c.stepped_down) {
                     tracing::info!(instance = %self.name, "drill over: back to the trackers' priority");
@@ -236,6 +245,22 @@ impl<Io: InstanceIo> InstanceTask<Io> {
                 }
                 self.handle(Input::Restore);
                 let _ = reply.send(());
+            }
+        }
+    }
+
+    fn reconfigure(&mut self, config: havip_vrrp::InstanceConfig, tracking: Tracking) {
+        let now = self.now();
+        let priority = config.priority;
+        match self.instance.reconfigure(now, config, tracking) {
+            Ok(actions) => {
+                tracing::info!(instance = %self.name, priority, "settings reloaded in place");
+                self.with_status(|s| s.configured_priority = priority);
+                self.execute(actions);
+            }
+            // The node checks this before it asks; the running settings stay if it happens.
+            Err(error) => {
+                tracing::error!(instance = %self.name, %error, "reload refused by the instance")
             }
         }
     }
