@@ -58,7 +58,12 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     }
     let runtime = build_runtime(loaded.config.global.workers)?;
     let source = ConfigSource::of_file(path)?;
-    runtime.block_on(serve_file(loaded.config, source, Signals::install()))
+    // tokio's signal handlers need the runtime's reactor.
+    let signals = {
+        let _entered = runtime.enter();
+        Signals::install()
+    };
+    runtime.block_on(serve_file(loaded.config, source, signals))
 }
 
 /// A tokio runtime with `workers` threads (0: one per CPU this process may use).

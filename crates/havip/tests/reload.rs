@@ -1,0 +1,365 @@
+//! `havip reload` and SIGHUP on a running `havip run`, on loopback (issue #11 items 1, 2 and
+//! 4): each kind of change applied while a connect loop runs and a long-lived connection
+//! moves bytes; an invalid file and an unbindable address change nothing; the answer, the
+//! metrics and `/api/status` say what happened; the other signals do what they are
+//! documented to do.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+#![allow(clippy::disallowed_types)] // blocking tests of a child process use wall-clock time
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use havip_test_support::node_config::{Health, NodeConfig, Service};
+use havip_test_support::scratch::Scratch;
+use havip_test_support::servers::{Reply, Server};
+use havip_test_support::wait_for;
+
+const HAVIP: &str = env!("CARGO_BIN_EXE_havip");
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A child process killed (by its PID) on drop if it is still running.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn status(admin: SocketAddr) -> serde_json::Value {
+    serde_json::from_str(&http(admin, "GET", "/api/status").1).unwrap()
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn havip_reload(config: &Path) -> Output {
+    Command::new(HAVIP)
+        .args(["reload", "--config"])
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Connects in a loop (bounded: 50,000 connects or until stopped); every connect must get
+/// the greeting of a backend.
+struct ConnectLoop {
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl ConnectLoop {
+    fn start(target: SocketAddr) -> ConnectLoop {
+        let ok = Arc::<AtomicU64>::default();
+        let failed = Arc::<AtomicU64>::default();
+        let stop = Arc::<AtomicBool>::default();
+        let (o, f, s) = (ok.clone(), failed.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut errors = Vec::new();
+            for _ in 0..50_000 {
+                if s.load(Relaxed) {
+                    break;
+                }
+                match greeting(target) {
+                    Ok(_) => o.fetch_add(1, Relaxed),
+                    Err(error) => {
+                        errors.push(error);
+                        f.fetch_add(1, Relaxed)
+                    }
+                };
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            errors
+        });
+        ConnectLoop {
+            ok,
+            failed,
+            stop,
+            thread,
+        }
+    }
+
+    fn finish(self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Relaxed);
+        let errors = self.thread.join().unwrap();
+        (self.ok.load(Relaxed), self.failed.load(Relaxed), errors)
+    }
+}
+
+/// Connect and read the backend's greeting line.
+fn greeting(target: SocketAddr) -> Result<String, String> {
+    let mut stream =
+        TcpStream::connect_timeout(&target, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while byte[0] != b'\n' {
+        match stream.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            Ok(_) => return Err("closed before the greeting".into()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(String::from_utf8_lossy(&line).trim().to_string())
+}
+
+/// A connection kept open that echoes a chunk on each call.
+struct Chatty(TcpStream);
+
+impl Chatty {
+    fn open(target: SocketAddr) -> Chatty {
+        let mut stream = TcpStream::connect(target).unwrap();
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut byte = [0u8; 1];
+        while byte[0] != b'\n' {
+            stream.read_exact(&mut byte).unwrap();
+        }
+        Chatty(stream)
+    }
+
+    fn round_trip(&mut self, n: u8) {
+        let chunk = vec![n; 1000];
+        self.0.write_all(&chunk).unwrap();
+        let mut back = vec![0u8; chunk.len()];
+        self.0.read_exact(&mut back).unwrap();
+        assert_eq!(back, chunk);
+    }
+}
+
+/// Plain TCP checks, quick enough for a test: an added backend is in service after two.
+fn checks() -> Health {
+    Health::tcp().interval("200ms").rise(2)
+}
+
+fn node(admin: SocketAddr, api: SocketAddr, backends: &[(&str, SocketAddr)]) -> NodeConfig {
+    let mut service = Service::new("api", api).health(checks());
+    for (name, addr) in backends {
+        service = service.named_backend(name, *addr);
+    }
+    NodeConfig::new()
+        .grace("5s")
+        .log_connections(false)
+        .admin(admin)
+        .admin_commands()
+        .service(service)
+}
+
+#[test]
+fn reloads_apply_in_place_refuse_bad_files_and_drop_nothing() {
+    let b1 = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Reply::GreetThenEcho("b1".into()),
+    );
+    let b2 = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Reply::GreetThenEcho("b2".into()),
+    );
+    let (admin, api) = (free_port(), free_port());
+    let dir = Scratch::new("reload");
+    let path = dir.write(
+        "havip.toml",
+        &node(admin, api, &[("b1", b1.addr)]).to_toml(),
+    );
+    let log = std::fs::File::create(dir.path("havip.log")).unwrap();
+    let mut child = Running(
+        Command::new(HAVIP)
+            .args(["run", "--config"])
+            .arg(&path)
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(LIMIT, || greeting(api).ok()).expect("havip serves");
+    let first = status(admin);
+    assert_eq!(first["config"]["checksum"], sha256(&path));
+    let mut open = Chatty::open(api);
+    let connects = ConnectLoop::start(api);
+
+    // 1. A valid change through `havip reload`: a backend added.
+    std::fs::write(
+        &path,
+        node(admin, api, &[("b1", b1.addr), ("b2", b2.addr)]).to_toml(),
+    )
+    .unwrap();
+    let out = havip_reload(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("backend added: api/b2"), "{stdout}");
+    assert!(stdout.contains(&sha256(&path)), "{stdout}");
+    open.round_trip(1);
+    let after_valid = status(admin);
+    assert_eq!(after_valid["config"]["checksum"], sha256(&path));
+    assert_eq!(
+        after_valid["services"][0]["backends"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // 2. An invalid file: exit 1, every problem with file:line:key, nothing changes.
+    let running_checksum = sha256(&path);
+    let good = std::fs::read_to_string(&path).unwrap();
+    let bad = good.replacen("grace = \"5s\"", "grace = \"5s\"\nworkerz = 2", 1);
+    std::fs::write(&path, &bad).unwrap();
+    let out = havip_reload(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let shown = path.display().to_string();
+    assert!(
+        stderr.contains(&format!("{shown}:")) && stderr.contains("global.workerz"),
+        "the problem names file, line and key: {stderr}"
+    );
+    assert!(stderr.contains("the running config stays"), "{stderr}");
+    assert_eq!(status(admin)["config"]["checksum"], running_checksum);
+
+    // 3. A valid file that cannot be applied (an address in use): rolled back whole.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    let unbindable = NodeConfig::new()
+        .grace("5s")
+        .log_connections(false)
+        .admin(admin)
+        .admin_commands()
+        .service(
+            Service::new("api", api)
+                .health(checks())
+                .named_backend("b1", b1.addr)
+                .named_backend("b2", b2.addr)
+                .named_backend("b3", "127.0.0.1:1".parse::<SocketAddr>().unwrap()),
+        )
+        .service(
+            Service::new("other", busy)
+                .health(checks())
+                .named_backend("b1", b1.addr),
+        );
+    std::fs::write(&path, unbindable.to_toml()).unwrap();
+    let out = havip_reload(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("could not be applied") && stderr.contains(&busy.to_string()),
+        "{stderr}"
+    );
+    let unchanged = status(admin);
+    assert_eq!(unchanged["config"]["checksum"], running_checksum);
+    assert_eq!(unchanged["services"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        unchanged["services"][0]["backends"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "b3 was not added"
+    );
+    drop(taken);
+
+    // 4. SIGHUP with a valid change (b1 removed): applied, and the process lives on. b2 went
+    // through its checks (`rise`) after it was added; wait for it to be in service first.
+    wait_for(LIMIT, || {
+        let backends = status(admin)["services"][0]["backends"].clone();
+        (backends[1]["name"] == "b2" && backends[1]["health"] == "up").then_some(())
+    })
+    .expect("the added backend comes into service");
+    std::fs::write(&path, node(admin, api, &[("b2", b2.addr)]).to_toml()).unwrap();
+    signal(&child.0, "HUP");
+    let want = sha256(&path);
+    wait_for(LIMIT, || {
+        (status(admin)["config"]["checksum"] == want.as_str()).then_some(())
+    })
+    .expect("SIGHUP applied the new file");
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "SIGHUP did not kill havip"
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            greeting(api).unwrap(),
+            "b2",
+            "new connections follow the new config"
+        );
+    }
+    open.round_trip(2);
+
+    let (ok, failed, errors) = connects.finish();
+    assert_eq!(failed, 0, "failed connects across the reloads: {errors:?}");
+    assert!(ok > 20, "the connect loop ran: {ok}");
+    let (_, metrics) = http(admin, "GET", "/metrics");
+    for sample in [
+        "havip_config_reloads_total{result=\"applied\"} 2",
+        "havip_config_reloads_total{result=\"rejected\"} 1",
+        "havip_config_reloads_total{result=\"failed\"} 1",
+        "havip_config_last_reload_successful 1",
+    ] {
+        assert!(metrics.contains(sample), "{sample} in\n{metrics}");
+    }
+
+    // 5. The other signals: USR1 logs the status; QUIT stops gracefully with exit 0 once the
+    // open connection closes.
+    signal(&child.0, "USR1");
+    let log_path = dir.path("havip.log");
+    wait_for(LIMIT, || {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        (text.contains("status") && text.contains("checksum")).then_some(())
+    })
+    .expect("SIGUSR1 logs the status");
+    signal(&child.0, "QUIT");
+    open.round_trip(3);
+    drop(open);
+    let exited = wait_for(LIMIT, || child.0.try_wait().unwrap()).expect("havip exits on QUIT");
+    assert!(exited.success(), "{exited:?}");
+}
