@@ -100,6 +100,17 @@ enum Command {
         #[arg(long)]
         auth: Option<String>,
     },
+    /// Binary upgrade without disruption: the running node starts its binary anew (the
+    /// path it was started from), hands it the listening sockets and VRRP state, then drains
+    /// and exits. Same as SIGUSR2. Needs `[admin] commands = true`.
+    Upgrade {
+        /// The node's admin endpoint (IP:port).
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+        /// `user:password` for an admin endpoint with `auth`.
+        #[arg(long)]
+        auth: Option<String>,
+    },
     /// Failover drill on a live cluster: ask the master to step down, watch the VIP move
     /// with a connect loop, restore, and print the gap and who holds the VIP. Needs each
     /// node's admin endpoint with `commands = true`.
@@ -191,6 +202,16 @@ fn main() -> ExitCode {
                 Ok(false) => ExitCode::FAILURE,
                 Err(e) => {
                     eprintln!("havip reload: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Upgrade { admin, auth } => {
+            match reload::upgrade(&cli.config, &reload::ReloadPlan { admin, auth }) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("havip upgrade: {e:#}");
                     ExitCode::FAILURE
                 }
             }

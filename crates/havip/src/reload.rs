@@ -1,7 +1,9 @@
 //! `havip reload`: ask the running node to re-read its config file, and print what changed or
-//! every problem that kept it from changing anything. The answer comes from the node's admin
-//! endpoint (`POST /api/reload`, which needs `[admin] commands = true`); without one, send
-//! SIGHUP (the problems then go to the log).
+//! every problem that kept it from changing anything. `havip upgrade`: ask it to start its
+//! binary anew and hand over (see `havip_node::upgrade`), and print the new process's PID.
+//! The answers come from the node's admin endpoint (`POST /api/reload`, `POST /api/upgrade`,
+//! which need `[admin] commands = true`); without one, send SIGHUP or SIGUSR2 (the outcome
+//! then goes to the log).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -95,6 +97,44 @@ pub fn run(config: &Path, plan: &ReloadPlan) -> anyhow::Result<bool> {
         Some("failed") => {
             eprintln!(
                 "havip reload: could not be applied, nothing changed: {}",
+                answer["error"].as_str().unwrap_or("(no reason given)")
+            );
+            Ok(false)
+        }
+        _ => bail!("{admin}: HTTP {status}: {}", body.trim()),
+    }
+}
+
+/// Run the upgrade; `Ok(true)` when the new process took over.
+pub fn upgrade(config: &Path, plan: &ReloadPlan) -> anyhow::Result<bool> {
+    let admin = match plan.admin {
+        Some(admin) => admin,
+        None => admin_of(config)?,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (status, body) = runtime.block_on(crate::drill::http(
+        admin,
+        "POST",
+        "/api/upgrade",
+        plan.auth.as_deref(),
+    ))?;
+    let answer: Value = serde_json::from_str(&body)
+        .map_err(|_| anyhow!("{admin}: HTTP {status}: {}", body.trim()))?;
+    match answer["result"].as_str() {
+        Some("took_over") => {
+            println!(
+                "upgraded: the new process (PID {}) took over; the old one drains its open \
+                 connections and exits",
+                answer["pid"]
+            );
+            Ok(true)
+        }
+        Some("failed") => {
+            eprintln!(
+                "havip upgrade: failed, the running process serves on: {}",
                 answer["error"].as_str().unwrap_or("(no reason given)")
             );
             Ok(false)

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, AdminState};
 use crate::load;
 use crate::logging;
+use crate::upgrade::{self, Inheritance, Inherited, Offer, UpgradeError};
 use crate::vrrp::{PreparedVrrp, VrrpNode};
 use havip_config::{AdminSettings, Config, ConfigError};
 
@@ -56,6 +57,14 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         Ok(limit) => tracing::debug!(limit, "open file limit"),
         Err(error) => tracing::warn!(%error, "cannot raise the open file limit"),
     }
+    let relaunch = Relaunch::of_this_process();
+    // A process started by a binary upgrade validated its config above (an invalid one
+    // exits here, and the predecessor runs on); now it asks for the sockets.
+    let inheritance = match Inheritance::receive() {
+        None => None,
+        Some(Ok(inheritance)) => Some(inheritance),
+        Some(Err(error)) => return Err(anyhow!("upgrade: {error}")),
+    };
     let runtime = build_runtime(loaded.config.global.workers)?;
     let source = ConfigSource::of_file(path)?;
     // tokio's signal handlers need the runtime's reactor.
@@ -63,7 +72,15 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         let _entered = runtime.enter();
         Signals::install()
     };
-    runtime.block_on(serve_file(loaded.config, source, signals))
+    runtime.block_on(serve_file(
+        loaded.config,
+        source,
+        signals,
+        Start {
+            relaunch,
+            inheritance,
+        },
+    ))
 }
 
 /// A tokio runtime with `workers` threads (0: one per CPU this process may use).
@@ -106,6 +123,53 @@ pub enum Request {
     /// SIGUSR2: hand over to a new binary.
     Upgrade,
 }
+
+/// How a running process starts its successor for a binary upgrade: the binary at the path
+/// it was started from (a package upgrade has put the new one there) with the same arguments.
+#[derive(Debug, Clone)]
+pub struct Relaunch {
+    /// The binary.
+    pub exe: PathBuf,
+    /// Its arguments (`run --config PATH`).
+    pub args: Vec<std::ffi::OsString>,
+}
+
+impl Relaunch {
+    /// This process's binary and arguments, read now (before any upgrade replaces the file,
+    /// `/proc/self/exe` still names the path).
+    pub fn of_this_process() -> Option<Relaunch> {
+        Some(Relaunch {
+            exe: std::env::current_exe().ok()?,
+            args: std::env::args_os().skip(1).collect(),
+        })
+    }
+}
+
+/// How `havip run` starts: how to relaunch itself, and what a predecessor handed over.
+pub struct Start {
+    /// How to start a successor; `None`: no upgrade possible.
+    pub relaunch: Option<Relaunch>,
+    /// The predecessor's sockets and states (a binary upgrade).
+    pub inheritance: Option<Inheritance>,
+}
+
+/// What an upgrade did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpgradeOutcome {
+    /// The new process runs everything; this one is stopping.
+    TookOver {
+        /// The new process's ID.
+        pid: u32,
+    },
+    /// No upgrade: this process runs on as before.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// An upgrade asked over the admin API: the answer goes back on the sender.
+pub type UpgradeRequest = oneshot::Sender<UpgradeOutcome>;
 
 /// The signals havip handles; every one an operator may send does something documented.
 pub struct Signals {
@@ -261,11 +325,16 @@ pub struct Running {
     reloads: Arc<ReloadStats>,
     reload_requests: mpsc::Sender<ReloadRequest>,
     reload_inbox: Option<mpsc::Receiver<ReloadRequest>>,
+    upgrade_requests: mpsc::Sender<UpgradeRequest>,
+    upgrade_inbox: Option<mpsc::Receiver<UpgradeRequest>>,
+    relaunch: Option<Relaunch>,
 }
 
-/// The admin endpoint as it runs: where, and how to stop it.
+/// The admin endpoint as it runs: where, its socket (for a binary upgrade to hand over), and
+/// how to stop it.
 struct AdminEndpoint {
     listen: std::net::SocketAddr,
+    socket: Option<std::os::fd::OwnedFd>,
     stop: CancellationToken,
 }
 
@@ -277,16 +346,38 @@ impl Running {
 
     /// [`Running::start`] for a config that came from `source`.
     pub async fn start_from(config: Config, source: ConfigSource) -> anyhow::Result<Running> {
+        Running::start_inherited(config, source, Inherited::default()).await
+    }
+
+    /// [`Running::start_from`] with what a predecessor handed over (a binary upgrade): its
+    /// listening sockets are adopted instead of bound, its VRRP instances resumed.
+    pub async fn start_inherited(
+        config: Config,
+        source: ConfigSource,
+        inherited: Inherited,
+    ) -> anyhow::Result<Running> {
         let started = Instant::now();
-        let proxy = Proxy::start(proxy_config(&config)).await?;
+        let mut sockets = std::collections::HashMap::new();
+        for (addr, listener) in inherited.listeners {
+            listener.set_nonblocking(true)?;
+            sockets.insert(addr, TcpListener::from_std(listener)?);
+        }
+        let proxy = Proxy::start_with(proxy_config(&config), sockets).await?;
         // The listeners are bound first (with IP_FREEBIND, also on a VIP this node does not
         // hold yet), so a node that becomes master serves at once.
         let vrrp = if config.vrrp.is_empty() {
             None
         } else {
-            Some(VrrpNode::start(&config.vrrp, &config.trackers, proxy.table()).await?)
+            let node = VrrpNode::start_resuming(
+                &config.vrrp,
+                &config.trackers,
+                proxy.table(),
+                inherited.vrrp,
+            );
+            Some(node.await?)
         };
         let (reload_requests, reload_inbox) = mpsc::channel(4);
+        let (upgrade_requests, upgrade_inbox) = mpsc::channel(1);
         let mut running = Running {
             proxy,
             vrrp,
@@ -299,11 +390,20 @@ impl Running {
             reloads: Arc::default(),
             reload_requests,
             reload_inbox: Some(reload_inbox),
+            upgrade_requests,
+            upgrade_inbox: Some(upgrade_inbox),
+            relaunch: None,
         };
         running.reloads.last_successful.store(1, Relaxed);
         running.publish_admin_state();
         if let Some(settings) = running.config.admin.clone() {
-            let listener = bind_admin(&settings).await?;
+            let listener = match inherited.admin {
+                Some((addr, listener)) if addr == settings.listen => {
+                    listener.set_nonblocking(true)?;
+                    TcpListener::from_std(listener)?
+                }
+                _ => bind_admin(&settings).await?,
+            };
             running.start_admin(listener, &settings);
         }
         Ok(running)
@@ -484,6 +584,7 @@ impl Running {
         let addr = listener.local_addr().unwrap_or(settings.listen);
         tracing::info!(%addr, "admin endpoint: /metrics /api/status /healthz");
         let stop = CancellationToken::new();
+        let socket = std::os::fd::AsFd::as_fd(&listener).try_clone_to_owned().ok();
         tokio::spawn(admin::serve(
             listener,
             self.admin_state.clone(),
@@ -491,6 +592,7 @@ impl Running {
         ));
         self.admin = Some(AdminEndpoint {
             listen: settings.listen,
+            socket,
             stop,
         });
     }
@@ -511,6 +613,7 @@ impl Running {
                 .filter(|_| commands_on)
                 .map(VrrpNode::commands),
             reload: commands_on.then(|| self.reload_requests.clone()),
+            upgrade: commands_on.then(|| self.upgrade_requests.clone()),
             config: self.source.clone(),
             reloads: self.reloads.clone(),
         }));
@@ -563,15 +666,26 @@ impl Running {
         );
     }
 
-    /// Serve requests from `signals` and the admin API until a stop request, then stop.
+    /// Serve requests from `signals` and the admin API until a stop request (then stop) or
+    /// an upgrade that a successor took over (then retire).
     pub async fn serve(mut self, mut signals: Signals) {
-        let mut inbox = self.reload_inbox.take();
+        let mut reloads = self.reload_inbox.take();
+        let mut upgrades = self.upgrade_inbox.take();
         loop {
             let request = tokio::select! {
                 request = signals.next() => request,
-                Some(reply) = recv(&mut inbox) => {
+                Some(reply) = recv(&mut reloads) => {
                     let outcome = self.reload().await;
                     let _ = reply.send(outcome);
+                    continue;
+                }
+                Some(reply) = recv(&mut upgrades) => {
+                    let outcome = self.upgrade().await;
+                    let took_over = matches!(outcome, UpgradeOutcome::TookOver { .. });
+                    let _ = reply.send(outcome);
+                    if took_over {
+                        return self.retire().await;
+                    }
                     continue;
                 }
             };
@@ -586,15 +700,82 @@ impl Running {
                 }
                 Request::LogStatus => self.log_status(),
                 Request::Upgrade => {
-                    tracing::warn!("SIGUSR2: binary upgrade is not available in this build");
+                    tracing::info!(signal = "SIGUSR2", "upgrading: starting the new binary");
+                    if let UpgradeOutcome::TookOver { .. } = self.upgrade().await {
+                        return self.retire().await;
+                    }
                 }
             }
         }
         self.stop().await;
     }
+
+    /// Start a successor and hand it the sockets and VRRP states ([`crate::upgrade`]).
+    /// Nothing here changes unless it took over.
+    pub async fn upgrade(&mut self) -> UpgradeOutcome {
+        let Some(relaunch) = self.relaunch.clone() else {
+            return UpgradeOutcome::Failed {
+                error: "this node was not started by `havip run`; nothing to relaunch".into(),
+            };
+        };
+        let outcome = match self.offer() {
+            Ok(offer) => upgrade::hand_over(relaunch.exe, relaunch.args, offer).await,
+            Err(error) => Err(UpgradeError::Io(error)),
+        };
+        match outcome {
+            Ok(pid) => {
+                tracing::info!(pid, "upgrade: the new process took over; draining and exiting");
+                UpgradeOutcome::TookOver { pid }
+            }
+            Err(error) => {
+                tracing::error!(%error, "upgrade failed; this process runs on as before");
+                UpgradeOutcome::Failed {
+                    error: error.to_string(),
+                }
+            }
+        }
+    }
+
+    fn offer(&self) -> std::io::Result<Offer> {
+        let mut listeners = Vec::new();
+        for (addr, socket) in self.proxy.sockets() {
+            listeners.push((addr, std::os::fd::AsFd::as_fd(&*socket).try_clone_to_owned()?));
+        }
+        let admin = match &self.admin {
+            Some(AdminEndpoint {
+                listen,
+                socket: Some(socket),
+                ..
+            }) => Some((*listen, socket.try_clone()?)),
+            _ => None,
+        };
+        Ok(Offer {
+            listeners,
+            admin,
+            vrrp: self.vrrp.as_ref().map(VrrpNode::states).unwrap_or_default(),
+        })
+    }
+
+    /// After a successor took over: stop the VRRP instances without a word on the wire (the
+    /// successor advertises and holds the addresses), stop accepting (the listening sockets
+    /// live on in the successor), and let open connections finish for up to the grace period.
+    pub async fn retire(self) {
+        if let Some(admin) = &self.admin {
+            admin.stop.cancel();
+        }
+        if let Some(vrrp) = self.vrrp {
+            vrrp.hand_off().await;
+        }
+        let report = self.proxy.shutdown(self.config.global.grace).await;
+        tracing::info!(
+            open_at_stop = report.open_at_stop,
+            cut = report.cut,
+            "handed over to the new process; stopped"
+        );
+    }
 }
 
-async fn recv(inbox: &mut Option<mpsc::Receiver<ReloadRequest>>) -> Option<ReloadRequest> {
+async fn recv<T>(inbox: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match inbox {
         Some(inbox) => inbox.recv().await,
         None => std::future::pending().await,
@@ -711,13 +892,36 @@ pub async fn serve(
     Ok(())
 }
 
-/// Run the config file's `config` until a stop signal, reloading on SIGHUP.
+/// Run the config file's `config` until a stop signal, reloading on SIGHUP, upgrading on
+/// SIGUSR2; when `start` carries a predecessor's sockets, take over from it.
 pub async fn serve_file(
     config: Config,
     source: ConfigSource,
     signals: Signals,
+    start: Start,
 ) -> anyhow::Result<()> {
-    let running = Running::start_from(config, source).await?;
+    let (inherited, handshake) = match start.inheritance {
+        Some(inheritance) => (inheritance.inherited, Some(inheritance.handshake)),
+        None => (Inherited::default(), None),
+    };
+    let mut running = match Running::start_inherited(config, source, inherited).await {
+        Ok(running) => running,
+        Err(error) => {
+            if let Some(handshake) = handshake {
+                handshake.fail(&format!("{error:#}"));
+            }
+            return Err(error);
+        }
+    };
+    running.relaunch = start.relaunch;
+    if let Some(handshake) = handshake {
+        tokio::task::spawn_blocking(move || handshake.ready())
+            .await
+            .map_err(|e| anyhow!("upgrade: {e}"))?
+            .map_err(|e| anyhow!("upgrade: {e}"))?;
+        upgrade::notify_systemd_main_pid();
+        tracing::info!(pid = std::process::id(), "upgrade: took over from the previous process");
+    }
     running.serve(signals).await;
     Ok(())
 }

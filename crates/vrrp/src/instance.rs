@@ -220,6 +220,8 @@ impl Instance {
                     self.reevaluate_fault(now, &mut out);
                 }
             }
+            Input::Resume { was_master } => self.resume(now, was_master, &mut out),
+            Input::HandOff => self.hand_off(&mut out),
         }
         out
     }
@@ -336,6 +338,41 @@ impl Instance {
             Some(cause) => self.set_state(State::Fault, Reason::Fault(cause), out),
             None => self.start_running(now, Reason::Startup, out),
         }
+    }
+
+    fn resume(&mut self, now: Timestamp, was_master: bool, out: &mut Vec<Action>) {
+        if self.state != State::Initialize {
+            return;
+        }
+        if !was_master || self.fault_cause().is_some() {
+            return self.startup(now, out);
+        }
+        // RFC 5798 6.4.1's Master entry minus the announcements: the predecessor sent them
+        // when the addresses arrived, and they have not moved since.
+        self.master_adver_interval = self.config.advert_interval;
+        self.set_state(State::Master, Reason::Resumed, out);
+        self.send_advertisement(self.priority(), out);
+        // Already on the interface; adding is idempotent and makes sure of it.
+        out.push(self.add_addresses(self.config.virtual_addresses.clone()));
+        if let Some(refresh) = self.config.announcements.refresh_interval {
+            self.arm(TimerKind::AnnounceRefresh, now + refresh);
+        }
+        self.arm(
+            TimerKind::Advert,
+            now + self.config.advert_interval.as_duration(),
+        );
+    }
+
+    fn hand_off(&mut self, out: &mut Vec<Action>) {
+        if self.state == State::Initialize {
+            return;
+        }
+        for kind in TimerKind::ALL {
+            self.disarm(kind);
+        }
+        self.handover = None;
+        self.announce_rounds_left = 0;
+        self.set_state(State::Initialize, Reason::HandedOff, out);
     }
 
     fn shutdown(&mut self, now: Timestamp, out: &mut Vec<Action>) {

@@ -21,7 +21,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
-use crate::run::{ConfigSource, ReloadOutcome, ReloadRequest, ReloadStats, RELOAD_TIMEOUT};
+use crate::run::{
+    ConfigSource, ReloadOutcome, ReloadRequest, ReloadStats, UpgradeOutcome, UpgradeRequest,
+    RELOAD_TIMEOUT,
+};
 use crate::vrrp::instance::StepDownResult;
 use crate::vrrp::status::VrrpView;
 use crate::vrrp::VrrpCommands;
@@ -43,6 +46,8 @@ pub struct AdminState {
     pub auth: auth::BasicAuth,
     /// Where `POST /api/reload` goes, when `[admin] commands = true`.
     pub reload: Option<mpsc::Sender<ReloadRequest>>,
+    /// Where `POST /api/upgrade` goes, when `[admin] commands = true`.
+    pub upgrade: Option<mpsc::Sender<UpgradeRequest>>,
     /// The running config: file, checksum, when loaded.
     pub config: ConfigSource,
     /// Reloads by result.
@@ -60,6 +65,7 @@ impl AdminState {
             commands: None,
             auth: auth::BasicAuth::new(&[]),
             reload: None,
+            upgrade: None,
             config: ConfigSource {
                 path: None,
                 checksum: String::new(),
@@ -145,8 +151,10 @@ async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
 /// Runtime commands: `POST /api/vrrp/<instance>/step-down` and `.../restore`, for the
 /// failover drill. Off unless `[admin] commands = true`.
 async fn command(path: &str, state: &AdminState) -> (u16, &'static str, String) {
-    if path.trim_end_matches('/') == "/api/reload" {
-        return reload(state).await;
+    match path.trim_end_matches('/') {
+        "/api/reload" => return reload(state).await,
+        "/api/upgrade" => return upgrade(state).await,
+        _ => {}
     }
     let Some(commands) = &state.commands else {
         return (
@@ -253,6 +261,34 @@ async fn reload(state: &AdminState) -> (u16, &'static str, String) {
         ReloadOutcome::Failed { error } => {
             (409, serde_json::json!({"result": "failed", "error": error}))
         }
+    };
+    (status, "application/json", format!("{body:#}\n"))
+}
+
+/// `POST /api/upgrade`: start the new binary and hand over ([`crate::upgrade`]); answers when
+/// it took over (200, with its PID; this process then drains and exits) or failed (409; this
+/// process runs on).
+async fn upgrade(state: &AdminState) -> (u16, &'static str, String) {
+    let Some(requests) = &state.upgrade else {
+        return (
+            403,
+            "text/plain",
+            "runtime commands are off; set `commands = true` in [admin]\n".into(),
+        );
+    };
+    let (reply, answer) = oneshot::channel();
+    if requests.send(reply).await.is_err() {
+        return (503, "text/plain", "havip is stopping\n".into());
+    }
+    let timeout = crate::upgrade::HANDOVER_TIMEOUT + Duration::from_secs(5);
+    let (status, body) = match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(UpgradeOutcome::TookOver { pid })) => {
+            (200, serde_json::json!({"result": "took_over", "pid": pid}))
+        }
+        Ok(Ok(UpgradeOutcome::Failed { error })) => {
+            (409, serde_json::json!({"result": "failed", "error": error}))
+        }
+        _ => return (503, "text/plain", "no answer from the node\n".into()),
     };
     (status, "application/json", format!("{body:#}\n"))
 }

@@ -152,6 +152,22 @@ pub struct VrrpNode {
     retiring: Vec<JoinHandle<()>>,
     /// What [`VrrpNode::start_later`] prepared, for [`VrrpNode::finish_start`].
     pending: Option<PreparedVrrp>,
+    /// The states a predecessor process handed over (a binary upgrade), used once by the
+    /// instances they name.
+    resume: Vec<Resumed>,
+}
+
+/// The state of one instance as a predecessor process on this node left it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resumed {
+    /// The instance's name.
+    pub name: String,
+    /// Its virtual router ID.
+    pub vrid: u8,
+    /// Its interface.
+    pub interface: String,
+    /// Whether it was master (holding the addresses).
+    pub master: bool,
 }
 
 impl VrrpNode {
@@ -162,9 +178,45 @@ impl VrrpNode {
         trackers: &[TrackerSettings],
         services: Arc<ServiceTable>,
     ) -> anyhow::Result<VrrpNode> {
+        VrrpNode::start_resuming(settings, trackers, services, Vec::new()).await
+    }
+
+    /// [`VrrpNode::start`] in a process that takes over from a predecessor (a binary
+    /// upgrade): an instance named in `resume` with the same VRID and interface resumes its
+    /// state (a master stays master, keeping its addresses, with no announcement burst);
+    /// the others start afresh.
+    pub async fn start_resuming(
+        settings: &[VrrpSettings],
+        trackers: &[TrackerSettings],
+        services: Arc<ServiceTable>,
+        resume: Vec<Resumed>,
+    ) -> anyhow::Result<VrrpNode> {
         let mut node = VrrpNode::start_later(settings, trackers, services)?;
+        node.resume = resume;
         node.finish_start().await;
+        node.resume.clear();
         Ok(node)
+    }
+
+    /// What this node's instances would hand to a successor now.
+    pub fn states(&self) -> Vec<Resumed> {
+        self.instances
+            .iter()
+            .map(|running| Resumed {
+                name: running.planned.settings.name.clone(),
+                vrid: running.planned.settings.vrid,
+                interface: running.planned.link.name.clone(),
+                master: running.status.lock().unwrap_or_else(|e| e.into_inner()).state
+                    == havip_vrrp::State::Master,
+            })
+            .collect()
+    }
+
+    fn take_resume(&mut self, p: &Planned) -> Option<bool> {
+        let at = self.resume.iter().position(|r| {
+            r.name == p.settings.name && r.vrid == p.settings.vrid && r.interface == p.link.name
+        })?;
+        Some(self.resume.swap_remove(at).master)
     }
 
     /// The fallible half of [`VrrpNode::start`]: everything is opened and resolved, nothing
@@ -215,6 +267,7 @@ impl VrrpNode {
             background,
             retiring: Vec::new(),
             pending: None,
+            resume: Vec::new(),
         })
     }
 
@@ -494,6 +547,7 @@ impl VrrpNode {
             instance,
             vips: p.vips.clone(),
             link_up: p.link.up,
+            resume: self.take_resume(&p),
             io,
             status: status.clone(),
             events: self.events.clone(),
@@ -612,10 +666,20 @@ impl VrrpNode {
 
     /// Release every instance gracefully (see [`instance`]) and stop the background tasks.
     pub async fn shutdown(self) {
+        self.stop_with(Control::Shutdown).await;
+    }
+
+    /// Stop every instance without a word on the wire and leave the addresses in place: a
+    /// successor process has resumed them (a binary upgrade).
+    pub async fn hand_off(self) {
+        self.stop_with(Control::HandOff).await;
+    }
+
+    async fn stop_with(self, control: fn(oneshot::Sender<()>) -> Control) {
         let mut waits = Vec::new();
         for running in &self.instances {
             let (done_tx, done_rx) = oneshot::channel();
-            if running.inbox.send(Control::Shutdown(done_tx)).await.is_ok() {
+            if running.inbox.send(control(done_tx)).await.is_ok() {
                 waits.push(done_rx);
             }
         }

@@ -1687,3 +1687,81 @@ fn a_reload_with_a_failing_weight_zero_tracker_takes_the_master_to_fault() {
     assert_eq!(instance.state(), State::Fault);
     assert_eq!(sent(&actions)[0].advertisement.priority, 0);
 }
+
+// --- binary upgrade: resume and hand off ----------------------------------------------------
+
+#[test]
+fn a_resumed_master_advertises_at_once_keeps_its_addresses_and_announces_nothing() {
+    let config = v3_config(100, 100);
+    let mut instance = instance(config.clone());
+    let actions = instance.handle(ms(0), Input::Resume { was_master: true });
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Initialize, State::Master, Reason::Resumed)]
+    );
+    let adverts = sent(&actions);
+    assert_eq!(adverts.len(), 1, "one advertisement at once");
+    assert_eq!(adverts[0].advertisement.priority, 100);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::AddAddresses { .. })));
+    assert_eq!(announcements(&actions), 0, "nothing moved: no GARP / NA burst");
+    assert!(!actions
+        .iter()
+        .any(|a| matches!(a, Action::RemoveAddresses { .. })));
+    // The next advertisement exactly one interval later, as for any master.
+    assert_eq!(instance.timer_deadline(TimerKind::Advert), Some(ms(1000)));
+    assert_eq!(instance.timer_deadline(TimerKind::AnnounceBurst), None);
+    assert_eq!(instance.timer_deadline(TimerKind::AnnounceRepeat), None);
+    // A resume is a start: a second one does nothing.
+    assert!(instance
+        .handle(ms(10), Input::Resume { was_master: true })
+        .is_empty());
+}
+
+#[test]
+fn a_resumed_master_yields_to_a_higher_priority_as_any_master_does() {
+    let config = v3_config(100, 100);
+    let mut instance = instance(config.clone());
+    instance.handle(ms(0), Input::Resume { was_master: true });
+    let higher = peer_advert(&config, "10.0.0.9", 150);
+    let actions = receive(&mut instance, ms(50), &higher);
+    assert_eq!(instance.state(), State::Backup, "{actions:?}");
+}
+
+#[test]
+fn a_resumed_backup_or_a_faulty_instance_starts_as_at_startup() {
+    let config = v3_config(100, 100);
+    let (mut fresh, fresh_actions) = started(config.clone());
+    let mut resumed = instance(config.clone());
+    let actions = resumed.handle(ms(0), Input::Resume { was_master: false });
+    assert_eq!(state_changes(&actions), state_changes(&fresh_actions));
+    assert_eq!(
+        resumed.timer_deadline(TimerKind::MasterDown),
+        fresh.timer_deadline(TimerKind::MasterDown)
+    );
+    let _ = fresh.handle(ms(1), Input::Shutdown);
+
+    let mut down = instance(config);
+    down.handle(ms(0), Input::InterfaceDown);
+    let actions = down.handle(ms(0), Input::Resume { was_master: true });
+    assert_eq!(down.state(), State::Fault, "{actions:?}");
+    assert!(sent(&actions).is_empty());
+}
+
+#[test]
+fn a_hand_off_stops_silently_leaving_the_addresses() {
+    let (mut instance, became) = master(v2_config(100));
+    let actions = instance.handle(became, Input::HandOff);
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Master, State::Initialize, Reason::HandedOff)]
+    );
+    assert!(sent(&actions).is_empty(), "no priority 0: the successor is master");
+    assert!(!actions
+        .iter()
+        .any(|a| matches!(a, Action::RemoveAddresses { .. })));
+    assert_eq!(instance.next_timer(), None, "every timer cancelled");
+    assert!(!instance.holds_addresses());
+    assert!(instance.handle(became, Input::HandOff).is_empty());
+}
