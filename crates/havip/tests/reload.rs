@@ -363,3 +363,131 @@ fn reloads_apply_in_place_refuse_bad_files_and_drop_nothing() {
     let exited = wait_for(LIMIT, || child.0.try_wait().unwrap()).expect("havip exits on QUIT");
     assert!(exited.success(), "{exited:?}");
 }
+
+/// The systemd side of a notify socket: what the service sends (`MAINPID=`, `READY=1`).
+struct NotifySocket(std::os::unix::net::UnixDatagram);
+
+impl NotifySocket {
+    fn bind(path: &Path) -> NotifySocket {
+        let socket = std::os::unix::net::UnixDatagram::bind(path).unwrap();
+        socket.set_read_timeout(Some(LIMIT)).unwrap();
+        NotifySocket(socket)
+    }
+
+    /// Every datagram until one contains `want` (or the limit passes).
+    fn until(&self, want: &str) -> String {
+        let mut all = String::new();
+        let mut buf = [0u8; 4096];
+        while !all.contains(want) {
+            match self.0.recv(&mut buf) {
+                Ok(n) => all.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(_) => break,
+            }
+        }
+        all
+    }
+}
+
+#[test]
+fn an_upgrade_hands_the_sockets_over_drops_no_connect_and_cuts_no_connection() {
+    let b1 = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Reply::GreetThenEcho("b1".into()),
+    );
+    let (admin, api) = (free_port(), free_port());
+    let dir = Scratch::new("upgrade");
+    let path = dir.write(
+        "havip.toml",
+        &node(admin, api, &[("b1", b1.addr)]).to_toml(),
+    );
+    let notify = NotifySocket::bind(&dir.path("notify.sock"));
+    let log = std::fs::File::create(dir.path("havip.log")).unwrap();
+    let mut old = Running(
+        Command::new(HAVIP)
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("NOTIFY_SOCKET", dir.path("notify.sock"))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(LIMIT, || greeting(api).ok()).expect("havip serves");
+    assert_eq!(status(admin)["pid"], old.0.id());
+    let mut open = Chatty::open(api);
+    let connects = ConnectLoop::start(api);
+    std::thread::sleep(Duration::from_millis(200));
+
+    let out = Command::new(HAVIP)
+        .args(["upgrade", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let log_path = dir.path("havip.log");
+    let logged = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        logged()
+    );
+    let new_pid: u32 = stdout
+        .split("PID ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("the new PID in {stdout:?}"));
+    let new = Pid(new_pid);
+    assert_ne!(new_pid, old.0.id());
+    // systemd learns the new main PID from the new process itself.
+    let told = notify.until("READY=1");
+    assert!(told.contains(&format!("MAINPID={new_pid}")), "{told:?}");
+    // The admin endpoint and new connections are the new process's now.
+    assert_eq!(status(admin)["pid"], new_pid);
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, failed, errors) = connects.finish();
+    assert_eq!(
+        failed,
+        0,
+        "failed connects across the upgrade: {errors:?}\n{}",
+        logged()
+    );
+    assert!(ok > 20, "the connect loop ran: {ok}");
+
+    // The old process keeps the connection it had open, then exits 0 when it closes.
+    open.round_trip(7);
+    assert!(
+        old.0.try_wait().unwrap().is_none(),
+        "the old process drains first"
+    );
+    drop(open);
+    let exited = wait_for(LIMIT, || old.0.try_wait().unwrap()).expect("the old process exits");
+    assert!(exited.success(), "{exited:?}\n{}", logged());
+    assert_eq!(greeting(api).unwrap(), "b1", "the new process serves on");
+    assert!(
+        logged().contains("handed over to the new process"),
+        "{}",
+        logged()
+    );
+    drop(new);
+}
+
+/// A process this test caused to start (the upgraded havip), stopped with SIGTERM by its PID
+/// on drop.
+struct Pid(u32);
+
+impl Drop for Pid {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.to_string()).status();
+        // It answers SIGTERM by draining; give it a moment, then make sure.
+        for _ in 0..100 {
+            if !Path::new(&format!("/proc/{}", self.0)).exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
+}

@@ -509,11 +509,11 @@ impl Running {
             (Some(node), _) => Some(PreparedVrrpSide::Running(
                 node.prepare(&new.vrrp, &new.trackers)?,
             )),
-            (None, false) => Some(PreparedVrrpSide::New(VrrpNode::start_later(
+            (None, false) => Some(PreparedVrrpSide::New(Box::new(VrrpNode::start_later(
                 &new.vrrp,
                 &new.trackers,
                 self.proxy.table(),
-            )?)),
+            )?))),
             (None, true) => None,
         };
         let admin_listener = match (&new.admin, &self.admin) {
@@ -542,7 +542,7 @@ impl Running {
             Some(PreparedVrrpSide::New(mut node)) => {
                 let report = node.finish_start().await;
                 describe_vrrp(&report, &mut changes);
-                self.vrrp = Some(node);
+                self.vrrp = Some(*node);
             }
             None => {}
         }
@@ -584,7 +584,9 @@ impl Running {
         let addr = listener.local_addr().unwrap_or(settings.listen);
         tracing::info!(%addr, "admin endpoint: /metrics /api/status /healthz");
         let stop = CancellationToken::new();
-        let socket = std::os::fd::AsFd::as_fd(&listener).try_clone_to_owned().ok();
+        let socket = std::os::fd::AsFd::as_fd(&listener)
+            .try_clone_to_owned()
+            .ok();
         tokio::spawn(admin::serve(
             listener,
             self.admin_state.clone(),
@@ -724,7 +726,10 @@ impl Running {
         };
         match outcome {
             Ok(pid) => {
-                tracing::info!(pid, "upgrade: the new process took over; draining and exiting");
+                tracing::info!(
+                    pid,
+                    "upgrade: the new process took over; draining and exiting"
+                );
                 UpgradeOutcome::TookOver { pid }
             }
             Err(error) => {
@@ -739,7 +744,10 @@ impl Running {
     fn offer(&self) -> std::io::Result<Offer> {
         let mut listeners = Vec::new();
         for (addr, socket) in self.proxy.sockets() {
-            listeners.push((addr, std::os::fd::AsFd::as_fd(&*socket).try_clone_to_owned()?));
+            listeners.push((
+                addr,
+                std::os::fd::AsFd::as_fd(&*socket).try_clone_to_owned()?,
+            ));
         }
         let admin = match &self.admin {
             Some(AdminEndpoint {
@@ -793,7 +801,7 @@ struct PreparedReload {
 /// because the config had no VRRP before.
 enum PreparedVrrpSide {
     Running(PreparedVrrp),
-    New(VrrpNode),
+    New(Box<VrrpNode>),
 }
 
 fn proxy_config(config: &Config) -> ProxyConfig {
@@ -920,7 +928,10 @@ pub async fn serve_file(
             .map_err(|e| anyhow!("upgrade: {e}"))?
             .map_err(|e| anyhow!("upgrade: {e}"))?;
         upgrade::notify_systemd_main_pid();
-        tracing::info!(pid = std::process::id(), "upgrade: took over from the previous process");
+        tracing::info!(
+            pid = std::process::id(),
+            "upgrade: took over from the previous process"
+        );
     }
     running.serve(signals).await;
     Ok(())

@@ -147,7 +147,9 @@ pub async fn hand_over(
         &UnixAddr::from_abstract_name(name.as_bytes()).map_err(UpgradeError::Socket)?,
     )
     .map_err(UpgradeError::Socket)?;
-    listener.set_nonblocking(true).map_err(UpgradeError::Socket)?;
+    listener
+        .set_nonblocking(true)
+        .map_err(UpgradeError::Socket)?;
     let listener = tokio::net::UnixListener::from_std(listener).map_err(UpgradeError::Socket)?;
     let mut child = tokio::process::Command::new(&exe)
         .args(&args)
@@ -269,7 +271,11 @@ impl Inheritance {
         if fds.len() != listeners.len() + usize::from(admin.is_some()) {
             return Err(UpgradeError::Io(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("offer names {} sockets but carries {}", listeners.len(), fds.len()),
+                format!(
+                    "offer names {} sockets but carries {}",
+                    listeners.len(),
+                    fds.len()
+                ),
             )));
         }
         let mut fds = fds.into_iter();

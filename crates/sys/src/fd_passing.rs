@@ -11,8 +11,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use nix::sys::socket::{
-    getsockopt, recvmsg, sendmsg, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
-    UnixAddr,
+    getsockopt, recvmsg, sendmsg, sockopt, ControlMessage, ControlMessageOwned, MsgFlags, UnixAddr,
 };
 
 /// The most descriptors one message carries (the kernel allows 253, `SCM_MAX_FD`).
@@ -23,7 +22,10 @@ pub fn send_with_fds(socket: &UnixStream, bytes: &[u8], fds: &[BorrowedFd<'_>]) 
     if fds.len() > MAX_FDS {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{} descriptors in one message, at most {MAX_FDS}", fds.len()),
+            format!(
+                "{} descriptors in one message, at most {MAX_FDS}",
+                fds.len()
+            ),
         ));
     }
     if bytes.is_empty() {

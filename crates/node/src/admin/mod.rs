@@ -318,6 +318,7 @@ pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str
                 "loaded_at_unix": state.config.loaded_at_unix,
             });
             status["draining"] = state.draining.load(Relaxed).into();
+            status["pid"] = std::process::id().into();
             if let Some(vrrp) = &state.vrrp {
                 status["vrrp"] = vrrp.status_json();
             }

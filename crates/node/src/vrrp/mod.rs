@@ -206,7 +206,11 @@ impl VrrpNode {
                 name: running.planned.settings.name.clone(),
                 vrid: running.planned.settings.vrid,
                 interface: running.planned.link.name.clone(),
-                master: running.status.lock().unwrap_or_else(|e| e.into_inner()).state
+                master: running
+                    .status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .state
                     == havip_vrrp::State::Master,
             })
             .collect()

@@ -1705,7 +1705,11 @@ fn a_resumed_master_advertises_at_once_keeps_its_addresses_and_announces_nothing
     assert!(actions
         .iter()
         .any(|a| matches!(a, Action::AddAddresses { .. })));
-    assert_eq!(announcements(&actions), 0, "nothing moved: no GARP / NA burst");
+    assert_eq!(
+        announcements(&actions),
+        0,
+        "nothing moved: no GARP / NA burst"
+    );
     assert!(!actions
         .iter()
         .any(|a| matches!(a, Action::RemoveAddresses { .. })));
@@ -1757,7 +1761,10 @@ fn a_hand_off_stops_silently_leaving_the_addresses() {
         state_changes(&actions),
         [(State::Master, State::Initialize, Reason::HandedOff)]
     );
-    assert!(sent(&actions).is_empty(), "no priority 0: the successor is master");
+    assert!(
+        sent(&actions).is_empty(),
+        "no priority 0: the successor is master"
+    );
     assert!(!actions
         .iter()
         .any(|a| matches!(a, Action::RemoveAddresses { .. })));
