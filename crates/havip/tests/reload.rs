@@ -348,7 +348,37 @@ fn reloads_apply_in_place_refuse_bad_files_and_drop_nothing() {
         assert!(metrics.contains(sample), "{sample} in\n{metrics}");
     }
 
-    // 5. The other signals: USR1 logs the status; QUIT stops gracefully with exit 0 once the
+    // 5. The admin endpoint moves and takes credentials: rebound at once, the old address
+    // closed, the new one asks for them.
+    let moved = free_port();
+    let secured =
+        node(moved, api, &[("b2", b2.addr)]).admin_key("auth", vec!["ops:s3cret".to_string()]);
+    std::fs::write(&path, secured.to_toml()).unwrap();
+    signal(&child.0, "HUP");
+    wait_for(LIMIT, || TcpStream::connect(moved).ok()).expect("the admin endpoint moved");
+    assert!(
+        TcpStream::connect(admin).is_err(),
+        "the old admin address is closed"
+    );
+    assert_eq!(
+        http(moved, "GET", "/api/status").0,
+        401,
+        "auth is asked for"
+    );
+    let out = Command::new(HAVIP)
+        .args(["reload", "--config"])
+        .arg(&path)
+        .args(["--auth", "ops:s3cret"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    open.round_trip(3);
+
+    // 6. The other signals: USR1 logs the status; QUIT stops gracefully with exit 0 once the
     // open connection closes.
     signal(&child.0, "USR1");
     let log_path = dir.path("havip.log");
@@ -358,7 +388,7 @@ fn reloads_apply_in_place_refuse_bad_files_and_drop_nothing() {
     })
     .expect("SIGUSR1 logs the status");
     signal(&child.0, "QUIT");
-    open.round_trip(3);
+    open.round_trip(4);
     drop(open);
     let exited = wait_for(LIMIT, || child.0.try_wait().unwrap()).expect("havip exits on QUIT");
     assert!(exited.success(), "{exited:?}");
@@ -469,7 +499,32 @@ fn an_upgrade_hands_the_sockets_over_drops_no_connect_and_cuts_no_connection() {
         "{}",
         logged()
     );
-    drop(new);
+
+    // The new process upgrades in turn (its successor is the third process).
+    let out = Command::new(HAVIP)
+        .args(["upgrade", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        logged()
+    );
+    let third = wait_for(LIMIT, || {
+        let pid = status(admin)["pid"].as_u64()? as u32;
+        (pid != new_pid).then_some(pid)
+    })
+    .expect("a third process serves");
+    let third = Pid(third);
+    wait_for(LIMIT, || {
+        (!Path::new(&format!("/proc/{new_pid}")).exists()).then_some(())
+    })
+    .expect("the second process exits once drained");
+    assert_eq!(greeting(api).unwrap(), "b1");
+    std::mem::forget(new);
+    drop(third);
 }
 
 /// A process this test caused to start (the upgraded havip), stopped with SIGTERM by its PID
