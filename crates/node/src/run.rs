@@ -362,7 +362,11 @@ impl Running {
             listener.set_nonblocking(true)?;
             sockets.insert(addr, TcpListener::from_std(listener)?);
         }
-        let proxy = Proxy::start_with(proxy_config(&config), sockets).await?;
+        let handed = havip_proxy::Inherited {
+            sockets,
+            down: inherited.down.into_iter().collect(),
+        };
+        let proxy = Proxy::start_with(proxy_config(&config), handed).await?;
         // The listeners are bound first (with IP_FREEBIND, also on a VIP this node does not
         // hold yet), so a node that becomes master serves at once.
         let vrrp = if config.vrrp.is_empty() {
@@ -757,10 +761,20 @@ impl Running {
             }) => Some((*listen, socket.try_clone()?)),
             _ => None,
         };
+        let mut down = Vec::new();
+        for service in self.proxy.services().iter() {
+            for backend in &service.backends {
+                if backend.health() == havip_proxy::backend::Health::Down {
+                    let key = (service.spec.name.clone(), backend.name(), backend.addr());
+                    down.push(key);
+                }
+            }
+        }
         Ok(Offer {
             listeners,
             admin,
             vrrp: self.vrrp.as_ref().map(VrrpNode::states).unwrap_or_default(),
+            down,
         })
     }
 

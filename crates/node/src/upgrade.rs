@@ -39,6 +39,7 @@ use havip_sys::fd_passing::{peer_pid, recv_with_fds, send_with_fds, MAX_FDS};
 use serde::{Deserialize, Serialize};
 
 use crate::vrrp::Resumed;
+use havip_proxy::BackendKey;
 
 /// The environment variable that names the predecessor's socket in the new process.
 pub const ENV: &str = "HAVIP_UPGRADE_FROM";
@@ -70,6 +71,9 @@ pub enum Message {
         admin: Option<SocketAddr>,
         /// The VRRP instances' states.
         vrrp: Vec<Resumed>,
+        /// The backends known as down, which start down (not up on probation).
+        #[serde(default)]
+        down: Vec<BackendKey>,
     },
     /// New to old: everything runs; stop now.
     Ready,
@@ -129,6 +133,8 @@ pub struct Offer {
     pub admin: Option<(SocketAddr, OwnedFd)>,
     /// The VRRP instances' states.
     pub vrrp: Vec<Resumed>,
+    /// The backends known as down.
+    pub down: Vec<BackendKey>,
 }
 
 /// Start the successor and hand everything over; `Ok(pid)` once it is ready. On `Err` the
@@ -204,6 +210,7 @@ fn offer_to(mut stream: UnixStream, offer: Offer) -> Result<(), UpgradeError> {
         listeners: offer.listeners.iter().map(|(addr, _)| *addr).collect(),
         admin: offer.admin.as_ref().map(|(addr, _)| *addr),
         vrrp: offer.vrrp,
+        down: offer.down,
     };
     let fds: Vec<_> = offer
         .listeners
@@ -237,6 +244,8 @@ pub struct Inherited {
     pub admin: Option<(SocketAddr, std::net::TcpListener)>,
     /// The VRRP instances' states.
     pub vrrp: Vec<Resumed>,
+    /// The backends the predecessor knew as down.
+    pub down: Vec<BackendKey>,
 }
 
 /// The new process's end of the handover socket.
@@ -264,6 +273,7 @@ impl Inheritance {
             listeners,
             admin,
             vrrp,
+            down,
         } = message
         else {
             return Err(unexpected(&message));
@@ -290,6 +300,7 @@ impl Inheritance {
                 listeners,
                 admin,
                 vrrp,
+                down,
             },
             handshake: Handshake(channel),
         })
@@ -409,6 +420,7 @@ mod tests {
                 interface: "eth0".into(),
                 master: true,
             }],
+            down: vec![("api".into(), "b2".into(), addr)],
         };
         send_with_fds(&left, &frame(&offer).unwrap(), &[listener.as_fd()]).unwrap();
         send_with_fds(&right, &frame(&Message::Ready).unwrap(), &[]).unwrap();

@@ -17,5 +17,6 @@ pub mod runtime;
 pub mod service;
 
 pub use runtime::{
-    ApplyReport, Prepared, Proxy, ProxyConfig, ServiceTable, ShutdownReport, StartError,
+    ApplyReport, BackendKey, Inherited, Prepared, Proxy, ProxyConfig, ServiceTable, ShutdownReport,
+    StartError,
 };

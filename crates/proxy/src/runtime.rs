@@ -22,7 +22,7 @@
 //! [`Proxy::shutdown`] stops accepting, waits for open connections to finish up to a grace
 //! period, then cuts the rest.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -167,6 +167,21 @@ pub struct Proxy {
     connections: TaskTracker,
     /// Timers that end removed services and backends after their grace period.
     retiring: Vec<JoinHandle<()>>,
+    /// Backends a predecessor process knew as down (a binary upgrade): they start down and
+    /// come up after `rise` passing checks, instead of starting up on probation.
+    known_down: HashSet<BackendKey>,
+}
+
+/// A backend by identity: (service name, backend name, address).
+pub type BackendKey = (String, String, SocketAddr);
+
+/// What a predecessor process hands the proxy at a binary upgrade.
+#[derive(Debug, Default)]
+pub struct Inherited {
+    /// Its listening sockets, by configured address: adopted instead of bound.
+    pub sockets: HashMap<SocketAddr, TcpListener>,
+    /// The backends it knew as down.
+    pub down: HashSet<BackendKey>,
 }
 
 /// What a graceful shutdown found.
@@ -181,14 +196,15 @@ pub struct ShutdownReport {
 impl Proxy {
     /// Start every service. Must run inside a tokio runtime.
     pub async fn start(config: ProxyConfig) -> Result<Proxy, StartError> {
-        Proxy::start_with(config, HashMap::new()).await
+        Proxy::start_with(config, Inherited::default()).await
     }
 
-    /// Start every service, taking the listening sockets in `inherited` (a binary upgrade
-    /// hands them over) for their addresses instead of binding them.
+    /// Start every service with what a predecessor handed over (a binary upgrade): its
+    /// listening sockets are taken for their addresses instead of binding them, and the
+    /// backends it knew as down start down.
     pub async fn start_with(
         config: ProxyConfig,
-        inherited: HashMap<SocketAddr, TcpListener>,
+        inherited: Inherited,
     ) -> Result<Proxy, StartError> {
         let mut proxy = Proxy {
             table: Arc::default(),
@@ -200,10 +216,12 @@ impl Proxy {
             stop: CancellationToken::new(),
             connections: TaskTracker::new(),
             retiring: Vec::new(),
+            known_down: inherited.down,
         };
-        let prepared = proxy.prepare_with(config, inherited)?;
+        let prepared = proxy.prepare_with(config, inherited.sockets)?;
         proxy.apply(prepared, Duration::ZERO);
         proxy.started = true;
+        proxy.known_down.clear();
         Ok(proxy)
     }
 
@@ -373,6 +391,7 @@ impl Proxy {
     ) -> Arc<Service> {
         let epoch = self.epoch;
         let started = self.started;
+        let known_down = &self.known_down;
         let Some(entry) = self.entries.get_mut(name) else {
             unreachable!("apply_service created the entry");
         };
@@ -391,8 +410,18 @@ impl Proxy {
                     backends.push(kept.clone());
                 }
                 None => {
-                    let backend =
-                        new_backend(backend_spec, &spec, epoch, started, entry, index, count);
+                    let down_before =
+                        known_down.contains(&(name.to_string(), key.0.clone(), key.1));
+                    let arrives_down = started || down_before;
+                    let backend = new_backend(
+                        backend_spec,
+                        &spec,
+                        epoch,
+                        arrives_down,
+                        entry,
+                        index,
+                        count,
+                    );
                     if started {
                         report
                             .backends_added
@@ -588,18 +617,19 @@ impl Proxy {
 }
 
 /// A backend of `spec` with its monitor: at start as HAProxy starts servers (up, on
-/// probation), after start as a reload adds one (down until checks pass).
+/// probation); `arrives_down` (added by a reload, or known down by a predecessor) as a
+/// backend that was never seen up (down until checks pass).
 fn new_backend(
     backend_spec: &BackendSpec,
     spec: &ServiceSpec,
     epoch: Instant,
-    started: bool,
+    arrives_down: bool,
     entry: &mut Entry,
     index: usize,
     count: usize,
 ) -> Arc<Backend> {
     let checked = entry.checks.borrow().probe.is_some();
-    let (backend, inbox): (Backend, HealthInbox) = if started {
+    let (backend, inbox): (Backend, HealthInbox) = if arrives_down {
         Backend::added(backend_spec.clone(), epoch, checked, Instant::now())
     } else {
         let ramp_at_boot = spec.slow_start.is_some() && spec.slow_start_at_boot;
@@ -611,7 +641,7 @@ fn new_backend(
         backend: backend.clone(),
         inbox,
         checks: entry.checks.subscribe(),
-        added: started,
+        added: arrives_down,
         index,
         count,
     }

@@ -363,3 +363,34 @@ async fn a_moved_address_is_bound_before_the_old_one_closes_and_a_removed_servic
         .expect("the removed service's connection continues");
     proxy.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_upgrade_a_backend_the_predecessor_knew_as_down_starts_down() {
+    let (b1, b2) = (echo_server("b1"), echo_server("b2"));
+    let listen = free_port();
+    let mut spec = api(listen, vec![named("b1", b1.addr), named("b2", b2.addr)]);
+    tcp_checks(&mut spec);
+    // The predecessor had b2 down; its listening socket comes along.
+    let socket = tokio::net::TcpListener::bind(listen).await.unwrap();
+    let inherited = havip_proxy::Inherited {
+        sockets: [(listen, socket)].into(),
+        down: [("api".to_string(), "b2".to_string(), b2.addr)].into(),
+    };
+    let proxy = Proxy::start_with(config(vec![spec]), inherited)
+        .await
+        .unwrap();
+    let table = proxy.table();
+    let service = table.find("api").unwrap();
+    assert_eq!(service.backends[0].health(), Health::Up, "b1 starts up");
+    assert_eq!(service.backends[1].health(), Health::Down, "b2 starts down");
+    for _ in 0..5 {
+        let (_, backend) = which_backend(listen).await.unwrap();
+        assert_eq!(backend, "b1", "nothing goes to a backend known down");
+    }
+    // It comes back as any down backend does: after `rise` passing checks.
+    eventually("b2 up after rise checks", || {
+        table.find("api").unwrap().backends[1].health() == Health::Up
+    })
+    .await;
+    proxy.shutdown(Duration::from_secs(1)).await;
+}
