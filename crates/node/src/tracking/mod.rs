@@ -551,4 +551,65 @@ mod tests {
         assert!(process_running(comm.trim_end()));
         assert!(!process_running("no-such-process-havip"));
     }
+
+    fn script(name: &str, weight: i32, program: &str) -> TrackerSettings {
+        let mut settings = tracker(name, weight);
+        settings.kind = TrackerKind::Script {
+            command: CommandSpec::Argv(vec![program.into()]),
+            timeout: Duration::from_secs(1),
+            user: None,
+            timeout_is_failure: false,
+        };
+        settings
+    }
+
+    fn inputs(trackers: Vec<TrackerSettings>, track: Vec<TrackRef>) -> Inputs {
+        Inputs {
+            trackers,
+            instances: vec![instance(100, track)],
+            services: Arc::default(),
+            links: watch::channel(crate::vrrp::monitor::LinkStates::default()).1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_the_state_of_unchanged_trackers_and_applies_new_ones() {
+        let (on_change, mut changes) = mpsc::channel(16);
+        let stop = CancellationToken::new();
+        let failing = script("down", -30, "/bin/false");
+        let handle = spawn(
+            inputs(vec![failing.clone()], vec![track("down", None)]),
+            on_change,
+            stop.clone(),
+        );
+        let limit = Duration::from_secs(5);
+        let first = loop {
+            let (_, tracking) = tokio::time::timeout(limit, changes.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if tracking.priority != 100 {
+                break tracking;
+            }
+        };
+        assert_eq!(first.priority, 70, "the failing tracker counts");
+        // A reload that adds a tracker and keeps "down" as it was: "down" keeps its state (a
+        // restarted tracker would be pending and count for nothing until its first run).
+        let passing = script("up", -20, "/bin/true");
+        let now = handle
+            .reload(inputs(
+                vec![failing.clone(), passing.clone()],
+                vec![track("down", None), track("up", None)],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(now[0].priority, 70, "kept state, at once");
+        // A reload that stops tracking "down": the priority comes back at once.
+        let now = handle
+            .reload(inputs(vec![failing, passing], vec![track("up", None)]))
+            .await
+            .unwrap();
+        assert_eq!(now[0].priority, 100);
+        stop.cancel();
+    }
 }
