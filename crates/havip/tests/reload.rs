@@ -186,211 +186,236 @@ fn node(admin: SocketAddr, api: SocketAddr, backends: &[(&str, SocketAddr)]) -> 
     for (name, addr) in backends {
         service = service.named_backend(name, *addr);
     }
+    base(admin).service(service)
+}
+
+/// The settings every config of these tests shares, with no service.
+fn base(admin: SocketAddr) -> NodeConfig {
     NodeConfig::new()
         .grace("5s")
         .log_connections(false)
         .admin(admin)
         .admin_commands()
-        .service(service)
+}
+
+/// A running `havip run` over backends b1 and b2 on loopback, with its config file.
+struct Node {
+    b1: Server,
+    b2: Server,
+    admin: SocketAddr,
+    api: SocketAddr,
+    dir: Scratch,
+    path: std::path::PathBuf,
+    child: Running,
+}
+
+impl Node {
+    fn start() -> Node {
+        let b1 = Server::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Reply::GreetThenEcho("b1".into()),
+        );
+        let b2 = Server::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Reply::GreetThenEcho("b2".into()),
+        );
+        let (admin, api) = (free_port(), free_port());
+        let dir = Scratch::new("reload");
+        let path = dir.write(
+            "havip.toml",
+            &node(admin, api, &[("b1", b1.addr)]).to_toml(),
+        );
+        let log = std::fs::File::create(dir.path("havip.log")).unwrap();
+        let child = Running(
+            Command::new(HAVIP)
+                .args(["run", "--config"])
+                .arg(&path)
+                .stderr(Stdio::from(log))
+                .spawn()
+                .unwrap(),
+        );
+        wait_for(LIMIT, || greeting(api).ok()).expect("havip serves");
+        assert_eq!(status(admin)["config"]["checksum"], sha256(&path));
+        Node {
+            b1,
+            b2,
+            admin,
+            api,
+            dir,
+            path,
+            child,
+        }
+    }
+
+    fn write(&self, config: &NodeConfig) {
+        std::fs::write(&self.path, config.to_toml()).unwrap();
+    }
+
+    fn backends(&self) -> usize {
+        status(self.admin)["services"][0]["backends"]
+            .as_array()
+            .unwrap()
+            .len()
+    }
+
+    /// A valid change through `havip reload`: a backend added; the answer says so.
+    fn add_a_backend(&self) {
+        let both = [("b1", self.b1.addr), ("b2", self.b2.addr)];
+        self.write(&node(self.admin, self.api, &both));
+        let out = havip_reload(&self.path);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}{stderr}");
+        assert!(stdout.contains("backend added: api/b2"), "{stdout}");
+        assert!(stdout.contains(&sha256(&self.path)), "{stdout}");
+        assert_eq!(status(self.admin)["config"]["checksum"], sha256(&self.path));
+        assert_eq!(self.backends(), 2);
+    }
+
+    /// An invalid file: exit 1, every problem with file:line:key, nothing changes.
+    fn refuse_an_invalid_file(&self, running_checksum: &str) {
+        let good = std::fs::read_to_string(&self.path).unwrap();
+        let bad = good.replacen("grace = \"5s\"", "grace = \"5s\"\nworkerz = 2", 1);
+        std::fs::write(&self.path, &bad).unwrap();
+        let out = havip_reload(&self.path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let shown = self.path.display().to_string();
+        assert!(
+            stderr.contains(&format!("{shown}:")) && stderr.contains("global.workerz"),
+            "the problem names file, line and key: {stderr}"
+        );
+        assert!(stderr.contains("the running config stays"), "{stderr}");
+        assert_eq!(status(self.admin)["config"]["checksum"], running_checksum);
+    }
+
+    /// A valid file that cannot be applied (an address in use): rolled back whole, so the
+    /// backend it also adds is not added either.
+    fn roll_back_an_unbindable_file(&self, running_checksum: &str) {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy = taken.local_addr().unwrap();
+        let unreachable: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let api = Service::new("api", self.api)
+            .health(checks())
+            .named_backend("b1", self.b1.addr)
+            .named_backend("b2", self.b2.addr)
+            .named_backend("b3", unreachable);
+        let other = Service::new("other", busy)
+            .health(checks())
+            .named_backend("b1", self.b1.addr);
+        self.write(&base(self.admin).service(api).service(other));
+        let out = havip_reload(&self.path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("could not be applied") && stderr.contains(&busy.to_string()),
+            "{stderr}"
+        );
+        let unchanged = status(self.admin);
+        assert_eq!(unchanged["config"]["checksum"], running_checksum);
+        assert_eq!(unchanged["services"].as_array().unwrap().len(), 1);
+        assert_eq!(self.backends(), 2, "b3 was not added");
+    }
+
+    /// SIGHUP with a valid change (b1 removed): applied, and the process lives on. b2 went
+    /// through its checks (`rise`) after it was added; it must be in service first.
+    fn remove_a_backend_by_sighup(&self) {
+        wait_for(LIMIT, || {
+            let backends = status(self.admin)["services"][0]["backends"].clone();
+            (backends[1]["name"] == "b2" && backends[1]["health"] == "up").then_some(())
+        })
+        .expect("the added backend comes into service");
+        self.write(&node(self.admin, self.api, &[("b2", self.b2.addr)]));
+        signal(&self.child.0, "HUP");
+        let want = sha256(&self.path);
+        wait_for(LIMIT, || {
+            (status(self.admin)["config"]["checksum"] == want.as_str()).then_some(())
+        })
+        .expect("SIGHUP applied the new file");
+        for _ in 0..5 {
+            let answer = greeting(self.api).unwrap();
+            assert_eq!(answer, "b2", "new connections follow the new config");
+        }
+    }
+
+    fn reload_metrics_count(&self, samples: &[&str]) {
+        let (_, metrics) = http(self.admin, "GET", "/metrics");
+        for sample in samples {
+            assert!(metrics.contains(sample), "{sample} in\n{metrics}");
+        }
+    }
+
+    /// The admin endpoint moves and takes credentials: rebound at once, the old address
+    /// closed, the new one asks for them and `havip reload --auth` gives them.
+    fn move_the_admin_endpoint(&mut self) {
+        let moved = free_port();
+        let auth = vec!["ops:s3cret".to_string()];
+        self.write(&node(moved, self.api, &[("b2", self.b2.addr)]).admin_key("auth", auth));
+        signal(&self.child.0, "HUP");
+        wait_for(LIMIT, || TcpStream::connect(moved).ok()).expect("the admin endpoint moved");
+        let old = TcpStream::connect(self.admin);
+        assert!(old.is_err(), "the old admin address is closed");
+        assert_eq!(
+            http(moved, "GET", "/api/status").0,
+            401,
+            "auth is asked for"
+        );
+        let out = Command::new(HAVIP)
+            .args(["reload", "--config"])
+            .arg(&self.path)
+            .args(["--auth", "ops:s3cret"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        self.admin = moved;
+    }
 }
 
 #[test]
 fn reloads_apply_in_place_refuse_bad_files_and_drop_nothing() {
-    let b1 = Server::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Reply::GreetThenEcho("b1".into()),
-    );
-    let b2 = Server::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Reply::GreetThenEcho("b2".into()),
-    );
-    let (admin, api) = (free_port(), free_port());
-    let dir = Scratch::new("reload");
-    let path = dir.write(
-        "havip.toml",
-        &node(admin, api, &[("b1", b1.addr)]).to_toml(),
-    );
-    let log = std::fs::File::create(dir.path("havip.log")).unwrap();
-    let mut child = Running(
-        Command::new(HAVIP)
-            .args(["run", "--config"])
-            .arg(&path)
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(LIMIT, || greeting(api).ok()).expect("havip serves");
-    let first = status(admin);
-    assert_eq!(first["config"]["checksum"], sha256(&path));
-    let mut open = Chatty::open(api);
-    let connects = ConnectLoop::start(api);
+    let mut node = Node::start();
+    let mut open = Chatty::open(node.api);
+    let connects = ConnectLoop::start(node.api);
 
-    // 1. A valid change through `havip reload`: a backend added.
-    std::fs::write(
-        &path,
-        node(admin, api, &[("b1", b1.addr), ("b2", b2.addr)]).to_toml(),
-    )
-    .unwrap();
-    let out = havip_reload(&path);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("backend added: api/b2"), "{stdout}");
-    assert!(stdout.contains(&sha256(&path)), "{stdout}");
+    node.add_a_backend();
     open.round_trip(1);
-    let after_valid = status(admin);
-    assert_eq!(after_valid["config"]["checksum"], sha256(&path));
-    assert_eq!(
-        after_valid["services"][0]["backends"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
-
-    // 2. An invalid file: exit 1, every problem with file:line:key, nothing changes.
-    let running_checksum = sha256(&path);
-    let good = std::fs::read_to_string(&path).unwrap();
-    let bad = good.replacen("grace = \"5s\"", "grace = \"5s\"\nworkerz = 2", 1);
-    std::fs::write(&path, &bad).unwrap();
-    let out = havip_reload(&path);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let shown = path.display().to_string();
+    let running = sha256(&node.path);
+    node.refuse_an_invalid_file(&running);
+    node.roll_back_an_unbindable_file(&running);
+    node.remove_a_backend_by_sighup();
     assert!(
-        stderr.contains(&format!("{shown}:")) && stderr.contains("global.workerz"),
-        "the problem names file, line and key: {stderr}"
-    );
-    assert!(stderr.contains("the running config stays"), "{stderr}");
-    assert_eq!(status(admin)["config"]["checksum"], running_checksum);
-
-    // 3. A valid file that cannot be applied (an address in use): rolled back whole.
-    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let busy = taken.local_addr().unwrap();
-    let unbindable = NodeConfig::new()
-        .grace("5s")
-        .log_connections(false)
-        .admin(admin)
-        .admin_commands()
-        .service(
-            Service::new("api", api)
-                .health(checks())
-                .named_backend("b1", b1.addr)
-                .named_backend("b2", b2.addr)
-                .named_backend("b3", "127.0.0.1:1".parse::<SocketAddr>().unwrap()),
-        )
-        .service(
-            Service::new("other", busy)
-                .health(checks())
-                .named_backend("b1", b1.addr),
-        );
-    std::fs::write(&path, unbindable.to_toml()).unwrap();
-    let out = havip_reload(&path);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("could not be applied") && stderr.contains(&busy.to_string()),
-        "{stderr}"
-    );
-    let unchanged = status(admin);
-    assert_eq!(unchanged["config"]["checksum"], running_checksum);
-    assert_eq!(unchanged["services"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        unchanged["services"][0]["backends"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2,
-        "b3 was not added"
-    );
-    drop(taken);
-
-    // 4. SIGHUP with a valid change (b1 removed): applied, and the process lives on. b2 went
-    // through its checks (`rise`) after it was added; wait for it to be in service first.
-    wait_for(LIMIT, || {
-        let backends = status(admin)["services"][0]["backends"].clone();
-        (backends[1]["name"] == "b2" && backends[1]["health"] == "up").then_some(())
-    })
-    .expect("the added backend comes into service");
-    std::fs::write(&path, node(admin, api, &[("b2", b2.addr)]).to_toml()).unwrap();
-    signal(&child.0, "HUP");
-    let want = sha256(&path);
-    wait_for(LIMIT, || {
-        (status(admin)["config"]["checksum"] == want.as_str()).then_some(())
-    })
-    .expect("SIGHUP applied the new file");
-    assert!(
-        child.0.try_wait().unwrap().is_none(),
+        node.child.0.try_wait().unwrap().is_none(),
         "SIGHUP did not kill havip"
     );
-    for _ in 0..5 {
-        assert_eq!(
-            greeting(api).unwrap(),
-            "b2",
-            "new connections follow the new config"
-        );
-    }
     open.round_trip(2);
 
     let (ok, failed, errors) = connects.finish();
     assert_eq!(failed, 0, "failed connects across the reloads: {errors:?}");
     assert!(ok > 20, "the connect loop ran: {ok}");
-    let (_, metrics) = http(admin, "GET", "/metrics");
-    for sample in [
+    node.reload_metrics_count(&[
         "havip_config_reloads_total{result=\"applied\"} 2",
         "havip_config_reloads_total{result=\"rejected\"} 1",
         "havip_config_reloads_total{result=\"failed\"} 1",
         "havip_config_last_reload_successful 1",
-    ] {
-        assert!(metrics.contains(sample), "{sample} in\n{metrics}");
-    }
-
-    // 5. The admin endpoint moves and takes credentials: rebound at once, the old address
-    // closed, the new one asks for them.
-    let moved = free_port();
-    let secured =
-        node(moved, api, &[("b2", b2.addr)]).admin_key("auth", vec!["ops:s3cret".to_string()]);
-    std::fs::write(&path, secured.to_toml()).unwrap();
-    signal(&child.0, "HUP");
-    wait_for(LIMIT, || TcpStream::connect(moved).ok()).expect("the admin endpoint moved");
-    assert!(
-        TcpStream::connect(admin).is_err(),
-        "the old admin address is closed"
-    );
-    assert_eq!(
-        http(moved, "GET", "/api/status").0,
-        401,
-        "auth is asked for"
-    );
-    let out = Command::new(HAVIP)
-        .args(["reload", "--config"])
-        .arg(&path)
-        .args(["--auth", "ops:s3cret"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ]);
+    node.move_the_admin_endpoint();
     open.round_trip(3);
 
-    // 6. The other signals: USR1 logs the status; QUIT stops gracefully with exit 0 once the
+    // The other signals: USR1 logs the status; QUIT stops gracefully with exit 0 once the
     // open connection closes.
-    signal(&child.0, "USR1");
-    let log_path = dir.path("havip.log");
+    signal(&node.child.0, "USR1");
+    let log_path = node.dir.path("havip.log");
     wait_for(LIMIT, || {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         (text.contains("status") && text.contains("checksum")).then_some(())
     })
     .expect("SIGUSR1 logs the status");
-    signal(&child.0, "QUIT");
+    signal(&node.child.0, "QUIT");
     open.round_trip(4);
     drop(open);
-    let exited = wait_for(LIMIT, || child.0.try_wait().unwrap()).expect("havip exits on QUIT");
+    let child = &mut node.child.0;
+    let exited = wait_for(LIMIT, || child.try_wait().unwrap()).expect("havip exits on QUIT");
     assert!(exited.success(), "{exited:?}");
 }
 
