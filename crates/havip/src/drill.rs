@@ -335,7 +335,7 @@ async fn node_view(
 }
 
 /// One HTTP/1.0 request to an admin endpoint: (status, body).
-async fn http(
+pub(crate) async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,

@@ -17,6 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod demo;
 mod demo_cluster;
 mod drill;
+mod reload;
 
 use havip_config::{self as config, lint};
 use havip_import as import;
@@ -86,6 +87,29 @@ enum Command {
         name: String,
         #[arg(long)]
         listen: std::net::SocketAddr,
+    },
+    /// Ask the running node to re-read its config file and apply the difference in place
+    /// (the same as SIGHUP, but with the answer): prints what changed and exits 0, or prints
+    /// every problem and exits 1 with the running config unchanged. Asks the admin endpoint
+    /// of the config file (`[admin] listen`, with `commands = true`) unless --admin is given.
+    Reload {
+        /// The node's admin endpoint (IP:port).
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+        /// `user:password` for an admin endpoint with `auth`.
+        #[arg(long)]
+        auth: Option<String>,
+    },
+    /// Binary upgrade without disruption: the running node starts its binary anew (the
+    /// path it was started from), hands it the listening sockets and VRRP state, then drains
+    /// and exits. Same as SIGUSR2. Needs `[admin] commands = true`.
+    Upgrade {
+        /// The node's admin endpoint (IP:port).
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+        /// `user:password` for an admin endpoint with `auth`.
+        #[arg(long)]
+        auth: Option<String>,
     },
     /// Failover drill on a live cluster: ask the master to step down, watch the VIP move
     /// with a connect loop, restore, and print the gap and who holds the VIP. Needs each
@@ -172,6 +196,26 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Reload { admin, auth } => {
+            match reload::run(&cli.config, &reload::ReloadPlan { admin, auth }) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("havip reload: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Upgrade { admin, auth } => {
+            match reload::upgrade(&cli.config, &reload::ReloadPlan { admin, auth }) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("havip upgrade: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Drill {
             nodes,
             instance,

@@ -14,4 +14,5 @@ pub mod logging;
 pub mod metrics;
 pub mod run;
 pub mod tracking;
+pub mod upgrade;
 pub mod vrrp;

@@ -1,29 +1,50 @@
-//! `havip run`: load, validate and prepare the config ([`crate::load`]), start the proxy
-//! and the admin endpoint, and run until SIGTERM or SIGINT; then stop accepting, drain open
-//! connections for up to `global.grace`, and exit 0.
+//! `havip run`: load, validate and prepare the config ([`crate::load`]), start the proxy, the
+//! VRRP instances and the admin endpoint, and serve until SIGTERM, SIGINT or SIGQUIT; then
+//! hand the VIPs over, stop accepting, drain open connections for up to `global.grace`, and
+//! exit 0.
+//!
+//! Signals, each documented in docs/operations.md:
+//! - SIGHUP: reload the config file ([`Running::reload`]): all of it is validated first; an
+//!   invalid file, or one that cannot be applied whole, changes nothing.
+//! - SIGTERM, SIGINT, SIGQUIT: stop gracefully.
+//! - SIGUSR1: log one line per service, backend and VRRP instance (what `/api/status` says).
+//! - SIGUSR2: hand over to a new binary ([`crate::upgrade`]).
+//!
+//! Its parts: [`signals`] (what each signal asks for), [`reload`] (the difference applied in
+//! place), [`handover`] (the running side of a binary upgrade).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
+use arc_swap::ArcSwap;
 use havip_proxy::service::DataPath;
 use havip_proxy::{Proxy, ProxyConfig};
 use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::load;
 use crate::logging;
+use crate::upgrade::{self, Inheritance, Inherited};
 use crate::vrrp::VrrpNode;
-use havip_config::{Config, ConfigError};
+use havip_config::{AdminSettings, Config, ConfigError};
+
+pub mod handover;
+pub mod reload;
+pub mod signals;
+
+pub use handover::{Relaunch, Start, UpgradeOutcome, UpgradeRequest};
+pub use reload::{ConfigSource, ReloadOutcome, ReloadRequest, ReloadStats, RELOAD_TIMEOUT};
+pub use signals::{shutdown_signal, Request, Signals};
 
 /// `havip run`: load the config at `path`, start everything, and serve until a signal.
 pub fn run(path: &Path) -> anyhow::Result<()> {
-    let config = match load::load(path) {
-        Ok(loaded) => loaded.config,
+    let loaded = match load::load(path) {
+        Ok(loaded) => loaded,
         Err(ConfigError::Invalid { path, problems }) => {
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             return Err(anyhow!(
@@ -34,13 +55,35 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    logging::init(&config.log);
+    logging::init(&loaded.config.log);
     match havip_sys::raise_nofile_limit() {
         Ok(limit) => tracing::debug!(limit, "open file limit"),
         Err(error) => tracing::warn!(%error, "cannot raise the open file limit"),
     }
-    let runtime = build_runtime(config.global.workers)?;
-    runtime.block_on(serve(config, shutdown_signal()))
+    let relaunch = Relaunch::of_this_process();
+    // A process started by a binary upgrade validated its config above (an invalid one
+    // exits here, and the predecessor runs on); now it asks for the sockets.
+    let inheritance = match Inheritance::receive() {
+        None => None,
+        Some(Ok(inheritance)) => Some(inheritance),
+        Some(Err(error)) => return Err(anyhow!("upgrade: {error}")),
+    };
+    let runtime = build_runtime(loaded.config.global.workers)?;
+    let source = ConfigSource::of_file(path)?;
+    // tokio's signal handlers need the runtime's reactor.
+    let signals = {
+        let _entered = runtime.enter();
+        Signals::install()
+    };
+    runtime.block_on(serve_file(
+        loaded.config,
+        source,
+        signals,
+        Start {
+            relaunch,
+            inheritance,
+        },
+    ))
 }
 
 /// A tokio runtime with `workers` threads (0: one per CPU this process may use).
@@ -66,111 +109,275 @@ pub fn build_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> 
         .context("cannot start the async runtime")
 }
 
-/// Completes on the first SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop havip with SIGKILL");
-        std::future::pending::<()>().await;
-        return;
-    };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!(signal = name, "shutting down");
-}
-
 /// A running proxy, its VRRP instances and its admin endpoint.
 pub struct Running {
     proxy: Proxy,
     vrrp: Option<VrrpNode>,
-    admin_state: Arc<AdminState>,
-    admin_stop: CancellationToken,
-    grace: std::time::Duration,
+    admin: Option<AdminEndpoint>,
+    admin_state: Arc<ArcSwap<AdminState>>,
+    config: Config,
+    source: ConfigSource,
+    started: Instant,
+    draining: Arc<AtomicBool>,
+    reloads: Arc<ReloadStats>,
+    reload_requests: mpsc::Sender<ReloadRequest>,
+    reload_inbox: Option<mpsc::Receiver<ReloadRequest>>,
+    upgrade_requests: mpsc::Sender<UpgradeRequest>,
+    upgrade_inbox: Option<mpsc::Receiver<UpgradeRequest>>,
+    relaunch: Option<Relaunch>,
+}
+
+/// The admin endpoint as it runs: where, its socket (for a binary upgrade to hand over), and
+/// how to stop it.
+struct AdminEndpoint {
+    listen: std::net::SocketAddr,
+    socket: Option<std::os::fd::OwnedFd>,
+    stop: CancellationToken,
 }
 
 impl Running {
-    /// Start the proxy and (when configured) the admin endpoint of `config`.
+    /// Start the proxy, VRRP and (when configured) the admin endpoint of `config`.
     pub async fn start(config: &Config) -> anyhow::Result<Running> {
+        Running::start_from(config.clone(), ConfigSource::in_memory(config)).await
+    }
+
+    /// [`Running::start`] for a config that came from `source`.
+    pub async fn start_from(config: Config, source: ConfigSource) -> anyhow::Result<Running> {
+        Running::start_inherited(config, source, Inherited::default()).await
+    }
+
+    /// [`Running::start_from`] with what a predecessor handed over (a binary upgrade): its
+    /// listening sockets are adopted instead of bound, its VRRP instances resumed.
+    pub async fn start_inherited(
+        config: Config,
+        source: ConfigSource,
+        inherited: Inherited,
+    ) -> anyhow::Result<Running> {
         let started = Instant::now();
-        let proxy = Proxy::start(ProxyConfig {
-            services: config.services.clone(),
-            max_conns: config.global.max_conns,
-            data_path: DataPath {
-                copy_mode: config.global.copy_mode,
-                log_connections: config.log.connections,
-            },
-        })
-        .await?;
+        let mut sockets = std::collections::HashMap::new();
+        for (addr, listener) in inherited.listeners {
+            listener.set_nonblocking(true)?;
+            sockets.insert(addr, TcpListener::from_std(listener)?);
+        }
+        let handed = havip_proxy::Inherited {
+            sockets,
+            down: inherited.down.into_iter().collect(),
+        };
+        let proxy = Proxy::start_with(proxy_config(&config), handed).await?;
         // The listeners are bound first (with IP_FREEBIND, also on a VIP this node does not
         // hold yet), so a node that becomes master serves at once.
         let vrrp = if config.vrrp.is_empty() {
             None
         } else {
-            Some(VrrpNode::start(&config.vrrp, &config.trackers, proxy.services()).await?)
+            let node = VrrpNode::start_resuming(
+                &config.vrrp,
+                &config.trackers,
+                proxy.table(),
+                inherited.vrrp,
+            );
+            Some(node.await?)
         };
-        let admin_stop = CancellationToken::new();
-        let admin_state = Arc::new(AdminState {
-            services: proxy.services().to_vec(),
-            started,
-            draining: AtomicBool::new(false),
-            vrrp: vrrp.as_ref().map(VrrpNode::view),
-            auth: crate::admin::auth::BasicAuth::new(
-                config.admin.as_ref().map_or(&[][..], |a| &a.auth),
-            ),
-            commands: match (&config.admin, &vrrp) {
-                (Some(admin), Some(node)) if admin.commands => Some(node.commands()),
-                _ => None,
-            },
-        });
-        if let Some(settings) = &config.admin {
-            let listener = TcpListener::bind(settings.listen)
-                .await
-                .with_context(|| format!("admin: cannot listen on {}", settings.listen))?;
-            let addr = listener.local_addr().unwrap_or(settings.listen);
-            tracing::info!(%addr, "admin endpoint: /metrics /api/status /healthz");
-            tokio::spawn(admin::serve(
-                listener,
-                admin_state.clone(),
-                admin_stop.clone(),
-            ));
-        }
-        Ok(Running {
+        let (reload_requests, reload_inbox) = mpsc::channel(4);
+        let (upgrade_requests, upgrade_inbox) = mpsc::channel(1);
+        let mut running = Running {
             proxy,
             vrrp,
-            admin_state,
-            admin_stop,
-            grace: config.global.grace,
-        })
+            admin: None,
+            admin_state: Arc::new(ArcSwap::from_pointee(AdminState::placeholder(started))),
+            config,
+            source,
+            started,
+            draining: Arc::new(AtomicBool::new(false)),
+            reloads: Arc::default(),
+            reload_requests,
+            reload_inbox: Some(reload_inbox),
+            upgrade_requests,
+            upgrade_inbox: Some(upgrade_inbox),
+            relaunch: None,
+        };
+        running.reloads.last_successful.store(1, Relaxed);
+        running.publish_admin_state();
+        if let Some(settings) = running.config.admin.clone() {
+            let listener = match inherited.admin {
+                Some((addr, listener)) if addr == settings.listen => {
+                    listener.set_nonblocking(true)?;
+                    TcpListener::from_std(listener)?
+                }
+                _ => bind_admin(&settings).await?,
+            };
+            running.start_admin(listener, &settings);
+        }
+        Ok(running)
     }
 
-    /// The running services, in config order.
-    pub fn services(&self) -> &[Arc<havip_proxy::service::Service>] {
+    /// The running services, current generations in config order.
+    pub fn services(&self) -> Arc<Vec<Arc<havip_proxy::service::Service>>> {
         self.proxy.services()
+    }
+
+    /// The config that runs now.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn start_admin(&mut self, listener: TcpListener, settings: &AdminSettings) {
+        let addr = listener.local_addr().unwrap_or(settings.listen);
+        tracing::info!(%addr, "admin endpoint: /metrics /api/status /healthz");
+        let stop = CancellationToken::new();
+        let socket = std::os::fd::AsFd::as_fd(&listener)
+            .try_clone_to_owned()
+            .ok();
+        tokio::spawn(admin::serve(
+            listener,
+            self.admin_state.clone(),
+            stop.clone(),
+        ));
+        self.admin = Some(AdminEndpoint {
+            listen: settings.listen,
+            socket,
+            stop,
+        });
+    }
+
+    /// The admin endpoint's view of the node, rebuilt after a start or a reload.
+    fn publish_admin_state(&self) {
+        let admin = self.config.admin.as_ref();
+        let commands_on = admin.is_some_and(|a| a.commands);
+        self.admin_state.store(Arc::new(AdminState {
+            services: self.proxy.table(),
+            started: self.started,
+            draining: self.draining.clone(),
+            vrrp: self.vrrp.as_ref().map(VrrpNode::view),
+            auth: admin::auth::BasicAuth::new(admin.map_or(&[][..], |a| &a.auth)),
+            commands: self
+                .vrrp
+                .as_ref()
+                .filter(|_| commands_on)
+                .map(VrrpNode::commands),
+            reload: commands_on.then(|| self.reload_requests.clone()),
+            upgrade: commands_on.then(|| self.upgrade_requests.clone()),
+            config: self.source.clone(),
+            reloads: self.reloads.clone(),
+        }));
+    }
+
+    /// Log one line per service, backend and VRRP instance (SIGUSR1).
+    pub fn log_status(&self) {
+        for service in self.proxy.services().iter() {
+            for backend in &service.backends {
+                tracing::info!(
+                    service = %service.spec.name,
+                    backend = %backend.spec().name,
+                    health = backend.health().as_str(),
+                    weight = backend.weight(),
+                    active = backend.stats.active.load(Relaxed),
+                    "status"
+                );
+            }
+        }
+        if let Some(node) = &self.vrrp {
+            for instance in node.view().snapshot() {
+                tracing::info!(
+                    instance = %instance.name,
+                    state = crate::vrrp::status::state_name(instance.state),
+                    priority = instance.effective_priority,
+                    master = ?instance.master,
+                    "status"
+                );
+            }
+        }
+        tracing::info!(config = ?self.source.path, checksum = %self.source.checksum, "status");
     }
 
     /// Release the VIPs (a master keeps serving until the new master is heard), then stop
     /// accepting, drain open connections for up to the grace period, stop the admin
     /// endpoint (it answers `/healthz` with 503 while draining).
     pub async fn stop(self) {
-        self.admin_state.draining.store(true, Relaxed);
+        self.draining.store(true, Relaxed);
         if let Some(vrrp) = self.vrrp {
             vrrp.shutdown().await;
         }
-        let report = self.proxy.shutdown(self.grace).await;
-        self.admin_stop.cancel();
+        let report = self.proxy.shutdown(self.config.global.grace).await;
+        if let Some(admin) = self.admin {
+            admin.stop.cancel();
+        }
         tracing::info!(
             open_at_stop = report.open_at_stop,
             cut = report.cut,
             "stopped"
         );
     }
+
+    /// Serve requests from `signals` and the admin API until a stop request (then stop) or
+    /// an upgrade that a successor took over (then retire).
+    pub async fn serve(mut self, mut signals: Signals) {
+        let mut reloads = self.reload_inbox.take();
+        let mut upgrades = self.upgrade_inbox.take();
+        loop {
+            let request = tokio::select! {
+                request = signals.next() => request,
+                Some(reply) = recv(&mut reloads) => {
+                    let outcome = self.reload().await;
+                    let _ = reply.send(outcome);
+                    continue;
+                }
+                Some(reply) = recv(&mut upgrades) => {
+                    let outcome = self.upgrade().await;
+                    let took_over = matches!(outcome, UpgradeOutcome::TookOver { .. });
+                    let _ = reply.send(outcome);
+                    if took_over {
+                        return self.retire().await;
+                    }
+                    continue;
+                }
+            };
+            match request {
+                Request::Stop(name) => {
+                    tracing::info!(signal = name, "shutting down");
+                    break;
+                }
+                Request::Reload => {
+                    tracing::info!(signal = "SIGHUP", "reloading the config");
+                    self.reload().await;
+                }
+                Request::LogStatus => self.log_status(),
+                Request::Upgrade => {
+                    tracing::info!(signal = "SIGUSR2", "upgrading: starting the new binary");
+                    if let UpgradeOutcome::TookOver { .. } = self.upgrade().await {
+                        return self.retire().await;
+                    }
+                }
+            }
+        }
+        self.stop().await;
+    }
 }
 
-/// Run `config` until `stop` completes, then drain and return.
+async fn recv<T>(inbox: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn proxy_config(config: &Config) -> ProxyConfig {
+    ProxyConfig {
+        services: config.services.clone(),
+        max_conns: config.global.max_conns,
+        data_path: DataPath {
+            copy_mode: config.global.copy_mode,
+            log_connections: config.log.connections,
+        },
+    }
+}
+
+async fn bind_admin(settings: &AdminSettings) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("admin: cannot listen on {}", settings.listen))
+}
+
+/// Run `config` until `stop` completes, then drain and return (the demo and tests).
 pub async fn serve(
     config: Config,
     stop: impl std::future::Future<Output = ()>,
@@ -178,5 +385,42 @@ pub async fn serve(
     let running = Running::start(&config).await?;
     stop.await;
     running.stop().await;
+    Ok(())
+}
+
+/// Run the config file's `config` until a stop signal, reloading on SIGHUP, upgrading on
+/// SIGUSR2; when `start` carries a predecessor's sockets, take over from it.
+pub async fn serve_file(
+    config: Config,
+    source: ConfigSource,
+    signals: Signals,
+    start: Start,
+) -> anyhow::Result<()> {
+    let (inherited, handshake) = match start.inheritance {
+        Some(inheritance) => (inheritance.inherited, Some(inheritance.handshake)),
+        None => (Inherited::default(), None),
+    };
+    let mut running = match Running::start_inherited(config, source, inherited).await {
+        Ok(running) => running,
+        Err(error) => {
+            if let Some(handshake) = handshake {
+                handshake.fail(&format!("{error:#}"));
+            }
+            return Err(error);
+        }
+    };
+    running.relaunch = start.relaunch;
+    if let Some(handshake) = handshake {
+        tokio::task::spawn_blocking(move || handshake.ready())
+            .await
+            .map_err(|e| anyhow!("upgrade: {e}"))?
+            .map_err(|e| anyhow!("upgrade: {e}"))?;
+        upgrade::notify_systemd_main_pid();
+        tracing::info!(
+            pid = std::process::id(),
+            "upgrade: took over from the previous process"
+        );
+    }
+    running.serve(signals).await;
     Ok(())
 }

@@ -54,6 +54,10 @@ struct Case {
     inputs: Vec<String>,
     /// How long the case runs (inputs included).
     run_for: String,
+    /// `"master"` or `"backup"`: the task takes over from a predecessor process in that
+    /// state (a binary upgrade); a master's addresses are on the interface already.
+    #[serde(default)]
+    resume: Option<String>,
     expect: Expect,
 }
 
@@ -285,9 +289,14 @@ impl Harness {
             base,
             lines: Arc::default(),
         };
+        let resume = case.resume.as_deref().map(|state| state == "master");
+        let present = match resume {
+            Some(true) => vips.iter().map(|v| v.address).collect(),
+            _ => BTreeSet::new(),
+        };
         let kernel = Arc::new(Mutex::new(Kernel {
             link_up: true,
-            ..Kernel::default()
+            present,
         }));
         let names = vips
             .iter()
@@ -306,6 +315,7 @@ impl Harness {
             instance,
             vips,
             link_up: true,
+            resume,
             io: RecordingIo {
                 log: log.clone(),
                 kernel: kernel.clone(),
@@ -376,6 +386,11 @@ impl Harness {
                 let (tx, rx) = oneshot::channel();
                 self.answer_with(rx, |()| "shutdown: done".into());
                 Control::Shutdown(tx)
+            }
+            "hand-off" => {
+                let (tx, rx) = oneshot::channel();
+                self.answer_with(rx, |()| "hand-off: done".into());
+                Control::HandOff(tx)
             }
             other => panic!("unknown input {other:?}"),
         };

@@ -3,11 +3,18 @@
 //! exactly one task (the backend's health monitor, see [`crate::health`]) writes the health
 //! state, and everyone else reports to it through [`Backend::report_connect_failure`].
 //!
-//! Lifecycle: created when a service starts (or is reloaded), shared as `Arc<Backend>` by the
-//! service snapshot, the monitor and every connection to it; dropped when the last of those is.
+//! Lifecycle: created when a service starts, or when a reload adds it; shared as
+//! `Arc<Backend>` by the service generations that list it, its monitor and every connection
+//! to it. A reload that keeps a backend (same name and address) keeps this object, so its
+//! health, counters, slow-start progress and runtime weight carry over; only its settings
+//! ([`Backend::spec`]) are swapped. A reload that removes it [`Backend::retire`]s it once its
+//! connections had their grace period.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
+
+use arc_swap::{ArcSwap, Guard};
 
 use tokio::sync::futures::Notified;
 use tokio::sync::{mpsc, Notify};
@@ -88,8 +95,9 @@ pub struct BackendStats {
 /// One backend of a running service.
 #[derive(Debug)]
 pub struct Backend {
-    /// The configured address, weight and options; fixed for the backend's lifetime.
-    pub spec: BackendSpec,
+    /// The configured name, address, weight and options; name and address never change (a
+    /// reload that changes them adds another backend), the rest may.
+    spec: ArcSwap<BackendSpec>,
     /// Traffic and check counters, read by metrics and the status API.
     pub stats: BackendStats,
     /// [`Health`], written only by the monitor.
@@ -103,7 +111,14 @@ pub struct Backend {
     /// Wakes this backend's connections: when it is marked down (they close if the service
     /// says `close_on_down`) and when the service cuts every connection at shutdown.
     interrupt: Notify,
+    /// Where the backend is in a reload's removal, see [`Backend::remove`].
+    removal: AtomicU8,
 }
+
+/// [`Backend::removal`] values.
+const IN_SERVICE: u8 = 0;
+const REMOVED: u8 = 1;
+const RETIRED: u8 = 2;
 
 /// The receiving end of a backend's health events, owned by its monitor task.
 pub type HealthInbox = mpsc::Receiver<HealthEvent>;
@@ -120,19 +135,100 @@ impl Backend {
     /// With `ramp_from_epoch` its slow-start ramp begins at `epoch` (slow start at boot);
     /// otherwise it counts as up for ever, so slow start applies only after it next comes up.
     pub fn new(spec: BackendSpec, epoch: Instant, ramp_from_epoch: bool) -> (Self, HealthInbox) {
+        let up_since = if ramp_from_epoch { 0 } else { UP_FOREVER };
+        Backend::with_health(spec, epoch, Health::Up, up_since)
+    }
+
+    /// A backend a reload adds while the process runs: down until its health checks pass
+    /// `rise` times when `checked` (it has never been checked), up at once otherwise; its
+    /// slow-start ramp, if any, starts when it comes up.
+    pub fn added(
+        spec: BackendSpec,
+        epoch: Instant,
+        checked: bool,
+        now: Instant,
+    ) -> (Self, HealthInbox) {
+        if checked {
+            Backend::with_health(spec, epoch, Health::Down, UP_FOREVER)
+        } else {
+            Backend::with_health(spec, epoch, Health::Up, millis_since(epoch, now))
+        }
+    }
+
+    fn with_health(
+        spec: BackendSpec,
+        epoch: Instant,
+        health: Health,
+        up_since_ms: u64,
+    ) -> (Self, HealthInbox) {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         let weight = spec.weight;
         let backend = Backend {
-            spec,
+            spec: ArcSwap::from_pointee(spec),
             stats: BackendStats::default(),
-            health: AtomicU8::new(Health::Up as u8),
-            up_since_ms: AtomicU64::new(if ramp_from_epoch { 0 } else { UP_FOREVER }),
+            health: AtomicU8::new(health as u8),
+            up_since_ms: AtomicU64::new(up_since_ms),
             weight: AtomicU32::new(weight),
             epoch,
             events: tx,
             interrupt: Notify::new(),
+            removal: AtomicU8::new(IN_SERVICE),
         };
         (backend, rx)
+    }
+
+    /// The backend's settings now. Cheap (no reference count), for the hot path; hold it
+    /// only briefly.
+    pub fn spec(&self) -> Guard<Arc<BackendSpec>> {
+        self.spec.load()
+    }
+
+    /// The backend's name (never changes).
+    pub fn name(&self) -> String {
+        self.spec.load().name.clone()
+    }
+
+    /// The backend's address (never changes).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.spec.load().addr
+    }
+
+    /// New settings from a reload, for a backend with the same name and address. A new
+    /// configured weight takes effect unless the runtime weight was changed away from the
+    /// old configured one (an operator's change survives the reload).
+    pub fn reconfigure(&self, spec: BackendSpec) {
+        let old = self.spec.load_full();
+        if spec.weight != old.weight {
+            let _ = self
+                .weight
+                .compare_exchange(old.weight, spec.weight, Relaxed, Relaxed);
+        }
+        self.spec.store(Arc::new(spec));
+    }
+
+    /// A reload removed this backend: no new connections, open ones go on (until
+    /// [`Backend::retire`]).
+    pub fn remove(&self) {
+        let _ = self
+            .removal
+            .compare_exchange(IN_SERVICE, REMOVED, Relaxed, Relaxed);
+    }
+
+    /// Whether a reload removed this backend: the balancer never picks it again.
+    pub fn is_removed(&self) -> bool {
+        self.removal.load(Relaxed) != IN_SERVICE
+    }
+
+    /// A removed backend's grace period is over: its connections end now (with
+    /// `backend_removed` in the log).
+    pub fn retire(&self) {
+        self.removal.store(RETIRED, Relaxed);
+        self.interrupt.notify_waiters();
+    }
+
+    /// Whether [`Backend::retire`] was called.
+    pub fn is_retired(&self) -> bool {
+        self.removal.load(Relaxed) == RETIRED
     }
 
     /// The health state the monitor last published.

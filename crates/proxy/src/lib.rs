@@ -16,4 +16,7 @@ pub mod listener;
 pub mod runtime;
 pub mod service;
 
-pub use runtime::{Proxy, ProxyConfig, ShutdownReport, StartError};
+pub use runtime::{
+    ApplyReport, BackendKey, Inherited, Prepared, Proxy, ProxyConfig, ServiceTable, ShutdownReport,
+    StartError,
+};

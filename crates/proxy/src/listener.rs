@@ -7,6 +7,11 @@
 //!
 //! Connection limits are taken *before* accept: at the limit the loop stops accepting and new
 //! clients wait in the kernel's backlog instead of being accepted and dropped.
+//!
+//! Lifecycle: a listener's socket lives as long as some config lists its address. A reload
+//! that keeps the address swaps the listener's [`Target`] (the new generation of its
+//! service) and keeps the socket, so there is no moment without a listener and no client in
+//! the backlog is lost; a reload that drops the address stops the loop, which closes it.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,6 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -21,7 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::service::Service;
+use crate::service::{Service, ServiceStats};
 
 /// Bind a TCP listener with an explicit accept backlog.
 pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
@@ -46,6 +52,22 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     TcpListener::from_std(socket.into())
+}
+
+/// Set a listening socket's accept backlog again (a reload changed `limits.backlog`):
+/// listen(2) on a socket that already listens only changes the backlog.
+pub fn set_backlog(listener: &TcpListener, backlog: u32) -> io::Result<()> {
+    socket2::SockRef::from(listener).listen(i32::try_from(backlog).unwrap_or(i32::MAX))
+}
+
+/// What a listener hands its clients to: the current generation of its service and the
+/// connection limits that go with it. A reload swaps it; the socket stays.
+#[derive(Debug)]
+pub struct Target {
+    /// The service generation new clients go to.
+    pub service: Arc<Service>,
+    /// The limits they must get through first.
+    pub limits: ConnLimits,
 }
 
 /// Connection limits a client must get through before it is accepted.
@@ -80,22 +102,44 @@ impl ConnLimits {
     }
 }
 
-/// Accept clients until `stop` is cancelled, handing each to the service on its own task.
+/// Accept clients until `stop` is cancelled, handing each to the current generation of the
+/// target service on its own task.
 pub async fn accept_loop(
-    listener: TcpListener,
-    service: Arc<Service>,
-    limits: ConnLimits,
+    listener: Arc<TcpListener>,
+    target: Arc<ArcSwap<Target>>,
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
-    service.stats.listeners_running.fetch_add(1, Relaxed);
+    let mut counted = Running::new(target.load().service.stats.clone());
     // One wait on `stop` around the whole loop: registering a fresh waiter for every accepted
     // client would cost a lock on the token per connection.
     tokio::select! {
-        _ = accept_forever(&listener, &service, &limits, &tracker) => {}
+        _ = accept_forever(&listener, &target, &mut counted, &tracker) => {}
         _ = stop.cancelled() => {}
     }
-    service.stats.listeners_running.fetch_sub(1, Relaxed);
+}
+
+/// Counts a listener as running on a service's stats while alive, moving the count when a
+/// reload gives the address to another service.
+struct Running(Arc<ServiceStats>);
+
+impl Running {
+    fn new(stats: Arc<ServiceStats>) -> Self {
+        stats.listeners_running.fetch_add(1, Relaxed);
+        Running(stats)
+    }
+
+    fn follow(&mut self, stats: &Arc<ServiceStats>) {
+        if !Arc::ptr_eq(&self.0, stats) {
+            *self = Running::new(stats.clone());
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.listeners_running.fetch_sub(1, Relaxed);
+    }
 }
 
 /// Marks a listener stalled while alive; the mark goes when the guard drops, also when the
@@ -117,27 +161,32 @@ impl Drop for Stalled<'_> {
 
 async fn accept_forever(
     listener: &TcpListener,
-    service: &Arc<Service>,
-    limits: &ConnLimits,
+    target: &ArcSwap<Target>,
+    counted: &mut Running,
     tracker: &TaskTracker,
 ) {
-    let stalled = &service.stats.listeners_stalled;
     loop {
-        let permits = match limits.try_acquire() {
+        let current = target.load_full();
+        counted.follow(&current.service.stats);
+        let stalled = &current.service.stats.listeners_stalled;
+        let permits = match current.limits.try_acquire() {
             Some(permits) => permits,
             None => {
                 let _stalled = Stalled::new(stalled);
-                limits.acquire().await
+                current.limits.acquire().await
             }
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
-                tracker.spawn(service.clone().serve(stream, peer, Instant::now(), permits));
+                // The generation current when the client arrived (a reload may have happened
+                // while we waited for a permit or a client).
+                let service = target.load().service.clone();
+                tracker.spawn(service.serve(stream, peer, Instant::now(), permits));
             }
             Err(error) => {
                 // Out of descriptors or memory: back off instead of spinning on the same
                 // error; the client stays in the backlog.
-                tracing::warn!(service = %service.spec.name, %error, "accept failed");
+                tracing::warn!(service = %current.service.spec.name, %error, "accept failed");
                 let _stalled = Stalled::new(stalled);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

@@ -5,9 +5,12 @@
 //! until the end → one log line with its timings, bytes and why it ended (like HAProxy's
 //! `option tcplog`).
 //!
-//! [`Service`] is the shared, read-mostly state of one service: its spec, backends and
-//! counters. The only lock is the balancer's, held for one pick; the backend's active count is
-//! updated under it so `max_conns` is never exceeded.
+//! [`Service`] is the shared, read-mostly state of one *generation* of a service: its spec,
+//! backends and balancer, fixed for its lifetime. A reload that changes the service starts a
+//! new generation with the same [`ServiceStats`] and the same `Backend` objects for the
+//! backends it keeps; the listeners hand new clients to the new generation while open
+//! connections finish on the one they started on. The only lock is the balancer's, held for
+//! one pick; the backend's active count is updated under it so `max_conns` is never exceeded.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -23,7 +26,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
-/// Counters of one service; monotonic except `active` and `queued`.
+/// Counters of one service, shared by its generations; monotonic except `active` and
+/// `queued`.
 #[derive(Debug, Default)]
 pub struct ServiceStats {
     /// Client connections open now (queued, connecting or forwarding).
@@ -70,7 +74,7 @@ impl ServiceStats {
 }
 
 /// Process-wide settings every service's connections share.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataPath {
     /// Buffered copies or splice(2) (`[global] copy_mode`).
     pub copy_mode: CopyMode,
@@ -78,15 +82,16 @@ pub struct DataPath {
     pub log_connections: bool,
 }
 
-/// One service as it runs: spec, backends, balancer and counters.
+/// One generation of a service as it runs: spec, backends, balancer and counters.
 #[derive(Debug)]
 pub struct Service {
-    /// The configuration the service was started with; a reload starts a new service.
+    /// The configuration of this generation; a reload that changes it starts a new one.
     pub spec: ServiceSpec,
     /// The backends, in the order of `spec.backends` (a backend's index is its position).
     pub backends: Vec<Arc<Backend>>,
-    /// The service's counters, read by metrics, status and the listener tracker.
-    pub stats: ServiceStats,
+    /// The service's counters, read by metrics, status and the listener tracker; shared with
+    /// the service's other generations.
+    pub stats: Arc<ServiceStats>,
     selector: Mutex<Selector>,
     /// Woken when a backend slot frees, for queued clients.
     slot_freed: Notify,
@@ -188,17 +193,14 @@ impl Meter for ConnMeter<'_> {
 }
 
 impl Service {
-    /// Build the runtime state of `spec`, returning each backend's health inbox (in backend
-    /// order) for its monitor. `epoch` is the process start, for slow start at boot.
-    pub fn new(spec: ServiceSpec, data_path: DataPath, epoch: Instant) -> (Self, Vec<HealthInbox>) {
-        let ramp_at_boot = spec.slow_start.is_some() && spec.slow_start_at_boot;
-        let mut backends = Vec::with_capacity(spec.backends.len());
-        let mut inboxes = Vec::with_capacity(spec.backends.len());
-        for backend_spec in &spec.backends {
-            let (backend, inbox) = Backend::new(backend_spec.clone(), epoch, ramp_at_boot);
-            backends.push(Arc::new(backend));
-            inboxes.push(inbox);
-        }
+    /// A generation of `spec` over `backends` (one per `spec.backends` entry, in order),
+    /// counting into `stats`.
+    pub fn new(
+        spec: ServiceSpec,
+        backends: Vec<Arc<Backend>>,
+        stats: Arc<ServiceStats>,
+        data_path: DataPath,
+    ) -> Self {
         let keys: Vec<(&str, u32)> = spec
             .backends
             .iter()
@@ -208,9 +210,9 @@ impl Service {
             balancer: Balancer::new(spec.balance, &keys),
             candidates: Vec::with_capacity(backends.len()),
         };
-        let service = Service {
+        Service {
             backends,
-            stats: ServiceStats::default(),
+            stats,
             selector: Mutex::new(selector),
             slot_freed: Notify::new(),
             cutting: AtomicBool::new(false),
@@ -225,8 +227,41 @@ impl Service {
             },
             log_connections: data_path.log_connections,
             spec,
-        };
+        }
+    }
+
+    /// A first generation of `spec` with new backends, returning each backend's health inbox
+    /// (in backend order) for its monitor. `epoch` is the process start, for slow start at
+    /// boot.
+    pub fn first(
+        spec: ServiceSpec,
+        data_path: DataPath,
+        epoch: Instant,
+    ) -> (Self, Vec<HealthInbox>) {
+        let ramp_at_boot = spec.slow_start.is_some() && spec.slow_start_at_boot;
+        let mut backends = Vec::with_capacity(spec.backends.len());
+        let mut inboxes = Vec::with_capacity(spec.backends.len());
+        for backend_spec in &spec.backends {
+            let (backend, inbox) = Backend::new(backend_spec.clone(), epoch, ramp_at_boot);
+            backends.push(Arc::new(backend));
+            inboxes.push(inbox);
+        }
+        let service = Service::new(spec, backends, Arc::default(), data_path);
         (service, inboxes)
+    }
+
+    /// The process-wide settings this generation was built with.
+    pub fn forwarding_settings(&self) -> DataPath {
+        DataPath {
+            copy_mode: self.forwarding.copy_mode,
+            log_connections: self.log_connections,
+        }
+    }
+
+    /// Wake this generation's connections that wait for a backend: after a reload, a queued
+    /// client looks again (a backend may have been added).
+    pub fn wake_queue(&self) {
+        self.slot_freed.notify_waiters();
     }
 
     /// Close every open connection of the service now (shutdown grace over): the ones still
@@ -288,6 +323,9 @@ impl Service {
                 if self.cutting.load(Relaxed) {
                     break "shutdown";
                 }
+                if backend.is_retired() {
+                    break "backend_removed";
+                }
                 if self.spec.close_on_down && !backend.is_up() {
                     break "backend_down";
                 }
@@ -304,7 +342,7 @@ impl Service {
                 target: "havip::conn",
                 client = %peer,
                 service = %self.spec.name,
-                backend = %backend.spec.name,
+                backend = %backend.spec().name,
                 queue_ms = timings.queued_ms,
                 connect_ms = timings.connecting_ms,
                 attempts = timings.attempts,
@@ -384,7 +422,7 @@ impl Service {
             let attempt_start = Instant::now();
             let first_start = *connect_started.get_or_insert(attempt_start);
             timings.attempts += 1;
-            let result = connect(backend.spec.addr, self.spec.timeouts.connect).await;
+            let result = connect(backend.addr(), self.spec.timeouts.connect).await;
             timings.connecting_ms = millis(first_start.elapsed());
             match result {
                 Ok(stream) => {
@@ -396,7 +434,7 @@ impl Service {
                     backend.report_connect_failure(Instant::now());
                     tracing::debug!(
                         service = %self.spec.name,
-                        backend = %backend.spec.name,
+                        backend = %backend.spec().name,
                         %error,
                         "connect failed"
                     );
@@ -486,14 +524,15 @@ impl Service {
         for backend in &self.backends {
             let weight = backend.weight();
             let active = backend.stats.active.load(Relaxed);
+            let spec = backend.spec();
             let effective = match self.spec.slow_start {
                 Some(ramp) => slow_start_weight(weight, backend.up_for(now), ramp),
                 None => weight,
             };
             candidates.push(Candidate {
-                available: backend.is_up() && weight > 0,
-                full: backend.spec.max_conns.is_some_and(|max| active >= max),
-                backup: backend.spec.backup,
+                available: backend.is_up() && weight > 0 && !backend.is_removed(),
+                full: spec.max_conns.is_some_and(|max| active >= max),
+                backup: spec.backup,
                 weight: effective,
                 active,
             });

@@ -163,6 +163,23 @@ impl InstanceConfig {
         !self.unicast_peers.is_empty()
     }
 
+    /// Whether `other` is the same virtual router, so that a running instance can take it in
+    /// place: the same VRID, version, primary address (so family and link), the same virtual
+    /// addresses (in any order) and the same ownership (priority 255 or not). Anything else is
+    /// another instance: the shell stops this one (handing over as on shutdown) and starts
+    /// the new one.
+    pub fn is_same_router(&self, other: &InstanceConfig) -> bool {
+        let mut ours = self.virtual_addresses.clone();
+        let mut theirs = other.virtual_addresses.clone();
+        ours.sort();
+        theirs.sort();
+        self.vrid == other.vrid
+            && self.version == other.version
+            && self.primary_address == other.primary_address
+            && ours == theirs
+            && self.is_owner() == other.is_owner()
+    }
+
     /// Checks everything the protocol and the wire format require.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.vrid == 0 {
@@ -302,6 +319,10 @@ pub enum ConfigError {
         /// The rounds configured.
         rounds: u32,
     },
+    /// A reload asked an instance to become another one (other VRID, version, addresses or
+    /// ownership); the shell replaces the instance instead.
+    #[error("not the same virtual router: replace the instance instead")]
+    NotTheSameInstance,
 }
 
 #[cfg(test)]

@@ -97,6 +97,20 @@ pub enum Input<'a> {
     StepDown,
     /// Ends a step-down: back in the election with the trackers' priority.
     Restore,
+    /// Start in a process that takes over from a predecessor on the same node (a binary
+    /// upgrade). `was_master`: the predecessor was master and the addresses are still on the
+    /// interface. A master resumes at once: it advertises now and keeps the addresses, with no
+    /// announcement burst (nothing moved, so no neighbour cache is wrong), so peers see no
+    /// transition and no gap longer than one interval. Otherwise it starts as at
+    /// [`Input::Startup`]. Ignored unless in Initialize.
+    Resume {
+        /// Whether the predecessor was master.
+        was_master: bool,
+    },
+    /// Stop because a successor process on this node has taken over this instance (a binary
+    /// upgrade): back to Initialize silently, with no priority 0 and the addresses left where
+    /// they are, since the successor holds them now.
+    HandOff,
 }
 
 /// An advertisement to send: the shell writes `payload` from `source` to `destination` with
@@ -242,6 +256,10 @@ pub enum Reason {
     Fault(FaultCause),
     /// Fault cleared: the protocol starts again as at Startup.
     FaultCleared,
+    /// Took over the state of a predecessor process on this node ([`Input::Resume`]).
+    Resumed,
+    /// A successor process on this node took over ([`Input::HandOff`]).
+    HandedOff,
 }
 
 /// Conditions worth an operator's attention. Each kind (and each drop reason) is reported at

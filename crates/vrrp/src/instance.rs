@@ -157,6 +157,41 @@ impl Instance {
         })
     }
 
+    /// Whether [`Instance::reconfigure`] can take `new` in place (see
+    /// [`InstanceConfig::is_same_router`]).
+    pub fn can_reconfigure(&self, new: &InstanceConfig) -> bool {
+        self.config.is_same_router(new)
+    }
+
+    /// A reload's new settings for this running instance, with the trackers' verdict under
+    /// them: nothing transitions now. A master advertises the new priority with its next
+    /// advertisement and a backup uses it from its next Master_Down_Timer reset, so the normal
+    /// preemption rules (RFC 5798 6.4.2) decide what happens; a new interval applies from the
+    /// next advertisement or timer reset. Errors when `new` is invalid or is another
+    /// instance (see [`Instance::can_reconfigure`]); nothing changes then.
+    pub fn reconfigure(
+        &mut self,
+        now: Timestamp,
+        new: InstanceConfig,
+        tracking: Tracking,
+    ) -> Result<Vec<Action>, ConfigError> {
+        new.validate()?;
+        if !self.can_reconfigure(&new) {
+            return Err(ConfigError::NotTheSameInstance);
+        }
+        // RFC 5798 6.4.2: a v3 backup follows the interval of the master it hears; otherwise
+        // (v2, a master, nobody heard yet) Master_Adver_Interval is our own.
+        let follows_master =
+            self.state == State::Backup && self.master.is_some() && new.version == Version::V3;
+        if !follows_master {
+            self.master_adver_interval = new.advert_interval;
+        }
+        self.config = new;
+        let mut out = Vec::new();
+        self.tracking_changed(now, tracking, &mut out);
+        Ok(out)
+    }
+
     /// Processes one input at time `now` and returns what the shell must do, in order.
     /// `now` must never go backwards between calls.
     pub fn handle(&mut self, now: Timestamp, input: Input<'_>) -> Vec<Action> {
@@ -185,6 +220,8 @@ impl Instance {
                     self.reevaluate_fault(now, &mut out);
                 }
             }
+            Input::Resume { was_master } => self.resume(now, was_master, &mut out),
+            Input::HandOff => self.hand_off(&mut out),
         }
         out
     }
@@ -301,6 +338,41 @@ impl Instance {
             Some(cause) => self.set_state(State::Fault, Reason::Fault(cause), out),
             None => self.start_running(now, Reason::Startup, out),
         }
+    }
+
+    fn resume(&mut self, now: Timestamp, was_master: bool, out: &mut Vec<Action>) {
+        if self.state != State::Initialize {
+            return;
+        }
+        if !was_master || self.fault_cause().is_some() {
+            return self.startup(now, out);
+        }
+        // RFC 5798 6.4.1's Master entry minus the announcements: the predecessor sent them
+        // when the addresses arrived, and they have not moved since.
+        self.master_adver_interval = self.config.advert_interval;
+        self.set_state(State::Master, Reason::Resumed, out);
+        self.send_advertisement(self.priority(), out);
+        // Already on the interface; adding is idempotent and makes sure of it.
+        out.push(self.add_addresses(self.config.virtual_addresses.clone()));
+        if let Some(refresh) = self.config.announcements.refresh_interval {
+            self.arm(TimerKind::AnnounceRefresh, now + refresh);
+        }
+        self.arm(
+            TimerKind::Advert,
+            now + self.config.advert_interval.as_duration(),
+        );
+    }
+
+    fn hand_off(&mut self, out: &mut Vec<Action>) {
+        if self.state == State::Initialize {
+            return;
+        }
+        for kind in TimerKind::ALL {
+            self.disarm(kind);
+        }
+        self.handover = None;
+        self.announce_rounds_left = 0;
+        self.set_state(State::Initialize, Reason::HandedOff, out);
     }
 
     fn shutdown(&mut self, now: Timestamp, out: &mut Vec<Action>) {

@@ -12,32 +12,68 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use havip_proxy::service::Service;
+use arc_swap::ArcSwap;
+use havip_proxy::ServiceTable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
+use crate::run::{
+    ConfigSource, ReloadOutcome, ReloadRequest, ReloadStats, UpgradeOutcome, UpgradeRequest,
+    RELOAD_TIMEOUT,
+};
 use crate::vrrp::instance::StepDownResult;
 use crate::vrrp::status::VrrpView;
 use crate::vrrp::VrrpCommands;
 
-/// What the endpoint reports on.
+/// What the endpoint reports on. A reload publishes a new one; requests read the current one.
 #[derive(Debug)]
 pub struct AdminState {
     /// The proxy's running services, for `/metrics` and `/api/status`.
-    pub services: Vec<Arc<Service>>,
+    pub services: Arc<ServiceTable>,
     /// When the node started, for the uptime in `/metrics`.
     pub started: Instant,
     /// Set once shutdown began: `/healthz` then answers 503 so an upstream LB stops sending.
-    pub draining: AtomicBool,
+    pub draining: Arc<AtomicBool>,
     /// The VRRP instances, when the config has any.
     pub vrrp: Option<Arc<VrrpView>>,
     /// Runtime commands, when `[admin] commands = true` and there are VRRP instances.
     pub commands: Option<VrrpCommands>,
     /// `[admin] auth`: credentials every request but `/healthz` must carry.
     pub auth: auth::BasicAuth,
+    /// Where `POST /api/reload` goes, when `[admin] commands = true`.
+    pub reload: Option<mpsc::Sender<ReloadRequest>>,
+    /// Where `POST /api/upgrade` goes, when `[admin] commands = true`.
+    pub upgrade: Option<mpsc::Sender<UpgradeRequest>>,
+    /// The running config: file, checksum, when loaded.
+    pub config: ConfigSource,
+    /// Reloads by result.
+    pub reloads: Arc<ReloadStats>,
+}
+
+impl AdminState {
+    /// A state with nothing in it, until the node publishes its own.
+    pub fn placeholder(started: Instant) -> AdminState {
+        AdminState {
+            services: Arc::default(),
+            started,
+            draining: Arc::default(),
+            vrrp: None,
+            commands: None,
+            auth: auth::BasicAuth::new(&[]),
+            reload: None,
+            upgrade: None,
+            config: ConfigSource {
+                path: None,
+                checksum: String::new(),
+                loaded_at_unix: 0.0,
+            },
+            reloads: Arc::default(),
+        }
+    }
 }
 
 const MAX_REQUEST: usize = 8 * 1024;
@@ -45,7 +81,11 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Serve admin requests on `listener` until `stop` is cancelled.
-pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ArcSwap<AdminState>>,
+    stop: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -53,7 +93,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: Cancella
         };
         match accepted {
             Ok((stream, _)) => {
-                let state = state.clone();
+                let state = state.load_full();
                 tokio::spawn(async move {
                     // Reading the request is bounded by READ_TIMEOUT inside; a step-down
                     // answers after the handover, at most one Master_Down_Interval.
@@ -111,6 +151,11 @@ async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
 /// Runtime commands: `POST /api/vrrp/<instance>/step-down` and `.../restore`, for the
 /// failover drill. Off unless `[admin] commands = true`.
 async fn command(path: &str, state: &AdminState) -> (u16, &'static str, String) {
+    match path.trim_end_matches('/') {
+        "/api/reload" => return reload(state).await,
+        "/api/upgrade" => return upgrade(state).await,
+        _ => {}
+    }
     let Some(commands) = &state.commands else {
         return (
             403,
@@ -182,6 +227,72 @@ async fn command(path: &str, state: &AdminState) -> (u16, &'static str, String) 
     }
 }
 
+/// `POST /api/reload`: re-read the config file and apply it; the answer says what changed, or
+/// every problem (422) or why it could not be applied (409).
+async fn reload(state: &AdminState) -> (u16, &'static str, String) {
+    let Some(requests) = &state.reload else {
+        return (
+            403,
+            "text/plain",
+            "runtime commands are off; set `commands = true` in [admin]\n".into(),
+        );
+    };
+    let (reply, answer) = oneshot::channel();
+    if requests.send(reply).await.is_err() {
+        return (503, "text/plain", "havip is stopping\n".into());
+    }
+    let outcome = match tokio::time::timeout(RELOAD_TIMEOUT, answer).await {
+        Ok(Ok(outcome)) => outcome,
+        _ => return (503, "text/plain", "no answer from the node\n".into()),
+    };
+    let (status, body) = match outcome {
+        ReloadOutcome::Applied {
+            changes,
+            kept,
+            checksum,
+        } => (
+            200,
+            serde_json::json!({"result": "applied", "changes": changes, "needs_restart": kept, "checksum": checksum}),
+        ),
+        ReloadOutcome::Rejected { problems } => (
+            422,
+            serde_json::json!({"result": "rejected", "problems": problems}),
+        ),
+        ReloadOutcome::Failed { error } => {
+            (409, serde_json::json!({"result": "failed", "error": error}))
+        }
+    };
+    (status, "application/json", format!("{body:#}\n"))
+}
+
+/// `POST /api/upgrade`: start the new binary and hand over ([`crate::upgrade`]); answers when
+/// it took over (200, with its PID; this process then drains and exits) or failed (409; this
+/// process runs on).
+async fn upgrade(state: &AdminState) -> (u16, &'static str, String) {
+    let Some(requests) = &state.upgrade else {
+        return (
+            403,
+            "text/plain",
+            "runtime commands are off; set `commands = true` in [admin]\n".into(),
+        );
+    };
+    let (reply, answer) = oneshot::channel();
+    if requests.send(reply).await.is_err() {
+        return (503, "text/plain", "havip is stopping\n".into());
+    }
+    let timeout = crate::upgrade::HANDOVER_TIMEOUT + Duration::from_secs(5);
+    let (status, body) = match tokio::time::timeout(timeout, answer).await {
+        Ok(Ok(UpgradeOutcome::TookOver { pid })) => {
+            (200, serde_json::json!({"result": "took_over", "pid": pid}))
+        }
+        Ok(Ok(UpgradeOutcome::Failed { error })) => {
+            (409, serde_json::json!({"result": "failed", "error": error}))
+        }
+        _ => return (503, "text/plain", "no answer from the node\n".into()),
+    };
+    (status, "application/json", format!("{body:#}\n"))
+}
+
 /// Pure request routing: (status, content type, body).
 pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str, String) {
     if method != "GET" && method != "HEAD" {
@@ -195,12 +306,19 @@ pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str
     let uptime = state.started.elapsed().as_secs_f64();
     match path {
         "/metrics" => {
-            let body = metrics::render(&state.services, state.vrrp.as_deref(), uptime);
+            let mut body = metrics::render(&state.services.load(), state.vrrp.as_deref(), uptime);
+            metrics::render_config(&mut body, &state.config, &state.reloads);
             (200, "text/plain; version=0.0.4; charset=utf-8", body)
         }
         "/api/status" => {
-            let mut status = status::services_json(&state.services, uptime);
+            let mut status = status::services_json(&state.services.load(), uptime);
+            status["config"] = serde_json::json!({
+                "path": state.config.path.as_ref().map(|p| p.display().to_string()),
+                "checksum": state.config.checksum,
+                "loaded_at_unix": state.config.loaded_at_unix,
+            });
             status["draining"] = state.draining.load(Relaxed).into();
+            status["pid"] = std::process::id().into();
             if let Some(vrrp) = &state.vrrp {
                 status["vrrp"] = vrrp.status_json();
             }

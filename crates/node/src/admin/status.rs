@@ -24,14 +24,15 @@ pub fn services_json(services: &[Arc<Service>], uptime_seconds: f64) -> Value {
                         CheckOutcome::Failed => "failed",
                         CheckOutcome::None => "none",
                     };
+                    let spec = backend.spec();
                     json!({
-                        "name": backend.spec.name,
-                        "address": backend.spec.addr.to_string(),
+                        "name": spec.name,
+                        "address": spec.addr.to_string(),
                         "health": backend.health().as_str(),
                         "weight": backend.weight(),
-                        "configured_weight": backend.spec.weight,
-                        "backup": backend.spec.backup,
-                        "max_conns": backend.spec.max_conns,
+                        "configured_weight": spec.weight,
+                        "backup": spec.backup,
+                        "max_conns": spec.max_conns,
                         "active": backend.stats.active.load(Relaxed),
                         "total": backend.stats.total.load(Relaxed),
                         "bytes_to_backend": backend.stats.bytes_to_backend.load(Relaxed),

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use havip_proxy::service::Service;
 
+use crate::run::{ConfigSource, ReloadStats};
 use crate::vrrp::status::VrrpView;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// The whole `/metrics` page.
 pub fn render(services: &[Arc<Service>], vrrp: Option<&VrrpView>, uptime_seconds: f64) -> String {
@@ -32,6 +34,57 @@ pub fn render(services: &[Arc<Service>], vrrp: Option<&VrrpView>, uptime_seconds
         vrrp::render(&mut out, view);
     }
     out
+}
+
+/// The config and reload families, appended to `out`.
+pub fn render_config(out: &mut String, config: &ConfigSource, reloads: &ReloadStats) {
+    let name = "havip_config_reloads_total";
+    let mut family = Family::new(
+        out,
+        name,
+        "counter",
+        "Config reloads (SIGHUP, havip reload), by result.",
+    );
+    for (result, count) in [
+        ("applied", &reloads.applied),
+        ("rejected", &reloads.rejected),
+        ("failed", &reloads.failed),
+    ] {
+        family.sample(name, &[("result", result)], count.load(Relaxed));
+    }
+    let name = "havip_config_last_reload_successful";
+    Family::new(
+        out,
+        name,
+        "gauge",
+        "1 if the last reload was applied (or none was tried), else 0.",
+    )
+    .sample(name, &[], reloads.last_successful.load(Relaxed));
+    let name = "havip_config_last_reload_success_timestamp_seconds";
+    let last = reloads.last_success_unix_ms.load(Relaxed) as f64 / 1000.0;
+    Family::new(
+        out,
+        name,
+        "gauge",
+        "When the last reload was applied (Unix time; 0: never).",
+    )
+    .sample(name, &[], format!("{last:.3}"));
+    let name = "havip_config_loaded_timestamp_seconds";
+    Family::new(
+        out,
+        name,
+        "gauge",
+        "When the running config was loaded (Unix time).",
+    )
+    .sample(name, &[], format!("{:.3}", config.loaded_at_unix));
+    let name = "havip_config_info";
+    Family::new(
+        out,
+        name,
+        "gauge",
+        "The running config's SHA-256, as a label.",
+    )
+    .sample(name, &[("checksum", &config.checksum)], 1);
 }
 
 /// One metric family being written: its header once, then samples.

@@ -176,9 +176,10 @@ fn backend_families(out: &mut String, services: &[Arc<Service>]) {
         let mut family = Family::new(out, name, kind, help);
         for service in services {
             for backend in &service.backends {
+                let spec = backend.spec();
                 let labels = [
                     ("service", service.spec.name.as_str()),
-                    ("backend", backend.spec.name.as_str()),
+                    ("backend", spec.name.as_str()),
                 ];
                 family.sample(name, &labels, get(backend));
             }
@@ -205,7 +206,7 @@ fn backend_traffic_and_checks(out: &mut String, services: &[Arc<Service>]) {
                         name,
                         &[
                             ("service", &service.spec.name),
-                            ("backend", &backend.spec.name),
+                            ("backend", &backend.spec().name),
                             ("direction", direction),
                         ],
                         bytes.load(Relaxed),
@@ -227,7 +228,7 @@ fn backend_traffic_and_checks(out: &mut String, services: &[Arc<Service>]) {
                         name,
                         &[
                             ("service", &service.spec.name),
-                            ("backend", &backend.spec.name),
+                            ("backend", &backend.spec().name),
                             ("result", result),
                         ],
                         count.load(Relaxed),
@@ -251,7 +252,7 @@ fn backend_traffic_and_checks(out: &mut String, services: &[Arc<Service>]) {
                     name,
                     &[
                         ("service", &service.spec.name),
-                        ("backend", &backend.spec.name),
+                        ("backend", &backend.spec().name),
                     ],
                     format!("{:.6}", took.as_secs_f64()),
                 );

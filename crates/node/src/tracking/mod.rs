@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use havip_config::vrrp::{TrackerSettings, VrrpSettings};
-use havip_proxy::service::Service;
+use havip_proxy::ServiceTable;
 use havip_vrrp::{TrackerState, Tracking};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::vrrp::monitor::LinkStates;
@@ -157,8 +157,9 @@ pub fn instance_tracking(
 /// A tracker's observation, sent to the tracking loop.
 #[derive(Debug)]
 pub struct Report {
-    /// The tracker's index in the config.
-    pub tracker: usize,
+    /// The observer's id (see [`Tracked::id`]); reports of a tracker a reload replaced are
+    /// ignored.
+    pub tracker: u64,
     /// What it saw.
     pub observation: Observation,
 }
@@ -169,80 +170,245 @@ pub struct Inputs {
     pub trackers: Vec<TrackerSettings>,
     /// The VRRP instances whose priorities they move.
     pub instances: Vec<VrrpSettings>,
-    /// The node's services, read in-process.
-    pub services: Vec<Arc<Service>>,
+    /// The node's services, read in-process (the current generations, across reloads).
+    pub services: Arc<ServiceTable>,
     /// Link changes from the node's netlink monitor.
     pub links: watch::Receiver<LinkStates>,
 }
 
-/// Start the trackers for the instances. `on_change` receives (instance index, tracking)
-/// with each instance's first tracking and every change after.
-pub fn spawn(inputs: Inputs, on_change: mpsc::Sender<(usize, Tracking)>, stop: CancellationToken) {
-    if inputs.trackers.is_empty() {
-        return;
-    }
-    let sources = observe::Sources {
-        services: inputs.services,
-        links: inputs.links,
-    };
-    let (report_tx, report_rx) = mpsc::channel(256);
-    for (index, tracker) in inputs.trackers.iter().enumerate() {
-        let observing =
-            observe::observe_forever(index, tracker.clone(), sources.clone(), report_tx.clone());
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = observing => {}
-                () = stop.cancelled() => {}
-            }
-        });
-    }
-    drop(report_tx);
-    tokio::spawn(tracking_loop(
-        inputs.trackers,
-        inputs.instances,
-        report_rx,
-        on_change,
-    ));
+/// The running trackers, for a reload.
+#[derive(Debug, Clone)]
+pub struct TrackingHandle {
+    reloads: mpsc::Sender<(Inputs, oneshot::Sender<Vec<Tracking>>)>,
 }
 
-async fn tracking_loop(
-    trackers: Vec<TrackerSettings>,
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inputs")
+            .field("trackers", &self.trackers)
+            .field("instances", &self.instances)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrackingHandle {
+    /// New trackers and instances: trackers with the same name and settings keep their state
+    /// and observer, others start afresh or stop. Answers with every instance's tracking now
+    /// (in `inputs.instances` order), which the caller hands to the instances with their new
+    /// settings; `on_change` only reports changes after that.
+    pub async fn reload(&self, inputs: Inputs) -> Option<Vec<Tracking>> {
+        let (reply, answer) = oneshot::channel();
+        self.reloads.send((inputs, reply)).await.ok()?;
+        answer.await.ok()
+    }
+}
+
+/// Start the trackers for the instances. `on_change` receives (instance name, tracking)
+/// with each instance's first tracking and every change after.
+pub fn spawn(
+    inputs: Inputs,
+    on_change: mpsc::Sender<(String, Tracking)>,
+    stop: CancellationToken,
+) -> TrackingHandle {
+    let (report_tx, reports) = mpsc::channel(256);
+    let (reloads_tx, reloads) = mpsc::channel(4);
+    let mut task = TrackingTask {
+        trackers: Vec::new(),
+        instances: Vec::new(),
+        sent: Vec::new(),
+        next_id: 0,
+        report_tx,
+        stop: stop.clone(),
+        on_change,
+    };
+    task.replace(inputs);
+    tokio::spawn(async move {
+        tokio::select! {
+            () = task.run(reports, reloads) => {}
+            () = stop.cancelled() => {}
+        }
+    });
+    TrackingHandle {
+        reloads: reloads_tx,
+    }
+}
+
+/// One running tracker: its settings, its damped state and its observer task.
+#[derive(Debug)]
+pub struct Tracked {
+    settings: TrackerSettings,
+    /// Tells its reports apart from those of a tracker a reload replaced.
+    id: u64,
+    debounce: Debounce,
+    value: TrackerValue,
+    observer: tokio::task::JoinHandle<()>,
+}
+
+struct TrackingTask {
+    trackers: Vec<Tracked>,
     instances: Vec<VrrpSettings>,
-    mut reports: mpsc::Receiver<Report>,
-    on_change: mpsc::Sender<(usize, Tracking)>,
-) {
-    let mut debounce: Vec<Debounce> = trackers
-        .iter()
-        .map(|settings| Debounce::new(settings.rise, settings.fall))
-        .collect();
-    let mut values = vec![TrackerValue::Pending; trackers.len()];
-    let mut sent: Vec<Option<Tracking>> = vec![None; instances.len()];
-    while let Some(Report {
-        tracker,
-        observation,
-    }) = reports.recv().await
-    {
-        let Some(settings) = trackers.get(tracker) else {
-            continue;
+    /// The tracking last sent to each instance (by name).
+    sent: Vec<(String, Tracking)>,
+    next_id: u64,
+    report_tx: mpsc::Sender<Report>,
+    stop: CancellationToken,
+    on_change: mpsc::Sender<(String, Tracking)>,
+    // The services and links of the latest inputs live in the observers.
+}
+
+impl TrackingTask {
+    async fn run(
+        &mut self,
+        mut reports: mpsc::Receiver<Report>,
+        mut reloads: mpsc::Receiver<(Inputs, oneshot::Sender<Vec<Tracking>>)>,
+    ) {
+        loop {
+            tokio::select! {
+                report = reports.recv() => match report {
+                    Some(report) => {
+                        if !self.on_report(report).await {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                reload = reloads.recv() => match reload {
+                    Some((inputs, reply)) => {
+                        let trackings = self.replace(inputs);
+                        let _ = reply.send(trackings);
+                    }
+                    None => std::future::pending::<()>().await,
+                },
+            }
+        }
+    }
+
+    /// Take new inputs (at start, and on a reload); returns every instance's tracking now.
+    fn replace(&mut self, inputs: Inputs) -> Vec<Tracking> {
+        let sources = observe::Sources {
+            services: inputs.services,
+            links: inputs.links,
         };
-        let changed = match observation {
+        let mut old = std::mem::take(&mut self.trackers);
+        for settings in inputs.trackers {
+            match old.iter().position(|t| t.settings == settings) {
+                Some(kept) => self.trackers.push(old.swap_remove(kept)),
+                None => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    let observing = observe::observe_forever(
+                        id,
+                        settings.clone(),
+                        sources.clone(),
+                        self.report_tx.clone(),
+                    );
+                    let stop = self.stop.clone();
+                    let observer = tokio::spawn(async move {
+                        tokio::select! {
+                            () = observing => {}
+                            () = stop.cancelled() => {}
+                        }
+                    });
+                    self.trackers.push(Tracked {
+                        debounce: Debounce::new(settings.rise, settings.fall),
+                        settings,
+                        id,
+                        value: TrackerValue::Pending,
+                        observer,
+                    });
+                }
+            }
+        }
+        for gone in old {
+            tracing::info!(tracker = %gone.settings.name, "tracker removed");
+            gone.observer.abort();
+        }
+        self.instances = inputs.instances;
+        let trackings: Vec<Tracking> = self
+            .instances
+            .iter()
+            .map(|instance| self.tracking_of(instance))
+            .collect();
+        self.sent = self
+            .instances
+            .iter()
+            .zip(&trackings)
+            .map(|(instance, tracking)| (instance.name.clone(), *tracking))
+            .collect();
+        trackings
+    }
+
+    fn tracking_of(&self, instance: &VrrpSettings) -> Tracking {
+        let settings: Vec<TrackerSettings> =
+            self.trackers.iter().map(|t| t.settings.clone()).collect();
+        let values: Vec<TrackerValue> = self.trackers.iter().map(|t| t.value).collect();
+        instance_tracking(instance, &settings, &values)
+    }
+
+    /// Apply one report; false once nobody listens for changes any more.
+    async fn on_report(&mut self, report: Report) -> bool {
+        let Some(tracked) = self.trackers.iter_mut().find(|t| t.id == report.tracker) else {
+            return true; // from a tracker a reload replaced
+        };
+        if !tracked.observe(report.observation) {
+            return true;
+        }
+        let name = tracked.settings.name.clone();
+        let instances: Vec<VrrpSettings> = self
+            .instances
+            .iter()
+            .filter(|instance| instance.track.iter().any(|r| r.tracker == name))
+            .cloned()
+            .collect();
+        for instance in instances {
+            let tracking = self.tracking_of(&instance);
+            let Some(slot) = self.sent.iter_mut().find(|(n, _)| *n == instance.name) else {
+                continue;
+            };
+            if slot.1 == tracking {
+                continue;
+            }
+            slot.1 = tracking;
+            tracing::info!(
+                instance = %instance.name,
+                priority = tracking.priority,
+                fault = tracking.fault,
+                "effective priority changed"
+            );
+            if self
+                .on_change
+                .send((instance.name.clone(), tracking))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Tracked {
+    /// Take one observation; true when the tracker's value changed.
+    fn observe(&mut self, observation: Observation) -> bool {
+        let settings = &self.settings;
+        match observation {
             Observation::Unknown => false,
             Observation::Value(value) => {
                 let new = TrackerValue::Number(value);
-                let changed = values[tracker] != new;
+                let changed = self.value != new;
                 if changed {
                     tracing::info!(tracker = %settings.name, value, "tracked file value changed");
                 }
-                values[tracker] = new;
+                self.value = new;
                 changed
             }
             Observation::Good | Observation::Bad => {
                 let good = observation == Observation::Good;
-                let changed = debounce[tracker].observe(good);
+                let changed = self.debounce.observe(good);
                 if changed {
-                    let healthy = debounce[tracker].healthy().unwrap_or(good);
-                    values[tracker] = TrackerValue::Healthy(healthy);
+                    let healthy = self.debounce.healthy().unwrap_or(good);
+                    self.value = TrackerValue::Healthy(healthy);
                     if healthy {
                         tracing::info!(tracker = %settings.name, "tracker healthy");
                     } else {
@@ -250,31 +416,6 @@ async fn tracking_loop(
                     }
                 }
                 changed
-            }
-        };
-        if !changed {
-            continue;
-        }
-        for (index, instance) in instances.iter().enumerate() {
-            if !instance
-                .track
-                .iter()
-                .any(|reference| reference.tracker == settings.name)
-            {
-                continue;
-            }
-            let tracking = instance_tracking(instance, &trackers, &values);
-            if sent[index] != Some(tracking) {
-                sent[index] = Some(tracking);
-                tracing::info!(
-                    instance = %instance.name,
-                    priority = tracking.priority,
-                    fault = tracking.fault,
-                    "effective priority changed"
-                );
-                if on_change.send((index, tracking)).await.is_err() {
-                    return;
-                }
             }
         }
     }
@@ -409,5 +550,66 @@ mod tests {
         let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
         assert!(process_running(comm.trim_end()));
         assert!(!process_running("no-such-process-havip"));
+    }
+
+    fn script(name: &str, weight: i32, program: &str) -> TrackerSettings {
+        let mut settings = tracker(name, weight);
+        settings.kind = TrackerKind::Script {
+            command: CommandSpec::Argv(vec![program.into()]),
+            timeout: Duration::from_secs(1),
+            user: None,
+            timeout_is_failure: false,
+        };
+        settings
+    }
+
+    fn inputs(trackers: Vec<TrackerSettings>, track: Vec<TrackRef>) -> Inputs {
+        Inputs {
+            trackers,
+            instances: vec![instance(100, track)],
+            services: Arc::default(),
+            links: watch::channel(crate::vrrp::monitor::LinkStates::default()).1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_the_state_of_unchanged_trackers_and_applies_new_ones() {
+        let (on_change, mut changes) = mpsc::channel(16);
+        let stop = CancellationToken::new();
+        let failing = script("down", -30, "/bin/false");
+        let handle = spawn(
+            inputs(vec![failing.clone()], vec![track("down", None)]),
+            on_change,
+            stop.clone(),
+        );
+        let limit = Duration::from_secs(5);
+        let first = loop {
+            let (_, tracking) = tokio::time::timeout(limit, changes.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if tracking.priority != 100 {
+                break tracking;
+            }
+        };
+        assert_eq!(first.priority, 70, "the failing tracker counts");
+        // A reload that adds a tracker and keeps "down" as it was: "down" keeps its state (a
+        // restarted tracker would be pending and count for nothing until its first run).
+        let passing = script("up", -20, "/bin/true");
+        let now = handle
+            .reload(inputs(
+                vec![failing.clone(), passing.clone()],
+                vec![track("down", None), track("up", None)],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(now[0].priority, 70, "kept state, at once");
+        // A reload that stops tracking "down": the priority comes back at once.
+        let now = handle
+            .reload(inputs(vec![failing, passing], vec![track("up", None)]))
+            .await
+            .unwrap();
+        assert_eq!(now[0].priority, 100);
+        stop.cancel();
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use havip_config::vrrp::{CommandSpec, MinHealthy, ProcessMatch, TrackerKind, TrackerSettings};
 use havip_proxy::service::Service;
+use havip_proxy::ServiceTable;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 
@@ -18,21 +19,21 @@ use crate::vrrp::monitor::LinkStates;
 /// What a tracker may need to look at.
 #[derive(Clone)]
 pub struct Sources {
-    /// The node's services (for `service` and `listener`).
-    pub services: Vec<Arc<Service>>,
+    /// The node's services (for `service` and `listener`), current across reloads.
+    pub services: Arc<ServiceTable>,
     /// Link changes from the node's netlink monitor (for `interface`).
     pub links: watch::Receiver<LinkStates>,
 }
 
-/// Observe `tracker` forever (until the tracking loop goes away), as tracker `index`.
+/// Observe `tracker` forever (until the tracking loop goes away), reporting as `id`.
 pub async fn observe_forever(
-    index: usize,
+    id: u64,
     tracker: TrackerSettings,
     sources: Sources,
     reports: mpsc::Sender<Report>,
 ) {
     let out = Out {
-        index,
+        id,
         name: tracker.name.clone(),
         reports,
     };
@@ -41,17 +42,17 @@ pub async fn observe_forever(
             service,
             min_healthy,
         } => {
-            let service = find(&sources.services, service);
-            let min = *min_healthy;
-            in_process(out, move || match &service {
-                Some(s) => good(service_healthy(s, min)),
+            // Looked up at every observation: a reload may replace the service.
+            let (table, name, min) = (sources.services.clone(), service.clone(), *min_healthy);
+            in_process(out, move || match table.find(&name) {
+                Some(s) => good(service_healthy(&s, min)),
                 None => Observation::Bad,
             })
             .await
         }
         TrackerKind::Listener { service } => {
-            let service = find(&sources.services, service);
-            in_process(out, move || match &service {
+            let (table, name) = (sources.services.clone(), service.clone());
+            in_process(out, move || match table.find(&name) {
                 Some(s) => good(s.stats.all_listeners_accepting(s.spec.listen.len())),
                 None => Observation::Bad,
             })
@@ -83,7 +84,7 @@ pub async fn observe_forever(
 
 /// Where a tracker's observations go.
 struct Out {
-    index: usize,
+    id: u64,
     name: String,
     reports: mpsc::Sender<Report>,
 }
@@ -93,16 +94,12 @@ impl Out {
     async fn send(&self, observation: Observation) -> bool {
         self.reports
             .send(Report {
-                tracker: self.index,
+                tracker: self.id,
                 observation,
             })
             .await
             .is_ok()
     }
-}
-
-fn find(services: &[Arc<Service>], name: &str) -> Option<Arc<Service>> {
-    services.iter().find(|s| s.spec.name == name).cloned()
 }
 
 fn ticker(period: Duration) -> Interval {
@@ -271,7 +268,11 @@ fn good(ok: bool) -> Observation {
 /// Whether a service has enough backends up. Backup backends do not count: the service is
 /// degraded when it runs on them.
 pub fn service_healthy(service: &Service, min: MinHealthy) -> bool {
-    let primaries: Vec<_> = service.backends.iter().filter(|b| !b.spec.backup).collect();
+    let primaries: Vec<_> = service
+        .backends
+        .iter()
+        .filter(|b| !b.spec().backup)
+        .collect();
     let up = primaries.iter().filter(|b| b.is_up()).count();
     match min {
         MinHealthy::Count(n) => up >= n as usize,

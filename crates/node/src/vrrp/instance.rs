@@ -62,11 +62,22 @@ pub enum Control {
     Resync,
     /// Stop: release the VIP (gracefully), then answer.
     Shutdown(oneshot::Sender<()>),
+    /// Stop because a successor process took this instance over (a binary upgrade): no
+    /// priority 0, the VIP stays where it is; then answer.
+    HandOff(oneshot::Sender<()>),
     /// A failover drill: a master hands the VIP over as on shutdown and stays out of the
     /// election until [`Control::Restore`]. Answers with what happened.
     StepDown(oneshot::Sender<StepDownResult>),
     /// End a step-down: back to the trackers' priority.
     Restore(oneshot::Sender<()>),
+    /// A reload's new settings for this instance (the same virtual router, see
+    /// `havip_vrrp::Instance::can_reconfigure`), with the trackers' verdict under them.
+    Reconfigure {
+        /// The new protocol configuration.
+        config: Box<havip_vrrp::InstanceConfig>,
+        /// The trackers' verdict with the new settings.
+        tracking: Tracking,
+    },
 }
 
 /// What a step-down did.
@@ -95,6 +106,7 @@ pub struct InstanceTask<Io> {
     instance: Instance,
     vips: Vec<ResolvedVip>,
     link_up_at_start: bool,
+    resume: Option<bool>,
     io: Io,
     status: StatusSlot,
     events: Arc<EventLog>,
@@ -119,6 +131,9 @@ pub struct InstanceParts<Io> {
     pub vips: Vec<ResolvedVip>,
     /// Whether the interface was up when the node started.
     pub link_up: bool,
+    /// `Some(was_master)` when a predecessor process on this node ran this instance (a
+    /// binary upgrade): resume its state instead of starting afresh.
+    pub resume: Option<bool>,
     /// Sockets and netlink, or a recorder in tests.
     pub io: Io,
     /// Where the task publishes its status.
@@ -138,6 +153,7 @@ impl<Io: InstanceIo> InstanceTask<Io> {
             instance: parts.instance,
             vips: parts.vips,
             link_up_at_start: parts.link_up,
+            resume: parts.resume,
             io: parts.io,
             status: parts.status,
             events: parts.events,
@@ -152,11 +168,17 @@ impl<Io: InstanceIo> InstanceTask<Io> {
     pub async fn run(mut self, mut inbox: mpsc::Receiver<Control>) {
         self.base = Instant::now();
         // A crashed run may have left our addresses behind; as a fresh backup we hold nothing.
-        self.remove_stale_addresses();
+        // A master resumed from its predecessor holds them and keeps them.
+        if self.resume != Some(true) {
+            self.remove_stale_addresses();
+        }
         if !self.link_up_at_start {
             self.handle(Input::InterfaceDown);
         }
-        self.handle(Input::Startup);
+        match self.resume {
+            Some(was_master) => self.handle(Input::Resume { was_master }),
+            None => self.handle(Input::Startup),
+        }
         loop {
             if self.shutdown_reply.is_some() && !self.instance.holds_addresses() {
                 break;
@@ -228,7 +250,13 @@ impl<Io: InstanceIo> InstanceTask<Io> {
                 self.shutdown_reply = Some(done);
                 self.handle(Input::Shutdown);
             }
+            Control::HandOff(done) => {
+                self.with_status(|status| status.stopping = true);
+                self.shutdown_reply = Some(done);
+                self.handle(Input::HandOff);
+            }
             Control::StepDown(reply) => self.step_down(reply),
+            Control::Reconfigure { config, tracking } => self.reconfigure(*config, tracking),
             Control::Restore(reply) => {
                 if self.instance.fault_cause().is_some_and(|c| c.stepped_down) {
                     tracing::info!(instance = %self.name, "drill over: back to the trackers' priority");
@@ -236,6 +264,22 @@ impl<Io: InstanceIo> InstanceTask<Io> {
                 }
                 self.handle(Input::Restore);
                 let _ = reply.send(());
+            }
+        }
+    }
+
+    fn reconfigure(&mut self, config: havip_vrrp::InstanceConfig, tracking: Tracking) {
+        let now = self.now();
+        let priority = config.priority;
+        match self.instance.reconfigure(now, config, tracking) {
+            Ok(actions) => {
+                tracing::info!(instance = %self.name, priority, "settings reloaded in place");
+                self.with_status(|s| s.configured_priority = priority);
+                self.execute(actions);
+            }
+            // The node checks this before it asks; the running settings stay if it happens.
+            Err(error) => {
+                tracing::error!(instance = %self.name, %error, "reload refused by the instance")
             }
         }
     }
@@ -390,6 +434,11 @@ impl<Io: InstanceIo> InstanceTask<Io> {
             Some(to_name),
             detail,
         );
+        // Across a binary upgrade nothing changed for the outside world: the scripts that
+        // follow the state (moving a route, starting a service) have nothing to do.
+        if matches!(reason, Reason::Resumed | Reason::HandedOff) {
+            return;
+        }
         // Initialize is where a stopped instance ends: keepalived calls that STOP.
         let to_notify = if to == State::Initialize {
             "STOP"
@@ -574,6 +623,8 @@ fn describe(reason: Reason) -> String {
             format!("fault: {}", why.join(", "))
         }
         Reason::FaultCleared => "fault cleared".into(),
+        Reason::Resumed => "resumed the state of the process it replaced (binary upgrade)".into(),
+        Reason::HandedOff => "handed off to the process that replaces it (binary upgrade)".into(),
     }
 }
 

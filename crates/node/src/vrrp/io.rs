@@ -52,8 +52,8 @@ pub struct KernelIo {
     pub ifindex: u32,
     /// The send socket of the instance's interface and family.
     pub sender: Arc<VrrpSender>,
-    /// Announcers by interface index (the instance's and those of VIPs on other interfaces).
-    pub announcers: Arc<Vec<(u32, Announcer)>>,
+    /// Announcers by interface index: those of the interfaces the instance's VIPs are on.
+    pub announcers: Vec<(u32, Arc<Announcer>)>,
     /// The node's rtnetlink socket.
     pub netlink: Arc<Mutex<Netlink>>,
 }

@@ -8,14 +8,21 @@
 //!   trackers ── priority / fault ──> (the instances that track them)
 //! ```
 //!
-//! - [`receive`]: one receive path per interface and family, demultiplexed by VRID.
+//! - [`receive`]: one receive path per interface and family, routed by VRID.
 //! - [`instance`]: one task per instance around the pure core; its I/O is [`io::InstanceIo`].
 //! - [`monitor`]: the netlink monitor.
 //! - [`status`], [`notify`]: what the outside sees, and notify commands.
 //!
-//! [`VrrpNode::start`] resolves interfaces and addresses (failing with a clear message when
-//! one is missing), opens the shared sockets and starts everything; [`VrrpNode::shutdown`]
-//! releases the VIPs gracefully and waits for every task.
+//! Lifecycle: [`VrrpNode::start`] resolves interfaces and addresses (failing with a clear
+//! message when one is missing), opens the shared sockets and starts everything. A reload is
+//! [`VrrpNode::prepare`] (everything that can fail: interfaces, addresses, sockets) then
+//! [`VrrpNode::apply`]: an instance whose settings did not change sees nothing; one changed in
+//! place (same VRID, version, addresses and interface) gets its new settings as an input of
+//! its core, taking effect with its next advertisement; one that became another instance, and
+//! one that is gone, hand over with priority 0 exactly as on SIGTERM (a replacement starts,
+//! as backup, once its predecessor let go); a new one starts as backup. Trackers with the same
+//! settings keep their state. [`VrrpNode::shutdown`] releases the VIPs gracefully and waits
+//! for every task.
 
 pub mod instance;
 pub mod io;
@@ -29,8 +36,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context};
-use havip_config::vrrp::{TrackerSettings, VrrpSettings};
-use havip_proxy::service::Service;
+use arc_swap::ArcSwap;
+use havip_config::vrrp::{NotifySettings, TrackerSettings, VrrpSettings};
+use havip_proxy::ServiceTable;
 use havip_sys::announce::Announcer;
 use havip_sys::netlink::{InterfaceAddress, Link, Netlink, NetlinkMonitor};
 use havip_sys::vrrp_socket::{Family, VrrpReceiver, VrrpSender};
@@ -40,26 +48,22 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::tracking;
+use crate::tracking::{self, TrackingHandle};
 use instance::{Control, InstanceParts, InstanceTask, StepDownResult};
 use io::{KernelIo, ResolvedVip};
 use monitor::{LinkStates, Watcher};
-use status::{EventLog, InstanceStatus, ReceiveCounters, VrrpView};
+use receive::Routes;
+use status::{EventLog, InstanceStatus, ReceiveCounters, StatusSlot, VrrpView};
 
 /// Messages an instance task may have waiting; packets beyond that are dropped and counted
 /// (a task that far behind is better served by fresh adverts than by old ones).
 const INBOX_CAPACITY: usize = 1024;
 
-/// The running VRRP instances of this node.
-pub struct VrrpNode {
-    controls: Vec<(String, mpsc::Sender<Control>)>,
-    tasks: Vec<JoinHandle<()>>,
-    notify_workers: Vec<JoinHandle<()>>,
-    background: CancellationToken,
-    view: Arc<VrrpView>,
-}
+/// The (interface index, IPv4?) of a receive path and send socket.
+type PathKey = (u32, bool);
 
 /// One configured instance with its interface and addresses resolved.
+#[derive(Debug, Clone)]
 struct Planned {
     settings: VrrpSettings,
     link: Link,
@@ -75,19 +79,95 @@ impl Planned {
         }
     }
 
-    /// The key of the shared sockets this instance uses.
-    fn socket_key(&self) -> (u32, bool) {
+    fn path_key(&self) -> PathKey {
         (self.link.index, self.family() == Family::V4)
+    }
+
+    fn protocol_config(&self) -> havip_vrrp::InstanceConfig {
+        let mut config = self.settings.protocol_config(self.primary);
+        // havip keeps serving on the VIP until the new master is heard (issue #4 item 5).
+        config.graceful_release = true;
+        config
     }
 }
 
-/// The sockets the instances share: one sender and one receiver per (interface, family),
-/// one announcer per interface that carries a VIP.
-struct Sockets {
-    senders: HashMap<(u32, bool), Arc<VrrpSender>>,
-    /// Interface name, whether to join the multicast group, and the instances it serves.
-    receivers: BTreeMap<(u32, bool), (String, bool, Vec<usize>)>,
-    announcers: Arc<Vec<(u32, Announcer)>>,
+/// One receive path and send socket, shared by the instances on an interface and family.
+struct Path {
+    name: String,
+    joined_multicast: bool,
+    sender: Arc<VrrpSender>,
+    routes: Arc<Routes>,
+    counters: Arc<ReceiveCounters>,
+    stop: CancellationToken,
+}
+
+/// A running instance.
+struct Running {
+    planned: Planned,
+    inbox: mpsc::Sender<Control>,
+    task: JoinHandle<()>,
+    notify: watch::Sender<NotifySettings>,
+    notify_worker: JoinHandle<()>,
+    status: StatusSlot,
+}
+
+/// A config made ready by [`VrrpNode::prepare`]: interfaces resolved, sockets opened. Dropping
+/// it unapplied closes what it opened.
+pub struct PreparedVrrp {
+    planned: Vec<Planned>,
+    trackers: Vec<TrackerSettings>,
+    paths: Vec<(PathKey, Path, AsyncFd<VrrpReceiver>)>,
+    announcers: Vec<(u32, Arc<Announcer>)>,
+}
+
+/// What [`VrrpNode::apply`] did to the instances, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VrrpReport {
+    /// Instances started (as backup).
+    pub added: Vec<String>,
+    /// Instances handing over and stopping.
+    pub removed: Vec<String>,
+    /// Instances whose settings changed in place.
+    pub changed: Vec<String>,
+    /// Instances that became other ones: handing over, then started anew.
+    pub replaced: Vec<String>,
+}
+
+/// The running VRRP instances of this node.
+pub struct VrrpNode {
+    netlink: Arc<Mutex<Netlink>>,
+    instances: Vec<Running>,
+    paths: Arc<Mutex<BTreeMap<PathKey, Path>>>,
+    announcers: HashMap<u32, Arc<Announcer>>,
+    watchers: Arc<ArcSwap<Vec<Watcher>>>,
+    links: watch::Receiver<LinkStates>,
+    tracking: TrackingHandle,
+    /// Instance inboxes by name, for the trackers' verdicts.
+    inboxes: Arc<ArcSwap<HashMap<String, mpsc::Sender<Control>>>>,
+    services: Arc<ServiceTable>,
+    events: Arc<EventLog>,
+    view: Arc<VrrpView>,
+    background: CancellationToken,
+    /// Tasks of instances a reload stopped, still handing over.
+    retiring: Vec<JoinHandle<()>>,
+    /// What [`VrrpNode::start_later`] prepared, for [`VrrpNode::finish_start`].
+    pending: Option<PreparedVrrp>,
+    /// The states a predecessor process handed over (a binary upgrade), used once by the
+    /// instances they name.
+    resume: Vec<Resumed>,
+}
+
+/// The state of one instance as a predecessor process on this node left it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resumed {
+    /// The instance's name.
+    pub name: String,
+    /// Its virtual router ID.
+    pub vrid: u8,
+    /// Its interface.
+    pub interface: String,
+    /// Whether it was master (holding the addresses).
+    pub master: bool,
 }
 
 impl VrrpNode {
@@ -96,53 +176,484 @@ impl VrrpNode {
     pub async fn start(
         settings: &[VrrpSettings],
         trackers: &[TrackerSettings],
-        services: &[Arc<Service>],
+        services: Arc<ServiceTable>,
     ) -> anyhow::Result<VrrpNode> {
+        VrrpNode::start_resuming(settings, trackers, services, Vec::new()).await
+    }
+
+    /// [`VrrpNode::start`] in a process that takes over from a predecessor (a binary
+    /// upgrade): an instance named in `resume` with the same VRID and interface resumes its
+    /// state (a master stays master, keeping its addresses, with no announcement burst);
+    /// the others start afresh.
+    pub async fn start_resuming(
+        settings: &[VrrpSettings],
+        trackers: &[TrackerSettings],
+        services: Arc<ServiceTable>,
+        resume: Vec<Resumed>,
+    ) -> anyhow::Result<VrrpNode> {
+        let mut node = VrrpNode::start_later(settings, trackers, services)?;
+        node.resume = resume;
+        node.finish_start().await;
+        node.resume.clear();
+        Ok(node)
+    }
+
+    /// What this node's instances would hand to a successor now.
+    pub fn states(&self) -> Vec<Resumed> {
+        self.instances
+            .iter()
+            .map(|running| Resumed {
+                name: running.planned.settings.name.clone(),
+                vrid: running.planned.settings.vrid,
+                interface: running.planned.link.name.clone(),
+                master: running
+                    .status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .state
+                    == havip_vrrp::State::Master,
+            })
+            .collect()
+    }
+
+    fn take_resume(&mut self, p: &Planned) -> Option<bool> {
+        let at = self.resume.iter().position(|r| {
+            r.name == p.settings.name && r.vrid == p.settings.vrid && r.interface == p.link.name
+        })?;
+        Some(self.resume.swap_remove(at).master)
+    }
+
+    /// The fallible half of [`VrrpNode::start`]: everything is opened and resolved, nothing
+    /// runs until [`VrrpNode::finish_start`] (a reload that adds the first instances).
+    pub fn start_later(
+        settings: &[VrrpSettings],
+        trackers: &[TrackerSettings],
+        services: Arc<ServiceTable>,
+    ) -> anyhow::Result<VrrpNode> {
+        let mut node = VrrpNode::empty(services)?;
+        node.pending = Some(node.prepare(settings, trackers)?);
+        Ok(node)
+    }
+
+    /// Start what [`VrrpNode::start_later`] prepared.
+    pub async fn finish_start(&mut self) -> VrrpReport {
+        match self.pending.take() {
+            Some(prepared) => self.apply(prepared).await,
+            None => VrrpReport::default(),
+        }
+    }
+
+    fn empty(services: Arc<ServiceTable>) -> anyhow::Result<VrrpNode> {
         let netlink = Netlink::open().context("VRRP: cannot open a netlink socket")?;
-        let (planned, links) = plan(settings, &netlink)?;
-        let sockets = Sockets::open(&planned, &links)?;
         let netlink = Arc::new(Mutex::new(netlink));
         let background = CancellationToken::new();
-        let mut view = VrrpView::default();
-        let (controls, inboxes): (Vec<_>, Vec<_>) = planned
-            .iter()
-            .map(|instance_plan| {
-                let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
-                ((instance_plan.settings.name.clone(), tx), rx)
-            })
-            .unzip();
-        view.receivers = spawn_receivers(&planned, &sockets, &controls, &background)?;
-        let links = spawn_monitor(&planned, &controls, &background)?;
+        let watchers = Arc::new(ArcSwap::from_pointee(Vec::new()));
+        let links = spawn_monitor(&watchers, &background)?;
+        let inboxes = Arc::new(ArcSwap::from_pointee(HashMap::new()));
+        let tracking = spawn_tracking(&services, &links, &inboxes, &background);
         let events = Arc::new(EventLog::default());
-        let mut tasks = Vec::new();
-        let mut notify_workers = Vec::new();
-        for (instance_plan, inbox) in planned.into_iter().zip(inboxes) {
-            let io = KernelIo {
-                ifindex: instance_plan.link.index,
-                sender: sockets
-                    .senders
-                    .get(&instance_plan.socket_key())
-                    .cloned()
-                    .ok_or_else(|| {
-                        anyhow!("internal: no sender for {}", instance_plan.link.name)
-                    })?,
-                announcers: sockets.announcers.clone(),
-                netlink: netlink.clone(),
-            };
-            let (task, worker, slot) = start_instance(instance_plan, io, &events, inbox)?;
-            tasks.push(task);
-            notify_workers.push(worker);
-            view.instances.push(slot);
-        }
-        view.events = events;
-        spawn_trackers(trackers, settings, services, &controls, links, &background);
+        let view = Arc::new(VrrpView {
+            events: events.clone(),
+            ..VrrpView::default()
+        });
         Ok(VrrpNode {
-            controls,
-            tasks,
-            notify_workers,
+            netlink,
+            instances: Vec::new(),
+            paths: Arc::default(),
+            announcers: HashMap::new(),
+            watchers,
+            links,
+            tracking,
+            inboxes,
+            services,
+            events,
+            view,
             background,
-            view: Arc::new(view),
+            retiring: Vec::new(),
+            pending: None,
+            resume: Vec::new(),
         })
+    }
+
+    /// Everything of a new VRRP config that can fail: interfaces, addresses, new sockets.
+    /// Nothing that runs changes.
+    pub fn prepare(
+        &self,
+        settings: &[VrrpSettings],
+        trackers: &[TrackerSettings],
+    ) -> anyhow::Result<PreparedVrrp> {
+        let planned = {
+            let netlink = self.netlink.lock().unwrap_or_else(|e| e.into_inner());
+            plan(settings, &netlink)?
+        };
+        for p in &planned {
+            Instance::new(p.protocol_config())
+                .map_err(|e| anyhow!("VRRP instance {}: {e}", p.settings.name))?;
+        }
+        let paths = self.open_paths(&planned)?;
+        let mut announcers = Vec::new();
+        for vip in planned.iter().flat_map(|p| &p.vips) {
+            if self.announcers.contains_key(&vip.ifindex)
+                || announcers.iter().any(|(i, _)| *i == vip.ifindex)
+            {
+                continue;
+            }
+            let mac = planned
+                .iter()
+                .flat_map(|p| std::iter::once(&p.link))
+                .find(|l| l.index == vip.ifindex)
+                .and_then(|l| l.mac)
+                .or_else(|| self.mac_of(vip.ifindex))
+                .unwrap_or([0; 6]);
+            let announcer =
+                Announcer::open(vip.ifindex, &vip.interface, mac).with_context(|| {
+                    format!(
+                        "VRRP: cannot open announcement sockets on {}",
+                        vip.interface
+                    )
+                })?;
+            announcers.push((vip.ifindex, Arc::new(announcer)));
+        }
+        Ok(PreparedVrrp {
+            planned,
+            trackers: trackers.to_vec(),
+            paths,
+            announcers,
+        })
+    }
+
+    fn mac_of(&self, ifindex: u32) -> Option<[u8; 6]> {
+        let netlink = self.netlink.lock().unwrap_or_else(|e| e.into_inner());
+        netlink
+            .link_by_index(ifindex)
+            .ok()
+            .flatten()
+            .and_then(|l| l.mac)
+    }
+
+    /// New receive paths for the (interface, family) pairs `planned` needs that do not run
+    /// yet, or that must now join the multicast group.
+    fn open_paths(
+        &self,
+        planned: &[Planned],
+    ) -> anyhow::Result<Vec<(PathKey, Path, AsyncFd<VrrpReceiver>)>> {
+        let mut wanted: BTreeMap<PathKey, (String, Family, bool)> = BTreeMap::new();
+        for p in planned {
+            let entry = wanted
+                .entry(p.path_key())
+                .or_insert_with(|| (p.link.name.clone(), p.family(), false));
+            entry.2 |= p.settings.unicast_peers.is_empty();
+        }
+        let running = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        let mut opened = Vec::new();
+        for (key, (name, family, multicast)) in wanted {
+            if let Some(path) = running.get(&key) {
+                if path.joined_multicast || !multicast {
+                    continue;
+                }
+            }
+            let sender = VrrpSender::open(key.0, &name, family)
+                .with_context(|| format!("VRRP: cannot open a send socket on {name}"))?;
+            let receiver = VrrpReceiver::open(key.0, &name, family, multicast)
+                .with_context(|| format!("VRRP: cannot open a receive socket on {name}"))?;
+            let receiver = register(receiver)
+                .with_context(|| format!("VRRP: cannot register the receive socket of {name}"))?;
+            let counters = Arc::new(ReceiveCounters {
+                interface: name.clone(),
+                family: if key.1 { "ipv4" } else { "ipv6" },
+                ..ReceiveCounters::default()
+            });
+            let path = Path {
+                name,
+                joined_multicast: multicast,
+                sender: Arc::new(sender),
+                routes: Arc::new(ArcSwap::from_pointee(HashMap::new())),
+                counters,
+                stop: self.background.child_token(),
+            };
+            opened.push((key, path, receiver));
+        }
+        Ok(opened)
+    }
+
+    /// Make the running instances what `prepared` says (see the module docs). Cannot fail.
+    pub async fn apply(&mut self, prepared: PreparedVrrp) -> VrrpReport {
+        let PreparedVrrp {
+            planned,
+            trackers,
+            paths,
+            announcers,
+        } = prepared;
+        self.start_paths(paths);
+        self.announcers.extend(announcers);
+        // The trackers first: every instance gets its new settings with the verdict under them.
+        let trackings = self
+            .tracking
+            .reload(tracking::Inputs {
+                trackers,
+                instances: planned.iter().map(|p| p.settings.clone()).collect(),
+                services: self.services.clone(),
+                links: self.links.clone(),
+            })
+            .await
+            .unwrap_or_else(|| {
+                planned
+                    .iter()
+                    .map(|p| Tracking::untracked(p.settings.priority))
+                    .collect()
+            });
+        let mut report = VrrpReport::default();
+        let mut old: Vec<Running> = std::mem::take(&mut self.instances);
+        for (p, tracking) in planned.into_iter().zip(trackings) {
+            let name = p.settings.name.clone();
+            let running = match old.iter().position(|r| r.planned.settings.name == name) {
+                None => {
+                    report.added.push(name);
+                    self.start_instance(p, tracking, None)
+                }
+                Some(at) => {
+                    let previous = old.swap_remove(at);
+                    self.update_instance(previous, p, tracking, &mut report)
+                }
+            };
+            self.instances.push(running);
+        }
+        for gone in old {
+            report.removed.push(gone.planned.settings.name.clone());
+            let task = self.retire(gone);
+            self.retiring.push(task);
+        }
+        self.publish_routes();
+        report
+    }
+
+    /// The instance that continues `previous` under `p`.
+    fn update_instance(
+        &mut self,
+        previous: Running,
+        p: Planned,
+        tracking: Tracking,
+        report: &mut VrrpReport,
+    ) -> Running {
+        let name = p.settings.name.clone();
+        if previous.planned.settings == p.settings
+            && previous.planned.primary == p.primary
+            && previous.planned.vips == p.vips
+        {
+            // Unchanged: nothing at all, not even the tracking (the trackers kept it).
+            return previous;
+        }
+        let config = p.protocol_config();
+        let same_router = previous.planned.link.index == p.link.index
+            && previous.planned.vips == p.vips
+            && previous.planned.protocol_config().is_same_router(&config);
+        if same_router {
+            report.changed.push(name);
+            let _ = previous.notify.send(p.settings.notify.clone());
+            let _ = previous.inbox.try_send(Control::Reconfigure {
+                config: Box::new(config),
+                tracking,
+            });
+            return Running {
+                planned: p,
+                ..previous
+            };
+        }
+        report.replaced.push(name);
+        let predecessor = self.retire(previous);
+        self.start_instance(p, tracking, Some(predecessor))
+    }
+
+    /// Ask `running` to stop (handing over as on SIGTERM); returns its task, which ends once
+    /// it let go. Its route stays until then, so that it hears the new master.
+    fn retire(&self, running: Running) -> JoinHandle<()> {
+        let (done, _) = oneshot::channel();
+        let _ = running.inbox.try_send(Control::Shutdown(done));
+        let key = running.planned.path_key();
+        let vrid = running.planned.settings.vrid;
+        let inbox = running.inbox;
+        let paths = self.paths.clone();
+        let task = running.task;
+        let worker = running.notify_worker;
+        tokio::spawn(async move {
+            let _ = task.await;
+            let _ = worker.await;
+            let paths = paths.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(path) = paths.get(&key) {
+                let mut routes = (**path.routes.load()).clone();
+                if let Some(inboxes) = routes.get_mut(&vrid) {
+                    inboxes.retain(|i| !i.same_channel(&inbox));
+                }
+                routes.retain(|_, inboxes| !inboxes.is_empty());
+                path.routes.store(Arc::new(routes));
+            }
+        })
+    }
+
+    /// Start an instance for `p`, as backup; with `after`, once that task has ended (a
+    /// replaced predecessor handing over).
+    fn start_instance(
+        &mut self,
+        p: Planned,
+        tracking: Tracking,
+        after: Option<JoinHandle<()>>,
+    ) -> Running {
+        let key = p.path_key();
+        let paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        let sender = paths.get(&key).map(|path| path.sender.clone());
+        drop(paths);
+        let io = KernelIo {
+            ifindex: p.link.index,
+            sender: sender.unwrap_or_else(|| unreachable_sender(&p)),
+            announcers: p
+                .vips
+                .iter()
+                .filter_map(|v| {
+                    self.announcers
+                        .get(&v.ifindex)
+                        .map(|a| (v.ifindex, a.clone()))
+                })
+                .collect(),
+            netlink: self.netlink.clone(),
+        };
+        #[allow(clippy::expect_used)] // `prepare` built this instance once already
+        let instance = Instance::new(p.protocol_config()).expect("validated by prepare");
+        let vip_names = p
+            .vips
+            .iter()
+            .map(|v| format!("{}/{}", v.address, v.prefix_len))
+            .collect();
+        let status = Arc::new(Mutex::new(InstanceStatus::initial(
+            &p.settings,
+            &p.link.name,
+            p.primary,
+            vip_names,
+            instance.master_down_interval(),
+        )));
+        let (notify_settings, notify_rx) = watch::channel(p.settings.notify.clone());
+        let (notify_tx, notify_inbox) = mpsc::unbounded_channel();
+        let notify_worker = tokio::spawn(notify::worker(notify_rx, notify_inbox, status.clone()));
+        tracing::info!(
+            instance = %p.settings.name,
+            interface = %p.link.name,
+            vrid = p.settings.vrid,
+            version = p.settings.version.number(),
+            priority = p.settings.priority,
+            source = %p.primary,
+            mode = if p.settings.unicast_peers.is_empty() { "multicast" } else { "unicast" },
+            "VRRP instance starting"
+        );
+        let (inbox, inbox_rx) = mpsc::channel(INBOX_CAPACITY);
+        let _ = inbox.try_send(Control::Tracking(tracking));
+        let task = InstanceTask::new(InstanceParts {
+            name: p.settings.name.clone(),
+            interface: p.link.name.clone(),
+            instance,
+            vips: p.vips.clone(),
+            link_up: p.link.up,
+            resume: self.take_resume(&p),
+            io,
+            status: status.clone(),
+            events: self.events.clone(),
+            notify: notify_tx,
+        });
+        let task = tokio::spawn(async move {
+            if let Some(predecessor) = after {
+                let _ = predecessor.await;
+            }
+            task.run(inbox_rx).await;
+        });
+        Running {
+            planned: p,
+            inbox,
+            task,
+            notify: notify_settings,
+            notify_worker,
+            status,
+        }
+    }
+
+    /// Start the receive loops of newly opened paths (replacing a path that had to join the
+    /// multicast group; its routes move over).
+    fn start_paths(&mut self, opened: Vec<(PathKey, Path, AsyncFd<VrrpReceiver>)>) {
+        let mut paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, path, receiver) in opened {
+            if let Some(old) = paths.remove(&key) {
+                path.routes.store(old.routes.load_full());
+                old.stop.cancel();
+            }
+            tokio::spawn(receive::receive_loop(
+                receiver,
+                path.routes.clone(),
+                path.counters.clone(),
+                path.stop.clone(),
+            ));
+            tracing::debug!(interface = %path.name, "VRRP receive path open");
+            paths.insert(key, path);
+        }
+    }
+
+    /// Routes, watchers, tracker inboxes and the view, from the instances now; paths no
+    /// instance uses any more close once no retiring instance needs them.
+    fn publish_routes(&mut self) {
+        let mut paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, path) in paths.iter() {
+            let mut routes = (**path.routes.load()).clone();
+            for inboxes in routes.values_mut() {
+                // Keep retiring instances' inboxes (they leave when their task ends).
+                inboxes.retain(|i| !i.is_closed());
+            }
+            for running in self
+                .instances
+                .iter()
+                .filter(|r| r.planned.path_key() == *key)
+            {
+                let inboxes = routes.entry(running.planned.settings.vrid).or_default();
+                if !inboxes.iter().any(|i| i.same_channel(&running.inbox)) {
+                    inboxes.push(running.inbox.clone());
+                }
+            }
+            routes.retain(|_, inboxes| !inboxes.is_empty());
+            path.routes.store(Arc::new(routes));
+        }
+        let unused: Vec<PathKey> = paths
+            .iter()
+            .filter(|(_, path)| path.routes.load().is_empty())
+            .map(|(key, _)| *key)
+            .collect();
+        for key in unused {
+            if let Some(path) = paths.remove(&key) {
+                path.stop.cancel();
+            }
+        }
+        let counters = paths.values().map(|p| p.counters.clone()).collect();
+        drop(paths);
+        self.watchers.store(Arc::new(
+            self.instances
+                .iter()
+                .map(|r| Watcher {
+                    ifindex: r.planned.link.index,
+                    inbox: r.inbox.clone(),
+                })
+                .collect(),
+        ));
+        self.inboxes.store(Arc::new(
+            self.instances
+                .iter()
+                .map(|r| (r.planned.settings.name.clone(), r.inbox.clone()))
+                .collect(),
+        ));
+        *self
+            .view
+            .instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) =
+            self.instances.iter().map(|r| r.status.clone()).collect();
+        *self
+            .view
+            .receivers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = counters;
     }
 
     /// What the admin endpoint shows.
@@ -153,40 +664,100 @@ impl VrrpNode {
     /// A handle for runtime commands (the admin API's drill endpoints).
     pub fn commands(&self) -> VrrpCommands {
         VrrpCommands {
-            controls: self.controls.clone(),
+            inboxes: self.inboxes.clone(),
         }
     }
 
     /// Release every instance gracefully (see [`instance`]) and stop the background tasks.
     pub async fn shutdown(self) {
+        self.stop_with(Control::Shutdown).await;
+    }
+
+    /// Stop every instance without a word on the wire and leave the addresses in place: a
+    /// successor process has resumed them (a binary upgrade).
+    pub async fn hand_off(self) {
+        self.stop_with(Control::HandOff).await;
+    }
+
+    async fn stop_with(self, control: fn(oneshot::Sender<()>) -> Control) {
         let mut waits = Vec::new();
-        for (_, tx) in &self.controls {
+        for running in &self.instances {
             let (done_tx, done_rx) = oneshot::channel();
-            if tx.send(Control::Shutdown(done_tx)).await.is_ok() {
+            if running.inbox.send(control(done_tx)).await.is_ok() {
                 waits.push(done_rx);
             }
         }
         for wait in waits {
             let _ = wait.await;
         }
-        for task in self.tasks {
+        for running in self.instances {
+            let _ = running.task.await;
+            // The task is gone, so its notify queue is closed: let the last commands run
+            // (each is bounded by its timeout).
+            let _ = running.notify_worker.await;
+        }
+        for task in self.retiring {
             let _ = task.await;
         }
         self.background.cancel();
-        // The tasks are gone, so the notify queues are closed: let the last commands run
-        // (each is bounded by its timeout).
-        for worker in self.notify_workers {
-            let _ = worker.await;
-        }
     }
 }
 
-/// Resolve each instance's interface, source address and virtual addresses; also returns
-/// every link involved, by name.
-fn plan(
-    settings: &[VrrpSettings],
-    netlink: &Netlink,
-) -> anyhow::Result<(Vec<Planned>, BTreeMap<String, Link>)> {
+/// A sender for a path `prepare` failed to open: unreachable, because `prepare` opens every
+/// path an instance needs and `apply` starts them before any instance.
+fn unreachable_sender(p: &Planned) -> Arc<VrrpSender> {
+    unreachable!("no send socket for {} (prepare opens it)", p.link.name)
+}
+
+/// The netlink monitor; returns the link states it publishes for the trackers.
+fn spawn_monitor(
+    watchers: &Arc<ArcSwap<Vec<Watcher>>>,
+    stop: &CancellationToken,
+) -> anyhow::Result<watch::Receiver<LinkStates>> {
+    let monitor = NetlinkMonitor::open().context("VRRP: cannot watch links and addresses")?;
+    let monitor = register(monitor).context("VRRP: cannot register the netlink monitor")?;
+    let (links_tx, links_rx) = watch::channel(LinkStates::default());
+    tokio::spawn(monitor::monitor_loop(
+        monitor,
+        watchers.clone(),
+        links_tx,
+        stop.clone(),
+    ));
+    Ok(links_rx)
+}
+
+/// The trackers; their verdicts go to the inboxes of the instances that track them.
+fn spawn_tracking(
+    services: &Arc<ServiceTable>,
+    links: &watch::Receiver<LinkStates>,
+    inboxes: &Arc<ArcSwap<HashMap<String, mpsc::Sender<Control>>>>,
+    stop: &CancellationToken,
+) -> TrackingHandle {
+    let (tracking_tx, mut tracking_rx) = mpsc::channel::<(String, Tracking)>(64);
+    let handle = tracking::spawn(
+        tracking::Inputs {
+            trackers: Vec::new(),
+            instances: Vec::new(),
+            services: services.clone(),
+            links: links.clone(),
+        },
+        tracking_tx,
+        stop.clone(),
+    );
+    let inboxes = inboxes.clone();
+    tokio::spawn(async move {
+        while let Some((name, tracking)) = tracking_rx.recv().await {
+            let inbox = inboxes.load().get(&name).cloned();
+            if let Some(inbox) = inbox {
+                let _ = inbox.send(Control::Tracking(tracking)).await;
+            }
+        }
+    });
+    handle
+}
+
+/// Resolve each instance's interface, source address and virtual addresses.
+fn plan(settings: &[VrrpSettings], netlink: &Netlink) -> anyhow::Result<Vec<Planned>> {
     let mut links: BTreeMap<String, Link> = BTreeMap::new();
     let mut link_of = |name: &str| -> anyhow::Result<Link> {
         if let Some(link) = links.get(name) {
@@ -203,14 +774,14 @@ fn plan(
         .addresses(None)
         .context("VRRP: cannot list interface addresses")?;
     let mut planned = Vec::new();
-    for instance in settings {
-        let link = link_of(&instance.interface)?;
-        let primary = match instance.source {
+    for s in settings {
+        let link = link_of(&s.interface)?;
+        let primary = match s.source {
             Some(source) => source,
-            None => primary_address(&addresses, &link, instance)?,
+            None => primary_address(&addresses, &link, s)?,
         };
         let mut vips = Vec::new();
-        for vip in &instance.virtual_addresses {
+        for vip in &s.virtual_addresses {
             let vip_link = match &vip.interface {
                 Some(name) => link_of(name)?,
                 None => link.clone(),
@@ -223,228 +794,28 @@ fn plan(
                 label: vip.label.clone(),
             });
         }
-        if !instance.accept {
-            tracing::warn!(instance = %instance.name, "accept = false: havip adds the virtual addresses anyway; enforce RFC 5798 Accept_Mode off with a firewall rule");
+        if !s.accept {
+            tracing::warn!(instance = %s.name, "accept = false: havip adds the virtual addresses anyway; enforce RFC 5798 Accept_Mode off with a firewall rule");
         }
         planned.push(Planned {
-            settings: instance.clone(),
+            settings: s.clone(),
             link,
             primary,
             vips,
         });
     }
-    Ok((planned, links))
-}
-
-impl Sockets {
-    fn open(planned: &[Planned], links: &BTreeMap<String, Link>) -> anyhow::Result<Sockets> {
-        let mut senders: HashMap<(u32, bool), Arc<VrrpSender>> = HashMap::new();
-        let mut receivers: BTreeMap<(u32, bool), (String, bool, Vec<usize>)> = BTreeMap::new();
-        let mut announcers: Vec<(u32, Announcer)> = Vec::new();
-        for (index, instance_plan) in planned.iter().enumerate() {
-            let key = instance_plan.socket_key();
-            if let std::collections::hash_map::Entry::Vacant(slot) = senders.entry(key) {
-                let sender = VrrpSender::open(
-                    instance_plan.link.index,
-                    &instance_plan.link.name,
-                    instance_plan.family(),
-                )
-                .with_context(|| {
-                    format!(
-                        "VRRP: cannot open a send socket on {}",
-                        instance_plan.link.name
-                    )
-                })?;
-                slot.insert(Arc::new(sender));
-            }
-            let entry = receivers
-                .entry(key)
-                .or_insert_with(|| (instance_plan.link.name.clone(), false, Vec::new()));
-            entry.1 |= instance_plan.settings.unicast_peers.is_empty();
-            entry.2.push(index);
-            for vip in &instance_plan.vips {
-                if announcers
-                    .iter()
-                    .any(|(announced, _)| *announced == vip.ifindex)
-                {
-                    continue;
-                }
-                let mac = links
-                    .values()
-                    .find(|l| l.index == vip.ifindex)
-                    .and_then(|l| l.mac)
-                    .unwrap_or([0; 6]);
-                let announcer =
-                    Announcer::open(vip.ifindex, &vip.interface, mac).with_context(|| {
-                        format!(
-                            "VRRP: cannot open announcement sockets on {}",
-                            vip.interface
-                        )
-                    })?;
-                announcers.push((vip.ifindex, announcer));
-            }
-        }
-        Ok(Sockets {
-            senders,
-            receivers,
-            announcers: Arc::new(announcers),
-        })
-    }
-}
-
-/// One receive path per (interface, family), routing by VRID to the instances' inboxes.
-fn spawn_receivers(
-    planned: &[Planned],
-    sockets: &Sockets,
-    controls: &[(String, mpsc::Sender<Control>)],
-    stop: &CancellationToken,
-) -> anyhow::Result<Vec<Arc<ReceiveCounters>>> {
-    let mut all = Vec::new();
-    for ((ifindex, v4), (name, join_multicast, members)) in &sockets.receivers {
-        let family = if *v4 { Family::V4 } else { Family::V6 };
-        let receiver = VrrpReceiver::open(*ifindex, name, family, *join_multicast)
-            .with_context(|| format!("VRRP: cannot open a receive socket on {name}"))?;
-        let routes: HashMap<u8, mpsc::Sender<Control>> = members
-            .iter()
-            .map(|i| (planned[*i].settings.vrid, controls[*i].1.clone()))
-            .collect();
-        let counters = Arc::new(ReceiveCounters {
-            interface: name.clone(),
-            family: if *v4 { "ipv4" } else { "ipv6" },
-            ..ReceiveCounters::default()
-        });
-        all.push(counters.clone());
-        let fd = register(receiver)
-            .with_context(|| format!("VRRP: cannot register the receive socket of {name}"))?;
-        tokio::spawn(receive::receive_loop(fd, routes, counters, stop.clone()));
-    }
-    Ok(all)
-}
-
-/// The netlink monitor; returns the link states it publishes for the trackers.
-fn spawn_monitor(
-    planned: &[Planned],
-    controls: &[(String, mpsc::Sender<Control>)],
-    stop: &CancellationToken,
-) -> anyhow::Result<watch::Receiver<LinkStates>> {
-    let monitor = NetlinkMonitor::open().context("VRRP: cannot watch links and addresses")?;
-    let monitor = register(monitor).context("VRRP: cannot register the netlink monitor")?;
-    let watchers = planned
-        .iter()
-        .zip(controls)
-        .map(|(instance_plan, (_, inbox))| Watcher {
-            ifindex: instance_plan.link.index,
-            inbox: inbox.clone(),
-        })
-        .collect();
-    let (links_tx, links_rx) = watch::channel(LinkStates::default());
-    tokio::spawn(monitor::monitor_loop(
-        monitor,
-        watchers,
-        links_tx,
-        stop.clone(),
-    ));
-    Ok(links_rx)
-}
-
-/// The task and notify worker of one instance, and its status slot.
-fn start_instance(
-    instance_plan: Planned,
-    io: KernelIo,
-    events: &Arc<EventLog>,
-    inbox: mpsc::Receiver<Control>,
-) -> anyhow::Result<(JoinHandle<()>, JoinHandle<()>, status::StatusSlot)> {
-    let mut config = instance_plan
-        .settings
-        .protocol_config(instance_plan.primary);
-    // havip keeps serving on the VIP until the new master is heard (issue #4 item 5).
-    config.graceful_release = true;
-    let instance = Instance::new(config)
-        .map_err(|e| anyhow!("VRRP instance {}: {e}", instance_plan.settings.name))?;
-    let vip_names = instance_plan
-        .vips
-        .iter()
-        .map(|v| format!("{}/{}", v.address, v.prefix_len))
-        .collect();
-    let slot = Arc::new(Mutex::new(InstanceStatus::initial(
-        &instance_plan.settings,
-        &instance_plan.link.name,
-        instance_plan.primary,
-        vip_names,
-        instance.master_down_interval(),
-    )));
-    let (notify_tx, notify_rx) = mpsc::unbounded_channel();
-    let worker = tokio::spawn(notify::worker(
-        instance_plan.settings.notify.clone(),
-        notify_rx,
-        slot.clone(),
-    ));
-    tracing::info!(
-        instance = %instance_plan.settings.name,
-        interface = %instance_plan.link.name,
-        vrid = instance_plan.settings.vrid,
-        version = instance_plan.settings.version.number(),
-        priority = instance_plan.settings.priority,
-        source = %instance_plan.primary,
-        mode = if instance_plan.settings.unicast_peers.is_empty() { "multicast" } else { "unicast" },
-        "VRRP instance starting"
-    );
-    let task = InstanceTask::new(InstanceParts {
-        name: instance_plan.settings.name.clone(),
-        interface: instance_plan.link.name.clone(),
-        instance,
-        vips: instance_plan.vips,
-        link_up: instance_plan.link.up,
-        io,
-        status: slot.clone(),
-        events: events.clone(),
-        notify: notify_tx,
-    });
-    Ok((tokio::spawn(task.run(inbox)), worker, slot))
-}
-
-/// The trackers; their verdicts go to the inboxes of the instances that track them.
-fn spawn_trackers(
-    trackers: &[TrackerSettings],
-    settings: &[VrrpSettings],
-    services: &[Arc<Service>],
-    controls: &[(String, mpsc::Sender<Control>)],
-    links: watch::Receiver<LinkStates>,
-    stop: &CancellationToken,
-) {
-    let (tracking_tx, mut tracking_rx) = mpsc::channel::<(usize, Tracking)>(64);
-    tracking::spawn(
-        tracking::Inputs {
-            trackers: trackers.to_vec(),
-            instances: settings.to_vec(),
-            services: services.to_vec(),
-            links,
-        },
-        tracking_tx,
-        stop.clone(),
-    );
-    let inboxes: Vec<mpsc::Sender<Control>> = controls.iter().map(|(_, tx)| tx.clone()).collect();
-    tokio::spawn(async move {
-        while let Some((index, tracking)) = tracking_rx.recv().await {
-            if let Some(tx) = inboxes.get(index) {
-                let _ = tx.send(Control::Tracking(tracking)).await;
-            }
-        }
-    });
+    Ok(planned)
 }
 
 /// Runtime commands to the instances, for the admin API.
 #[derive(Debug, Clone)]
 pub struct VrrpCommands {
-    controls: Vec<(String, mpsc::Sender<Control>)>,
+    inboxes: Arc<ArcSwap<HashMap<String, mpsc::Sender<Control>>>>,
 }
 
 impl VrrpCommands {
-    fn inbox(&self, instance: &str) -> Option<&mpsc::Sender<Control>> {
-        self.controls
-            .iter()
-            .find(|(name, _)| name == instance)
-            .map(|(_, tx)| tx)
+    fn inbox(&self, instance: &str) -> Option<mpsc::Sender<Control>> {
+        self.inboxes.load().get(instance).cloned()
     }
 
     /// Ask a master to hand its VIP over (a failover drill). `None`: no such instance.
@@ -485,12 +856,7 @@ fn primary_address(
     link: &Link,
     settings: &VrrpSettings,
 ) -> anyhow::Result<IpAddr> {
-    let ours = |address: &IpAddr| {
-        settings
-            .virtual_addresses
-            .iter()
-            .any(|vip| vip.address == *address)
-    };
+    let ours = |a: &IpAddr| settings.virtual_addresses.iter().any(|v| v.address == *a);
     let candidates = addresses
         .iter()
         .filter(|a| a.ifindex == link.index && !ours(&a.address));
@@ -500,8 +866,8 @@ fn primary_address(
             .map(|a| a.address)
             .next(),
         AddressFamily::Ipv6 => candidates
-            .filter_map(|candidate| match candidate.address {
-                IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => Some(candidate.address),
+            .filter_map(|a| match a.address {
+                IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => Some(a.address),
                 _ => None,
             })
             .next(),

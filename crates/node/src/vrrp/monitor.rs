@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use arc_swap::ArcSwap;
 use havip_sys::netlink::{NetEvent, NetlinkMonitor};
+use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -35,7 +37,7 @@ pub struct Watcher {
 /// addresses, and publish link changes on `links`.
 pub async fn monitor_loop(
     mut fd: AsyncFd<NetlinkMonitor>,
-    watchers: Vec<Watcher>,
+    watchers: Arc<ArcSwap<Vec<Watcher>>>,
     links: watch::Sender<LinkStates>,
     stop: CancellationToken,
 ) {
@@ -60,7 +62,8 @@ pub async fn monitor_loop(
         guard.clear_ready();
         for event in events {
             publish(&links, &event);
-            for watcher in &watchers {
+            let watchers = watchers.load_full();
+            for watcher in watchers.iter() {
                 if let Some(message) = message_for(watcher.ifindex, &event) {
                     let _ = watcher.inbox.send(message).await;
                 }

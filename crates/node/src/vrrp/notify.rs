@@ -2,7 +2,7 @@
 //! per instance runs them in the order the changes happened, one at a time, so a slow script
 //! delays later notifications of its instance but never the protocol.
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::status::StatusSlot;
 use crate::command::{self, Outcome};
@@ -21,11 +21,13 @@ pub struct Notification {
 
 /// Run the notifications of one instance until the sender side is dropped.
 pub async fn worker(
-    settings: NotifySettings,
+    settings: watch::Receiver<NotifySettings>,
     mut inbox: mpsc::UnboundedReceiver<Notification>,
     status: StatusSlot,
 ) {
     while let Some(notification) = inbox.recv().await {
+        // The commands configured when the change is handled (a reload may change them).
+        let settings = settings.borrow().clone();
         let specific = match notification.to {
             "MASTER" => settings.master.as_ref(),
             "BACKUP" => settings.backup.as_ref(),

@@ -8,6 +8,7 @@ use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use havip_sys::vrrp_socket::{ReceivedDatagram, VrrpReceiver};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
@@ -19,10 +20,14 @@ use super::status::ReceiveCounters;
 /// How many packets one wakeup drains at most, so that other tasks keep running.
 const DRAIN_PER_WAKEUP: usize = 256;
 
-/// Read packets until `stop`; route each by VRID to its instance's inbox.
+/// The instances' inboxes by VRID. Usually one per VRID; two while a reload replaces an
+/// instance (the old one hands over while the new one starts). Swapped whole by a reload.
+pub type Routes = ArcSwap<HashMap<u8, Vec<mpsc::Sender<Control>>>>;
+
+/// Read packets until `stop`; route each by VRID to its instances' inboxes.
 pub async fn receive_loop(
     fd: AsyncFd<VrrpReceiver>,
-    routes: HashMap<u8, mpsc::Sender<Control>>,
+    routes: Arc<Routes>,
     counters: Arc<ReceiveCounters>,
     stop: CancellationToken,
 ) {
@@ -43,7 +48,7 @@ pub async fn receive_loop(
                 Ok(datagram) => {
                     counters.received.fetch_add(1, Relaxed);
                     let payload = buf.get(datagram.payload.clone()).unwrap_or(&[]);
-                    route(payload, &datagram, &routes, &counters);
+                    route(payload, &datagram, &routes.load(), &counters);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     guard.clear_ready();
@@ -65,25 +70,27 @@ pub async fn receive_loop(
 fn route(
     payload: &[u8],
     datagram: &ReceivedDatagram,
-    routes: &HashMap<u8, mpsc::Sender<Control>>,
+    routes: &HashMap<u8, Vec<mpsc::Sender<Control>>>,
     counters: &ReceiveCounters,
 ) {
     let Some(vrid) = havip_vrrp::packet::peek_vrid(payload) else {
         counters.malformed.fetch_add(1, Relaxed);
         return;
     };
-    let Some(route) = routes.get(&vrid) else {
+    let Some(inboxes) = routes.get(&vrid).filter(|inboxes| !inboxes.is_empty()) else {
         counters.unknown_vrid.fetch_add(1, Relaxed);
         return;
     };
-    let packet = OwnedPacket {
-        source: datagram.source,
-        destination: datagram.destination,
-        ttl: datagram.ttl,
-        payload: payload.to_vec(),
-    };
-    // A task this far behind is better served by fresh adverts than by old ones.
-    if route.try_send(Control::Packet(packet)).is_err() {
-        counters.inbox_full.fetch_add(1, Relaxed);
+    for inbox in inboxes {
+        let packet = OwnedPacket {
+            source: datagram.source,
+            destination: datagram.destination,
+            ttl: datagram.ttl,
+            payload: payload.to_vec(),
+        };
+        // A task this far behind is better served by fresh adverts than by old ones.
+        if inbox.try_send(Control::Packet(packet)).is_err() {
+            counters.inbox_full.fetch_add(1, Relaxed);
+        }
     }
 }

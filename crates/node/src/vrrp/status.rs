@@ -261,10 +261,10 @@ pub struct ReceiveTotals {
 /// Everything the admin endpoint needs from the VRRP side.
 #[derive(Debug, Default)]
 pub struct VrrpView {
-    /// One status slot per instance, in configuration order.
-    pub instances: Vec<StatusSlot>,
+    /// One status slot per instance, in configuration order (a reload replaces the list).
+    pub instances: Mutex<Vec<StatusSlot>>,
     /// One set of counters per (interface, family) receive path.
-    pub receivers: Vec<Arc<ReceiveCounters>>,
+    pub receivers: Mutex<Vec<Arc<ReceiveCounters>>>,
     /// The event log every instance writes to.
     pub events: Arc<EventLog>,
 }
@@ -272,7 +272,12 @@ pub struct VrrpView {
 impl VrrpView {
     /// A copy of every instance's status, taken one lock at a time.
     pub fn snapshot(&self) -> Vec<InstanceStatus> {
-        self.instances
+        let slots = self
+            .instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        slots
             .iter()
             .map(|slot| slot.lock().unwrap_or_else(|e| e.into_inner()).clone())
             .collect()
@@ -301,7 +306,12 @@ impl VrrpView {
 
     /// Every receive path's counters as read now, for `/metrics`.
     pub fn receive_totals(&self) -> Vec<ReceiveTotals> {
-        self.receivers
+        let receivers = self
+            .receivers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        receivers
             .iter()
             .map(|counters| ReceiveTotals {
                 interface: counters.interface.clone(),

@@ -71,6 +71,8 @@ pub enum Reason {
         /// The `fail_timeout` that elapsed.
         after: Duration,
     },
+    /// A reload turned active checks off while they held the backend down.
+    ChecksTurnedOff,
 }
 
 impl fmt::Display for Reason {
@@ -92,6 +94,7 @@ impl fmt::Display for Reason {
                 "fail_timeout {} elapsed since connect failures marked it down",
                 Secs(*after)
             ),
+            Reason::ChecksTurnedOff => f.write_str("active checks turned off by a reload"),
         }
     }
 }
@@ -166,6 +169,46 @@ impl HealthMachine {
             state: State::Probation,
             connect_failures: Vec::new(),
             up_since: None,
+        }
+    }
+
+    /// The machine of a backend a reload added: with active checks it starts down and comes
+    /// up after `rise` passing checks (nothing is known of it yet); without, it is up.
+    pub fn new_added(spec: &HealthSpec, passive: PassiveSpec, active: bool) -> Self {
+        let mut machine = HealthMachine::new(spec, passive, active);
+        if active {
+            machine.state = State::Down {
+                cause: DownCause::Checks,
+                successes: 0,
+            };
+        }
+        machine
+    }
+
+    /// New settings from a reload. The health and the counts so far are kept (a backend that
+    /// was up stays up, with no new probation); the new `rise` and `fall` apply from the next
+    /// result. Turning active checks off brings back a backend that checks held down, since
+    /// nothing would ever bring it back otherwise.
+    pub fn reconfigure(
+        &mut self,
+        spec: &HealthSpec,
+        passive: PassiveSpec,
+        active: bool,
+        now: Instant,
+    ) -> Option<Transition> {
+        self.rise = spec.rise.max(1);
+        self.fall = spec.fall.max(1);
+        self.interval = spec.interval;
+        self.fast_interval = spec.fast_interval;
+        self.down_interval = spec.down_interval;
+        self.passive = passive;
+        self.active = active;
+        match self.state {
+            State::Down {
+                cause: DownCause::Checks,
+                ..
+            } if !active => Some(self.come_up(now, Reason::ChecksTurnedOff)),
+            _ => None,
         }
     }
 

@@ -18,6 +18,6 @@ pub mod probe;
 pub mod tls;
 
 pub use machine::{HealthMachine, Reason, Transition};
-pub use monitor::Monitor;
+pub use monitor::{Checks, Monitor};
 pub use probe::{CheckError, Probe, ProbeConfigError};
 pub use tls::{client_config, TlsConfigError};

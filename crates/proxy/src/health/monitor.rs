@@ -1,8 +1,10 @@
 //! The monitor task of one backend: the only writer of that backend's health.
 //!
-//! Lifecycle: the service spawns one [`Monitor`] per backend when it starts (or reloads) and
-//! keeps the returned `JoinHandle`; it aborts the handle when the service stops or the
-//! backend is removed. The task does not end on its own: the backend holds the sending side
+//! Lifecycle: the proxy spawns one [`Monitor`] per backend when it starts, or when a reload
+//! adds the backend, and keeps the returned `JoinHandle`; it aborts the handle when the
+//! service stops or the backend is removed. A reload that changes the service's checks sends
+//! the new [`Checks`] on the watch every monitor of the service holds: the monitor applies
+//! them at once and keeps the backend's health and counts (no new probation). The task does not end on its own: the backend holds the sending side
 //! of its own inbox, and the monitor holds the backend, so the inbox never closes while the
 //! monitor runs. Aborting is safe at any point; an in-flight check is simply dropped.
 //!
@@ -20,6 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -28,6 +31,19 @@ use super::machine::{HealthMachine, Transition};
 use super::probe::Probe;
 use crate::backend::{Backend, Health, HealthEvent, HealthInbox};
 use havip_config::service::{HealthSpec, PassiveSpec};
+
+/// A service's health checking, as its monitors apply it: shared by every monitor of the
+/// service and swapped by a reload.
+#[derive(Debug, Clone)]
+pub struct Checks {
+    /// Intervals, `rise` and `fall` of the active checks.
+    pub spec: HealthSpec,
+    /// `max_fails` / `fail_timeout` of the passive checks.
+    pub passive: PassiveSpec,
+    /// The service's prepared check, as [`Probe::new`] returned it for `spec`; `None` means
+    /// no active checks, so only passive failures change the health.
+    pub probe: Option<Arc<Probe>>,
+}
 
 /// Everything one backend's monitor task needs; [`Monitor::spawn`] starts it.
 #[derive(Debug)]
@@ -38,13 +54,10 @@ pub struct Monitor {
     pub backend: Arc<Backend>,
     /// The receiving end returned by [`Backend::new`].
     pub inbox: HealthInbox,
-    /// Intervals, `rise` and `fall` of the active checks.
-    pub spec: Arc<HealthSpec>,
-    /// `max_fails` / `fail_timeout` of the passive checks.
-    pub passive: PassiveSpec,
-    /// The service's prepared check, as [`Probe::new`] returned it for `spec`; `None` means
-    /// no active checks, so only passive failures change the health.
-    pub probe: Option<Arc<Probe>>,
+    /// The service's checks now, and every change a reload makes.
+    pub checks: watch::Receiver<Arc<Checks>>,
+    /// Whether the backend was added by a reload: it starts down until checks pass.
+    pub added: bool,
     /// Position of this backend among the service's `count` backends, to spread the first
     /// checks over the first interval.
     pub index: usize,
@@ -65,18 +78,21 @@ impl Monitor {
             service,
             backend,
             mut inbox,
-            spec,
-            passive,
-            probe,
+            mut checks,
+            added,
             index,
             count,
         } = self;
-        let mut machine = HealthMachine::new(&spec, passive, probe.is_some());
-        let addr = backend.spec.addr;
-        let mut next_check = probe.as_ref().map(|_| {
-            Instant::now() + first_check_delay(spec.interval, index, count, fastrand::f64())
+        let mut current = checks.borrow_and_update().clone();
+        let mut machine = if added {
+            HealthMachine::new_added(&current.spec, current.passive, current.probe.is_some())
+        } else {
+            HealthMachine::new(&current.spec, current.passive, current.probe.is_some())
+        };
+        let mut next_check = current.probe.as_ref().map(|_| {
+            Instant::now() + first_check_delay(current.spec.interval, index, count, fastrand::f64())
         });
-
+        let mut watching = true;
         loop {
             let wake = earliest(next_check, machine.wake_at());
             tokio::select! {
@@ -90,32 +106,22 @@ impl Monitor {
                     // happens nobody can report to us any more, so there is nothing to do.
                     None => return,
                 },
+                changed = checks.changed(), if watching => {
+                    if changed.is_err() {
+                        // The service is gone; keep checking until aborted.
+                        watching = false;
+                        continue;
+                    }
+                    current = checks.borrow_and_update().clone();
+                    next_check = reconfigured(&mut machine, &current, next_check, &service, &backend);
+                }
                 () = sleep_until(wake) => {
                     if let Some(transition) = machine.poll(Instant::now()) {
                         publish(&service, &backend, &transition);
                     }
                     let due = next_check.is_some_and(|at| Instant::now() >= at);
-                    if let (true, Some(probe)) = (due, &probe) {
-                        let started = Instant::now();
-                        let result = probe.check(addr).await;
-                        let done = Instant::now();
-                        backend.record_check(result.is_ok(), done - started);
-                        let transition = match &result {
-                            Ok(()) => machine.check_passed(done),
-                            Err(error) => {
-                                let why = error.to_string();
-                                debug!(
-                                    service = %service,
-                                    backend = %backend.spec.name,
-                                    error = %why,
-                                    "health check failed"
-                                );
-                                machine.check_failed(&why)
-                            }
-                        };
-                        if let Some(transition) = transition {
-                            publish(&service, &backend, &transition);
-                        }
+                    if let (true, Some(probe)) = (due, &current.probe) {
+                        let done = check_once(probe, &backend, &service, &mut machine).await;
                         // Measured from the end of the check, so checks never overlap.
                         next_check = Some(done + jitter(machine.next_interval(), fastrand::f64()));
                     }
@@ -125,9 +131,62 @@ impl Monitor {
     }
 }
 
+/// Run one active check, record it on the backend and feed it to the machine; returns when it
+/// ended.
+async fn check_once(
+    probe: &Probe,
+    backend: &Backend,
+    service: &str,
+    machine: &mut HealthMachine,
+) -> Instant {
+    let started = Instant::now();
+    let result = probe.check(backend.addr()).await;
+    let done = Instant::now();
+    backend.record_check(result.is_ok(), done - started);
+    let transition = match &result {
+        Ok(()) => machine.check_passed(done),
+        Err(error) => {
+            let why = error.to_string();
+            debug!(
+                service = %service,
+                backend = %backend.name(),
+                error = %why,
+                "health check failed"
+            );
+            machine.check_failed(&why)
+        }
+    };
+    if let Some(transition) = transition {
+        publish(service, backend, &transition);
+    }
+    done
+}
+
+/// Apply a reload's new checks: the machine keeps its state; a check turned on is scheduled
+/// after one interval, one turned off is cancelled. Returns the next check time.
+fn reconfigured(
+    machine: &mut HealthMachine,
+    checks: &Checks,
+    next_check: Option<Instant>,
+    service: &str,
+    backend: &Backend,
+) -> Option<Instant> {
+    let now = Instant::now();
+    let active = checks.probe.is_some();
+    if let Some(transition) = machine.reconfigure(&checks.spec, checks.passive, active, now) {
+        publish(service, backend, &transition);
+    }
+    match (active, next_check) {
+        (false, _) => None,
+        (true, Some(at)) => Some(at.min(now + checks.spec.interval)),
+        (true, None) => Some(now + jitter(checks.spec.interval, fastrand::f64())),
+    }
+}
+
 fn publish(service: &str, backend: &Backend, transition: &Transition) {
     backend.set_health(transition.to, Instant::now());
-    let name = backend.spec.name.as_str();
+    let spec = backend.spec();
+    let name = spec.name.as_str();
     match transition.to {
         Health::Up => info!(
             service,

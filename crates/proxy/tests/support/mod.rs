@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use havip_config::service::{BackendSpec, HealthSpec, PassiveSpec};
 use havip_proxy::backend::{Backend, HealthInbox};
-use havip_proxy::health::{Monitor, Probe};
+use havip_proxy::health::{Checks, Monitor, Probe};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -39,13 +39,19 @@ pub fn spawn_monitor(
     count: usize,
 ) -> JoinHandle<()> {
     let probe = Probe::new(&spec).expect("valid health spec").map(Arc::new);
+    // Nothing reloads a test's monitor: its checks never change (the monitor keeps them
+    // when the sender is gone).
+    let (_, watch) = tokio::sync::watch::channel(Arc::new(Checks {
+        spec,
+        passive,
+        probe,
+    }));
     Monitor {
         service: "test".into(),
         backend: backend.clone(),
         inbox,
-        spec: Arc::new(spec),
-        passive,
-        probe,
+        checks: watch,
+        added: false,
         index,
         count,
     }

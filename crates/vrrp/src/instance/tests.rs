@@ -1594,3 +1594,181 @@ fn an_address_removed_by_someone_else_is_put_back_while_held() {
     let (mut backup, _) = started(v3_config(100, 10));
     assert!(backup.handle(ms(1), Input::AddressRemoved(vip)).is_empty());
 }
+
+// --- reconfigure (a reload) ---------------------------------------------------------------------
+
+#[test]
+fn a_reload_of_the_priority_changes_nothing_now_and_the_next_advert_carries_it() {
+    let (mut instance, became) = master(v3_config(100, 10));
+    let mut new = instance.config().clone();
+    new.priority = 80;
+    let tracking = Tracking::untracked(80);
+    let actions = instance
+        .reconfigure(became + Duration::from_millis(20), new, tracking)
+        .expect("same instance");
+    assert!(actions.is_empty(), "no transition, no advert: {actions:?}");
+    assert_eq!(instance.state(), State::Master);
+    let (_, deadline) = instance.next_timer().expect("advert timer");
+    let actions = instance.handle(deadline, Input::TimerFired(TimerKind::Advert));
+    assert_eq!(sent(&actions)[0].advertisement.priority, 80);
+}
+
+#[test]
+fn a_reload_that_makes_another_instance_is_refused_and_changes_nothing() {
+    let (mut instance, became) = master(v3_config(100, 10));
+    let before = instance.config().clone();
+    for change in [
+        (|c: &mut InstanceConfig| c.vrid = 52) as fn(&mut InstanceConfig),
+        |c| c.virtual_addresses = vec![ip("192.0.2.101")],
+        |c| c.priority = 255,
+        |c| c.primary_address = ip("192.0.2.9"),
+    ] {
+        let mut new = before.clone();
+        change(&mut new);
+        assert!(!instance.can_reconfigure(&new));
+        assert_eq!(
+            instance.reconfigure(became, new, Tracking::untracked(100)),
+            Err(ConfigError::NotTheSameInstance)
+        );
+        assert_eq!(instance.config(), &before);
+        assert_eq!(instance.state(), State::Master);
+    }
+    // The order of the addresses does not matter.
+    let mut config = v3_config(100, 10);
+    config.virtual_addresses = vec![ip("192.0.2.100"), ip("192.0.2.101")];
+    let (instance, _) = master(config.clone());
+    let mut reordered = config;
+    reordered.virtual_addresses.reverse();
+    assert!(instance.can_reconfigure(&reordered));
+}
+
+#[test]
+fn a_reloaded_v3_backup_keeps_the_interval_it_learned_from_its_master() {
+    let config = v3_config(90, 10);
+    let (mut instance, _) = started(config.clone());
+    let advert = peer_advert_with(&config, "192.0.2.2", 100, |a| a.interval = centiseconds(50));
+    receive(&mut instance, ms(10), &advert);
+    assert_eq!(instance.master_adver_interval(), centiseconds(50));
+    let mut new = config.clone();
+    new.advert_interval = centiseconds(20);
+    instance
+        .reconfigure(ms(20), new, Tracking::untracked(90))
+        .expect("same instance");
+    assert_eq!(instance.master_adver_interval(), centiseconds(50));
+    // A master takes its own new interval for its next advert.
+    let (mut master_instance, became) = master(v3_config(100, 10));
+    let mut new = master_instance.config().clone();
+    new.advert_interval = centiseconds(20);
+    master_instance
+        .reconfigure(became, new, Tracking::untracked(100))
+        .expect("same instance");
+    let (_, first) = master_instance.next_timer().expect("armed");
+    master_instance.handle(first, Input::TimerFired(TimerKind::Advert));
+    assert_eq!(
+        master_instance.timer_deadline(TimerKind::Advert),
+        Some(first + Duration::from_millis(200))
+    );
+}
+
+#[test]
+fn a_reload_with_a_failing_weight_zero_tracker_takes_the_master_to_fault() {
+    let (mut instance, became) = master(v3_config(100, 10));
+    let new = instance.config().clone();
+    let actions = instance
+        .reconfigure(
+            became,
+            new,
+            Tracking {
+                priority: 100,
+                fault: true,
+            },
+        )
+        .expect("same instance");
+    assert_eq!(instance.state(), State::Fault);
+    assert_eq!(sent(&actions)[0].advertisement.priority, 0);
+}
+
+// --- binary upgrade: resume and hand off ----------------------------------------------------
+
+#[test]
+fn a_resumed_master_advertises_at_once_keeps_its_addresses_and_announces_nothing() {
+    let config = v3_config(100, 100);
+    let mut instance = instance(config.clone());
+    let actions = instance.handle(ms(0), Input::Resume { was_master: true });
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Initialize, State::Master, Reason::Resumed)]
+    );
+    let adverts = sent(&actions);
+    assert_eq!(adverts.len(), 1, "one advertisement at once");
+    assert_eq!(adverts[0].advertisement.priority, 100);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::AddAddresses { .. })));
+    assert_eq!(
+        announcements(&actions),
+        0,
+        "nothing moved: no GARP / NA burst"
+    );
+    assert!(!actions
+        .iter()
+        .any(|a| matches!(a, Action::RemoveAddresses { .. })));
+    // The next advertisement exactly one interval later, as for any master.
+    assert_eq!(instance.timer_deadline(TimerKind::Advert), Some(ms(1000)));
+    assert_eq!(instance.timer_deadline(TimerKind::AnnounceBurst), None);
+    assert_eq!(instance.timer_deadline(TimerKind::AnnounceRepeat), None);
+    // A resume is a start: a second one does nothing.
+    assert!(instance
+        .handle(ms(10), Input::Resume { was_master: true })
+        .is_empty());
+}
+
+#[test]
+fn a_resumed_master_yields_to_a_higher_priority_as_any_master_does() {
+    let config = v3_config(100, 100);
+    let mut instance = instance(config.clone());
+    instance.handle(ms(0), Input::Resume { was_master: true });
+    let higher = peer_advert(&config, "10.0.0.9", 150);
+    let actions = receive(&mut instance, ms(50), &higher);
+    assert_eq!(instance.state(), State::Backup, "{actions:?}");
+}
+
+#[test]
+fn a_resumed_backup_or_a_faulty_instance_starts_as_at_startup() {
+    let config = v3_config(100, 100);
+    let (mut fresh, fresh_actions) = started(config.clone());
+    let mut resumed = instance(config.clone());
+    let actions = resumed.handle(ms(0), Input::Resume { was_master: false });
+    assert_eq!(state_changes(&actions), state_changes(&fresh_actions));
+    assert_eq!(
+        resumed.timer_deadline(TimerKind::MasterDown),
+        fresh.timer_deadline(TimerKind::MasterDown)
+    );
+    let _ = fresh.handle(ms(1), Input::Shutdown);
+
+    let mut down = instance(config);
+    down.handle(ms(0), Input::InterfaceDown);
+    let actions = down.handle(ms(0), Input::Resume { was_master: true });
+    assert_eq!(down.state(), State::Fault, "{actions:?}");
+    assert!(sent(&actions).is_empty());
+}
+
+#[test]
+fn a_hand_off_stops_silently_leaving_the_addresses() {
+    let (mut instance, became) = master(v2_config(100));
+    let actions = instance.handle(became, Input::HandOff);
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Master, State::Initialize, Reason::HandedOff)]
+    );
+    assert!(
+        sent(&actions).is_empty(),
+        "no priority 0: the successor is master"
+    );
+    assert!(!actions
+        .iter()
+        .any(|a| matches!(a, Action::RemoveAddresses { .. })));
+    assert_eq!(instance.next_timer(), None, "every timer cancelled");
+    assert!(!instance.holds_addresses());
+    assert!(instance.handle(became, Input::HandOff).is_empty());
+}
