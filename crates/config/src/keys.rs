@@ -134,6 +134,7 @@ pub const VRRP: Section = Section {
         "track",
         "announce",
         "notify",
+        "startup_limit",
     ],
 };
 

@@ -236,7 +236,10 @@ pub fn read(path: &Path, text: &str) -> Reading {
     let has_vrrp = root.has("vrrp");
     let services = service::read_services(&mut p, &mut root, has_vrrp);
     let trackers = vrrp::read_trackers(&mut p, &mut root, &services);
-    let vrrp = vrrp::read_vrrp_instances(&mut p, &mut root, &trackers);
+    let mut vrrp = vrrp::read_vrrp_instances(&mut p, &mut root, &trackers);
+    for instance in &mut vrrp {
+        instance.resolve_startup_limit(&trackers, &services);
+    }
     root.finish(&mut p);
     Reading {
         config: Config {

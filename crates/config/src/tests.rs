@@ -712,3 +712,84 @@ fn an_empty_status_list_is_reported_where_it_is_written() {
         ["havip.toml:5:17: service[0].health.expect_status: must list at least one status"]
     );
 }
+
+#[test]
+fn startup_limit_defaults_to_the_trackers_first_result_time() {
+    use crate::vrrp::StartupLimit;
+    let text = format!(
+        r#"{MINIMAL}
+[service.health]
+interval = "2s"
+timeout = "1s"
+
+[[tracker]]
+name = "api"
+kind = "service"
+service = "kube-apiserver"
+interval = "500ms"
+
+[[tracker]]
+name = "script"
+kind = "script"
+command = "/bin/true"
+timeout = "3s"
+interval = "2s"
+
+[[vrrp]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+virtual_addresses = ["10.0.0.100/24"]
+track = ["api"]
+
+[[vrrp]]
+name = "VI_2"
+interface = "eth0"
+vrid = 52
+virtual_addresses = ["10.0.0.101/24"]
+track = ["api", "script"]
+
+[[vrrp]]
+name = "VI_3"
+interface = "eth0"
+vrid = 53
+virtual_addresses = ["10.0.0.102/24"]
+
+[[vrrp]]
+name = "VI_4"
+interface = "eth0"
+vrid = 54
+virtual_addresses = ["10.0.0.103/24"]
+track = ["api"]
+startup_limit = "off"
+
+[[vrrp]]
+name = "VI_5"
+interface = "eth0"
+vrid = 55
+virtual_addresses = ["10.0.0.104/24"]
+startup_limit = "10s"
+"#
+    );
+    let config = parse_ok(&text);
+    let limits: Vec<StartupLimit> = config.vrrp.iter().map(|v| v.startup_limit).collect();
+    let secs = |s: f64| StartupLimit::After(Duration::from_secs_f64(s));
+    assert_eq!(
+        limits,
+        [
+            secs(3.5), // 2 s interval + 1 s timeout + 0.5 s tracker interval
+            secs(5.0), // the script: 3 s timeout + 2 s interval
+            StartupLimit::Off,
+            StartupLimit::Off,
+            secs(10.0),
+        ]
+    );
+    let bad = text.replace("startup_limit = \"10s\"", "startup_limit = \"soon\"");
+    let found = problems(&bad);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("vrrp[4].startup_limit") || p.contains("startup_limit")),
+        "{found:?}"
+    );
+}

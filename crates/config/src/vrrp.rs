@@ -14,6 +14,7 @@ use std::time::Duration;
 use havip_vrrp::{AddressFamily, AdvertInterval, AnnouncementConfig, Authentication, Version};
 
 use crate::reader::{Record, TableReader, Written};
+use crate::service::ServiceSpec;
 
 mod addresses;
 mod command;
@@ -71,6 +72,33 @@ pub struct VrrpSettings {
     pub notify: NotifySettings,
     /// The trackers that move the priority.
     pub track: Vec<TrackRef>,
+    /// Safe boot: how long a starting instance may wait for its trackers' first results
+    /// before it may become master. The reader resolves `Auto` (see [`StartupLimit`]).
+    pub startup_limit: StartupLimit,
+}
+
+/// `startup_limit` of a `[[vrrp]]`: how long safe boot may hold a starting instance back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartupLimit {
+    /// The longest time any tracker it follows takes to its first result: a `service`
+    /// tracker's check `timeout` + `interval`, a script's `timeout` + `interval`, any other
+    /// tracker's `interval`. No trackers: no wait. The reader turns this into one of the
+    /// others.
+    Auto,
+    /// No wait (RFC 5798 startup).
+    Off,
+    /// At most this long.
+    After(Duration),
+}
+
+impl StartupLimit {
+    /// The limit the protocol uses; `None`: no wait.
+    pub fn duration(self) -> Option<Duration> {
+        match self {
+            StartupLimit::After(limit) if !limit.is_zero() => Some(limit),
+            _ => None,
+        }
+    }
 }
 
 impl VrrpSettings {
@@ -104,7 +132,44 @@ impl VrrpSettings {
             havip_vrrp::V3Ipv4Checksum::PseudoHeader
         };
         config.announcements = self.announce.clone();
+        config.startup_limit = self.startup_limit.duration();
         config
+    }
+
+    /// `Auto` made concrete from the trackers this instance follows and the services they
+    /// watch (see [`StartupLimit::Auto`]).
+    pub fn resolve_startup_limit(
+        &mut self,
+        trackers: &[TrackerSettings],
+        services: &[ServiceSpec],
+    ) {
+        if self.startup_limit != StartupLimit::Auto {
+            return;
+        }
+        let longest = self
+            .track
+            .iter()
+            .filter_map(|reference| trackers.iter().find(|t| t.name == reference.tracker))
+            .map(|tracker| first_result_within(tracker, services))
+            .max();
+        self.startup_limit = longest.map_or(StartupLimit::Off, StartupLimit::After);
+    }
+}
+
+/// How long `tracker` takes to its first result at most.
+fn first_result_within(tracker: &TrackerSettings, services: &[ServiceSpec]) -> Duration {
+    match &tracker.kind {
+        TrackerKind::Service { service, .. } => services
+            .iter()
+            .find(|s| &s.name == service)
+            .filter(|s| s.health.check.is_some())
+            .map_or(tracker.interval, |s| {
+                // Every backend's first check: spread over one interval, each bounded by the
+                // timeout; then the tracker's own first look.
+                s.health.interval + s.health.timeout + tracker.interval
+            }),
+        TrackerKind::Script { timeout, .. } => *timeout + tracker.interval,
+        _ => tracker.interval,
     }
 }
 

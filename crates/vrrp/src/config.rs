@@ -118,6 +118,13 @@ pub struct InstanceConfig {
     /// [`Instance::handover_bound`](crate::Instance::handover_bound): the gap shrinks from
     /// Skew_Time to one network delay.
     pub graceful_release: bool,
+    /// Safe boot. `Some(limit)`: after Startup (and after a fault clears while it still
+    /// waits) the instance does not become master, neither when its Master_Down_Timer fires
+    /// nor by preempting, until the shell reports [`Input::TrackersReady`](crate::Input) (every
+    /// tracker it follows has a first result), or `limit` has passed; then it proceeds with
+    /// what it knows. A booting node whose health is not known yet so never takes the VIP only
+    /// to give it back a moment later. `None`: RFC 5798 behaviour.
+    pub startup_limit: Option<Duration>,
 }
 
 impl InstanceConfig {
@@ -145,6 +152,7 @@ impl InstanceConfig {
             v3_ipv4_checksum: V3Ipv4Checksum::PseudoHeader,
             announcements: AnnouncementConfig::default(),
             graceful_release: false,
+            startup_limit: None,
         }
     }
 

@@ -111,6 +111,10 @@ pub enum Input<'a> {
     /// upgrade): back to Initialize silently, with no priority 0 and the addresses left where
     /// they are, since the successor holds them now.
     HandOff,
+    /// Safe boot: every tracker the instance follows has its first result, so it may become
+    /// master from now on (see [`crate::InstanceConfig::startup_limit`]). Ignored when the
+    /// instance is not waiting.
+    TrackersReady,
 }
 
 /// An advertisement to send: the shell writes `payload` from `source` to `destination` with
@@ -165,6 +169,9 @@ pub enum Action {
     /// [`Action::RemoveAddresses`] it needed comes just before this. For logs, events and the
     /// operator who asked for a step-down.
     HandoverFinished(HandoverOutcome),
+    /// A safe-boot wait ended; for logs and the status (which showed "waiting for first
+    /// health results" until now).
+    StartupWaitEnded(StartupWaitEnd),
     /// A virtual address removed by someone else was added back ([`Input::AddressRemoved`]);
     /// for logs, events and metrics.
     AddressRestored {
@@ -260,6 +267,15 @@ pub enum Reason {
     Resumed,
     /// A successor process on this node took over ([`Input::HandOff`]).
     HandedOff,
+}
+
+/// How a safe-boot wait ended (see [`crate::InstanceConfig::startup_limit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartupWaitEnd {
+    /// Every tracker has a first result.
+    TrackersReady,
+    /// The limit passed first: the instance goes on with what it knows.
+    LimitReached,
 }
 
 /// Conditions worth an operator's attention. Each kind (and each drop reason) is reported at

@@ -143,6 +143,9 @@ fn fuzzed_config(selector: u8) -> InstanceConfig {
         config.announcements.burst_spacing = Duration::from_millis(20);
     }
     config.graceful_release = selector & 0x08 != 0;
+    if selector & 0x04 != 0 {
+        config.startup_limit = Some(Duration::from_secs(2));
+    }
     if selector & 1 == 0 {
         config.version = Version::V2;
         if selector & 2 != 0 {
@@ -222,7 +225,9 @@ fn other_input(
         }
         return actions;
     }
-    let input = if y & 8 != 0 {
+    let input = if y & 64 != 0 {
+        Input::TrackersReady
+    } else if y & 8 != 0 {
         if y & 16 != 0 {
             Input::Restore
         } else {

@@ -26,7 +26,7 @@ use crate::config::{ConfigError, InstanceConfig, OWNER_PRIORITY};
 use crate::counters::{Counters, DropReason};
 use crate::event::{
     Action, DropDetail, FaultCause, Handover, HandoverOutcome, Input, OutgoingAdvertisement,
-    Reason, ReceivedPacket, State, Warning,
+    Reason, ReceivedPacket, StartupWaitEnd, State, Warning,
 };
 use crate::packet::{
     self, AddressFamily, AddressList, Advertisement, Authentication, ChecksumContext, Version,
@@ -50,6 +50,7 @@ struct Timers {
     announce_repeat: Option<Timestamp>,
     announce_refresh: Option<Timestamp>,
     handover: Option<Timestamp>,
+    startup_limit: Option<Timestamp>,
 }
 
 impl Timers {
@@ -62,6 +63,7 @@ impl Timers {
             TimerKind::AnnounceRepeat => &mut self.announce_repeat,
             TimerKind::AnnounceRefresh => &mut self.announce_refresh,
             TimerKind::Handover => &mut self.handover,
+            TimerKind::StartupLimit => &mut self.startup_limit,
         }
     }
 
@@ -74,6 +76,7 @@ impl Timers {
             TimerKind::AnnounceRepeat => self.announce_repeat,
             TimerKind::AnnounceRefresh => self.announce_refresh,
             TimerKind::Handover => self.handover,
+            TimerKind::StartupLimit => self.startup_limit,
         }
     }
 }
@@ -126,6 +129,11 @@ pub struct Instance {
     last_lower_priority_answer: Option<Timestamp>,
     warnings_sent: Vec<(WarningKind, Timestamp)>,
     counters: Counters,
+    /// Safe boot: waiting for the trackers' first results (see
+    /// [`InstanceConfig::startup_limit`]).
+    awaiting_trackers: bool,
+    /// The Master_Down_Timer fired during that wait; acted on when it ends.
+    deferred_master_down: bool,
 }
 
 impl Instance {
@@ -153,6 +161,8 @@ impl Instance {
             last_lower_priority_answer: None,
             warnings_sent: Vec::new(),
             counters: Counters::default(),
+            awaiting_trackers: false,
+            deferred_master_down: false,
             config,
         })
     }
@@ -222,6 +232,9 @@ impl Instance {
             }
             Input::Resume { was_master } => self.resume(now, was_master, &mut out),
             Input::HandOff => self.hand_off(&mut out),
+            Input::TrackersReady => {
+                self.end_startup_wait(now, StartupWaitEnd::TrackersReady, &mut out)
+            }
         }
         out
     }
@@ -334,9 +347,40 @@ impl Instance {
         if self.state != State::Initialize {
             return;
         }
+        if let Some(limit) = self.config.startup_limit.filter(|l| !l.is_zero()) {
+            self.awaiting_trackers = true;
+            self.arm(TimerKind::StartupLimit, now + limit);
+        }
         match self.fault_cause() {
             Some(cause) => self.set_state(State::Fault, Reason::Fault(cause), out),
             None => self.start_running(now, Reason::Startup, out),
+        }
+    }
+
+    /// Whether a safe-boot wait is on: the instance will not become master until its
+    /// trackers have reported or the limit passed.
+    pub fn awaiting_trackers(&self) -> bool {
+        self.awaiting_trackers
+    }
+
+    fn end_startup_wait(&mut self, now: Timestamp, end: StartupWaitEnd, out: &mut Vec<Action>) {
+        if !self.awaiting_trackers {
+            return;
+        }
+        self.awaiting_trackers = false;
+        self.disarm(TimerKind::StartupLimit);
+        out.push(Action::StartupWaitEnded(end));
+        if self.state == State::Backup && self.deferred_master_down {
+            if self.config.is_owner() {
+                self.deferred_master_down = false;
+                self.become_master(now, Reason::StartupAsOwner, out);
+            } else {
+                // The timer fired during the wait. Let it fire again after Skew_Time rather
+                // than at once: when every node boots together (a power loss) their waits end
+                // together, and this way the highest priority speaks first and the others hear
+                // it before their own Skew_Time is over, as at an RFC 5798 startup.
+                self.arm(TimerKind::MasterDown, now + self.skew_time());
+            }
         }
     }
 
@@ -372,10 +416,13 @@ impl Instance {
         }
         self.handover = None;
         self.announce_rounds_left = 0;
+        self.awaiting_trackers = false;
         self.set_state(State::Initialize, Reason::HandedOff, out);
     }
 
     fn shutdown(&mut self, now: Timestamp, out: &mut Vec<Action>) {
+        self.awaiting_trackers = false;
+        self.disarm(TimerKind::StartupLimit);
         match self.state {
             // RFC 5798 6.4.3: cancel the Adver_Timer, send priority 0, go to Initialize.
             State::Master => {
@@ -440,6 +487,10 @@ impl Instance {
                 return;
             }
         }
+        if kind == TimerKind::StartupLimit {
+            self.end_startup_wait(now, StartupWaitEnd::LimitReached, out);
+            return;
+        }
         if kind == TimerKind::Handover {
             // Nobody took over within the bound: let go anyway.
             self.finish_handover(now, None, out);
@@ -491,6 +542,12 @@ impl Instance {
     }
 
     fn master_down_fired(&mut self, now: Timestamp, out: &mut Vec<Action>) {
+        if self.awaiting_trackers {
+            // Safe boot: whatever the timer says, health comes first. Any advert that would
+            // have reset the timer re-arms it and clears this (see `arm`).
+            self.deferred_master_down = true;
+            return;
+        }
         let preempt_delay = self.config.preempt_delay;
         let live_lower = self.live_lower_master(now);
         if let Some(lower) = live_lower {
@@ -792,7 +849,14 @@ impl Instance {
 
     /// Startup, or the end of a fault: RFC 5798 6.4.1.
     fn start_running(&mut self, now: Timestamp, reason: Reason, out: &mut Vec<Action>) {
-        if self.priority() == OWNER_PRIORITY {
+        if self.priority() == OWNER_PRIORITY && self.awaiting_trackers {
+            // Safe boot for the owner: a backup that would be master at once, as soon as its
+            // trackers have reported.
+            self.master = None;
+            self.lower_master = None;
+            self.set_state(State::Backup, reason, out);
+            self.deferred_master_down = true;
+        } else if self.priority() == OWNER_PRIORITY {
             // The owner becomes master at once.
             let reason = if reason == Reason::Startup {
                 Reason::StartupAsOwner
@@ -1053,6 +1117,9 @@ impl Instance {
     }
 
     fn arm(&mut self, timer: TimerKind, deadline: Timestamp) {
+        if timer == TimerKind::MasterDown {
+            self.deferred_master_down = false;
+        }
         *self.timers.slot(timer) = Some(deadline);
     }
 

@@ -94,7 +94,7 @@ pub use config::{AnnouncementConfig, ConfigError, InstanceConfig};
 pub use counters::{Counters, DropReason};
 pub use event::{
     Action, DropDetail, FaultCause, Handover, HandoverOutcome, Input, OutgoingAdvertisement,
-    Reason, ReceivedPacket, State, Warning,
+    Reason, ReceivedPacket, StartupWaitEnd, State, Warning,
 };
 pub use instance::Instance;
 pub use packet::{

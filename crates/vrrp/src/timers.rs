@@ -103,11 +103,14 @@ pub enum TimerKind {
     /// A graceful release is waiting for a new master: when this fires nobody took over and
     /// the addresses go (see [`crate::InstanceConfig::graceful_release`]).
     Handover,
+    /// Safe boot: the longest a starting instance waits for its trackers' first results
+    /// before it may become master (see [`crate::InstanceConfig::startup_limit`]).
+    StartupLimit,
 }
 
 impl TimerKind {
     /// Every timer kind, in declaration order, for code that visits each one.
-    pub const ALL: [TimerKind; 7] = [
+    pub const ALL: [TimerKind; 8] = [
         TimerKind::Advert,
         TimerKind::MasterDown,
         TimerKind::PreemptDelay,
@@ -115,6 +118,7 @@ impl TimerKind {
         TimerKind::AnnounceRepeat,
         TimerKind::AnnounceRefresh,
         TimerKind::Handover,
+        TimerKind::StartupLimit,
     ];
 }
 

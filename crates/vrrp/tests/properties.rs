@@ -193,6 +193,8 @@ enum Step {
     Restore,
     /// Someone else removes the virtual address from the interface.
     AddressRemoved,
+    /// Safe boot: the trackers have reported.
+    TrackersReady,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -209,6 +211,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::OperatorStepDown),
         1 => Just(Step::Restore),
         1 => Just(Step::AddressRemoved),
+        1 => Just(Step::TrackersReady),
     ]
 }
 
@@ -231,6 +234,10 @@ fn config(
     config.announcements.burst_spacing = Duration::from_millis(10);
     config.announcements.refresh_interval = Some(Duration::from_secs(3));
     config.graceful_release = graceful;
+    // Half of the runs boot safely (odd delays), so the wait meets every other input too.
+    if delay_ms % 2 == 1 {
+        config.startup_limit = Some(Duration::from_millis(2500));
+    }
     config
 }
 
@@ -294,6 +301,7 @@ proptest! {
                 Step::InterfaceDown => Input::InterfaceDown,
                 Step::OperatorStepDown => Input::StepDown,
                 Step::Restore => Input::Restore,
+                Step::TrackersReady => Input::TrackersReady,
                 Step::AddressRemoved => {
                     // Gone from the interface, whoever held it; a holder must put it back.
                     holds_addresses = false;
@@ -346,15 +354,24 @@ proptest! {
                     prop_assert!(!armed(TimerKind::MasterDown) && !armed(TimerKind::PreemptDelay));
                 }
                 State::Backup => {
-                    prop_assert!(armed(TimerKind::MasterDown));
+                    // A safe-boot wait may hold a fired Master_Down_Timer until it ends.
+                    prop_assert!(armed(TimerKind::MasterDown) || instance.awaiting_trackers());
                     prop_assert!(!armed(TimerKind::Advert));
                 }
                 State::Initialize | State::Fault => {
-                    // Nothing runs but a release waiting for the new master.
-                    let expected = instance.handover().map(|h| (TimerKind::Handover, h.deadline));
-                    prop_assert_eq!(instance.next_timer(), expected);
+                    // Nothing runs but a release waiting for the new master, and a safe-boot
+                    // wait's limit.
+                    for kind in TimerKind::ALL {
+                        let allowed = match kind {
+                            TimerKind::Handover => instance.handover().is_some(),
+                            TimerKind::StartupLimit => instance.awaiting_trackers(),
+                            _ => false,
+                        };
+                        prop_assert_eq!(armed(kind), allowed, "{:?}", kind);
+                    }
                 }
             }
+            prop_assert_eq!(armed(TimerKind::StartupLimit), instance.awaiting_trackers());
             prop_assert_eq!(state == State::Fault && instance.fault_cause().is_none(), false);
         }
     }

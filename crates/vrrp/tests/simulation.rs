@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use havip_vrrp::timers::master_down_interval;
+use havip_vrrp::timers::{self, master_down_interval};
 use havip_vrrp::{AdvertInterval, InstanceConfig, Reason, State, Timestamp, Tracking, Version};
 use sim::{Rng, Sim};
 
@@ -724,5 +724,88 @@ fn randomized_schedules_always_converge_to_the_right_master() {
         if let Err(failure) = random_run(seed) {
             panic!("{failure}\nreplay with VRRP_SIM_SEED={seed}");
         }
+    }
+}
+
+/// Safe boot (issue #14): r1 (90) holds the VIP; r0 (100) reboots with its only backend
+/// refusing connections. It must not take the VIP before its trackers have spoken; they lower
+/// it to 70, so it stays backup. Once the backend is back, it preempts as usual.
+#[test]
+fn a_booting_router_whose_health_is_unknown_does_not_take_the_vip() {
+    let mut configs: Vec<InstanceConfig> = (0..2)
+        .map(|i| router(i, [100, 90][i], Version::V3, 10))
+        .collect();
+    configs[0].startup_limit = Some(Duration::from_secs(5));
+    let mut sim = Sim::new(configs, DELAY);
+    sim.start(1);
+    sim.run_until(secs(2));
+    assert_eq!(sim.masters(), [1], "{}", sim.report());
+    sim.start(0);
+    // Its first check fails 0.7 s after boot (the issue's measurement), well after its
+    // Master_Down_Interval of 0.36 s.
+    sim.run_until(secs(2) + Duration::from_millis(700));
+    assert_eq!(
+        sim.masters(),
+        [1],
+        "no preemption while waiting\n{}",
+        sim.report()
+    );
+    sim.track(
+        0,
+        Tracking {
+            priority: 70,
+            fault: false,
+        },
+    );
+    sim.trackers_ready(0);
+    sim.run_until(secs(6));
+    assert_eq!(sim.masters(), [1], "{}", sim.report());
+    assert_eq!(
+        sim.transitions_of(1).last().map(|t| t.to),
+        Some(State::Master)
+    );
+    assert_eq!(sim.became_master_at(0), None, "r0 never held the VIP");
+    // The backend recovers: priority 100 again, and r0 preempts under the usual rules.
+    sim.track(
+        0,
+        Tracking {
+            priority: 100,
+            fault: false,
+        },
+    );
+    sim.run_until(secs(8));
+    assert_eq!(sim.masters(), [0], "{}", sim.report());
+}
+
+/// Power loss: every router boots at once and nobody's trackers report. The VIP still comes
+/// up once the limit passes, with one master: the waits end together, and Skew_Time lets the
+/// highest priority speak first.
+#[test]
+fn when_every_router_boots_at_once_the_vip_comes_up_at_the_startup_limit() {
+    let limit = Duration::from_secs(3);
+    let configs: Vec<InstanceConfig> = (0..3)
+        .map(|i| {
+            let mut config = router(i, [100, 90, 80][i], Version::V3, 10);
+            config.startup_limit = Some(limit);
+            config
+        })
+        .collect();
+    let mut sim = Sim::new(configs, DELAY);
+    sim.start_all();
+    sim.run_until(at(2_999_000_000));
+    assert!(sim.masters().is_empty(), "{}", sim.report());
+    sim.run_until(secs(5));
+    assert_eq!(sim.masters(), [0], "{}", sim.report());
+    let up = sim.became_master_at(0).expect("r0 master");
+    let interval = AdvertInterval::from_centiseconds(10).expect("non-zero");
+    let bound = at(3_000_000_000) + timers::skew_time(Version::V3, 100, interval);
+    assert!(up <= bound, "VIP up at {up:?}, bound {bound:?}");
+    for other in [1, 2] {
+        assert_eq!(
+            sim.became_master_at(other),
+            None,
+            "r{other} never master\n{}",
+            sim.report()
+        );
     }
 }

@@ -12,7 +12,10 @@ use toml::Spanned;
 
 use super::addresses::read_virtual_addresses;
 use super::command::read_command;
-use super::{check_interface_name, NotifySettings, TrackRef, TrackerSettings, VrrpSettings};
+use super::{
+    check_interface_name, NotifySettings, StartupLimit, TrackRef, TrackerSettings, VrrpSettings,
+};
+use crate::duration::parse_duration;
 use crate::keys;
 use crate::reader::{Record, TableReader, Written};
 
@@ -106,6 +109,7 @@ fn read_instance(
         announce: read_announce(p, t),
         notify: read_notify(p, t),
         track: read_track_refs(p, t, trackers),
+        startup_limit: read_startup_limit(p, t),
     };
     if p.count() != before {
         return None;
@@ -212,6 +216,29 @@ fn interval_from_duration(d: Duration, version: Version) -> Result<AdvertInterva
                 .and_then(AdvertInterval::from_centiseconds)
                 .ok_or_else(|| "VRRPv3 intervals run from 10ms to 40.95s".into())
         }
+    }
+}
+
+/// `startup_limit`: `"auto"` (the default), `"off"`, or a duration up to an hour.
+fn read_startup_limit(p: &mut Record, t: &mut TableReader<'_, '_>) -> StartupLimit {
+    let Some(written) = t.string(p, "startup_limit") else {
+        return StartupLimit::Auto;
+    };
+    match written.value.trim() {
+        "auto" => StartupLimit::Auto,
+        "off" => StartupLimit::Off,
+        text => match parse_duration(text) {
+            Ok(limit) if limit <= Duration::from_secs(3600) => StartupLimit::After(limit),
+            Ok(_) => {
+                p.add(&written.span, t.key("startup_limit"), "at most 1h");
+                StartupLimit::Auto
+            }
+            Err(message) => {
+                let message = format!("{message}; or \"auto\" or \"off\"");
+                p.add(&written.span, t.key("startup_limit"), message);
+                StartupLimit::Auto
+            }
+        },
     }
 }
 

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use havip_vrrp::{
-    Action, HandoverOutcome, Input, Instance, Reason, ReceivedPacket, State, Timestamp, Tracking,
-    Warning,
+    Action, HandoverOutcome, Input, Instance, Reason, ReceivedPacket, StartupWaitEnd, State,
+    Timestamp, Tracking, Warning,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -65,6 +65,8 @@ pub enum Control {
     /// Stop because a successor process took this instance over (a binary upgrade): no
     /// priority 0, the VIP stays where it is; then answer.
     HandOff(oneshot::Sender<()>),
+    /// Safe boot: every tracker this instance follows has its first result.
+    TrackersReady,
     /// A failover drill: a master hands the VIP over as on shutdown and stays out of the
     /// election until [`Control::Restore`]. Answers with what happened.
     StepDown(oneshot::Sender<StepDownResult>),
@@ -256,6 +258,7 @@ impl<Io: InstanceIo> InstanceTask<Io> {
                 self.handle(Input::HandOff);
             }
             Control::StepDown(reply) => self.step_down(reply),
+            Control::TrackersReady => self.handle(Input::TrackersReady),
             Control::Reconfigure { config, tracking } => self.reconfigure(*config, tracking),
             Control::Restore(reply) => {
                 if self.instance.fault_cause().is_some_and(|c| c.stepped_down) {
@@ -366,6 +369,7 @@ impl<Io: InstanceIo> InstanceTask<Io> {
                 Action::HandoverFinished(outcome) => self.handover_finished(outcome),
                 Action::AddressRestored { address } => self.address_restored(address),
                 Action::Warning(warning) => self.warn(warning),
+                Action::StartupWaitEnded(end) => self.startup_wait_ended(end),
             }
         }
         let master_after = self.instance.master_address();
@@ -396,7 +400,9 @@ impl<Io: InstanceIo> InstanceTask<Io> {
         let holding = instance.holds_addresses();
         let handing_over = instance.handover().is_some();
         let stepped_down = instance.fault_cause().is_some_and(|c| c.stepped_down);
+        let waiting = instance.awaiting_trackers();
         self.with_status(|status| {
+            status.waiting_for_trackers = waiting;
             status.master_down_interval = master_down_interval;
             status.state = state;
             status.effective_priority = priority;
@@ -406,6 +412,20 @@ impl<Io: InstanceIo> InstanceTask<Io> {
             status.handing_over = handing_over;
             status.stepped_down = stepped_down;
         });
+    }
+
+    fn startup_wait_ended(&self, end: StartupWaitEnd) {
+        let detail = match end {
+            StartupWaitEnd::TrackersReady => {
+                tracing::info!(instance = %self.name, "every tracker has a first result; may become master now");
+                "every tracker has a first result"
+            }
+            StartupWaitEnd::LimitReached => {
+                tracing::warn!(instance = %self.name, "startup_limit passed before every tracker had a first result; going on with what is known");
+                "startup_limit passed before every tracker had a first result"
+            }
+        };
+        self.event("startup_wait_over", detail.into());
     }
 
     fn event(&self, kind: &'static str, detail: String) {

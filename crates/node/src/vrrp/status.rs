@@ -72,6 +72,9 @@ pub struct InstanceStatus {
     pub notify_failures: u64,
     /// Shutdown has begun.
     pub stopping: bool,
+    /// Safe boot: waiting for the first health results of its trackers before it may become
+    /// master (`[[vrrp]] startup_limit`).
+    pub waiting_for_trackers: bool,
     /// When the state last changed (Unix time, milliseconds).
     pub last_change_unix_ms: Option<u64>,
     /// Master_Down_Interval with the current priority and interval (RFC 5798 6.1).
@@ -109,6 +112,7 @@ impl InstanceStatus {
             addresses_restored: 0,
             notify_failures: 0,
             stopping: false,
+            waiting_for_trackers: false,
             last_change_unix_ms: None,
             master_down_interval,
         }
@@ -131,6 +135,8 @@ impl InstanceStatus {
             "handing_over": self.handing_over,
             "stepped_down": self.stepped_down,
             "stopping": self.stopping,
+            "waiting_for_trackers": self.waiting_for_trackers,
+            "waiting": self.waiting_for_trackers.then_some("waiting for first health results"),
             "adverts_sent": self.counters.adverts_sent,
             "adverts_received": self.counters.adverts_received,
             "dropped": self.counters.total_dropped(),

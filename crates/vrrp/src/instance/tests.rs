@@ -1772,3 +1772,138 @@ fn a_hand_off_stops_silently_leaving_the_addresses() {
     assert!(!instance.holds_addresses());
     assert!(instance.handle(became, Input::HandOff).is_empty());
 }
+
+// --- safe boot: no master before the trackers have spoken --------------------------------------
+
+fn waiting(config: InstanceConfig) -> InstanceConfig {
+    InstanceConfig {
+        startup_limit: Some(Duration::from_secs(5)),
+        ..config
+    }
+}
+
+fn fire(instance: &mut Instance, kind: TimerKind) -> (Timestamp, Vec<Action>) {
+    let at = instance.timer_deadline(kind).expect("armed");
+    (at, instance.handle(at, Input::TimerFired(kind)))
+}
+
+#[test]
+fn a_waiting_backup_does_not_become_master_by_timeout_until_its_trackers_are_ready() {
+    let (mut instance, _) = started(waiting(v3_config(100, 100)));
+    assert!(instance.awaiting_trackers());
+    let (fired, actions) = fire(&mut instance, TimerKind::MasterDown);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(instance.state(), State::Backup);
+    let ready = fired + Duration::from_millis(700);
+    let actions = instance.handle(ready, Input::TrackersReady);
+    assert_eq!(
+        actions,
+        [Action::StartupWaitEnded(StartupWaitEnd::TrackersReady)]
+    );
+    // The deferred timer fires again after Skew_Time: (256 - 100) x 100 cs / 256 = 609.375 ms.
+    let (again, actions) = fire(&mut instance, TimerKind::MasterDown);
+    assert_eq!(again, ready + Duration::from_nanos(609_375_000));
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Backup, State::Master, Reason::MasterDown)]
+    );
+    assert_eq!(instance.timer_deadline(TimerKind::StartupLimit), None);
+    assert!(!instance.awaiting_trackers());
+    // Once over, the wait never comes back.
+    assert!(instance.handle(ready, Input::TrackersReady).is_empty());
+}
+
+#[test]
+fn a_waiting_backup_does_not_preempt_until_ready_then_does_under_the_usual_rules() {
+    // 100 ms adverts: Master_Down_Interval is 360.9 ms, well inside the 2 s below.
+    let config = waiting(v3_config(100, 10));
+    let (mut instance, _) = started(config.clone());
+    let lower = peer_advert(&config, "192.0.2.9", 50);
+    let mut now = ms(0);
+    let mut became_master = false;
+    // The lower master keeps advertising for 2 s; a preempting backup discards its adverts.
+    while now < ms(2000) {
+        now = now + Duration::from_millis(100);
+        receive(&mut instance, now, &lower);
+        if let Some((kind, at)) = instance.next_timer() {
+            if at <= now {
+                let actions = instance.handle(at, Input::TimerFired(kind));
+                became_master |= !state_changes(&actions).is_empty();
+            }
+        }
+    }
+    assert!(!became_master, "no preemption while waiting");
+    assert_eq!(instance.state(), State::Backup);
+    instance.handle(now, Input::TrackersReady);
+    // The lower master is still advertising; after Skew_Time the timer fires and we preempt.
+    receive(&mut instance, now + Duration::from_millis(30), &lower);
+    let (_, actions) = fire(&mut instance, TimerKind::MasterDown);
+    let changes = state_changes(&actions);
+    assert!(
+        matches!(
+            changes.as_slice(),
+            [(
+                State::Backup,
+                State::Master,
+                Reason::Preempted {
+                    master_priority: 50,
+                    ..
+                }
+            )]
+        ),
+        "{changes:?}"
+    );
+}
+
+#[test]
+fn a_master_heard_during_the_wait_keeps_the_waiting_instance_backup() {
+    let config = waiting(v3_config(100, 100));
+    let (mut instance, _) = started(config.clone());
+    fire(&mut instance, TimerKind::MasterDown);
+    // A master of higher priority shows up: the timer is reset, nothing is deferred any more.
+    let higher = peer_advert(&config, "192.0.2.9", 200);
+    receive(&mut instance, ms(400), &higher);
+    let actions = instance.handle(ms(450), Input::TrackersReady);
+    assert_eq!(
+        actions,
+        [Action::StartupWaitEnded(StartupWaitEnd::TrackersReady)]
+    );
+    assert_eq!(instance.state(), State::Backup);
+}
+
+#[test]
+fn the_startup_limit_ends_the_wait_with_what_is_known() {
+    let (mut instance, _) = started(waiting(v3_config(100, 100)));
+    fire(&mut instance, TimerKind::MasterDown);
+    let (at, actions) = fire(&mut instance, TimerKind::StartupLimit);
+    assert_eq!(at, ms(5000));
+    assert_eq!(
+        actions,
+        [Action::StartupWaitEnded(StartupWaitEnd::LimitReached)]
+    );
+    fire(&mut instance, TimerKind::MasterDown);
+    assert_eq!(instance.state(), State::Master);
+}
+
+#[test]
+fn the_owner_waits_too_then_is_master_at_once() {
+    let (mut instance, actions) = started(waiting(v3_config(255, 100)));
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Initialize, State::Backup, Reason::Startup)]
+    );
+    assert!(sent(&actions).is_empty());
+    let actions = instance.handle(ms(300), Input::TrackersReady);
+    assert_eq!(
+        state_changes(&actions),
+        [(State::Backup, State::Master, Reason::StartupAsOwner)]
+    );
+}
+
+#[test]
+fn a_shutdown_during_the_wait_cancels_it() {
+    let (mut instance, _) = started(waiting(v3_config(100, 100)));
+    instance.handle(ms(10), Input::Shutdown);
+    assert_eq!(instance.next_timer(), None);
+    assert!(!instance.awaiting_trackers());
+}

@@ -277,6 +277,12 @@ impl Sim {
         self.input(router, Input::Restore);
     }
 
+    /// Safe boot: every tracker of `router` has reported.
+    pub fn trackers_ready(&mut self, router: usize) {
+        self.note(format!("trackers ready r{router}"));
+        self.input(router, Input::TrackersReady);
+    }
+
     fn input(&mut self, router: usize, input: Input<'_>) {
         let actions = match self.routers[router].instance.as_mut() {
             Some(instance) => instance.handle(self.now, input),
@@ -543,7 +549,10 @@ impl Sim {
                 Action::HandoverFinished(outcome) => {
                     self.note(format!("r{router} hand-over finished: {outcome:?}"));
                 }
-                Action::Announce { .. } | Action::AddressRestored { .. } | Action::Warning(_) => {}
+                Action::Announce { .. }
+                | Action::AddressRestored { .. }
+                | Action::Warning(_)
+                | Action::StartupWaitEnded(_) => {}
             }
         }
         self.schedule_timers(router, incarnation);
