@@ -391,6 +391,18 @@ impl Netlink {
         }
     }
 
+    /// Adds `route` beside any other route to the same destination (`ip route append`): the
+    /// local route the kernel keeps for an address on an interface stays, and each can be
+    /// removed without the other. `Ok(false)` when an identical route was there (EEXIST).
+    pub fn append_route(&self, route: &RouteRequest) -> io::Result<bool> {
+        check_prefix(route.destination, route.prefix_len)?;
+        match self.request(|seq| wire::append_route(seq, route), false, |_| {}) {
+            Ok(()) => Ok(true),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes `route`. `Ok(false)` when there was no such route (ESRCH).
     pub fn remove_route(&self, route: &RouteRequest) -> io::Result<bool> {
         check_prefix(route.destination, route.prefix_len)?;

@@ -209,3 +209,29 @@ fn routes_by_nexthop_object_and_groups_read_back() {
         assert_eq!(netlink.nexthop(999).unwrap(), None);
     });
 }
+
+#[test]
+fn a_local_route_appended_beside_an_address_outlives_it() {
+    require!(Need::Root, Need::Netns);
+    let lab = lab("ap");
+    let ns = lab.nodes[0].clone();
+    let iface = lab.interface(0).to_string();
+    lab.in_ns(&ns, || {
+        let netlink = Netlink::open().expect("netlink");
+        let lo = netlink.link_by_name("lo").unwrap().expect("lo").index;
+        let eth = netlink.link_by_name(&iface).unwrap().expect("eth0").index;
+        let vip = IpAddr::V4(Ipv4Addr::new(10, 77, 0, 200));
+        // VRRP holds the VIP on the interface (the kernel adds its own local route) ...
+        assert!(netlink.add_address(eth, vip, 24, None).unwrap());
+        // ... and the BGP side makes it local on its own, beside it.
+        let local = host_route(255, vip, RouteKind::Local, lo);
+        assert!(netlink.append_route(&local).unwrap());
+        assert!(!netlink.append_route(&local).unwrap(), "identical: EEXIST");
+        // VRRP releases it: the VIP stays local.
+        assert!(netlink.remove_address(eth, vip, 24).unwrap());
+        let listener = TcpListener::bind(SocketAddr::new(vip, 18081));
+        assert!(listener.is_ok(), "still local: {listener:?}");
+        assert!(netlink.remove_route(&local).unwrap());
+        assert!(TcpListener::bind(SocketAddr::new(vip, 18082)).is_err());
+    });
+}

@@ -22,6 +22,7 @@ const NLM_F_ACK: u16 = 0x04;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_APPEND: u16 = 0x800;
 /// On a dump message: the dump was inconsistent because the data changed meanwhile.
 pub(super) const NLM_F_DUMP_INTR: u16 = 0x10;
 /// On NLMSG_ERROR: the request was not echoed back in full (`NETLINK_CAP_ACK`).
@@ -310,6 +311,17 @@ pub(super) fn new_route(seq: u32, route: &RouteRequest) -> Vec<u8> {
     route_request(
         RTM_NEWROUTE,
         NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        seq,
+        route,
+    )
+}
+
+/// RTM_NEWROUTE as `ip route append` sends it: added beside routes to the same destination
+/// (the local route the kernel makes for an address, say), EEXIST only for an identical one.
+pub(super) fn append_route(seq: u32, route: &RouteRequest) -> Vec<u8> {
+    route_request(
+        RTM_NEWROUTE,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND,
         seq,
         route,
     )
