@@ -15,8 +15,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
+use crate::bgp::BgpNode;
 use crate::load;
 use crate::logging;
+use crate::tracking::Trackers;
+use crate::vrrp::status::EventLog;
 use crate::vrrp::VrrpNode;
 use havip_config::{Config, ConfigError};
 
@@ -83,10 +86,12 @@ pub async fn shutdown_signal() {
     tracing::info!(signal = name, "shutting down");
 }
 
-/// A running proxy, its VRRP instances and its admin endpoint.
+/// A running proxy, its VRRP instances, BGP announcements and admin endpoint.
 pub struct Running {
     proxy: Proxy,
     vrrp: Option<VrrpNode>,
+    bgp: Option<BgpNode>,
+    _trackers: Trackers,
     admin_state: Arc<AdminState>,
     admin_stop: CancellationToken,
     grace: std::time::Duration,
@@ -107,10 +112,17 @@ impl Running {
         .await?;
         // The listeners are bound first (with IP_FREEBIND, also on a VIP this node does not
         // hold yet), so a node that becomes master serves at once.
+        let trackers = Trackers::start(&config.trackers, proxy.services())?;
+        let events = Arc::new(EventLog::default());
         let vrrp = if config.vrrp.is_empty() {
             None
         } else {
-            Some(VrrpNode::start(&config.vrrp, &config.trackers, proxy.services()).await?)
+            Some(VrrpNode::start(&config.vrrp, &trackers, events.clone()).await?)
+        };
+        let bgp = if config.bgp.is_empty() {
+            None
+        } else {
+            Some(BgpNode::start(&config.bgp, &trackers, events.clone())?)
         };
         let admin_stop = CancellationToken::new();
         let admin_state = Arc::new(AdminState {
@@ -118,6 +130,8 @@ impl Running {
             started,
             draining: AtomicBool::new(false),
             vrrp: vrrp.as_ref().map(VrrpNode::view),
+            bgp: bgp.as_ref().map(BgpNode::view),
+            events,
             auth: crate::admin::auth::BasicAuth::new(
                 config.admin.as_ref().map_or(&[][..], |a| &a.auth),
             ),
@@ -141,6 +155,8 @@ impl Running {
         Ok(Running {
             proxy,
             vrrp,
+            bgp,
+            _trackers: trackers,
             admin_state,
             admin_stop,
             grace: config.global.grace,
@@ -152,15 +168,26 @@ impl Running {
         self.proxy.services()
     }
 
-    /// Release the VIPs (a master keeps serving until the new master is heard), then stop
-    /// accepting, drain open connections for up to the grace period, stop the admin
-    /// endpoint (it answers `/healthz` with 503 while draining).
-    pub async fn stop(self) {
+    /// Release the VIPs (a master keeps serving until the new master is heard) and withdraw
+    /// the BGP routes (accepting until the routers moved away), then stop accepting, drain
+    /// open connections for up to the grace period, stop the admin endpoint (it answers
+    /// `/healthz` with 503 while draining).
+    pub async fn stop(mut self) {
         self.admin_state.draining.store(true, Relaxed);
-        if let Some(vrrp) = self.vrrp {
-            vrrp.shutdown().await;
-        }
+        let release = async {
+            if let Some(vrrp) = self.vrrp {
+                vrrp.shutdown().await;
+            }
+        };
+        let withdraw = async {
+            if let Some(bgp) = &mut self.bgp {
+                bgp.withdraw().await;
+            }
+        };
+        tokio::join!(release, withdraw);
         let report = self.proxy.shutdown(self.grace).await;
+        // Only now are the VIPs no longer local: the drained connections needed them.
+        drop(self.bgp);
         self.admin_stop.cancel();
         tracing::info!(
             open_at_stop = report.open_at_stop,

@@ -18,9 +18,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::bgp::status::BgpView;
 use crate::metrics;
 use crate::vrrp::instance::StepDownResult;
-use crate::vrrp::status::VrrpView;
+use crate::vrrp::status::{EventLog, VrrpView};
 use crate::vrrp::VrrpCommands;
 
 /// What the endpoint reports on.
@@ -34,6 +35,10 @@ pub struct AdminState {
     pub draining: AtomicBool,
     /// The VRRP instances, when the config has any.
     pub vrrp: Option<Arc<VrrpView>>,
+    /// The BGP announcements' status, when there are any.
+    pub bgp: Option<Arc<BgpView>>,
+    /// The node's event log (VRRP and BGP), for `/api/events`.
+    pub events: Arc<EventLog>,
     /// Runtime commands, when `[admin] commands = true` and there are VRRP instances.
     pub commands: Option<VrrpCommands>,
     /// `[admin] auth`: credentials every request but `/healthz` must carry.
@@ -195,7 +200,10 @@ pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str
     let uptime = state.started.elapsed().as_secs_f64();
     match path {
         "/metrics" => {
-            let body = metrics::render(&state.services, state.vrrp.as_deref(), uptime);
+            let mut body = metrics::render(&state.services, state.vrrp.as_deref(), uptime);
+            if let Some(bgp) = &state.bgp {
+                crate::bgp::metrics::render(&mut body, bgp);
+            }
             (200, "text/plain; version=0.0.4; charset=utf-8", body)
         }
         "/api/status" => {
@@ -203,6 +211,9 @@ pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str
             status["draining"] = state.draining.load(Relaxed).into();
             if let Some(vrrp) = &state.vrrp {
                 status["vrrp"] = vrrp.status_json();
+            }
+            if let Some(bgp) = &state.bgp {
+                status["bgp"] = bgp.status_json();
             }
             (200, "application/json", format!("{status:#}\n"))
         }
@@ -213,12 +224,14 @@ pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str
                 .find_map(|pair| pair.strip_prefix("after="))
                 .and_then(|number| number.parse::<u64>().ok())
                 .unwrap_or(0);
-            let events = state
-                .vrrp
-                .as_ref()
-                .map_or(serde_json::Value::Array(Vec::new()), |view| {
-                    view.events_json(after)
-                });
+            let events = serde_json::Value::Array(
+                state
+                    .events
+                    .since(after)
+                    .iter()
+                    .map(crate::vrrp::status::Event::to_json)
+                    .collect(),
+            );
             (200, "application/json", format!("{events:#}\n"))
         }
         "/healthz" => {

@@ -1,12 +1,15 @@
-//! Trackers: what moves an instance's priority (issue #5). One model for everything:
-//! each tracker produces observations (good, bad, or unknown), a [`Debounce`] turns them into
-//! a state with `rise`/`fall`, and the instances that track it get a new effective priority
-//! (`havip_vrrp::priority::evaluate`, keepalived's rules) whenever a state changes.
+//! Trackers: what moves an instance's priority (issue #5) and withdraws a BGP announcement
+//! (issue #16). One model for everything: each tracker produces observations (good, bad, or
+//! unknown), a [`Debounce`] turns them into a state with `rise`/`fall`, and the node's
+//! [`Trackers`] publish every tracker's value on one channel. Each consumer judges them its
+//! own way: a VRRP instance gets a new effective priority ([`follow_instances`],
+//! `havip_vrrp::priority::evaluate`, keepalived's rules), a BGP announcement is made or
+//! withdrawn (`crate::bgp`).
 //!
 //! - In-process trackers read the balancer directly, every [`IN_PROCESS_PERIOD`]: `service`
 //!   (enough backends up), `listener` (every listener accepting). No admin polling, no fork.
-//! - `interface` follows the node's netlink monitor (no polling), repeating its state every
-//!   [`IN_PROCESS_PERIOD`] so that `rise`/`fall` mean the same as for the others.
+//! - `interface` follows a netlink monitor of links ([`links`], no polling), repeating its
+//!   state every [`IN_PROCESS_PERIOD`] so that `rise`/`fall` mean the same as for the others.
 //! - `process` walks /proc, `file` reads a number: every `interval`, off the async threads.
 //! - `script` runs a command every `interval`, never two at once; a run that times out is
 //!   "unknown" unless `timeout_counts_as = "failure"`, so a loaded machine alone does not
@@ -19,18 +22,20 @@
 //! the VIP back. A backend that flaps every second never fails `fall` checks in a row, so
 //! it never reaches the tracker; the test `a_flapping_backend_does_not_move_the_vip` shows it.
 
+pub mod links;
 pub mod observe;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use havip_config::vrrp::{TrackerSettings, VrrpSettings};
+use anyhow::Context;
+use havip_config::vrrp::{TrackerKind, TrackerSettings, VrrpSettings};
 use havip_proxy::service::Service;
 use havip_vrrp::{TrackerState, Tracking};
 use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::vrrp::monitor::LinkStates;
+pub use links::LinkStates;
 pub use observe::{pidfile_alive, process_running, read_number, service_healthy};
 
 /// How often in-process trackers (and `interface`) look.
@@ -163,61 +168,91 @@ pub struct Report {
     pub observation: Observation,
 }
 
-/// What the trackers of a node work from.
-pub struct Inputs {
-    /// The configured trackers.
-    pub trackers: Vec<TrackerSettings>,
-    /// The VRRP instances whose priorities they move.
-    pub instances: Vec<VrrpSettings>,
-    /// The node's services, read in-process.
-    pub services: Vec<Arc<Service>>,
-    /// Link changes from the node's netlink monitor.
-    pub links: watch::Receiver<LinkStates>,
+/// Every tracker's value, by its index in the config, as the tracking loop last published it.
+pub type Values = Arc<Vec<TrackerValue>>;
+
+/// The running trackers of a node. Every consumer (the VRRP instances, the BGP
+/// announcements) reads the same debounced values through [`Trackers::subscribe`], so a
+/// tracker is observed once however many follow it. Dropping it stops the trackers.
+pub struct Trackers {
+    settings: Vec<TrackerSettings>,
+    values: watch::Receiver<Values>,
+    _stop: DropGuard,
 }
 
-/// Start the trackers for the instances. `on_change` receives (instance index, tracking)
-/// with each instance's first tracking and every change after.
-pub fn spawn(inputs: Inputs, on_change: mpsc::Sender<(usize, Tracking)>, stop: CancellationToken) {
-    if inputs.trackers.is_empty() {
-        return;
+impl Trackers {
+    /// Start observing `trackers` (reading `services` in-process; an `interface` tracker
+    /// opens a netlink monitor of links). Values start [`TrackerValue::Pending`].
+    pub fn start(
+        trackers: &[TrackerSettings],
+        services: &[Arc<Service>],
+    ) -> anyhow::Result<Trackers> {
+        let stop = CancellationToken::new();
+        let (values_tx, values) =
+            watch::channel(Arc::new(vec![TrackerValue::Pending; trackers.len()]));
+        let links = if trackers
+            .iter()
+            .any(|tracker| matches!(tracker.kind, TrackerKind::Interface { .. }))
+        {
+            links::spawn(stop.clone()).context("trackers: cannot watch the links")?
+        } else {
+            // Nobody follows a link: a closed channel, which the interface observer (absent
+            // here) would read as "repeat the last state".
+            watch::channel(LinkStates::default()).1
+        };
+        let sources = observe::Sources {
+            services: services.to_vec(),
+            links,
+        };
+        let (report_tx, report_rx) = mpsc::channel(256);
+        for (index, tracker) in trackers.iter().enumerate() {
+            let observing = observe::observe_forever(
+                index,
+                tracker.clone(),
+                sources.clone(),
+                report_tx.clone(),
+            );
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = observing => {}
+                    () = stop.cancelled() => {}
+                }
+            });
+        }
+        drop(report_tx);
+        tokio::spawn(tracking_loop(trackers.to_vec(), report_rx, values_tx));
+        Ok(Trackers {
+            settings: trackers.to_vec(),
+            values,
+            _stop: stop.drop_guard(),
+        })
     }
-    let sources = observe::Sources {
-        services: inputs.services,
-        links: inputs.links,
-    };
-    let (report_tx, report_rx) = mpsc::channel(256);
-    for (index, tracker) in inputs.trackers.iter().enumerate() {
-        let observing =
-            observe::observe_forever(index, tracker.clone(), sources.clone(), report_tx.clone());
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = observing => {}
-                () = stop.cancelled() => {}
-            }
-        });
+
+    /// The configured trackers, in config order (the index of [`Values`]).
+    pub fn settings(&self) -> &[TrackerSettings] {
+        &self.settings
     }
-    drop(report_tx);
-    tokio::spawn(tracking_loop(
-        inputs.trackers,
-        inputs.instances,
-        report_rx,
-        on_change,
-    ));
+
+    /// The values, marked seen as they are now: `changed()` wakes on the next change.
+    pub fn subscribe(&self) -> watch::Receiver<Values> {
+        let mut values = self.values.clone();
+        values.mark_unchanged();
+        values
+    }
 }
 
+/// Debounce the observations and publish every change of a tracker's value.
 async fn tracking_loop(
     trackers: Vec<TrackerSettings>,
-    instances: Vec<VrrpSettings>,
     mut reports: mpsc::Receiver<Report>,
-    on_change: mpsc::Sender<(usize, Tracking)>,
+    published: watch::Sender<Values>,
 ) {
     let mut debounce: Vec<Debounce> = trackers
         .iter()
         .map(|settings| Debounce::new(settings.rise, settings.fall))
         .collect();
     let mut values = vec![TrackerValue::Pending; trackers.len()];
-    let mut sent: Vec<Option<Tracking>> = vec![None; instances.len()];
     while let Some(Report {
         tracker,
         observation,
@@ -252,30 +287,52 @@ async fn tracking_loop(
                 changed
             }
         };
-        if !changed {
-            continue;
+        if changed {
+            published.send_replace(Arc::new(values.clone()));
         }
+    }
+}
+
+/// Feed the VRRP instances: each instance's effective priority and fault, sent to
+/// `on_change` with its index once one of its trackers has been observed, and on every change
+/// after. Ends when the trackers stop or nobody listens.
+pub async fn follow_instances(
+    instances: Vec<VrrpSettings>,
+    trackers: Vec<TrackerSettings>,
+    mut values: watch::Receiver<Values>,
+    on_change: mpsc::Sender<(usize, Tracking)>,
+) {
+    let mut sent: Vec<Option<Tracking>> = vec![None; instances.len()];
+    loop {
+        let current = values.borrow_and_update().clone();
         for (index, instance) in instances.iter().enumerate() {
-            if !instance
-                .track
-                .iter()
-                .any(|reference| reference.tracker == settings.name)
-            {
+            let observed = instance.track.iter().any(|reference| {
+                trackers
+                    .iter()
+                    .position(|tracker| tracker.name == reference.tracker)
+                    .and_then(|i| current.get(i))
+                    .is_some_and(|value| *value != TrackerValue::Pending)
+            });
+            if !observed {
                 continue;
             }
-            let tracking = instance_tracking(instance, &trackers, &values);
-            if sent[index] != Some(tracking) {
-                sent[index] = Some(tracking);
-                tracing::info!(
-                    instance = %instance.name,
-                    priority = tracking.priority,
-                    fault = tracking.fault,
-                    "effective priority changed"
-                );
-                if on_change.send((index, tracking)).await.is_err() {
-                    return;
-                }
+            let tracking = instance_tracking(instance, &trackers, &current);
+            if sent[index] == Some(tracking) {
+                continue;
             }
+            sent[index] = Some(tracking);
+            tracing::info!(
+                instance = %instance.name,
+                priority = tracking.priority,
+                fault = tracking.fault,
+                "effective priority changed"
+            );
+            if on_change.send((index, tracking)).await.is_err() {
+                return;
+            }
+        }
+        if values.changed().await.is_err() {
+            return;
         }
     }
 }

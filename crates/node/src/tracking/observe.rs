@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use havip_config::vrrp::{CommandSpec, MinHealthy, ProcessMatch, TrackerKind, TrackerSettings};
+use havip_proxy::backend::CheckOutcome;
 use havip_proxy::service::Service;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 
+use super::LinkStates;
 use super::{Observation, Report, IN_PROCESS_PERIOD};
 use crate::command::{self, Outcome};
-use crate::vrrp::monitor::LinkStates;
 
 /// What a tracker may need to look at.
 #[derive(Clone)]
@@ -44,7 +45,7 @@ pub async fn observe_forever(
             let service = find(&sources.services, service);
             let min = *min_healthy;
             in_process(out, move || match &service {
-                Some(s) => good(service_healthy(s, min)),
+                Some(s) => service_observation(s, min),
                 None => Observation::Bad,
             })
             .await
@@ -273,12 +274,36 @@ fn good(ok: bool) -> Observation {
 pub fn service_healthy(service: &Service, min: MinHealthy) -> bool {
     let primaries: Vec<_> = service.backends.iter().filter(|b| !b.spec.backup).collect();
     let up = primaries.iter().filter(|b| b.is_up()).count();
+    up >= needed(min, primaries.len())
+}
+
+fn needed(min: MinHealthy, primaries: usize) -> usize {
     match min {
-        MinHealthy::Count(n) => up >= n as usize,
-        MinHealthy::Fraction(f) => {
-            let needed = (f * primaries.len() as f64).ceil().max(1.0) as usize;
-            up >= needed
-        }
+        MinHealthy::Count(n) => n as usize,
+        MinHealthy::Fraction(f) => (f * primaries as f64).ceil().max(1.0) as usize,
+    }
+}
+
+/// A `service` tracker's observation. A backend starts up on probation (as in HAProxy) until
+/// its first health check: while the answer depends on such backends it is unknown, so that
+/// a node whose backends are all dead at start is never judged healthy on faith (a BGP
+/// announcement waits for it; a VRRP instance is unaffected, as a tracker not yet observed
+/// does not move its priority).
+pub fn service_observation(service: &Service, min: MinHealthy) -> Observation {
+    let checked = service.spec.health.check.is_some();
+    let primaries: Vec<_> = service.backends.iter().filter(|b| !b.spec.backup).collect();
+    let needed = needed(min, primaries.len());
+    let up: Vec<_> = primaries.iter().filter(|b| b.is_up()).collect();
+    let proven = up
+        .iter()
+        .filter(|b| !checked || b.last_check().0 != CheckOutcome::None)
+        .count();
+    if proven >= needed {
+        Observation::Good
+    } else if up.len() < needed {
+        Observation::Bad
+    } else {
+        Observation::Unknown
     }
 }
 

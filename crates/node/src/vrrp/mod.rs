@@ -4,8 +4,8 @@
 //!   interface eth0 / IPv4 ── receive path ──(VRID)──> instance task "VI_1" ──> InstanceIo:
 //!                                          └────────> instance task "VI_2"     sender, netlink,
 //!   netlink monitor ── link up/down, address removed ─> (every instance)        announcer
-//!                  └── link states ──> interface trackers                      notify worker
-//!   trackers ── priority / fault ──> (the instances that track them)
+//!                                                                             notify worker
+//!   node's trackers ── priority / fault ──> (the instances that track them)
 //! ```
 //!
 //! - [`receive`]: one receive path per interface and family, demultiplexed by VRID.
@@ -29,21 +29,20 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context};
-use havip_config::vrrp::{TrackerSettings, VrrpSettings};
-use havip_proxy::service::Service;
+use havip_config::vrrp::VrrpSettings;
 use havip_sys::announce::Announcer;
 use havip_sys::netlink::{InterfaceAddress, Link, Netlink, NetlinkMonitor};
 use havip_sys::vrrp_socket::{Family, VrrpReceiver, VrrpSender};
 use havip_vrrp::{AddressFamily, Instance, Tracking};
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::tracking;
+use crate::tracking::{self, Trackers};
 use instance::{Control, InstanceParts, InstanceTask, StepDownResult};
 use io::{KernelIo, ResolvedVip};
-use monitor::{LinkStates, Watcher};
+use monitor::Watcher;
 use status::{EventLog, InstanceStatus, ReceiveCounters, VrrpView};
 
 /// Messages an instance task may have waiting; packets beyond that are dropped and counted
@@ -91,12 +90,12 @@ struct Sockets {
 }
 
 impl VrrpNode {
-    /// Open the sockets, resolve interfaces and addresses, and start every instance and the
-    /// trackers that move their priorities (reading `services` in-process).
+    /// Open the sockets, resolve interfaces and addresses, and start every instance, following
+    /// the node's `trackers` for their priorities and writing state changes to `events`.
     pub async fn start(
         settings: &[VrrpSettings],
-        trackers: &[TrackerSettings],
-        services: &[Arc<Service>],
+        trackers: &Trackers,
+        events: Arc<EventLog>,
     ) -> anyhow::Result<VrrpNode> {
         let netlink = Netlink::open().context("VRRP: cannot open a netlink socket")?;
         let (planned, links) = plan(settings, &netlink)?;
@@ -112,8 +111,7 @@ impl VrrpNode {
             })
             .unzip();
         view.receivers = spawn_receivers(&planned, &sockets, &controls, &background)?;
-        let links = spawn_monitor(&planned, &controls, &background)?;
-        let events = Arc::new(EventLog::default());
+        spawn_monitor(&planned, &controls, &background)?;
         let mut tasks = Vec::new();
         let mut notify_workers = Vec::new();
         for (instance_plan, inbox) in planned.into_iter().zip(inboxes) {
@@ -135,7 +133,7 @@ impl VrrpNode {
             view.instances.push(slot);
         }
         view.events = events;
-        spawn_trackers(trackers, settings, services, &controls, links, &background);
+        follow_trackers(trackers, settings, &controls);
         Ok(VrrpNode {
             controls,
             tasks,
@@ -321,12 +319,12 @@ fn spawn_receivers(
     Ok(all)
 }
 
-/// The netlink monitor; returns the link states it publishes for the trackers.
+/// The netlink monitor of the instances' links and addresses.
 fn spawn_monitor(
     planned: &[Planned],
     controls: &[(String, mpsc::Sender<Control>)],
     stop: &CancellationToken,
-) -> anyhow::Result<watch::Receiver<LinkStates>> {
+) -> anyhow::Result<()> {
     let monitor = NetlinkMonitor::open().context("VRRP: cannot watch links and addresses")?;
     let monitor = register(monitor).context("VRRP: cannot register the netlink monitor")?;
     let watchers = planned
@@ -337,14 +335,8 @@ fn spawn_monitor(
             inbox: inbox.clone(),
         })
         .collect();
-    let (links_tx, links_rx) = watch::channel(LinkStates::default());
-    tokio::spawn(monitor::monitor_loop(
-        monitor,
-        watchers,
-        links_tx,
-        stop.clone(),
-    ));
-    Ok(links_rx)
+    tokio::spawn(monitor::monitor_loop(monitor, watchers, stop.clone()));
+    Ok(())
 }
 
 /// The task and notify worker of one instance, and its status slot.
@@ -403,26 +395,19 @@ fn start_instance(
     Ok((tokio::spawn(task.run(inbox)), worker, slot))
 }
 
-/// The trackers; their verdicts go to the inboxes of the instances that track them.
-fn spawn_trackers(
-    trackers: &[TrackerSettings],
+/// The node's trackers; their verdicts go to the inboxes of the instances that track them.
+fn follow_trackers(
+    trackers: &Trackers,
     settings: &[VrrpSettings],
-    services: &[Arc<Service>],
     controls: &[(String, mpsc::Sender<Control>)],
-    links: watch::Receiver<LinkStates>,
-    stop: &CancellationToken,
 ) {
     let (tracking_tx, mut tracking_rx) = mpsc::channel::<(usize, Tracking)>(64);
-    tracking::spawn(
-        tracking::Inputs {
-            trackers: trackers.to_vec(),
-            instances: settings.to_vec(),
-            services: services.to_vec(),
-            links,
-        },
+    tokio::spawn(tracking::follow_instances(
+        settings.to_vec(),
+        trackers.settings().to_vec(),
+        trackers.subscribe(),
         tracking_tx,
-        stop.clone(),
-    );
+    ));
     let inboxes: Vec<mpsc::Sender<Control>> = controls.iter().map(|(_, tx)| tx.clone()).collect();
     tokio::spawn(async move {
         while let Some((index, tracking)) = tracking_rx.recv().await {
@@ -473,7 +458,7 @@ impl VrrpCommands {
 /// `AsyncFd` deregisters before it drops them, so that cannot happen here, and this crate
 /// stays free of `unsafe` (`AsyncFd::register` is an unsafe fn).
 #[allow(deprecated)]
-fn register<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
+pub(crate) fn register<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
     AsyncFd::new(inner)
 }
 
