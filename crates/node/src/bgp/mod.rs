@@ -126,8 +126,9 @@ impl BgpNode {
     /// the routers move new flows to the other nodes. The VIPs stay local until the node is
     /// dropped, after the proxy drained.
     pub async fn withdraw(&mut self) {
-        self.stop.cancel();
+        // Read before the tasks withdraw: a node that announced nothing has nobody to wait for.
         let announced = self.view.snapshot().iter().any(|s| s.announced);
+        self.stop.cancel();
         for task in self.tasks.drain(..) {
             if let Err(error) = task.await {
                 tracing::error!(%error, "BGP announcement task failed");
