@@ -178,6 +178,19 @@ fn build_lab(tag: &str) -> Lab {
 /// with it and echoes; both behind health-checked backends; the announcement follows the
 /// name service's backends.
 fn start_havip(lab: &Lab, i: usize) -> u32 {
+    let path = lab.write(&format!("node{i}.toml"), &havip_config(""));
+    let path = path.display().to_string();
+    lab.spawn(
+        &lab.nodes[i].clone(),
+        HAVIP,
+        &["run", "--config", &path],
+        &format!("node{i}.log"),
+        &[],
+    )
+}
+
+/// A node's havip config; `bgp_extra` goes into its `[[bgp]]` table.
+fn havip_config(bgp_extra: &str) -> String {
     let config = NodeConfig::new()
         .grace("1s")
         .log_level("info")
@@ -194,20 +207,28 @@ fn start_havip(lab: &Lab, i: usize) -> u32 {
                 .backend(format!("127.0.0.1:{ECHO_PORT}")),
         )
         .tracker(Tracker::service("backends", "names").min_healthy(1));
-    let text = config.to_toml()
+    config.to_toml()
         + &format!(
-            "[[bgp]]\nname = \"vip\"\nvirtual_addresses = [\"{VIP}\"]\ntable = 100\n\
-             track = [\"backends\"]\nshutdown_delay = \"1s\"\n"
-        );
-    let path = lab.write(&format!("node{i}.toml"), &text);
-    let path = path.display().to_string();
-    lab.spawn(
-        &lab.nodes[i].clone(),
-        HAVIP,
-        &["run", "--config", &path],
-        &format!("node{i}.log"),
-        &[],
-    )
+            "[[bgp]]\nname = \"vip\"\nvirtual_addresses = [\"{VIP}\"]\n\
+             track = [\"backends\"]\nshutdown_delay = \"1s\"\n{bgp_extra}"
+        )
+}
+
+/// `havip check` of node 0's config with `bgp_extra`: its warnings.
+fn check_warnings(c: &Cluster, bgp_extra: &str) -> String {
+    let name = format!("check-{}.toml", bgp_extra.len());
+    let path = c.lab.write(&name, &havip_config(bgp_extra));
+    let out = Command::new(HAVIP)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(": OK ("),
+        "{stdout}"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Every change of the router's paths to the VIP (the nodes, by index), with its time; the
@@ -595,7 +616,21 @@ fn announced_on_three_paths(c: &mut Cluster) {
     }
     let status = bgp_status(&c.lab, 0);
     assert_eq!(status["state"], "announced", "{status}");
+    check_sees_the_daemon(c);
     c.hold_more();
+}
+
+/// `havip check` on a node finds its FRR running and importing table 100, and says so
+/// when the table is one FRR does not import, or the instance one that does not run.
+fn check_sees_the_daemon(c: &Cluster) {
+    let instance = format!("frr_instance = \"{}n0\"\n", c.lab.prefix);
+    let fine = check_warnings(c, &format!("table = 100\n{instance}"));
+    assert!(!fine.contains("[[bgp]]"), "{fine}");
+    let other = check_warnings(c, &format!("table = 101\n{instance}"));
+    assert!(other.contains("FRR does not import table 101"), "{other}");
+    assert!(other.contains("does not announce table 101"), "{other}");
+    let stopped = check_warnings(c, "frr_instance = \"nosuchfrr\"\n");
+    assert!(stopped.contains("are not running here"), "{stopped}");
 }
 
 /// Node 0's backends fail: its path is withdrawn (and why shows in its status); they

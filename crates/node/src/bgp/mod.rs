@@ -19,6 +19,7 @@
 
 pub mod announce;
 pub mod arp;
+pub mod daemon;
 pub mod decide;
 pub mod metrics;
 pub mod routes;
