@@ -34,6 +34,7 @@ use havip_sys::netlink::Netlink;
 use havip_test_support::lab::{node_v4, HostSpec, Lab, LabSpec};
 use havip_test_support::nft::Direction;
 use havip_test_support::node_config::{Health, NodeConfig, Service, Tracker};
+use havip_test_support::prober::{Attempt, Prober};
 use havip_test_support::servers::Reply;
 use havip_test_support::{require, serial, wait_for, Need};
 
@@ -496,7 +497,23 @@ struct Cluster {
     paths: Paths,
     pids: Vec<u32>,
     held: Vec<Held>,
-    report: Vec<(&'static str, Duration, BTreeMap<Ipv4Addr, usize>)>,
+    /// Fresh connections every 5 ms from the client, from the first three paths on.
+    prober: Option<Prober>,
+    report: Vec<Change>,
+}
+
+/// What one change did.
+struct Change {
+    what: &'static str,
+    /// From the fault to the router's paths changing.
+    took: Duration,
+    /// Fresh connects started from the fault to the check, and how many failed.
+    connects: usize,
+    failed: usize,
+    /// From the fault to the start of the last failed connect: how long clients saw it.
+    failing_for: Option<Duration>,
+    /// Held connections on the other nodes that broke, by client address.
+    broken: BTreeMap<Ipv4Addr, usize>,
 }
 
 impl Cluster {
@@ -540,6 +557,7 @@ impl Cluster {
             paths,
             pids,
             held: Vec::new(),
+            prober: None,
             report: Vec::new(),
         }
     }
@@ -555,16 +573,50 @@ impl Cluster {
         eprintln!("held connections by node: {count:?}");
     }
 
-    /// Record a change that took `took`: check the connections held on `live`, which must
-    /// all survive where the router hashes resiliently.
-    fn judge(&mut self, change: &'static str, took: Duration, live: &[usize]) {
+    /// Record a change made at `fault` that took `took`: the fresh connects since, and the
+    /// connections held on `live`, which must all survive where the router hashes
+    /// resiliently.
+    fn judge(
+        &mut self,
+        what: &'static str,
+        fault: Instant,
+        took: Duration,
+        live: &[usize],
+    ) -> usize {
+        let attempts: Vec<Attempt> = self
+            .prober
+            .as_ref()
+            .map(|p| p.settled())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a.started >= fault)
+            .collect();
+        let failures: Vec<&Attempt> = attempts
+            .iter()
+            .filter(|a| matches!(a.outcome, Some(Err(_))))
+            .collect();
+        let failing_for = failures.last().map(|a| a.started.duration_since(fault));
         let broken = survivors(&mut self.held, live);
-        eprintln!("{change}: {took:?}; held connections broken: {broken:?}");
+        eprintln!(
+            "{what}: {took:?}; {} of {} connects failed (last {failing_for:?} after); \
+             held connections broken: {broken:?}",
+            failures.len(),
+            attempts.len()
+        );
         assert_eq!(
             broken[&CLIENT_RESILIENT], 0,
-            "{change}: flows on the other nodes broke under resilient hashing"
+            "{what}: flows on the other nodes broke under resilient hashing"
         );
-        self.report.push((change, took, broken));
+        let failed = failures.len();
+        self.report.push(Change {
+            what,
+            took,
+            connects: attempts.len(),
+            failed,
+            failing_for,
+            broken,
+        });
+        failed
     }
 
     /// Wait until the router's paths are `wanted`; how long after `from`.
@@ -590,13 +642,18 @@ fn three_nodes_share_the_vip_by_ecmp_and_each_fault_withdraws_one_path() {
     backends_fail_and_return(&mut c);
     a_node_dies(&mut c);
     sigterm_costs_no_connect(&mut c);
-    for (change, took, broken) in &c.report {
+    // One line per change for bench/bgp.sh.
+    for c in &c.report {
         eprintln!(
-            "REPORT {change}: {} ms; held connections broken on the other nodes: \
-             hash-threshold {}, resilient {}",
-            took.as_millis(),
-            broken[&CLIENT_HASHED],
-            broken[&CLIENT_RESILIENT]
+            "REPORT {}|{:.1}|{}|{}|{}|{}|{}",
+            c.what,
+            c.took.as_secs_f64() * 1000.0,
+            c.failed,
+            c.connects,
+            c.failing_for
+                .map_or("-".into(), |d| format!("{:.1}", d.as_secs_f64() * 1000.0)),
+            c.broken[&CLIENT_HASHED],
+            c.broken[&CLIENT_RESILIENT]
         );
     }
 }
@@ -618,6 +675,12 @@ fn announced_on_three_paths(c: &mut Cluster) {
     assert_eq!(status["state"], "announced", "{status}");
     check_sees_the_daemon(c);
     c.hold_more();
+    c.prober = Some(c.lab.start_prober(
+        SocketAddr::from((VIP, 80)),
+        Duration::from_millis(5),
+        Duration::from_secs(120),
+    ));
+    std::thread::sleep(Duration::from_millis(300));
 }
 
 /// `havip check` on a node finds its FRR running and importing table 100, and says so
@@ -645,12 +708,14 @@ fn backends_fail_and_return(c: &mut Cluster) {
     assert_eq!(status["state"], "withdrawn", "{status}");
     assert_eq!(status["reason_kind"], "tracker", "{status}");
     assert_eq!(status["reason"], "tracker failing: backends", "{status}");
-    c.judge("backends failed -> withdrawn", took, &[1, 2]);
+    c.judge("backends failed -> withdrawn", fault, took, &[1, 2]);
     let back = Instant::now();
     c.lab.unblock_tcp_port(0, Direction::Incoming, NAME_PORT);
     let took = c.took(&[0, 1, 2], back, Duration::from_secs(10));
     assert_eq!(bgp_status(&c.lab, 0)["state"], "announced");
-    c.judge("backends back -> announced", took, &[1, 2]);
+    let failed = c.judge("backends back -> announced", back, took, &[1, 2]);
+    let errors = c.prober.as_ref().unwrap().errors_between(back, Instant::now());
+    assert_eq!(failed, 0, "a node coming back costs no connect: {errors:?}");
     c.hold_more();
 }
 
@@ -668,19 +733,18 @@ fn a_node_dies(c: &mut Cluster) {
         "withdrawn after {took:?} (BFD: {bound:?})\n{}",
         c.router.vtysh("show bfd peers brief")
     );
-    c.judge("kill -9 + link down -> withdrawn (BFD)", took, &[0, 2]);
+    c.judge(
+        "kill -9 + link down -> withdrawn (BFD)",
+        fault,
+        took,
+        &[0, 2],
+    );
     c.hold_more();
 }
 
 /// SIGTERM on node 2: withdrawn first, accepting meanwhile: no client connect fails, and
 /// havip exits 0 after its drain.
 fn sigterm_costs_no_connect(c: &mut Cluster) {
-    let prober = c.lab.start_prober(
-        SocketAddr::from((VIP, 80)),
-        Duration::from_millis(5),
-        Duration::from_secs(30),
-    );
-    std::thread::sleep(Duration::from_millis(300));
     let before = Instant::now();
     c.lab.signal(c.pids[2], "TERM");
     let took = c.took(&[0], before, Duration::from_secs(10));
@@ -688,18 +752,15 @@ fn sigterm_costs_no_connect(c: &mut Cluster) {
     let exit = c.lab.wait(c.pids[2], Duration::from_secs(10));
     assert_eq!(exit, Some(Some(0)), "node2 exits 0\n{}", c.lab.all_logs());
     std::thread::sleep(Duration::from_millis(300));
-    prober.stop();
-    let failures = prober.failures_after(before);
-    let errors = prober.errors_between(before, Instant::now());
-    let attempts = prober
-        .settled()
-        .iter()
-        .filter(|a| a.started >= before)
-        .count();
-    eprintln!("SIGTERM: {failures} of {attempts} client connects failed {errors:?}");
-    assert!(attempts > 100, "the client kept connecting: {attempts}");
-    assert_eq!(failures, 0, "{errors:?}\n{}", c.lab.all_logs());
-    c.judge("SIGTERM -> withdrawn", took, &[0]);
+    let failed = c.judge("SIGTERM -> withdrawn", before, took, &[0]);
+    let connects = c.report.last().map_or(0, |r| r.connects);
+    assert!(connects > 100, "the client kept connecting: {connects}");
+    let errors = c
+        .prober
+        .as_ref()
+        .unwrap()
+        .errors_between(before, Instant::now());
+    assert_eq!(failed, 0, "{errors:?}\n{}", c.lab.all_logs());
     assert!(
         c.held.iter().any(|h| h.source == CLIENT_RESILIENT),
         "resilient flows were left to judge"
