@@ -714,7 +714,11 @@ fn backends_fail_and_return(c: &mut Cluster) {
     let took = c.took(&[0, 1, 2], back, Duration::from_secs(10));
     assert_eq!(bgp_status(&c.lab, 0)["state"], "announced");
     let failed = c.judge("backends back -> announced", back, took, &[1, 2]);
-    let errors = c.prober.as_ref().unwrap().errors_between(back, Instant::now());
+    let errors = c
+        .prober
+        .as_ref()
+        .unwrap()
+        .errors_between(back, Instant::now());
     assert_eq!(failed, 0, "a node coming back costs no connect: {errors:?}");
     c.hold_more();
 }

@@ -80,7 +80,7 @@ pub fn frr_findings(table: u32, facts: &FrrFacts) -> Vec<String> {
     if !has(&["ip", "import-table", &table]) && !has(&["ipv6", "import-table", &table]) {
         out.push(format!(
             "FRR does not import table {table}: zebra needs `ip import-table {table}` \
-             (`ipv6 import-table {table}` for IPv6 VIPs), or the routes stay in the kernel"
+             (FRR 8.4 imports IPv4 tables only), or the routes stay in the kernel"
         ));
     }
     if !has(&["redistribute", "table", &table]) {

@@ -4,8 +4,9 @@ use super::status::{AnnouncementStatus, BgpView};
 use crate::metrics::Family;
 
 /// The reason labels of `havip_bgp_withdrawals_total`, each always present (0 until used),
-/// so that `rate()` sees the series from the start.
-const REASONS: [&str; 3] = ["tracker", "stopping", "route_error"];
+/// so that `rate()` sees the series from the start. (A route error keeps an announcement
+/// from being made; it never withdraws one.)
+const REASONS: [&str; 2] = ["tracker", "stopping"];
 
 /// Every BGP family, appended to `out`.
 pub fn render(out: &mut String, view: &BgpView) {
@@ -65,6 +66,21 @@ pub fn render(out: &mut String, view: &BgpView) {
             }
         }
     }
+    {
+        let name = "havip_bgp_last_change_timestamp_seconds";
+        let mut family = Family::new(
+            out,
+            name,
+            "gauge",
+            "When the announcement was last made or withdrawn (Unix time; absent before the first change).",
+        );
+        for a in &announcements {
+            if let Some(ms) = a.since_unix_ms {
+                let seconds = format!("{:.3}", ms as f64 / 1000.0);
+                family.sample(name, &[("announcement", &a.name)], seconds);
+            }
+        }
+    }
     counters(out, &announcements);
 }
 
@@ -118,6 +134,7 @@ mod tests {
         status.reason = Some(("trackers failing: apiservers".into(), "tracker"));
         status.withdrawals.insert("tracker", 2);
         status.announcements = 3;
+        status.since_unix_ms = Some(1_700_000_000_250);
         let view = BgpView {
             announcements: vec![Arc::new(Mutex::new(status))],
         };
@@ -131,6 +148,7 @@ mod tests {
             "havip_bgp_withdrawals_total{announcement=\"api\",reason=\"stopping\"} 0",
             "havip_bgp_announcements_total{announcement=\"api\"} 3",
             "havip_bgp_route_errors_total{announcement=\"api\"} 0",
+            "havip_bgp_last_change_timestamp_seconds{announcement=\"api\"} 1700000000.250",
         ] {
             assert!(out.lines().any(|l| l == line), "missing {line} in\n{out}");
         }
