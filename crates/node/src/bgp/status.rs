@@ -121,3 +121,67 @@ impl BgpView {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    use havip_config::bgp::RoutingDaemon;
+
+    use super::*;
+    use crate::admin::{self, auth::BasicAuth, AdminState};
+    use crate::vrrp::status::EventLog;
+
+    #[tokio::test]
+    async fn the_admin_endpoint_shows_the_announcements_and_their_events() {
+        let settings = BgpSettings {
+            name: "api".into(),
+            virtual_addresses: vec!["10.88.88.70".parse().unwrap()],
+            table: 100,
+            track: vec!["backends".into()],
+            shutdown_delay: Duration::from_secs(2),
+            daemon: RoutingDaemon::Frr { instance: None },
+        };
+        let mut status = AnnouncementStatus::initial(&settings);
+        status.reason = Some(("tracker failing: backends".into(), "tracker"));
+        status.trackers = vec![("backends".into(), "failing")];
+        let events = Arc::new(EventLog::default());
+        events.push(
+            "api",
+            "withdrawn",
+            Some("announced"),
+            Some("withdrawn"),
+            "tracker failing: backends".into(),
+        );
+        let state = AdminState {
+            services: Vec::new(),
+            started: tokio::time::Instant::now(),
+            draining: AtomicBool::new(false),
+            vrrp: None,
+            bgp: Some(Arc::new(BgpView {
+                announcements: vec![Arc::new(Mutex::new(status))],
+            })),
+            events,
+            commands: None,
+            auth: BasicAuth::new(&[]),
+        };
+        let (code, _, body) = admin::route("GET", "/api/status", &state);
+        assert_eq!(code, 200);
+        let json: Value = serde_json::from_str(&body).unwrap();
+        let bgp = &json["bgp"][0];
+        assert_eq!(bgp["state"], "withdrawn");
+        assert_eq!(bgp["reason_kind"], "tracker");
+        assert_eq!(bgp["trackers"][0]["state"], "failing");
+        assert_eq!(bgp["virtual_addresses"][0], "10.88.88.70");
+        let (_, _, body) = admin::route("GET", "/api/events", &state);
+        let events: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(events[0]["instance"], "api");
+        assert_eq!(events[0]["kind"], "withdrawn");
+        let (_, _, body) = admin::route("GET", "/metrics", &state);
+        assert!(
+            body.contains("havip_bgp_announced{announcement=\"api\",table=\"100\"} 0\n"),
+            "{body}"
+        );
+    }
+}
