@@ -3,7 +3,7 @@
 //! told to stop, takes them out for good.
 //!
 //! Lifecycle: spawned by `super::BgpNode::start`, one per `[[bgp]]`; it ends after the
-//! withdrawal that `stop` asks for (or when the trackers are gone). Every [`VERIFY_PERIOD`]
+//! withdrawal that `stop` asks for. Every [`VERIFY_PERIOD`]
 //! it also reads the table back: a route someone else removed (`ip route flush table 100`)
 //! is put back while announced, and a failed installation is retried.
 
@@ -45,16 +45,16 @@ impl<R: Routes> Announcement<R> {
         let mut verify = tokio::time::interval(VERIFY_PERIOD);
         verify.set_missed_tick_behavior(MissedTickBehavior::Delay);
         verify.tick().await;
+        // The values' sender is gone once every tracker stopped, at once for a node with no
+        // tracker at all: the last values stand (they cannot change any more) until `stop`.
+        let mut open = true;
         loop {
             let current = values.borrow_and_update().clone();
             let wanted = decide(&self.settings.track, &self.trackers, &current);
             self.show_trackers(&current);
             self.apply(wanted);
             tokio::select! {
-                changed = values.changed() => if changed.is_err() {
-                    // The trackers stopped: nothing tells us the node is healthy any more.
-                    break;
-                },
+                changed = values.changed(), if open => open = changed.is_ok(),
                 () = stop.cancelled() => break,
                 _ = verify.tick() => self.verify(),
             }

@@ -172,16 +172,18 @@ async fn routes_follow_the_trackers_and_leave_on_stop() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn no_trackers_announces_at_once() {
+async fn no_trackers_announces_at_once_and_until_stopped() {
     let h = start(&[]);
     settle().await;
     assert_eq!(h.table.routes(), vips());
+    // A node with no tracker has no tracker loop: its values' sender goes at once.
     drop(h.values);
+    tokio::time::sleep(VERIFY_PERIOD * 3).await;
+    settle().await;
+    assert_eq!(h.table.routes(), vips(), "still announced");
+    h.stop.cancel();
     h.task.await.unwrap();
-    assert!(
-        h.table.routes().is_empty(),
-        "trackers gone: nothing vouches for the node"
-    );
+    assert!(h.table.routes().is_empty(), "withdrawn on stop");
 }
 
 #[tokio::test(start_paused = true)]
