@@ -770,3 +770,96 @@ fn sigterm_costs_no_connect(c: &mut Cluster) {
         "resilient flows were left to judge"
     );
 }
+
+/// A VIP held by VRRP on a segment and announced by BGP as well (no FRR needed: the table is
+/// read back): both nodes accept for it and keep its route in table 100, but only the VRRP
+/// master answers ARP for it on the segment, and an announcement with no tracker stays made.
+#[test]
+fn a_vip_on_a_segment_is_announced_beside_vrrp_and_only_the_master_answers_arp() {
+    require!(Need::Root, Need::Netns);
+    let _serial = serial();
+    let lab = Lab::new("bv", 2);
+    let vip = Ipv4Addr::new(10, 77, 0, 200);
+    let mut pids = Vec::new();
+    for (i, priority) in [100u8, 90].iter().enumerate() {
+        lab.start_name_server(i, NAME_PORT);
+        let config = NodeConfig::new()
+            .grace("1s")
+            .log_level("info")
+            .log_connections(false)
+            .service(
+                Service::new("names", SocketAddr::from((vip, 80)))
+                    .backend(format!("127.0.0.1:{NAME_PORT}")),
+            )
+            .vrrp(
+                havip_test_support::node_config::Vrrp::new("VI_1", 42)
+                    .priority(*priority)
+                    .advert_interval("100ms")
+                    .vip(format!("{vip}/24")),
+            );
+        let text = config.to_toml()
+            + &format!("[[bgp]]\nname = \"vip\"\nvirtual_addresses = [\"{vip}\"]\n");
+        let path = lab.write(&format!("node{i}.toml"), &text);
+        let path = path.display().to_string();
+        let ns = lab.nodes[i].clone();
+        pids.push(lab.spawn(
+            &ns,
+            HAVIP,
+            &["run", "--config", &path],
+            &format!("node{i}.log"),
+            &[],
+        ));
+    }
+    lab.wait_for_sole_holder(IpAddr::V4(vip), 0, &[], Duration::from_secs(5));
+    for i in 0..2 {
+        let ns = lab.nodes[i].clone();
+        let routed = wait_for(Duration::from_secs(5), || {
+            let table = lab.ns(
+                &ns,
+                &["ip", "route", "show", "table", "100", "proto", "200"],
+            );
+            table.contains(&vip.to_string()).then_some(())
+        });
+        assert!(routed.is_some(), "node{i} announces\n{}", lab.all_logs());
+        let local = lab.ns(
+            &ns,
+            &["ip", "route", "show", "table", "local", "proto", "200"],
+        );
+        assert!(
+            local.contains(&format!("local {vip} dev lo")),
+            "node{i}: {local}"
+        );
+        for (key, wanted) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+            let value = lab.ns(&ns, &["sysctl", "-n", &format!("net.ipv4.conf.eth0.{key}")]);
+            assert_eq!(value.trim(), wanted, "node{i} {key}");
+        }
+    }
+    // The client resolves the VIP to the master alone, however often it asks.
+    let master_mac = lab.ns(&lab.nodes[0], &["cat", "/sys/class/net/eth0/address"]);
+    for _ in 0..5 {
+        lab.ns(&lab.client, &["ip", "neigh", "flush", "dev", "eth0"]);
+        let answer = lab.in_ns(&lab.client, || {
+            havip_test_support::prober::probe_once(
+                SocketAddr::from((vip, 80)),
+                Duration::from_secs(1),
+            )
+        });
+        assert_eq!(answer.as_deref(), Some("node0"));
+        let neigh = lab.ns(&lab.client, &["ip", "neigh", "show", &vip.to_string()]);
+        assert!(
+            neigh.contains(master_mac.trim()),
+            "{neigh} is not the master's {master_mac}"
+        );
+    }
+    // VRRP on node 0 stops: node 1 takes the VIP over; node 0's route goes with havip.
+    lab.signal(pids[0], "TERM");
+    assert_eq!(lab.wait(pids[0], Duration::from_secs(10)), Some(Some(0)));
+    lab.wait_for_sole_holder(IpAddr::V4(vip), 1, &[], Duration::from_secs(5));
+    let table = lab.ns(&lab.nodes[0], &["ip", "route", "show", "table", "100"]);
+    assert!(!table.contains(&vip.to_string()), "node0 withdrew: {table}");
+    let local = lab.ns(
+        &lab.nodes[0],
+        &["ip", "route", "show", "table", "local", "proto", "200"],
+    );
+    assert!(local.is_empty(), "node0 removed its local route: {local}");
+}
