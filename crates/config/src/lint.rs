@@ -97,6 +97,8 @@ pub struct BgpFacts {
     pub shutdown_delay: Option<At<Duration>>,
     /// The VIPs on which no service listens (neither on the VIP nor on the wildcard address).
     pub unserved: Vec<At<IpAddr>>,
+    /// IPv6 VIPs announced through FRR, whose `ip import-table` takes IPv4 only (8.4).
+    pub frr_v6: Vec<At<IpAddr>>,
 }
 
 /// What the checks of one config need: from a havip config ([`facts`]) or an import.
@@ -160,6 +162,16 @@ fn lint_bgp(b: &BgpFacts, out: &mut Vec<Warning>) {
             out,
             &d.place,
             "shutdown delay of 0: SIGTERM stops accepting as the withdrawal leaves, and clients the routers still send here before they converge are refused".into(),
+        );
+    }
+    for vip in &b.frr_v6 {
+        warn(
+            out,
+            &vip.place,
+            format!(
+                "{} is IPv6: FRR's `ip import-table` imports IPv4 routes only (FRR 8.4, Debian 12), so FRR will not announce it; use daemon = \"bird\" for IPv6 VIPs, or an FRR that imports IPv6 tables",
+                vip.value
+            ),
         );
     }
     for vip in &b.unserved {
@@ -439,6 +451,16 @@ fn bgp_facts(config: &Config, b: &BgpSettings, key: &str, places: &Places) -> Bg
             .filter(|(_, vip)| !served(vip))
             .filter_map(|(j, vip)| places.at(&format!("{key}.virtual_addresses[{j}]"), *vip))
             .collect(),
+        frr_v6: match b.daemon {
+            crate::bgp::RoutingDaemon::Frr { .. } => b
+                .virtual_addresses
+                .iter()
+                .enumerate()
+                .filter(|(_, vip)| vip.is_ipv6())
+                .filter_map(|(j, vip)| places.at(&format!("{key}.virtual_addresses[{j}]"), *vip))
+                .collect(),
+            crate::bgp::RoutingDaemon::Bird => Vec::new(),
+        },
     }
 }
 

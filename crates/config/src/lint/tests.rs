@@ -191,9 +191,16 @@ name = "fine"
 virtual_addresses = ["10.99.0.100"]
 table = 101
 track = ["backends"]
+
+[[bgp]]
+name = "bird-v6"
+virtual_addresses = ["2001:db8::70"]
+table = 102
+track = ["backends"]
+daemon = "bird"
 "#;
     let got = warnings(toml, &NoInterfaces);
-    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(got.len(), 4, "{got:#?}");
     assert!(
         got[0].starts_with("havip.toml:13:1: bgp[0]: warning: no `track`: the VIP stays announced"),
         "{got:#?}"
@@ -202,9 +209,16 @@ track = ["backends"]
         got[1].starts_with("havip.toml:16:18: bgp[0].shutdown_delay: warning: shutdown delay of 0"),
         "{got:#?}"
     );
-    // 10.99.0.100 is listened on, 2001:db8::70 by the IPv6 wildcard; 10.99.0.101 by nobody.
+    // FRR cannot import the IPv6 VIP (BIRD can: no warning for "bird-v6").
     assert!(
         got[2].starts_with(
+            "havip.toml:15:52: bgp[0].virtual_addresses[2]: warning: 2001:db8::70 is IPv6: FRR's `ip import-table` imports IPv4 routes only"
+        ),
+        "{got:#?}"
+    );
+    // 10.99.0.100 is listened on, 2001:db8::70 by the IPv6 wildcard; 10.99.0.101 by nobody.
+    assert!(
+        got[3].starts_with(
             "havip.toml:15:22: bgp[0].virtual_addresses[0]: warning: no [[service]] listens on 10.99.0.101"
         ),
         "{got:#?}"
