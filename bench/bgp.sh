@@ -14,7 +14,8 @@
 # (FRR's own route) and under a resilient nexthop group.
 #
 # Needs root (network namespaces), frr, nftables, curl, iproute2 (installed with apt-get when
-# missing). Writes bench/results/bgp-<timestamp>.txt (every REPORT line) and .md (the table).
+# missing). Writes bench/results/bgp-<timestamp>.txt (every REPORT line) and .md (the table);
+# the output of a run that failed is kept as bgp-<timestamp>-run<N>.log.
 # The lab makes its own uniquely named namespaces and removes them, also on failure; it stops
 # only the processes it started, by PID.
 set -euo pipefail
@@ -47,9 +48,12 @@ out="bench/results/bgp-$(date -u +%Y%m%dT%H%M%SZ)"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((i = 1; i <= reps; i++)); do
     echo "run $i/$reps" >&2
-    if ! CI=true cargo test --release -q -p havip --test bgp_netns -- --nocapture 2>&1 \
-        | grep '^REPORT ' >>"$out.txt"; then
-        echo "run $i failed (see the test's output: cargo test -p havip --test bgp_netns)" >&2
+    if CI=true cargo test --release -q -p havip --test bgp_netns three_nodes -- --nocapture \
+        >"$out-run$i.log" 2>&1; then
+        grep '^REPORT ' "$out-run$i.log" >>"$out.txt"
+        rm "$out-run$i.log"
+    else
+        echo "run $i failed: its output is in $out-run$i.log" >&2
     fi
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
