@@ -17,7 +17,8 @@
 //! as Linux installs it) and the second by a resilient next-hop group that follows FRR's
 //! paths (what a router with resilient hashing does in hardware; FRR 8.4 cannot ask the
 //! kernel for one): connections held from the second address must survive every change,
-//! those from the first show what happens without it.
+//! those from the first show what happens without it. Fresh connections (90 to see the
+//! spread, and one every 5 ms throughout) leave from the second address.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 #![allow(clippy::disallowed_types)] // the lab measures wall-clock time of real processes
@@ -168,6 +169,12 @@ fn build_lab(tag: &str) -> Lab {
             &CLIENT_GW.to_string(),
         ],
     );
+    // Fresh connections (the prober's, unbound) leave from the resilient address: through
+    // a change, only those in flight to the node that leaves can be cut.
+    let vip = format!("{VIP}/32");
+    let (gw, src) = (CLIENT_GW.to_string(), CLIENT_RESILIENT.to_string());
+    let route = ["ip", "route", "add", &vip, "via", &gw, "src", &src];
+    lab.ns(&lab.client, &route);
     let pref = ["ip", "rule", "add", "from", "10.66.0.101", "lookup"];
     let mut rule = pref.to_vec();
     rule.extend([RESILIENT_TABLE, "pref", "100"]);
@@ -661,6 +668,17 @@ fn three_nodes_share_the_vip_by_ecmp_and_each_fault_withdraws_one_path() {
 /// Three equal-cost paths; fresh connections spread over the three nodes.
 fn announced_on_three_paths(c: &mut Cluster) {
     let took = c.took(&[0, 1, 2], Instant::now(), Duration::from_secs(60));
+    let router = c.lab.nodes[NODES].clone();
+    let mirrored = wait_for(Duration::from_secs(5), || {
+        let table = c
+            .lab
+            .ns(&router, &["ip", "route", "show", "table", RESILIENT_TABLE]);
+        table.contains(&VIP.to_string()).then_some(())
+    });
+    assert!(
+        mirrored.is_some(),
+        "the resilient group follows FRR's paths"
+    );
     eprintln!(
         "three paths {took:?} after start:\n{}",
         c.router.vtysh(&format!("show ip route {VIP}/32"))
