@@ -764,8 +764,8 @@ fn a_node_dies(c: &mut Cluster) {
     c.hold_more();
 }
 
-/// SIGTERM on node 2: withdrawn first, accepting meanwhile: no client connect fails, and
-/// havip exits 0 after its drain.
+/// SIGTERM on node 2: withdrawn first, accepting meanwhile: no client connect fails but
+/// one caught in its handshake at the router's switch, and havip exits 0 after its drain.
 fn sigterm_costs_no_connect(c: &mut Cluster) {
     let before = Instant::now();
     c.lab.signal(c.pids[2], "TERM");
@@ -777,12 +777,23 @@ fn sigterm_costs_no_connect(c: &mut Cluster) {
     let failed = c.judge("SIGTERM -> withdrawn", before, took, &[0]);
     let connects = c.report.last().map_or(0, |r| r.connects);
     assert!(connects > 100, "the client kept connecting: {connects}");
-    let errors = c
-        .prober
-        .as_ref()
-        .unwrap()
-        .errors_between(before, Instant::now());
-    assert_eq!(failed, 0, "{errors:?}\n{}", c.lab.all_logs());
+    // The route goes before the listener: no connect meets a closed port. Only one whose
+    // handshake is in flight to node 2 at the instant the router switches can be cut (its
+    // ACK reaches node 0, which never saw the SYN): one every 5 ms here, taking well under a
+    // millisecond, so at most one, started just before the switch.
+    let switched = before + took;
+    let attempts = c.prober.as_ref().unwrap().settled();
+    let cut: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| a.started >= before && matches!(a.outcome, Some(Err(_))))
+        .collect();
+    let near =
+        |a: &&Attempt| a.started + Duration::from_millis(50) >= switched && a.started <= switched;
+    assert!(
+        failed <= 1 && cut.iter().all(near),
+        "{failed} connects failed after SIGTERM: {cut:?}\n{}",
+        c.lab.all_logs()
+    );
     assert!(
         c.held.iter().any(|h| h.source == CLIENT_RESILIENT),
         "resilient flows were left to judge"
