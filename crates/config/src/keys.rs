@@ -15,7 +15,9 @@ pub struct Section {
 /// The top level of the file.
 pub const ROOT: Section = Section {
     path: "",
-    keys: &["global", "log", "admin", "service", "vrrp", "tracker"],
+    keys: &[
+        "global", "log", "admin", "service", "vrrp", "tracker", "bgp",
+    ],
 };
 
 /// `[global]`: process-wide settings.
@@ -195,6 +197,20 @@ pub const TRACKER: Section = Section {
     ],
 };
 
+/// `[[bgp]]`: VIPs announced through the routing daemon.
+pub const BGP: Section = Section {
+    path: "bgp",
+    keys: &[
+        "name",
+        "virtual_addresses",
+        "table",
+        "track",
+        "shutdown_delay",
+        "daemon",
+        "frr_instance",
+    ],
+};
+
 /// The `[[tracker]]` keys that only some kinds read, by kind. The other tracker keys apply to
 /// every kind; a key of another kind is an error (reported in this order).
 pub const TRACKER_KINDS: &[(&str, &[&str])] = &[
@@ -234,6 +250,7 @@ pub const ALL: &[Section] = &[
     NOTIFY,
     TRACK_REF,
     TRACKER,
+    BGP,
 ];
 
 /// The section at `path` (indices stripped: `service[0].health` is `service.health`).

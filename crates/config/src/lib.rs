@@ -1,5 +1,6 @@
 //! havip's configuration: one TOML file (default `/etc/havip/havip.toml`), read into typed
-//! settings — the proxy's [`service::ServiceSpec`]s, the [`vrrp`] instances and trackers —
+//! settings — the proxy's [`service::ServiceSpec`]s, the [`vrrp`] instances and trackers, the
+//! [`bgp`] announcements —
 //! and validated as a whole before anything starts. This crate reads files only: what needs
 //! the running machine or the proxy (preparing health checks, this host's interfaces) is the
 //! node's load stage.
@@ -13,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod bgp;
 pub mod copy_mode;
 pub mod duration;
 pub mod keys;
@@ -50,8 +52,10 @@ pub struct Config {
     pub services: Vec<ServiceSpec>,
     /// VRRP instances: the floating addresses this node may hold.
     pub vrrp: Vec<vrrp::VrrpSettings>,
-    /// Trackers that move the instances' priorities.
+    /// Trackers that move the instances' priorities (and withdraw BGP announcements).
     pub trackers: Vec<vrrp::TrackerSettings>,
+    /// VIPs announced by BGP through the routing daemon (`[[bgp]]`).
+    pub bgp: Vec<bgp::BgpSettings>,
 }
 
 /// `[global]`: process-wide settings.
@@ -237,6 +241,7 @@ pub fn read(path: &Path, text: &str) -> Reading {
     let services = service::read_services(&mut p, &mut root, has_vrrp);
     let trackers = vrrp::read_trackers(&mut p, &mut root, &services);
     let vrrp = vrrp::read_vrrp_instances(&mut p, &mut root, &trackers);
+    let bgp = bgp::read_bgp(&mut p, &mut root, &trackers);
     root.finish(&mut p);
     Reading {
         config: Config {
@@ -246,6 +251,7 @@ pub fn read(path: &Path, text: &str) -> Reading {
             services,
             vrrp,
             trackers,
+            bgp,
         },
         places: p.places,
         problems: p.problems,

@@ -261,6 +261,10 @@ track = ["script", "healthy"]
 #vrrp.announce
 [vrrp.notify]
 #vrrp.notify
+[[bgp]]
+name = "vip"
+virtual_addresses = ["192.0.2.100"]
+#bgp
 "#;
 
 /// Variants of [`BASE`] in which other keys matter (`buffer_size` only in buffered mode): a
@@ -301,6 +305,8 @@ const PROSE: &[(&str, &str, &str)] = &[
     ("vrrp.notify", "user", "havip's user"),
     ("tracker", "timeout", "the interval"),
     ("tracker", "user", "havip's user"),
+    ("bgp", "track", "none"),
+    ("bgp", "frr_instance", "none"),
 ];
 
 /// Default columns that say there is none: the key must be given (or belongs to one kind).
@@ -472,6 +478,12 @@ fn documented_prose_defaults() {
     };
     assert_eq!(*timeout, c.trackers[0].interval);
     assert_eq!(*user, None);
+    // A BGP announcement follows no tracker unless told, and asks the ordinary FRR.
+    assert!(c.bgp[0].track.is_empty());
+    assert_eq!(
+        c.bgp[0].daemon,
+        havip_config::bgp::RoutingDaemon::Frr { instance: None }
+    );
     // `down_interval`: same as `interval`, also when only `interval` is set.
     assert_eq!(s.health.down_interval, s.health.interval);
     let text =

@@ -272,7 +272,12 @@ fn main() -> ExitCode {
 fn check(path: &std::path::Path, strict: bool) -> ExitCode {
     match load::load(path) {
         Ok(loaded) => {
-            let warnings = loaded.warnings(&load::LocalInterfaces);
+            let mut warnings = loaded.warnings(&load::LocalInterfaces);
+            // Asked of this machine: run `havip check` on the node.
+            warnings.extend(havip_node::bgp::daemon::warnings(
+                &loaded.config,
+                &loaded.places,
+            ));
             let settings = &loaded.config;
             for warning in &warnings {
                 eprintln!("{warning}");
@@ -282,13 +287,17 @@ fn check(path: &std::path::Path, strict: bool) -> ExitCode {
                 .iter()
                 .map(|service| service.backends.len())
                 .sum();
+            let bgp = match settings.bgp.len() {
+                0 => String::new(),
+                n => format!("{n} BGP announcement(s), "),
+            };
             let extra = if warnings.is_empty() {
                 String::new()
             } else {
                 format!(", {} warning(s)", warnings.len())
             };
             println!(
-                "{}: OK ({} service(s), {} backend(s), {} VRRP instance(s), {} tracker(s){extra})",
+                "{}: OK ({} service(s), {} backend(s), {} VRRP instance(s), {bgp}{} tracker(s){extra})",
                 path.display(),
                 settings.services.len(),
                 backends,

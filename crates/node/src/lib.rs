@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod bgp;
 pub mod command;
 pub mod load;
 pub mod logging;

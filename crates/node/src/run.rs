@@ -27,9 +27,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
+use crate::bgp::BgpNode;
 use crate::load;
 use crate::logging;
+use crate::tracking::Trackers;
 use crate::upgrade::{self, Inheritance, Inherited};
+use crate::vrrp::status::EventLog;
 use crate::vrrp::VrrpNode;
 use havip_config::{AdminSettings, Config, ConfigError};
 
@@ -109,10 +112,17 @@ pub fn build_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> 
         .context("cannot start the async runtime")
 }
 
-/// A running proxy, its VRRP instances and its admin endpoint.
+/// A running proxy, its trackers, VRRP instances, BGP announcements and admin endpoint.
 pub struct Running {
     proxy: Proxy,
+    trackers: Trackers,
     vrrp: Option<VrrpNode>,
+    bgp: Option<BgpNode>,
+    /// The trackers the BGP announcements follow: those of the start (a reload does not
+    /// change announcements yet, see `reload`).
+    bgp_trackers: Option<Trackers>,
+    /// The node's one event log (VRRP and BGP).
+    events: Arc<EventLog>,
     admin: Option<AdminEndpoint>,
     admin_state: Arc<ArcSwap<AdminState>>,
     config: Config,
@@ -166,22 +176,29 @@ impl Running {
         let proxy = Proxy::start_with(proxy_config(&config), handed).await?;
         // The listeners are bound first (with IP_FREEBIND, also on a VIP this node does not
         // hold yet), so a node that becomes master serves at once.
+        let trackers = Trackers::start(&config.trackers, proxy.table())?;
+        let events = Arc::new(EventLog::default());
         let vrrp = if config.vrrp.is_empty() {
             None
         } else {
-            let node = VrrpNode::start_resuming(
-                &config.vrrp,
-                &config.trackers,
-                proxy.table(),
-                inherited.vrrp,
-            );
+            let node =
+                VrrpNode::start_resuming(&config.vrrp, &trackers, events.clone(), inherited.vrrp);
             Some(node.await?)
+        };
+        let bgp = if config.bgp.is_empty() {
+            None
+        } else {
+            Some(BgpNode::start(&config.bgp, &trackers, events.clone())?)
         };
         let (reload_requests, reload_inbox) = mpsc::channel(4);
         let (upgrade_requests, upgrade_inbox) = mpsc::channel(1);
         let mut running = Running {
             proxy,
+            trackers,
             vrrp,
+            bgp,
+            bgp_trackers: None,
+            events,
             admin: None,
             admin_state: Arc::new(ArcSwap::from_pointee(AdminState::placeholder(started))),
             config,
@@ -248,6 +265,8 @@ impl Running {
             started: self.started,
             draining: self.draining.clone(),
             vrrp: self.vrrp.as_ref().map(VrrpNode::view),
+            bgp: self.bgp.as_ref().map(BgpNode::view),
+            events: self.events.clone(),
             auth: admin::auth::BasicAuth::new(admin.map_or(&[][..], |a| &a.auth)),
             commands: self
                 .vrrp
@@ -292,12 +311,22 @@ impl Running {
     /// Release the VIPs (a master keeps serving until the new master is heard), then stop
     /// accepting, drain open connections for up to the grace period, stop the admin
     /// endpoint (it answers `/healthz` with 503 while draining).
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.draining.store(true, Relaxed);
-        if let Some(vrrp) = self.vrrp {
-            vrrp.shutdown().await;
-        }
+        let release = async {
+            if let Some(vrrp) = self.vrrp {
+                vrrp.shutdown().await;
+            }
+        };
+        let withdraw = async {
+            if let Some(bgp) = &mut self.bgp {
+                bgp.withdraw().await;
+            }
+        };
+        tokio::join!(release, withdraw);
         let report = self.proxy.shutdown(self.config.global.grace).await;
+        // Only now are the VIPs no longer local: the drained connections needed them.
+        drop(self.bgp);
         if let Some(admin) = self.admin {
             admin.stop.cancel();
         }

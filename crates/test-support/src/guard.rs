@@ -48,6 +48,8 @@ pub enum Need {
     Tcpdump,
     /// tshark (Wireshark's dissectors), to judge packets.
     Tshark,
+    /// FRR (zebra, bgpd, bfdd under /usr/lib/frr, and vtysh): BGP peers and a router.
+    Frr,
 }
 
 impl Need {
@@ -63,6 +65,7 @@ impl Need {
             Need::Openssl => Some(("openssl", &["version"])),
             Need::Tcpdump => Some(("tcpdump", &["--version"])),
             Need::Tshark => Some(("tshark", &["--version"])),
+            Need::Frr => Some(("/usr/lib/frr/bgpd", &["--version"])),
         }
     }
 
@@ -94,6 +97,7 @@ impl Need {
             Need::Openssl => "openssl",
             Need::Tcpdump => "tcpdump",
             Need::Tshark => "tshark",
+            Need::Frr => "frr",
         }
     }
 }

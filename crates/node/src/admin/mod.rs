@@ -20,13 +20,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::bgp::status::BgpView;
 use crate::metrics;
 use crate::run::{
     ConfigSource, ReloadOutcome, ReloadRequest, ReloadStats, UpgradeOutcome, UpgradeRequest,
     RELOAD_TIMEOUT,
 };
 use crate::vrrp::instance::StepDownResult;
-use crate::vrrp::status::VrrpView;
+use crate::vrrp::status::{EventLog, VrrpView};
 use crate::vrrp::VrrpCommands;
 
 /// What the endpoint reports on. A reload publishes a new one; requests read the current one.
@@ -40,6 +41,10 @@ pub struct AdminState {
     pub draining: Arc<AtomicBool>,
     /// The VRRP instances, when the config has any.
     pub vrrp: Option<Arc<VrrpView>>,
+    /// The BGP announcements' status, when there are any.
+    pub bgp: Option<Arc<BgpView>>,
+    /// The node's event log (VRRP and BGP), for `/api/events`.
+    pub events: Arc<EventLog>,
     /// Runtime commands, when `[admin] commands = true` and there are VRRP instances.
     pub commands: Option<VrrpCommands>,
     /// `[admin] auth`: credentials every request but `/healthz` must carry.
@@ -62,6 +67,8 @@ impl AdminState {
             started,
             draining: Arc::default(),
             vrrp: None,
+            bgp: None,
+            events: Arc::default(),
             commands: None,
             auth: auth::BasicAuth::new(&[]),
             reload: None,
@@ -308,6 +315,9 @@ pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str
         "/metrics" => {
             let mut body = metrics::render(&state.services.load(), state.vrrp.as_deref(), uptime);
             metrics::render_config(&mut body, &state.config, &state.reloads);
+            if let Some(bgp) = &state.bgp {
+                crate::bgp::metrics::render(&mut body, bgp);
+            }
             (200, "text/plain; version=0.0.4; charset=utf-8", body)
         }
         "/api/status" => {
@@ -322,6 +332,9 @@ pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str
             if let Some(vrrp) = &state.vrrp {
                 status["vrrp"] = vrrp.status_json();
             }
+            if let Some(bgp) = &state.bgp {
+                status["bgp"] = bgp.status_json();
+            }
             (200, "application/json", format!("{status:#}\n"))
         }
         "/api/events" => {
@@ -331,12 +344,14 @@ pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str
                 .find_map(|pair| pair.strip_prefix("after="))
                 .and_then(|number| number.parse::<u64>().ok())
                 .unwrap_or(0);
-            let events = state
-                .vrrp
-                .as_ref()
-                .map_or(serde_json::Value::Array(Vec::new()), |view| {
-                    view.events_json(after)
-                });
+            let events = serde_json::Value::Array(
+                state
+                    .events
+                    .since(after)
+                    .iter()
+                    .map(crate::vrrp::status::Event::to_json)
+                    .collect(),
+            );
             (200, "application/json", format!("{events:#}\n"))
         }
         "/healthz" => {

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use havip_config::vrrp::{CommandSpec, MinHealthy, ProcessMatch, TrackerKind, TrackerSettings};
+use havip_proxy::backend::CheckOutcome;
 use havip_proxy::service::Service;
 use havip_proxy::ServiceTable;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 
+use super::LinkStates;
 use super::{Observation, Report, IN_PROCESS_PERIOD};
 use crate::command::{self, Outcome};
-use crate::vrrp::monitor::LinkStates;
 
 /// What a tracker may need to look at.
 #[derive(Clone)]
@@ -25,15 +26,15 @@ pub struct Sources {
     pub links: watch::Receiver<LinkStates>,
 }
 
-/// Observe `tracker` forever (until the tracking loop goes away), reporting as `id`.
+/// Observe `tracker` forever (until the tracking loop goes away), as tracker `index`.
 pub async fn observe_forever(
-    id: u64,
+    index: usize,
     tracker: TrackerSettings,
     sources: Sources,
     reports: mpsc::Sender<Report>,
 ) {
     let out = Out {
-        id,
+        index,
         name: tracker.name.clone(),
         reports,
     };
@@ -45,7 +46,7 @@ pub async fn observe_forever(
             // Looked up at every observation: a reload may replace the service.
             let (table, name, min) = (sources.services.clone(), service.clone(), *min_healthy);
             in_process(out, move || match table.find(&name) {
-                Some(s) => good(service_healthy(&s, min)),
+                Some(s) => service_observation(&s, min),
                 None => Observation::Bad,
             })
             .await
@@ -84,7 +85,7 @@ pub async fn observe_forever(
 
 /// Where a tracker's observations go.
 struct Out {
-    id: u64,
+    index: usize,
     name: String,
     reports: mpsc::Sender<Report>,
 }
@@ -94,7 +95,7 @@ impl Out {
     async fn send(&self, observation: Observation) -> bool {
         self.reports
             .send(Report {
-                tracker: self.id,
+                tracker: self.index,
                 observation,
             })
             .await
@@ -274,12 +275,40 @@ pub fn service_healthy(service: &Service, min: MinHealthy) -> bool {
         .filter(|b| !b.spec().backup)
         .collect();
     let up = primaries.iter().filter(|b| b.is_up()).count();
+    up >= needed(min, primaries.len())
+}
+
+fn needed(min: MinHealthy, primaries: usize) -> usize {
     match min {
-        MinHealthy::Count(n) => up >= n as usize,
-        MinHealthy::Fraction(f) => {
-            let needed = (f * primaries.len() as f64).ceil().max(1.0) as usize;
-            up >= needed
-        }
+        MinHealthy::Count(n) => n as usize,
+        MinHealthy::Fraction(f) => (f * primaries as f64).ceil().max(1.0) as usize,
+    }
+}
+
+/// A `service` tracker's observation. A backend starts up on probation (as in HAProxy) until
+/// its first health check: while the answer depends on such backends it is unknown, so that
+/// a node whose backends are all dead at start is never judged healthy on faith (a BGP
+/// announcement waits for it; a VRRP instance is unaffected, as a tracker not yet observed
+/// does not move its priority).
+pub fn service_observation(service: &Service, min: MinHealthy) -> Observation {
+    let checked = service.spec.health.check.is_some();
+    let primaries: Vec<_> = service
+        .backends
+        .iter()
+        .filter(|b| !b.spec().backup)
+        .collect();
+    let needed = needed(min, primaries.len());
+    let up: Vec<_> = primaries.iter().filter(|b| b.is_up()).collect();
+    let proven = up
+        .iter()
+        .filter(|b| !checked || b.last_check().0 != CheckOutcome::None)
+        .count();
+    if proven >= needed {
+        Observation::Good
+    } else if up.len() < needed {
+        Observation::Bad
+    } else {
+        Observation::Unknown
     }
 }
 
