@@ -20,7 +20,7 @@ mod drill;
 
 use havip_config::{self as config, lint};
 use havip_import as import;
-use havip_node::{load, run};
+use havip_node::{load, privileges, run};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -228,7 +228,8 @@ fn main() -> ExitCode {
 fn check(path: &std::path::Path, strict: bool) -> ExitCode {
     match load::load(path) {
         Ok(loaded) => {
-            let warnings = loaded.warnings(&load::LocalInterfaces);
+            let mut warnings = loaded.warnings(&load::LocalInterfaces);
+            warnings.extend(privileges::warnings(&loaded, &path.display().to_string()));
             let settings = &loaded.config;
             for warning in &warnings {
                 eprintln!("{warning}");

@@ -12,6 +12,7 @@ pub mod command;
 pub mod load;
 pub mod logging;
 pub mod metrics;
+pub mod privileges;
 pub mod run;
 pub mod tracking;
 pub mod vrrp;

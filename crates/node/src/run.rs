@@ -23,7 +23,10 @@ use havip_config::{Config, ConfigError};
 /// `havip run`: load the config at `path`, start everything, and serve until a signal.
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let config = match load::load(path) {
-        Ok(loaded) => loaded.config,
+        Ok(loaded) => {
+            crate::privileges::require(&loaded, &path.display().to_string())?;
+            loaded.config
+        }
         Err(ConfigError::Invalid { path, problems }) => {
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             return Err(anyhow!(
