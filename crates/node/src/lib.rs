@@ -14,5 +14,6 @@ pub mod logging;
 pub mod metrics;
 pub mod privileges;
 pub mod run;
+pub mod systemd;
 pub mod tracking;
 pub mod vrrp;

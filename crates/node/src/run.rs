@@ -155,6 +155,11 @@ impl Running {
         self.proxy.services()
     }
 
+    /// The VRRP instances' status, when the config has any.
+    pub fn vrrp_view(&self) -> Option<Arc<crate::vrrp::status::VrrpView>> {
+        self.vrrp.as_ref().map(VrrpNode::view)
+    }
+
     /// Release the VIPs (a master keeps serving until the new master is heard), then stop
     /// accepting, drain open connections for up to the grace period, stop the admin
     /// endpoint (it answers `/healthz` with 503 while draining).
@@ -179,7 +184,10 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let running = Running::start(&config).await?;
+    let systemd = crate::systemd::Notifier::ready(&running);
+    crate::systemd::keep_running_on_hangup();
     stop.await;
+    systemd.stopping();
     running.stop().await;
     Ok(())
 }
