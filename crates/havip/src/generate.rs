@@ -69,7 +69,7 @@ pub fn man_pages() -> io::Result<Vec<(String, Vec<u8>)>> {
         .render(&mut page)?;
     page.extend_from_slice(see_also_commands(&command).as_bytes());
     pages.push(("havip.8".to_string(), page));
-    for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
+    for sub in command.get_subcommands().filter(|c| has_page(c)) {
         let name = format!("havip-{}", sub.get_name());
         let mut page = Vec::new();
         clap_mangen::Man::new(
@@ -99,10 +99,15 @@ pub fn man_pages() -> io::Result<Vec<(String, Vec<u8>)>> {
     Ok(pages)
 }
 
+/// Whether a command gets its own page: not the hidden ones, not clap's `help`.
+fn has_page(command: &clap::Command) -> bool {
+    !command.is_hide_set() && command.get_name() != "help"
+}
+
 /// havip(8)'s SEE ALSO: the command pages and the config page.
 fn see_also_commands(command: &clap::Command) -> String {
     let mut refs: Vec<Inline> = Vec::new();
-    for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
+    for sub in command.get_subcommands().filter(|c| has_page(c)) {
         refs.push(bold(format!("havip-{}", sub.get_name())));
         refs.push(roman("(8), "));
     }

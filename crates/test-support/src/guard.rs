@@ -48,6 +48,14 @@ pub enum Need {
     Tcpdump,
     /// tshark (Wireshark's dissectors), to judge packets.
     Tshark,
+    /// `cargo deb` (cargo-deb from crates.io), to build the Debian package.
+    CargoDeb,
+    /// lintian, Debian's package checker.
+    Lintian,
+    /// `systemd-analyze`, to verify the unit file.
+    SystemdAnalyze,
+    /// buildah, to build the OCI image without a registry or a daemon.
+    Buildah,
 }
 
 impl Need {
@@ -63,6 +71,10 @@ impl Need {
             Need::Openssl => Some(("openssl", &["version"])),
             Need::Tcpdump => Some(("tcpdump", &["--version"])),
             Need::Tshark => Some(("tshark", &["--version"])),
+            Need::CargoDeb => Some(("cargo", &["deb", "--version"])),
+            Need::Lintian => Some(("lintian", &["--version"])),
+            Need::SystemdAnalyze => Some(("systemd-analyze", &["--version"])),
+            Need::Buildah => Some(("buildah", &["--version"])),
         }
     }
 
@@ -94,6 +106,10 @@ impl Need {
             Need::Openssl => "openssl",
             Need::Tcpdump => "tcpdump",
             Need::Tshark => "tshark",
+            Need::CargoDeb => "none: cargo install cargo-deb",
+            Need::Lintian => "lintian",
+            Need::SystemdAnalyze => "systemd",
+            Need::Buildah => "buildah",
         }
     }
 }
