@@ -192,3 +192,42 @@ fn a_balancer_on_a_high_port_runs_as_nobody_without_any_capability() {
     );
     assert_eq!(uid_and_effective_caps(pid), (NOBODY, 0));
 }
+
+#[test]
+fn havip_check_as_an_unprivileged_user_warns_with_the_same_lines_and_passes() {
+    require!(Need::Root);
+    let scratch = havip_test_support::scratch::Scratch::new("check-caps");
+    let path = scratch.write("havip.toml", &config(Some(100)).to_toml());
+    let output = std::process::Command::new("/usr/bin/setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all,+net_admin",
+            "--ambient-caps=-all,+net_admin",
+            "--bounding-set=-all,+net_admin",
+            HAVIP,
+            "check",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr).to_string()
+        + &String::from_utf8_lossy(&output.stdout);
+    // A warning, not a problem: the file is valid, this process merely lacks CAP_NET_RAW.
+    assert!(output.status.success(), "{said}");
+    let line = said
+        .lines()
+        .find(|l| l.contains("CAP_NET_RAW"))
+        .unwrap_or_else(|| panic!("no CAP_NET_RAW warning:\n{said}"));
+    assert!(
+        line.contains("vrrp[0]") && line.contains("warning"),
+        "{line}"
+    );
+    assert!(line.contains("AmbientCapabilities=CAP_NET_RAW"), "{line}");
+    assert!(
+        !said.contains("CAP_NET_ADMIN to"),
+        "CAP_NET_ADMIN is held:\n{said}"
+    );
+}

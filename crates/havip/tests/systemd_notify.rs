@@ -228,3 +228,66 @@ fn without_a_notify_socket_havip_runs_as_before() {
     let status = wait_for(LIMIT, || child.0.try_wait().unwrap()).expect("havip did not exit");
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// The VRRP side in a network namespace: READY=1 comes once the instance has started (it
+/// waits as backup), then the status line follows it to MASTER, and SIGTERM sends
+/// STOPPING=1 before the VIP is handed back. The notify socket is a path, so it is reached
+/// from inside the namespace as systemd's is from a service with PrivateNetwork=.
+#[test]
+fn the_status_line_follows_the_vrrp_instance() {
+    use havip_test_support::lab::Lab;
+    use havip_test_support::node_config::Vrrp;
+    use havip_test_support::{require, serial, Need};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    require!(Need::Root, Need::Netns);
+    let _serial = serial();
+    let vip = Ipv4Addr::new(10, 77, 0, 203);
+    let dir = Scratch::new("notify-vrrp");
+    let socket_path = dir.path("notify.sock");
+    let messages = listen(UnixDatagram::bind(&socket_path).unwrap());
+    let lab = Lab::new("sn", 1);
+    lab.start_name_server(0, 9000);
+    let config = NodeConfig::new()
+        .grace("1s")
+        .service(
+            Service::new("api", format!("{vip}:8443"))
+                .health(Health::tcp().interval("100ms"))
+                .named_backend("b1", "127.0.0.1:9000"),
+        )
+        .vrrp(
+            Vrrp::new("VI_1", 45)
+                .priority(100)
+                .advert_interval("1s")
+                .vip(format!("{vip}/24")),
+        );
+    let path = lab.write("havip.toml", &config.to_toml());
+    let socket = socket_path.display().to_string();
+    let pid = lab.spawn(
+        &lab.nodes[0].clone(),
+        HAVIP,
+        &["run", "--config", &path.display().to_string()],
+        "node0.log",
+        &[("NOTIFY_SOCKET", &socket), ("WATCHDOG_USEC", "2000000")],
+    );
+    let ready = until(&messages, "READY=1");
+    let first = ready.last().unwrap();
+    // Started: the instance waits Master_Down_Interval (3 s + skew) as backup, and READY
+    // does not wait for the election.
+    assert!(
+        first
+            .lines
+            .iter()
+            .any(|l| l.starts_with("STATUS=VI_1 BACKUP; api ")),
+        "{:?}\n{}",
+        first.lines,
+        lab.all_logs()
+    );
+    assert!(!lab.node_has_address(0, IpAddr::V4(vip)));
+    until(&messages, "STATUS=VI_1 MASTER; api 1/1 up");
+    assert!(lab.node_has_address(0, IpAddr::V4(vip)));
+    lab.signal(pid, "TERM");
+    until(&messages, "STOPPING=1");
+    assert_eq!(lab.wait(pid, LIMIT), Some(Some(0)), "{}", lab.all_logs());
+    assert!(!lab.node_has_address(0, IpAddr::V4(vip)));
+}

@@ -184,7 +184,7 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let running = Running::start(&config).await?;
-    let systemd = crate::systemd::Notifier::ready(&running);
+    let systemd = crate::systemd::Notifier::ready(&running).await;
     crate::systemd::keep_running_on_hangup();
     stop.await;
     systemd.stopping();

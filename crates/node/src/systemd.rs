@@ -4,7 +4,8 @@
 //!
 //! Lifecycle: [`Notifier::ready`] is called once `Running::start` has returned, that is once
 //! every listener (and the admin endpoint) is bound and every VRRP instance has started; it
-//! sends `READY=1` with a first `STATUS=` line, then a task on the runtime keeps `STATUS=`
+//! waits for each instance to leave INIT (milliseconds), sends `READY=1` with a first
+//! `STATUS=` line ("VI_1 BACKUP; kube-apiserver 3/3 up"), then a task on the runtime keeps `STATUS=`
 //! current (one line: "VI_1 MASTER; kube-apiserver 3/3 up") and, when `WATCHDOG_USEC` is set,
 //! pings `WATCHDOG=1` every half interval. The pings come from that task, on the same
 //! runtime as the proxy and the VRRP instances: a runtime that stops running tasks stops the
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use havip_proxy::service::Service;
+use havip_vrrp::event::State;
 use sd_notify::NotifyState;
 use tokio::task::JoinHandle;
 
@@ -25,6 +27,10 @@ use crate::vrrp::status::{state_name, VrrpView};
 
 /// How often the status line is recomputed (it is sent only when it changed).
 const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// How long READY waits for the VRRP instances to leave INIT (they do within milliseconds
+/// of starting; this only bounds a wedged one).
+pub const STARTUP_WAIT: Duration = Duration::from_secs(2);
 
 /// What the status line is made of.
 struct Sources {
@@ -73,8 +79,10 @@ pub struct Notifier {
 
 impl Notifier {
     /// Send `READY=1` and start the status and watchdog task. Call it on the runtime, once
-    /// `running` has started everything.
-    pub fn ready(running: &Running) -> Notifier {
+    /// `running` has started everything; it waits (at most [`STARTUP_WAIT`]) until every
+    /// VRRP instance has taken its Startup event (RFC 5798 6.4.1: INIT becomes BACKUP, or
+    /// MASTER for an address owner), so the first status line shows where each one stands.
+    pub async fn ready(running: &Running) -> Notifier {
         let stopping = Arc::new(AtomicBool::new(false));
         let sources = Sources {
             services: running.services().to_vec(),
@@ -86,6 +94,14 @@ impl Notifier {
                 stopping,
                 task: None,
             };
+        }
+        if let Some(view) = &sources.vrrp {
+            let deadline = tokio::time::Instant::now() + STARTUP_WAIT;
+            while view.snapshot().iter().any(|i| i.state == State::Initialize)
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
         let status = sources.line();
         send(&[NotifyState::Ready, NotifyState::Status(&status)]);
