@@ -257,19 +257,10 @@ fn status_field(pid: u32, name: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn the_image_holds_only_havip_and_runs_unprivileged_holding_the_vip_and_balancing() {
-    require!(Need::Root, Need::Netns, Need::Buildah);
-    let _serial = serial();
-    // Declared first, dropped last: the lab's processes are gone before the files are.
-    let scratch = Scratch::new("image");
-    let image = build_and_unpack(&scratch);
-    assert_eq!(image.user, "65532:65532");
-    assert_eq!(
-        image.argv,
-        ["/usr/bin/havip", "run", "--config", "/etc/havip/havip.toml"]
-    );
-    let files = files(&image.rootfs);
+/// The image holds havip, the libraries it links, and its user: no shell, no package
+/// manager.
+fn assert_only_havip_and_its_libraries(rootfs: &Path) {
+    let files = files(rootfs);
     let expected: BTreeSet<String> = [
         "usr/bin/havip",
         "etc/passwd",
@@ -286,6 +277,21 @@ fn the_image_holds_only_havip_and_runs_unprivileged_holding_the_vip_and_balancin
         files, expected,
         "only havip and its libraries: no shell, no package manager"
     );
+}
+
+#[test]
+fn the_image_holds_only_havip_and_runs_unprivileged_holding_the_vip_and_balancing() {
+    require!(Need::Root, Need::Netns, Need::Buildah);
+    let _serial = serial();
+    // Declared first, dropped last: the lab's processes are gone before the files are.
+    let scratch = Scratch::new("image");
+    let image = build_and_unpack(&scratch);
+    assert_eq!(image.user, "65532:65532");
+    assert_eq!(
+        image.argv,
+        ["/usr/bin/havip", "run", "--config", "/etc/havip/havip.toml"]
+    );
+    assert_only_havip_and_its_libraries(&image.rootfs);
     add_runtime_helper(&image.rootfs);
     std::fs::write(image.rootfs.join("etc/havip/havip.toml"), "").unwrap();
 
