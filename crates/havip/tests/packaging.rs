@@ -5,8 +5,10 @@
 //! (no error, no warning) and `systemd-analyze verify` on the unit it installs, with the
 //! package's `/usr/bin/havip` and man pages overlaid on the host's in a private mount
 //! namespace (so `ExecStart=` and `Documentation=man:` resolve to what the package ships,
-//! and nothing on the host changes). The shipped config, once uncommented, passes
-//! `havip check`.
+//! and nothing on the host changes). It also installs, reinstalls and purges the package with
+//! dpkg, maintainer scripts and all, on a copy-on-write view of this machine (an overlay of
+//! `/` in a private mount namespace, chrooted into: every write lands in a scratch
+//! directory). The shipped config, once uncommented, passes `havip check`.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
@@ -345,5 +347,97 @@ fn the_shipped_config_is_inert_and_uncommented_it_is_a_valid_kube_apiserver_setu
     assert!(
         said.contains("1 service(s), 3 backend(s), 1 VRRP instance(s), 1 tracker(s)"),
         "{said}"
+    );
+}
+
+/// What the install script prints: `key=value` lines.
+fn facts(output: &str) -> std::collections::BTreeMap<String, String> {
+    output
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn dpkg_installs_upgrades_and_purges_it_on_a_copy_of_this_machine() {
+    require!(Need::CargoDeb, Need::Root);
+    let built = built();
+    let passwd_before = std::fs::read_to_string("/etc/passwd").unwrap();
+    let scratch = Scratch::new("dpkg-root");
+    let dir = scratch.as_path().display();
+    for sub in ["upper", "work", "root"] {
+        std::fs::create_dir(scratch.path(sub)).unwrap();
+    }
+    std::fs::copy(&built.deb, scratch.path("havip.deb")).unwrap();
+    // Inside the chroot: install, look, edit the config, reinstall (an upgrade keeps the
+    // edit and the ownership), purge, look again.
+    let inside = "set -e; deb=/tmp/havip.deb; \
+        dpkg -i $deb >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; exit 1; }; \
+        echo passwd=$(getent passwd havip | cut -d: -f6,7); \
+        echo group=$(getent group havip | cut -d: -f1); \
+        echo config=$(stat -c '%U:%G:%a' /etc/havip/havip.toml); \
+        echo enabled=$(test -e /etc/systemd/system/multi-user.target.wants/havip.service && echo yes || echo no); \
+        echo version=$(/usr/bin/havip --version); \
+        echo man=$(man -w havip.toml); \
+        echo '# local edit' >> /etc/havip/havip.toml; \
+        dpkg -i $deb >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; exit 1; }; \
+        echo kept=$(tail -n 1 /etc/havip/havip.toml); \
+        echo config_after_upgrade=$(stat -c '%U:%G:%a' /etc/havip/havip.toml); \
+        dpkg --purge havip >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; exit 1; }; \
+        echo etc_after_purge=$(test -e /etc/havip && echo present || echo gone); \
+        echo override_after_purge=$(dpkg-statoverride --list /etc/havip/havip.toml || echo none); \
+        echo binary_after_purge=$(test -e /usr/bin/havip && echo present || echo gone)";
+    let script = format!(
+        "set -e; mount --make-rprivate /; \
+         mount -t overlay overlay -o lowerdir=/,upperdir={dir}/upper,workdir={dir}/work {dir}/root; \
+         mount -t proc proc {dir}/root/proc; mount --rbind /dev {dir}/root/dev; \
+         mount -t tmpfs tmpfs {dir}/root/tmp; mount -t tmpfs tmpfs {dir}/root/run; \
+         cp {dir}/havip.deb {dir}/root/tmp/havip.deb; \
+         exec chroot {dir}/root /bin/sh -c \"$0\"",
+    );
+    let output = run(
+        "/usr/bin/unshare",
+        &[
+            "--mount", "--pid", "--fork", "/bin/sh", "-c", &script, inside,
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let facts = facts(&String::from_utf8_lossy(&output.stdout));
+    let fact = |key: &str| facts.get(key).map(String::as_str).unwrap_or("(missing)");
+    assert_eq!(
+        fact("passwd"),
+        "/nonexistent:/usr/sbin/nologin",
+        "{facts:?}"
+    );
+    assert_eq!(fact("group"), "havip");
+    assert_eq!(
+        fact("config"),
+        "root:havip:640",
+        "the config may hold a VRRP password"
+    );
+    assert_eq!(
+        fact("enabled"),
+        "no",
+        "a fresh install does not enable the unit"
+    );
+    assert!(
+        fact("version").contains(env!("CARGO_PKG_VERSION")),
+        "{facts:?}"
+    );
+    assert_eq!(fact("man"), "/usr/share/man/man5/havip.toml.5.gz");
+    assert_eq!(
+        fact("kept"),
+        "# local edit",
+        "an upgrade keeps the operator's config"
+    );
+    assert_eq!(fact("config_after_upgrade"), "root:havip:640");
+    assert_eq!(fact("etc_after_purge"), "gone");
+    assert_eq!(fact("override_after_purge"), "none");
+    assert_eq!(fact("binary_after_purge"), "gone");
+    // Nothing of it reached the machine itself.
+    assert_eq!(
+        std::fs::read_to_string("/etc/passwd").unwrap(),
+        passwd_before
     );
 }
