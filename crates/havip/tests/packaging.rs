@@ -441,3 +441,33 @@ fn dpkg_installs_upgrades_and_purges_it_on_a_copy_of_this_machine() {
         passwd_before
     );
 }
+
+#[test]
+fn havip_completions_prints_each_shells_script_and_generate_assets_writes_the_same() {
+    let scratch = Scratch::new("assets");
+    run_ok(
+        HAVIP,
+        &["generate-assets", scratch.as_path().to_str().unwrap()],
+    );
+    for (shell, file, marker) in [
+        ("bash", "havip.bash", "complete -F _havip"),
+        ("zsh", "_havip", "#compdef havip"),
+        ("fish", "havip.fish", "complete -c havip"),
+    ] {
+        let printed = run_ok(HAVIP, &["completions", shell]);
+        assert!(printed.contains(marker), "{shell}: {printed}");
+        assert!(
+            printed.contains("static-pod"),
+            "{shell} completes the manifest kinds"
+        );
+        let written = std::fs::read_to_string(scratch.path("completions").join(file)).unwrap();
+        assert_eq!(printed, written, "{shell}");
+    }
+    let output = run(HAVIP, &["completions", "tcsh"]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("possible values"),
+        "{}",
+        text(&output)
+    );
+}
