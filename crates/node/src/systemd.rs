@@ -9,7 +9,12 @@
 //! current (one line: "VI_1 MASTER; kube-apiserver 3/3 up") and, when `WATCHDOG_USEC` is set,
 //! pings `WATCHDOG=1` every half interval. The pings come from that task, on the same
 //! runtime as the proxy and the VRRP instances: a runtime that stops running tasks stops the
-//! pings, and systemd restarts the process. [`Notifier::stopping`] sends `STOPPING=1` on
+//! pings, and systemd restarts the process. They also stop when a VRRP instance's own loop
+//! is stuck (a blocked task on a runtime that otherwise runs): a master or backup shows
+//! progress at least every Master_Down_Interval (a master sends adverts every interval, a
+//! backup hears them or becomes master, RFC 5798 6.4.2), so one that shows none for twice
+//! that is wedged while the kernel may still hold its VIP, and a restart (which removes
+//! stale VIPs) beats a silent split brain. [`Notifier::stopping`] sends `STOPPING=1` on
 //! SIGTERM; the pings go on while the VIPs are handed over and connections drain, so a long
 //! `grace` does not trip the watchdog. Dropping the notifier ends the task.
 
@@ -18,12 +23,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use havip_proxy::service::Service;
+use havip_vrrp::counters::Counters;
 use havip_vrrp::event::State;
 use sd_notify::NotifyState;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::run::Running;
-use crate::vrrp::status::{state_name, VrrpView};
+use crate::vrrp::status::{state_name, InstanceStatus, VrrpView};
 
 /// How often the status line is recomputed (it is sent only when it changed).
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -140,19 +147,95 @@ impl Drop for Notifier {
     }
 }
 
+/// What one VRRP instance shows of its loop's progress, from its status.
+#[derive(Debug, Clone)]
+struct Progress {
+    name: String,
+    /// Whether progress is expected now: Master or Backup, not stepped down, not handing
+    /// over, not stopping (Init and Fault wait for something outside).
+    expected: bool,
+    /// Changes whenever the instance's loop handles an advert, a timer or a transition.
+    signature: (State, Counters, u64),
+    /// How long without a change means the loop is stuck.
+    limit: Duration,
+}
+
+impl Progress {
+    fn of(status: &InstanceStatus) -> Progress {
+        Progress {
+            name: status.name.clone(),
+            expected: matches!(status.state, State::Master | State::Backup)
+                && !status.stepped_down
+                && !status.handing_over
+                && !status.stopping,
+            signature: (status.state, status.counters.clone(), status.send_errors),
+            limit: status.master_down_interval * 2 + Duration::from_secs(1),
+        }
+    }
+}
+
+/// Tracks when each VRRP instance last showed progress; pure, on the `now` it is given.
+#[derive(Debug, Default)]
+struct Liveness {
+    /// Per instance (by position): the last signature and when it changed.
+    last: Vec<(Progress, Instant)>,
+}
+
+impl Liveness {
+    /// The first instance that is stuck at `now`, with how long it has shown nothing.
+    fn stuck(&mut self, now: Instant, instances: Vec<Progress>) -> Option<(String, Duration)> {
+        if self.last.len() != instances.len() {
+            self.last = instances.into_iter().map(|p| (p, now)).collect();
+            return None;
+        }
+        let mut stuck = None;
+        for ((last, since), progress) in self.last.iter_mut().zip(instances) {
+            if !progress.expected || progress.signature != last.signature {
+                *since = now;
+            }
+            let quiet = now.saturating_duration_since(*since);
+            if stuck.is_none() && progress.expected && quiet > progress.limit {
+                stuck = Some((progress.name.clone(), quiet));
+            }
+            *last = progress;
+        }
+        stuck
+    }
+}
+
 /// Resend `STATUS=` when it changes and ping the watchdog at half its interval, as
-/// sd_watchdog_enabled(3) advises.
+/// sd_watchdog_enabled(3) advises, unless a VRRP instance's loop is stuck.
 async fn keep_informed(sources: Sources, mut last: String, watchdog: Option<Duration>) {
     let mut status = tokio::time::interval(STATUS_EVERY);
     // Without a watchdog this ticker still runs, rarely, and sends nothing.
     let ping_every = watchdog.map_or(Duration::from_secs(3600), |w| w / 2);
     let mut ping = tokio::time::interval(ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut liveness = Liveness::default();
+    let mut reported = false;
     loop {
         tokio::select! {
             _ = ping.tick() => {
-                if watchdog.is_some() {
-                    send(&[NotifyState::Watchdog]);
+                let snapshot = sources.vrrp.as_ref().map(|v| v.snapshot()).unwrap_or_default();
+                let progress = snapshot.iter().map(Progress::of).collect();
+                match liveness.stuck(Instant::now(), progress) {
+                    Some((instance, quiet)) => {
+                        if !reported {
+                            tracing::error!(
+                                %instance,
+                                quiet_ms = quiet.as_millis() as u64,
+                                "VRRP instance shows no progress: no more watchdog pings, \
+                                 so systemd restarts havip"
+                            );
+                            reported = true;
+                        }
+                    }
+                    None => {
+                        reported = false;
+                        if watchdog.is_some() {
+                            send(&[NotifyState::Watchdog]);
+                        }
+                    }
                 }
             }
             _ = status.tick() => {
@@ -190,4 +273,88 @@ pub fn keep_running_on_hangup() {
             );
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(state: State, sent: u64) -> Progress {
+        let mut counters = Counters::default();
+        counters.adverts_sent = sent;
+        Progress {
+            name: "VI_1".into(),
+            expected: matches!(state, State::Master | State::Backup),
+            signature: (state, counters, 0),
+            limit: Duration::from_secs(8),
+        }
+    }
+
+    #[test]
+    fn a_master_that_keeps_advertising_is_alive_and_one_that_stops_is_stuck() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut liveness = Liveness::default();
+        assert_eq!(
+            liveness.stuck(at(0), vec![progress(State::Master, 1)]),
+            None
+        );
+        for s in 1..30 {
+            assert_eq!(
+                liveness.stuck(at(s), vec![progress(State::Master, 1 + s)]),
+                None
+            );
+        }
+        // The loop stops: the counters freeze at what they were at 29 s.
+        for s in 30..=37 {
+            assert_eq!(
+                liveness.stuck(at(s), vec![progress(State::Master, 30)]),
+                None,
+                "{s}"
+            );
+        }
+        let stuck = liveness.stuck(at(39), vec![progress(State::Master, 30)]);
+        assert_eq!(stuck, Some(("VI_1".to_string(), Duration::from_secs(10))));
+        // It moves again: alive.
+        assert_eq!(
+            liveness.stuck(at(40), vec![progress(State::Master, 31)]),
+            None
+        );
+    }
+
+    #[test]
+    fn init_and_fault_are_not_expected_to_move_and_a_state_change_is_progress() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut liveness = Liveness::default();
+        liveness.stuck(at(0), vec![progress(State::Fault, 0)]);
+        // An interface down for a minute: no adverts either way, nothing stuck.
+        assert_eq!(
+            liveness.stuck(at(60), vec![progress(State::Fault, 0)]),
+            None
+        );
+        // Back to Backup: the quiet time counts from the change.
+        assert_eq!(
+            liveness.stuck(at(61), vec![progress(State::Backup, 0)]),
+            None
+        );
+        assert_eq!(
+            liveness.stuck(at(69), vec![progress(State::Backup, 0)]),
+            None
+        );
+        assert!(liveness
+            .stuck(at(70), vec![progress(State::Backup, 0)])
+            .is_some());
+    }
+
+    #[test]
+    fn a_changed_set_of_instances_starts_over() {
+        let start = Instant::now();
+        let mut liveness = Liveness::default();
+        liveness.stuck(start, vec![progress(State::Master, 1)]);
+        let two = vec![progress(State::Master, 1), progress(State::Backup, 0)];
+        let later = start + Duration::from_secs(60);
+        assert_eq!(liveness.stuck(later, two.clone()), None);
+        assert_eq!(liveness.stuck(later + Duration::from_secs(1), two), None);
+    }
 }
