@@ -31,4 +31,6 @@ rm -rf "$assets"
 "$target/$out/havip" generate-assets "$assets" >/dev/null 2>&1
 # Debian ships man pages compressed (-n: no name or time inside, so the build repeats).
 gzip -9nf "$assets"/man/*
-cargo deb --locked -p havip --no-build --profile "$profile" "$@"
+# --strip: the release profile keeps line tables for backtraces, which cargo-deb would
+# otherwise ship (lintian: unstripped-binary-or-object).
+cargo deb --locked -p havip --no-build --strip --profile "$profile" "$@"
