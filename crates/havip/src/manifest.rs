@@ -322,7 +322,8 @@ fn load(path: &Path) -> anyhow::Result<Loaded> {
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             bail!("{} is not valid:\n{}", path.display(), list.join("\n"))
         }
-        Err(e) => Err(e.into()),
+        // The error's text already names its cause; `{:#}` would repeat it.
+        Err(e) => Err(anyhow::anyhow!("{e}")),
     }
 }
 
