@@ -183,10 +183,18 @@ pub async fn serve(
     config: Config,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Poll `stop` once before anything starts, so its signal handlers exist before the first
+    // listener answers and before systemd hears READY=1: a SIGTERM from then on stops havip
+    // gracefully instead of killing it (one sent during start is kept and acted on below).
+    let mut stop = std::pin::pin!(stop);
+    let stopped =
+        tokio::select! { biased; () = &mut stop => true, () = std::future::ready(()) => false };
+    crate::systemd::keep_running_on_hangup();
     let running = Running::start(&config).await?;
     let systemd = crate::systemd::Notifier::ready(&running).await;
-    crate::systemd::keep_running_on_hangup();
-    stop.await;
+    if !stopped {
+        stop.await;
+    }
     systemd.stopping();
     running.stop().await;
     Ok(())
