@@ -653,7 +653,39 @@ fn command_lines_split_like_a_shell_without_expansion() {
         vec!["/bin/x", "a", "b c", "d \"e\"", "f g"]
     );
     assert!(split_words("/bin/x 'open").is_err());
+    assert!(split_words("/bin/x \\").is_err());
     assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
+    // POSIX: inside double quotes a backslash escapes only $ ` " \ and newline.
+    assert_eq!(
+        split_words(r#"/bin/x "C:\x" "a\$b" 'c\d' e\f"#).unwrap(),
+        vec!["/bin/x", r"C:\x", "a$b", r"c\d", "ef"]
+    );
+    assert_eq!(
+        split_words("/bin/x a # a comment").unwrap(),
+        vec!["/bin/x", "a"]
+    );
+}
+
+#[test]
+fn a_backslash_in_double_quotes_reaches_the_command() {
+    // Before shlex the reader dropped it: "C:\x" became C:x.
+    let text = VRRP_FULL.replace(
+        r#"command = ["/usr/local/bin/notify", "--from-havip"]"#,
+        r#"command = '/usr/local/bin/notify "C:\x" "\$HOME"'"#,
+    );
+    assert_ne!(
+        text, VRRP_FULL,
+        "the notify line to replace is in VRRP_FULL"
+    );
+    let c = parse_ok(&text);
+    assert_eq!(
+        c.vrrp[0].notify.command,
+        Some(vrrp::CommandSpec::Argv(vec![
+            "/usr/local/bin/notify".into(),
+            r"C:\x".into(),
+            "$HOME".into()
+        ]))
+    );
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! Commands: `run` (the default) serves the configured services; `check` validates a config
 //! and prints every problem and every trap it sees (or checks keepalived / HAProxy / nginx
 //! files before import); `import` turns those files into havip configs; `demo` runs three
-//! local backends with the balancer in front.
+//! local backends with the balancer in front; `manifest static-pod` prints a kubelet static
+//! pod; `completions` prints a shell's completion script.
 #![warn(missing_docs)]
 
 use std::path::PathBuf;
@@ -17,11 +18,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod demo;
 mod demo_cluster;
 mod drill;
+mod generate;
+mod manifest;
 mod reload;
 
 use havip_config::{self as config, lint};
 use havip_import as import;
-use havip_node::{load, run};
+use havip_node::{load, privileges, run};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -134,6 +137,43 @@ enum Command {
         #[arg(long)]
         auth: Option<String>,
     },
+    /// Print a manifest to deploy havip with (for the config given with --config).
+    Manifest {
+        #[command(subcommand)]
+        kind: ManifestKind,
+    },
+    /// Print the completion script for SHELL (e.g. `havip completions bash >
+    /// /etc/bash_completion.d/havip`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages and completion scripts into DIR/man and DIR/completions (for
+    /// packaging/generate.sh).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Where to write.
+        dir: PathBuf,
+    },
+}
+
+/// What `havip manifest` prints.
+#[derive(Debug, Subcommand)]
+enum ManifestKind {
+    /// A kubelet static pod for /etc/kubernetes/manifests/: host network, only the
+    /// capabilities the config needs (NET_ADMIN and NET_RAW for a VIP), the config (--config)
+    /// mounted read-only from the host, a liveness probe on /healthz. It needs no apiserver.
+    StaticPod {
+        /// Container image.
+        #[arg(long, default_value = concat!("localhost/havip:", env!("CARGO_PKG_VERSION")))]
+        image: String,
+        /// Pod name (the kubelet adds the node's name to the mirror pod).
+        #[arg(long, default_value = "havip")]
+        name: String,
+        /// Namespace.
+        #[arg(long, default_value = "kube-system")]
+        namespace: String,
+    },
 }
 
 fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
@@ -240,6 +280,41 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Manifest {
+            kind:
+                ManifestKind::StaticPod {
+                    image,
+                    name,
+                    namespace,
+                },
+        } => match manifest::run(&manifest::StaticPodPlan {
+            config: cli.config.clone(),
+            image,
+            name,
+            namespace,
+        }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("havip manifest: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Completions { shell } => {
+            generate::completions(shell, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::GenerateAssets { dir } => match generate::write_assets(&dir) {
+            Ok(written) => {
+                for path in written {
+                    eprintln!("wrote {}", path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("havip generate-assets: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
         Command::Demo { cluster: true, .. } => match demo_cluster::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -278,6 +353,7 @@ fn check(path: &std::path::Path, strict: bool) -> ExitCode {
                 &loaded.config,
                 &loaded.places,
             ));
+            warnings.extend(privileges::warnings(&loaded, &path.display().to_string()));
             let settings = &loaded.config;
             for warning in &warnings {
                 eprintln!("{warning}");

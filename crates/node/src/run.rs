@@ -47,7 +47,10 @@ pub use signals::{shutdown_signal, Request, Signals};
 /// `havip run`: load the config at `path`, start everything, and serve until a signal.
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let loaded = match load::load(path) {
-        Ok(loaded) => loaded,
+        Ok(loaded) => {
+            crate::privileges::require(&loaded, &path.display().to_string())?;
+            loaded
+        }
         Err(ConfigError::Invalid { path, problems }) => {
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             return Err(anyhow!(
@@ -308,6 +311,16 @@ impl Running {
         tracing::info!(config = ?self.source.path, checksum = %self.source.checksum, "status");
     }
 
+    /// The VRRP instances' status, when the config has any.
+    pub fn vrrp_view(&self) -> Option<Arc<crate::vrrp::status::VrrpView>> {
+        self.vrrp.as_ref().map(VrrpNode::view)
+    }
+
+    /// The service table itself, current across reloads (for the systemd status line).
+    pub fn service_table(&self) -> Arc<havip_proxy::ServiceTable> {
+        self.proxy.table()
+    }
+
     /// Release the VIPs (a master keeps serving until the new master is heard), then stop
     /// accepting, drain open connections for up to the grace period, stop the admin
     /// endpoint (it answers `/healthz` with 503 while draining).
@@ -339,7 +352,7 @@ impl Running {
 
     /// Serve requests from `signals` and the admin API until a stop request (then stop) or
     /// an upgrade that a successor took over (then retire).
-    pub async fn serve(mut self, mut signals: Signals) {
+    pub async fn serve(mut self, mut signals: Signals, systemd: crate::systemd::Notifier) {
         let mut reloads = self.reload_inbox.take();
         let mut upgrades = self.upgrade_inbox.take();
         loop {
@@ -355,6 +368,8 @@ impl Running {
                     let took_over = matches!(outcome, UpgradeOutcome::TookOver { .. });
                     let _ = reply.send(outcome);
                     if took_over {
+                        // The successor is systemd's main process now: no STOPPING from here.
+                        drop(systemd);
                         return self.retire().await;
                     }
                     continue;
@@ -373,11 +388,13 @@ impl Running {
                 Request::Upgrade => {
                     tracing::info!(signal = "SIGUSR2", "upgrading: starting the new binary");
                     if let UpgradeOutcome::TookOver { .. } = self.upgrade().await {
+                        drop(systemd);
                         return self.retire().await;
                     }
                 }
             }
         }
+        systemd.stopping();
         self.stop().await;
     }
 }
@@ -411,8 +428,19 @@ pub async fn serve(
     config: Config,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Poll `stop` once before anything starts, so its signal handlers exist before the first
+    // listener answers and before systemd hears READY=1: a SIGTERM from then on stops havip
+    // gracefully instead of killing it (one sent during start is kept and acted on below).
+    let mut stop = std::pin::pin!(stop);
+    let stopped =
+        tokio::select! { biased; () = &mut stop => true, () = std::future::ready(()) => false };
+    crate::systemd::keep_running_on_hangup();
     let running = Running::start(&config).await?;
-    stop.await;
+    let systemd = crate::systemd::Notifier::ready(&running).await;
+    if !stopped {
+        stop.await;
+    }
+    systemd.stopping();
     running.stop().await;
     Ok(())
 }
@@ -444,12 +472,14 @@ pub async fn serve_file(
             .await
             .map_err(|e| anyhow!("upgrade: {e}"))?
             .map_err(|e| anyhow!("upgrade: {e}"))?;
+        // MAINPID first: systemd takes READY and the watchdog from the main process.
         upgrade::notify_systemd_main_pid();
         tracing::info!(
             pid = std::process::id(),
             "upgrade: took over from the previous process"
         );
     }
-    running.serve(signals).await;
+    let systemd = crate::systemd::Notifier::ready(&running).await;
+    running.serve(signals, systemd).await;
     Ok(())
 }

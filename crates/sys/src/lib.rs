@@ -1,5 +1,6 @@
-//! The Linux system calls under havip: splice, raw VRRP sockets, rtnetlink, ARP / NA. This is
-//! the only crate with `unsafe`; every block states why it is sound.
+//! The Linux system calls under havip: splice, raw VRRP sockets, rtnetlink, ARP / NA, a
+//! child's user switch. This is the only crate with `unsafe`; every block states why it is
+//! sound.
 //!
 //! Why these are written here rather than taken from a crate (socket2 is used wherever it
 //! reaches):
@@ -33,6 +34,8 @@
 //!   of one table, nexthop objects) and a monitor of link and address changes.
 //! - [`announce`]: gratuitous ARP and unsolicited Neighbor Advertisements.
 //! - [`enter_netns`]: move a thread into a network namespace, for tests and tools.
+//! - [`process`]: switch a child process to another user, with its supplementary groups,
+//!   before exec (stable std cannot set those).
 #![warn(missing_docs)]
 
 use std::fs::File;
@@ -46,6 +49,7 @@ pub mod fd_passing;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod netlink;
+pub mod process;
 mod sockopt;
 pub mod vrrp_socket;
 

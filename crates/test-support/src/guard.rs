@@ -50,6 +50,14 @@ pub enum Need {
     Tshark,
     /// FRR (zebra, bgpd, bfdd under /usr/lib/frr, and vtysh): BGP peers and a router.
     Frr,
+    /// `cargo deb` (cargo-deb from crates.io), to build the Debian package.
+    CargoDeb,
+    /// lintian, Debian's package checker.
+    Lintian,
+    /// `systemd-analyze`, to verify the unit file.
+    SystemdAnalyze,
+    /// buildah, to build the OCI image without a registry or a daemon.
+    Buildah,
 }
 
 impl Need {
@@ -66,6 +74,10 @@ impl Need {
             Need::Tcpdump => Some(("tcpdump", &["--version"])),
             Need::Tshark => Some(("tshark", &["--version"])),
             Need::Frr => Some(("/usr/lib/frr/bgpd", &["--version"])),
+            Need::CargoDeb => Some(("cargo", &["deb", "--version"])),
+            Need::Lintian => Some(("lintian", &["--version"])),
+            Need::SystemdAnalyze => Some(("systemd-analyze", &["--version"])),
+            Need::Buildah => Some(("buildah", &["--version"])),
         }
     }
 
@@ -98,6 +110,10 @@ impl Need {
             Need::Tcpdump => "tcpdump",
             Need::Tshark => "tshark",
             Need::Frr => "frr",
+            Need::CargoDeb => "none: cargo install cargo-deb",
+            Need::Lintian => "lintian",
+            Need::SystemdAnalyze => "systemd",
+            Need::Buildah => "buildah",
         }
     }
 }
