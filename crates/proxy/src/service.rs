@@ -491,7 +491,7 @@ impl Service {
                 None => weight,
             };
             candidates.push(Candidate {
-                available: backend.is_up() && weight > 0,
+                available: backend.is_available(),
                 full: backend.spec.max_conns.is_some_and(|max| active >= max),
                 backup: backend.spec.backup,
                 weight: effective,
