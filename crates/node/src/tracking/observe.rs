@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use havip_config::vrrp::{CommandSpec, MinHealthy, ProcessMatch, TrackerKind, TrackerSettings};
+use havip_proxy::backend::AdminState;
 use havip_proxy::service::Service;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Interval, MissedTickBehavior};
@@ -40,11 +41,13 @@ pub async fn observe_forever(
         TrackerKind::Service {
             service,
             min_healthy,
+            drain_counts_as_down,
         } => {
             let service = find(&sources.services, service);
             let min = *min_healthy;
+            let drain_is_down = *drain_counts_as_down;
             in_process(out, move || match &service {
-                Some(s) => good(service_healthy(s, min)),
+                Some(s) => good(service_healthy(s, min, drain_is_down)),
                 None => Observation::Bad,
             })
             .await
@@ -269,10 +272,17 @@ fn good(ok: bool) -> Observation {
 }
 
 /// Whether a service has enough backends up. Backup backends do not count: the service is
-/// degraded when it runs on them.
-pub fn service_healthy(service: &Service, min: MinHealthy) -> bool {
+/// degraded when it runs on them. A backend an operator set to `drain` or `maint` counts by
+/// its health unless `drain_counts_as_down`: draining one of three masters for an upgrade
+/// should not lower the VRRP priority.
+pub fn service_healthy(service: &Service, min: MinHealthy, drain_counts_as_down: bool) -> bool {
     let primaries: Vec<_> = service.backends.iter().filter(|b| !b.spec.backup).collect();
-    let up = primaries.iter().filter(|b| b.is_up()).count();
+    let up = primaries
+        .iter()
+        .filter(|backend| {
+            backend.is_up() && (!drain_counts_as_down || backend.admin_state() == AdminState::Ready)
+        })
+        .count();
     match min {
         MinHealthy::Count(n) => up >= n as usize,
         MinHealthy::Fraction(f) => {
@@ -337,4 +347,47 @@ pub fn read_number(path: &Path) -> Result<i64, String> {
         .unwrap_or("0")
         .parse::<i64>()
         .map_err(|_| format!("{}: not an integer", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use havip_config::copy_mode::CopyMode;
+    use havip_config::service::ServiceSpec;
+    use havip_proxy::backend::Health;
+    use havip_proxy::service::DataPath;
+    use tokio::time::Instant;
+
+    fn three_masters() -> Service {
+        let backends: Vec<std::net::SocketAddr> = (1..=3)
+            .map(|i| std::net::SocketAddr::from(([127, 0, 0, i], 6443)))
+            .collect();
+        let spec = ServiceSpec::new(
+            "kube-apiserver",
+            vec!["127.0.0.1:0".parse().expect("address")],
+            &backends,
+        );
+        let data_path = DataPath {
+            copy_mode: CopyMode::default(),
+            log_connections: false,
+        };
+        Service::new(spec, data_path, Instant::now()).0
+    }
+
+    #[tokio::test]
+    async fn drained_backends_count_by_their_health_unless_asked() {
+        let service = three_masters();
+        let all = MinHealthy::Fraction(1.0);
+        service.backends[1].set_admin_state(AdminState::Drain, Instant::now());
+        service.backends[2].set_admin_state(AdminState::Maint, Instant::now());
+        // By default draining a master for its upgrade changes nothing for VRRP.
+        assert!(service_healthy(&service, all, false));
+        assert!(service_healthy(&service, MinHealthy::Count(3), false));
+        // Asked for: drain and maint count as down.
+        assert!(!service_healthy(&service, MinHealthy::Count(2), true));
+        assert!(service_healthy(&service, MinHealthy::Count(1), true));
+        // A drained backend that is down is down either way.
+        service.backends[1].set_health(Health::Down, Instant::now());
+        assert!(!service_healthy(&service, all, false));
+    }
 }
