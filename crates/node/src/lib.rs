@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod command;
+pub mod control;
 pub mod load;
 pub mod logging;
 pub mod metrics;

@@ -3,13 +3,12 @@
 //! connections for up to `global.grace`, and exit 0.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
 use havip_proxy::service::DataPath;
 use havip_proxy::{Proxy, ProxyConfig};
-use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -113,31 +112,13 @@ impl Running {
             Some(VrrpNode::start(&config.vrrp, &config.trackers, proxy.services()).await?)
         };
         let admin_stop = CancellationToken::new();
-        let admin_state = Arc::new(AdminState {
-            services: proxy.services().to_vec(),
+        let admin_state = Arc::new(AdminState::new(
+            config,
+            proxy.services().to_vec(),
+            vrrp.as_ref().map(|node| (node.view(), node.commands())),
             started,
-            draining: AtomicBool::new(false),
-            vrrp: vrrp.as_ref().map(VrrpNode::view),
-            auth: crate::admin::auth::BasicAuth::new(
-                config.admin.as_ref().map_or(&[][..], |a| &a.auth),
-            ),
-            commands: match (&config.admin, &vrrp) {
-                (Some(admin), Some(node)) if admin.commands => Some(node.commands()),
-                _ => None,
-            },
-        });
-        if let Some(settings) = &config.admin {
-            let listener = TcpListener::bind(settings.listen)
-                .await
-                .with_context(|| format!("admin: cannot listen on {}", settings.listen))?;
-            let addr = listener.local_addr().unwrap_or(settings.listen);
-            tracing::info!(%addr, "admin endpoint: /metrics /api/status /healthz");
-            tokio::spawn(admin::serve(
-                listener,
-                admin_state.clone(),
-                admin_stop.clone(),
-            ));
-        }
+        )?);
+        admin::start(config, admin_state.clone(), admin_stop.clone()).await?;
         Ok(Running {
             proxy,
             vrrp,

@@ -1,262 +1,183 @@
-//! The admin HTTP endpoint: `/metrics` (Prometheus), `/api/status` (JSON) and `/healthz`
-//! (havip itself). Off unless `[admin]` is configured; binds 127.0.0.1:8404 by default.
+//! The admin API: one HTTP/1.1 API (axum on hyper, JSON bodies) served on the TCP admin
+//! endpoint (`[admin]`, optionally over TLS) and on the local control socket
+//! ([`crate::control`]). Paths, bodies and answers are documented in `docs/operations.md`.
 //!
-//! Deliberately small: HTTP/1.1 GET only, one request per connection, bounded request size and
-//! read time, so a stuck or hostile client cannot hold resources. [`auth`] checks basic
-//! authentication; [`status`] builds the services' part of `/api/status`.
+//! - [`api`]: the router and its handlers (status, events, metrics, health, the stats page,
+//!   backend state and weight, VRRP step-down and restore). Another part of the node adds its
+//!   own routes by merging into [`router`]'s result before serving.
+//! - [`guard`]: what a request from the network needs (credentials, commands on, a JSON body,
+//!   the same origin); requests on the control socket skip it.
+//! - [`http`]: serving connections: a cap on concurrent connections, header and body limits,
+//!   timeouts, keep-alive, TLS.
+//! - [`auth`]: basic authentication with plaintext or hashed passwords.
+//! - [`status`]: the JSON of `/api/status`. [`page`]: the stats page, inside the binary.
+//!
+//! Lifecycle: [`AdminState`] is built once when the node starts ([`AdminState::new`]) and
+//! shared by every connection; [`start`] binds the TCP endpoint and the control socket and
+//! spawns their accept loops, which end when the token given to them is cancelled.
 
+pub mod api;
 pub mod auth;
+pub mod guard;
+pub mod http;
+pub mod page;
 pub mod status;
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use havip_config::Config;
 use havip_proxy::service::Service;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
-use crate::vrrp::instance::StepDownResult;
 use crate::vrrp::status::VrrpView;
 use crate::vrrp::VrrpCommands;
 
-/// What the endpoint reports on.
+pub use api::router;
+
+/// Who is asking: decides which checks a request goes through ([`guard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The TCP admin endpoint: credentials when configured, commands only with
+    /// `[admin] commands = true`, JSON bodies, same origin.
+    Network,
+    /// The control socket: whoever could open it may do everything (file permissions are the
+    /// access control, as for HAProxy's `stats socket`).
+    Local,
+}
+
+/// What the API reports on and acts on.
 #[derive(Debug)]
 pub struct AdminState {
-    /// The proxy's running services, for `/metrics` and `/api/status`.
+    /// The proxy's running services, for `/metrics`, `/api/status` and backend commands.
     pub services: Vec<Arc<Service>>,
-    /// When the node started, for the uptime in `/metrics`.
+    /// When the node started, for the uptime.
     pub started: Instant,
+    /// The same moment in Unix milliseconds, for the stats page and `process_start_time_seconds`.
+    pub started_unix_ms: u64,
+    /// When the running config was loaded (Unix milliseconds); a reload sets it again.
+    pub config_loaded_unix_ms: AtomicU64,
     /// Set once shutdown began: `/healthz` then answers 503 so an upstream LB stops sending.
     pub draining: AtomicBool,
     /// The VRRP instances, when the config has any.
     pub vrrp: Option<Arc<VrrpView>>,
-    /// Runtime commands, when `[admin] commands = true` and there are VRRP instances.
-    pub commands: Option<VrrpCommands>,
-    /// `[admin] auth`: credentials every request but `/healthz` must carry.
-    pub auth: auth::BasicAuth,
+    /// Step-down and restore, when there are VRRP instances.
+    pub vrrp_commands: Option<VrrpCommands>,
+    /// `[admin] commands`: whether the TCP endpoint accepts commands.
+    pub network_commands: bool,
+    /// `[admin] auth`: credentials every request on the TCP endpoint but `/healthz` carries.
+    pub auth: Arc<auth::BasicAuth>,
 }
 
-const MAX_REQUEST: usize = 8 * 1024;
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Why the admin endpoint or the control socket cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// `[admin] auth` holds a hash that cannot be read.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthConfigError),
+    /// The TCP endpoint cannot listen.
+    #[error("admin: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured `[admin] listen`.
+        addr: std::net::SocketAddr,
+        /// What bind(2) said.
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key cannot be used.
+    #[error("admin: TLS: {0}")]
+    Tls(#[from] http::TlsError),
+}
 
-/// Serve admin requests on `listener` until `stop` is cancelled.
-pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.cancelled() => return,
+/// Unix time now, in milliseconds.
+pub fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+impl AdminState {
+    /// The state for `config`'s running `services` and VRRP node.
+    pub fn new(
+        config: &Config,
+        services: Vec<Arc<Service>>,
+        vrrp: Option<(Arc<VrrpView>, VrrpCommands)>,
+        started: Instant,
+    ) -> Result<AdminState, AdminError> {
+        let pairs = config.admin.as_ref().map_or(&[][..], |a| &a.auth);
+        let now = unix_ms_now();
+        let started_unix_ms = now.saturating_sub(started.elapsed().as_millis() as u64);
+        let (view, commands) = match vrrp {
+            Some((view, commands)) => (Some(view), Some(commands)),
+            None => (None, None),
         };
-        match accepted {
-            Ok((stream, _)) => {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    // Reading the request is bounded by READ_TIMEOUT inside; a step-down
-                    // answers after the handover, at most one Master_Down_Interval.
-                    let _ = tokio::time::timeout(COMMAND_TIMEOUT, handle(stream, &state)).await;
-                });
+        Ok(AdminState {
+            services,
+            started,
+            started_unix_ms,
+            config_loaded_unix_ms: AtomicU64::new(now),
+            draining: AtomicBool::new(false),
+            vrrp: view,
+            vrrp_commands: commands,
+            network_commands: config.admin.as_ref().is_some_and(|a| a.commands),
+            auth: Arc::new(auth::BasicAuth::new(pairs)?),
+        })
+    }
+
+    /// Record that a config was (re)loaded now.
+    pub fn config_loaded(&self) {
+        self.config_loaded_unix_ms.store(unix_ms_now(), Relaxed);
+    }
+
+    /// The running service named `name`.
+    pub fn service(&self, name: &str) -> Option<&Arc<Service>> {
+        self.services.iter().find(|s| s.spec.name == name)
+    }
+}
+
+/// Start the TCP admin endpoint (when `[admin]` is configured) and the control socket
+/// (unless `[control] socket = ""`); both stop when `stop` is cancelled. The control socket
+/// failing to start is logged, not returned: the VIP and the balancer matter more.
+pub async fn start(
+    config: &Config,
+    state: Arc<AdminState>,
+    stop: CancellationToken,
+) -> Result<Option<std::net::SocketAddr>, AdminError> {
+    let mut bound = None;
+    if let Some(settings) = &config.admin {
+        let tls = match &settings.tls {
+            Some(files) => Some(http::tls_acceptor(files)?),
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| AdminError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().unwrap_or(settings.listen);
+        tracing::info!(
+            %addr,
+            tls = tls.is_some(),
+            commands = settings.commands,
+            "admin endpoint: / /metrics /api/status /healthz"
+        );
+        let app = router(state.clone(), Access::Network);
+        tokio::spawn(http::serve_tcp(listener, tls, app, stop.clone()));
+        bound = Some(addr);
+    }
+    if let Some(path) = &config.control.socket {
+        match crate::control::bind(path, config.control.mode, config.control.group.as_deref()) {
+            Ok(socket) => {
+                tracing::info!(path = %path.display(), "control socket");
+                let app = router(state, Access::Local);
+                tokio::spawn(crate::control::serve(socket, app, stop));
             }
             Err(error) => {
-                tracing::warn!(%error, "admin accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tracing::error!(path = %path.display(), %error, "no control socket; `havip status` and `havip backend` need --admin");
             }
         }
     }
-}
-
-async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
-    let mut buf = vec![0u8; MAX_REQUEST];
-    let mut len = 0;
-    let read_deadline = Instant::now() + READ_TIMEOUT;
-    let (method, path, permitted) = loop {
-        let read = match tokio::time::timeout_at(read_deadline, stream.read(&mut buf[len..])).await
-        {
-            Ok(read) => read?,
-            Err(_) => return Ok(()),
-        };
-        if read == 0 {
-            return Ok(());
-        }
-        len += read;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&buf[..len]) {
-            Ok(httparse::Status::Complete(_)) => {
-                let method = request.method.unwrap_or("").to_string();
-                let path = request.path.unwrap_or("/").to_string();
-                let permitted = state.auth.permits(&path, request.headers);
-                break (method, path, permitted);
-            }
-            Ok(httparse::Status::Partial) if len < MAX_REQUEST => continue,
-            _ => {
-                return respond(&mut stream, 400, "text/plain", b"bad request\n").await;
-            }
-        }
-    };
-    if !permitted {
-        return auth::unauthorized(&mut stream).await;
-    }
-    let (status, content_type, body) = if method == "POST" {
-        command(&path, state).await
-    } else {
-        route(&method, &path, state)
-    };
-    respond(&mut stream, status, content_type, body.as_bytes()).await
-}
-
-/// Runtime commands: `POST /api/vrrp/<instance>/step-down` and `.../restore`, for the
-/// failover drill. Off unless `[admin] commands = true`.
-async fn command(path: &str, state: &AdminState) -> (u16, &'static str, String) {
-    let Some(commands) = &state.commands else {
-        return (
-            403,
-            "text/plain",
-            "runtime commands are off; set `commands = true` in [admin]\n".into(),
-        );
-    };
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let ["api", "vrrp", instance, action] = parts.as_slice() else {
-        return (
-            404,
-            "text/plain",
-            "POST /api/vrrp/<instance>/step-down or /restore\n".into(),
-        );
-    };
-    match *action {
-        "step-down" => match commands.step_down(instance).await {
-            None => (
-                404,
-                "text/plain",
-                format!("no VRRP instance {instance:?}\n"),
-            ),
-            Some(StepDownResult::NotMaster) => (
-                409,
-                "application/json",
-                "{\"result\": \"not_master\"}\n".into(),
-            ),
-            Some(StepDownResult::HandedOver { new_master, waited }) => (
-                200,
-                "application/json",
-                format!(
-                    "{}\n",
-                    serde_json::json!({
-                        "result": "handed_over",
-                        "new_master": new_master.to_string(),
-                        "waited_ms": waited.as_millis() as u64,
-                    })
-                ),
-            ),
-            Some(StepDownResult::NobodyTookOver { waited }) => (
-                200,
-                "application/json",
-                format!(
-                    "{}\n",
-                    serde_json::json!({
-                        "result": "nobody_took_over",
-                        "waited_ms": waited.as_millis() as u64,
-                    })
-                ),
-            ),
-        },
-        "restore" => match commands.restore(instance).await {
-            None => (
-                404,
-                "text/plain",
-                format!("no VRRP instance {instance:?}\n"),
-            ),
-            Some(()) => (
-                200,
-                "application/json",
-                "{\"result\": \"restored\"}\n".into(),
-            ),
-        },
-        _ => (
-            404,
-            "text/plain",
-            "POST /api/vrrp/<instance>/step-down or /restore\n".into(),
-        ),
-    }
-}
-
-/// Pure request routing: (status, content type, body).
-pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str, String) {
-    if method != "GET" && method != "HEAD" {
-        return (
-            405,
-            "text/plain",
-            "GET, or POST for runtime commands\n".into(),
-        );
-    }
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let uptime = state.started.elapsed().as_secs_f64();
-    match path {
-        "/metrics" => {
-            let body = metrics::render(&state.services, state.vrrp.as_deref(), uptime);
-            (200, "text/plain; version=0.0.4; charset=utf-8", body)
-        }
-        "/api/status" => {
-            let mut status = status::services_json(&state.services, uptime);
-            status["draining"] = state.draining.load(Relaxed).into();
-            if let Some(vrrp) = &state.vrrp {
-                status["vrrp"] = vrrp.status_json();
-            }
-            (200, "application/json", format!("{status:#}\n"))
-        }
-        "/api/events" => {
-            // `?after=N`: only events newer than N, so a poller sees each event once.
-            let after = query
-                .split('&')
-                .find_map(|pair| pair.strip_prefix("after="))
-                .and_then(|number| number.parse::<u64>().ok())
-                .unwrap_or(0);
-            let events = state
-                .vrrp
-                .as_ref()
-                .map_or(serde_json::Value::Array(Vec::new()), |view| {
-                    view.events_json(after)
-                });
-            (200, "application/json", format!("{events:#}\n"))
-        }
-        "/healthz" => {
-            if state.draining.load(Relaxed) {
-                (503, "text/plain", "draining\n".into())
-            } else {
-                (200, "text/plain", "ok\n".into())
-            }
-        }
-        _ => (
-            404,
-            "text/plain",
-            "not found; try /metrics, /api/status, /api/events or /healthz\n".into(),
-        ),
-    }
-}
-
-async fn respond(
-    stream: &mut TcpStream,
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        409 => "Conflict",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        503 => "Service Unavailable",
-        _ => "",
-    };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    stream.shutdown().await
+    Ok(bound)
 }
