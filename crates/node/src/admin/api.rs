@@ -114,6 +114,7 @@ async fn metrics_text(State(api): State<Api>) -> Response {
         &state.services,
         state.vrrp.as_deref(),
         state.started.elapsed().as_secs_f64(),
+        state.started_unix_ms as f64 / 1000.0,
     );
     (
         [(
@@ -230,16 +231,17 @@ async fn backend_command(
         Ok(backend) => backend.clone(),
         Err(refusal) => return refusal.into_response(),
     };
-    let command: BackendCommand =
-        match serde_json::from_slice(&body) {
-            Ok(command) => command,
-            Err(why) => return error(
+    let command: BackendCommand = match serde_json::from_slice(&body) {
+        Ok(command) => command,
+        Err(why) => {
+            return error(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "expected {{\"state\": \"ready|drain|maint\"}} and/or {{\"weight\": N}}: {why}"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let new_state = match command.state.as_deref().map(str::parse::<BackendAdmin>) {
         None => None,
         Some(Ok(state)) => Some(state),
