@@ -48,6 +48,10 @@ pub enum Need {
     Tcpdump,
     /// tshark (Wireshark's dissectors), to judge packets.
     Tshark,
+    /// promtool (Prometheus), to judge `/metrics` output.
+    Promtool,
+    /// Chromium, headless, to load the stats page.
+    Chromium,
 }
 
 impl Need {
@@ -63,6 +67,8 @@ impl Need {
             Need::Openssl => Some(("openssl", &["version"])),
             Need::Tcpdump => Some(("tcpdump", &["--version"])),
             Need::Tshark => Some(("tshark", &["--version"])),
+            Need::Promtool => Some(("promtool", &["--version"])),
+            Need::Chromium => Some(("chromium", &["--version"])),
         }
     }
 
@@ -94,6 +100,8 @@ impl Need {
             Need::Openssl => "openssl",
             Need::Tcpdump => "tcpdump",
             Need::Tshark => "tshark",
+            Need::Promtool => "prometheus",
+            Need::Chromium => "chromium",
         }
     }
 }
