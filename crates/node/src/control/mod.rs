@@ -7,8 +7,9 @@
 //! its mode and group set, then renamed into place, so it never exists with the wrong
 //! permissions. A stale file from a crashed havip is replaced; a socket another live process
 //! answers on is left alone (two daemons by mistake must not steal each other's socket).
-//! [`serve`] accepts until its token is cancelled, then removes the file if it is still the
-//! one it created. [`client`] is the other side, for the CLI and tests.
+//! [`serve`] accepts until its token is cancelled; dropping the [`ControlSocket`] (at the
+//! end of [`serve`], or with the task when the runtime shuts down) removes the file if it
+//! is still the one [`bind`] created. [`client`] is the other side, for the CLI and tests.
 
 pub mod client;
 
@@ -158,10 +159,19 @@ pub async fn serve(socket: ControlSocket, app: Router, stop: CancellationToken) 
             }
         }
     }
-    let still_ours =
-        std::fs::metadata(&socket.path).is_ok_and(|m| (m.dev(), m.ino()) == socket.identity);
-    if still_ours {
-        let _ = std::fs::remove_file(&socket.path);
+    drop(socket);
+}
+
+impl Drop for ControlSocket {
+    /// Removes the socket file if it is still the one [`bind`] made: when [`serve`] ends,
+    /// and also when the runtime shuts down with the task unfinished (the process exits
+    /// right after the node stops), so a stopped havip leaves no socket behind.
+    fn drop(&mut self) {
+        let still_ours =
+            std::fs::metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.identity);
+        if still_ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -181,8 +191,12 @@ mod tests {
             bind(&path, 0o600, None),
             Err(ControlError::InUse(_))
         ));
-        drop(first); // closed but the file stays, as after kill -9
-                     // Our own group: any user may give its socket that one.
+        drop(first);
+        assert!(!path.exists(), "its own socket is removed when dropped");
+        // A socket nobody listens on any more, as a havip killed with SIGKILL leaves.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        // Our own group: any user may give its socket that one.
         let own_group = std::fs::metadata(&dir).unwrap().gid().to_string();
         let second = bind(&path, 0o660, Some(&own_group)).unwrap();
         assert_eq!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use havip_node::control::client::{self, Answer, Method, Target};
 use havip_node::run::Running;
-use havip_test_support::node_config::{NodeConfig, Service};
+use havip_test_support::node_config::{Health, NodeConfig, Service};
 use havip_test_support::scratch::Scratch;
 use havip_test_support::servers::{Reply, Server};
 use serde_json::Value;
@@ -72,7 +72,9 @@ impl Node {
         let admin_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let service_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let socket = scratch.path("havip.sock");
-        let mut service = Service::new("web", service_addr);
+        // TCP checks: the echo backends speak no HTTPS (a config file's default check is
+        // the apiserver's https /readyz).
+        let mut service = Service::new("web", service_addr).health(Health::tcp().interval("1s"));
         for (i, backend) in backends.iter().enumerate() {
             service = service.named_backend(&format!("b{i}"), backend.addr);
         }
