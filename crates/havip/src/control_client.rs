@@ -208,11 +208,17 @@ fn describe_wait(wait: &Value) -> String {
     let open = wait["open_at_start"].as_u64().unwrap_or(0);
     let waited = Duration::from_millis(wait["waited_ms"].as_u64().unwrap_or(0));
     if wait["drained"].as_bool() == Some(true) {
-        format!(
-            "drained: {open} connection{} were open, the last closed after {}",
-            plural(open),
-            seconds(waited)
-        )
+        match open {
+            0 => format!("drained: no connection was open ({})", seconds(waited)),
+            1 => format!(
+                "drained: 1 connection was open, it closed after {}",
+                seconds(waited)
+            ),
+            _ => format!(
+                "drained: {open} connections were open, the last closed after {}",
+                seconds(waited)
+            ),
+        }
     } else {
         let still = wait["still_open"].as_u64().unwrap_or(0);
         format!(
