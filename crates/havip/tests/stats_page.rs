@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 #![allow(clippy::disallowed_types)] // blocking tests of child processes use wall-clock time
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
