@@ -29,7 +29,7 @@ fn commands_on() -> Vec<(&'static str, Toml)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_keep_alive_and_the_size_limits() {
-    let mut node = Node::start("admin-http", &[]).await;
+    let mut node = Node::start("admin-http", &commands_on()).await;
     // HEAD: the GET's headers, no body.
     let head = raw(
         node.admin,

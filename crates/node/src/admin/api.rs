@@ -111,7 +111,7 @@ async fn not_found() -> Response {
 async fn metrics_text(State(api): State<Api>) -> Response {
     let state = &api.state;
     let body = metrics::render(
-        &state.services,
+        &state.services(),
         state.vrrp.as_deref(),
         state.started.elapsed().as_secs_f64(),
         state.started_unix_ms as f64 / 1000.0,
@@ -156,40 +156,30 @@ async fn events(
 }
 
 /// The backend `service`/`name`, or the 404 that says which part is unknown.
-fn find_backend<'a>(
-    state: &'a AdminState,
-    service: &str,
-    name: &str,
-) -> Result<&'a Arc<Backend>, ApiError> {
+fn find_backend(state: &AdminState, service: &str, name: &str) -> Result<Arc<Backend>, ApiError> {
     let Some(found) = state.service(service) else {
-        let known: Vec<&str> = state
-            .services
-            .iter()
-            .map(|s| s.spec.name.as_str())
-            .collect();
+        let services = state.services();
+        let known: Vec<&str> = services.iter().map(|s| s.spec.name.as_str()).collect();
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no service {service:?}; services: {}", known.join(", ")),
         ));
     };
-    found
-        .backends
-        .iter()
-        .find(|b| b.spec.name == name)
-        .ok_or_else(|| {
-            let known: Vec<&str> = found
-                .backends
-                .iter()
-                .map(|b| b.spec.name.as_str())
-                .collect();
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "service {service:?} has no backend {name:?}; backends: {}",
-                    known.join(", ")
-                ),
-            )
-        })
+    let backend = found.backends.iter().find(|b| b.spec.name == name).cloned();
+    backend.ok_or_else(|| {
+        let known: Vec<&str> = found
+            .backends
+            .iter()
+            .map(|b| b.spec.name.as_str())
+            .collect();
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "service {service:?} has no backend {name:?}; backends: {}",
+                known.join(", ")
+            ),
+        )
+    })
 }
 
 async fn backend_json(
@@ -197,7 +187,7 @@ async fn backend_json(
     Path((service, name)): Path<(String, String)>,
 ) -> Response {
     match find_backend(&api.state, &service, &name) {
-        Ok(backend) => Json(status::backend_json(backend)).into_response(),
+        Ok(backend) => Json(status::backend_json(&backend)).into_response(),
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -228,7 +218,7 @@ async fn backend_command(
     body: axum::body::Bytes,
 ) -> Response {
     let backend = match find_backend(&api.state, &service, &name) {
-        Ok(backend) => backend.clone(),
+        Ok(backend) => backend,
         Err(refusal) => return refusal.into_response(),
     };
     let command: BackendCommand = match serde_json::from_slice(&body) {

@@ -29,10 +29,7 @@ use super::Access;
 /// The middleware: checks `request` and reads its body, then calls the handler.
 pub async fn guard(State(api): State<Api>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes = match read_body(body).await {
-        Ok(bytes) => bytes,
-        Err(refusal) => return refusal.into_response(),
-    };
+    // Credentials and permission first: a stranger's body is never read.
     if api.access == Access::Network {
         if parts.uri.path() != "/healthz" {
             let authorization = parts
@@ -49,6 +46,10 @@ pub async fn guard(State(api): State<Api>, request: Request, next: Next) -> Resp
             }
         }
     }
+    let bytes = match read_body(body).await {
+        Ok(bytes) => bytes,
+        Err(refusal) => return refusal.into_response(),
+    };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }

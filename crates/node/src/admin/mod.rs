@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use havip_config::Config;
 use havip_proxy::service::Service;
 use tokio::time::Instant;
@@ -51,8 +52,9 @@ pub enum Access {
 /// What the API reports on and acts on.
 #[derive(Debug)]
 pub struct AdminState {
-    /// The proxy's running services, for `/metrics`, `/api/status` and backend commands.
-    pub services: Vec<Arc<Service>>,
+    /// The proxy's running services, for `/metrics`, `/api/status` and backend commands;
+    /// swapped whole by [`AdminState::set_services`] when a reload changes them.
+    services: ArcSwap<Vec<Arc<Service>>>,
     /// When the node started, for the uptime.
     pub started: Instant,
     /// The same moment in Unix milliseconds, for the stats page and `process_start_time_seconds`.
@@ -113,7 +115,7 @@ impl AdminState {
             None => (None, None),
         };
         Ok(AdminState {
-            services,
+            services: ArcSwap::from_pointee(services),
             started,
             started_unix_ms,
             config_loaded_unix_ms: AtomicU64::new(now),
@@ -130,9 +132,27 @@ impl AdminState {
         self.config_loaded_unix_ms.store(unix_ms_now(), Relaxed);
     }
 
+    /// The running services now (a snapshot: a reload swaps the list, requests in flight
+    /// keep the one they took).
+    pub fn services(&self) -> Arc<Vec<Arc<Service>>> {
+        self.services.load_full()
+    }
+
+    /// After a reload: the services the proxy runs now, and the config's load time. A
+    /// backend the reload kept is the same object, so what an operator set on it (state,
+    /// weight) is what the API shows and changes.
+    pub fn set_services(&self, services: Vec<Arc<Service>>) {
+        self.services.store(Arc::new(services));
+        self.config_loaded();
+    }
+
     /// The running service named `name`.
-    pub fn service(&self, name: &str) -> Option<&Arc<Service>> {
-        self.services.iter().find(|s| s.spec.name == name)
+    pub fn service(&self, name: &str) -> Option<Arc<Service>> {
+        self.services
+            .load()
+            .iter()
+            .find(|s| s.spec.name == name)
+            .cloned()
     }
 }
 

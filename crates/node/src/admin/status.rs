@@ -14,7 +14,7 @@ use super::{Access, AdminState};
 /// The whole of `/api/status`.
 pub fn status(state: &AdminState, access: Access) -> Value {
     let uptime = state.started.elapsed().as_secs_f64();
-    let mut status = services_json(&state.services, uptime);
+    let mut status = services_json(&state.services(), uptime);
     status["draining"] = state.draining.load(Relaxed).into();
     status["havip"] = json!({
         "version": env!("CARGO_PKG_VERSION"),

@@ -163,6 +163,78 @@ pub struct Report {
     pub observation: Observation,
 }
 
+/// What each tracker is now, for `/api/status`, `havip status` and the stats page: written
+/// by the tracking loop on every change, read by the admin API.
+#[derive(Debug)]
+pub struct TrackerBoard {
+    trackers: Vec<TrackerSettings>,
+    instances: Vec<VrrpSettings>,
+    values: std::sync::Mutex<Vec<TrackerValue>>,
+}
+
+impl TrackerBoard {
+    /// A board for `trackers` as `instances` reference them, every value pending.
+    pub fn new(trackers: &[TrackerSettings], instances: &[VrrpSettings]) -> TrackerBoard {
+        TrackerBoard {
+            trackers: trackers.to_vec(),
+            instances: instances.to_vec(),
+            values: std::sync::Mutex::new(vec![TrackerValue::Pending; trackers.len()]),
+        }
+    }
+
+    fn publish(&self, values: &[TrackerValue]) {
+        let mut board = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        board.clear();
+        board.extend_from_slice(values);
+    }
+
+    /// The trackers instance `index` (config order) tracks: name, kind, the weight it
+    /// applies, and `state` (`healthy`, `failing`, `pending`, or the number a `file` read).
+    pub fn instance_json(&self, index: usize) -> serde_json::Value {
+        let values = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(instance) = self.instances.get(index) else {
+            return serde_json::Value::Array(Vec::new());
+        };
+        let trackers = instance.track.iter().filter_map(|reference| {
+            let position = self
+                .trackers
+                .iter()
+                .position(|t| t.name == reference.tracker)?;
+            let tracker = &self.trackers[position];
+            let state = match values
+                .get(position)
+                .copied()
+                .unwrap_or(TrackerValue::Pending)
+            {
+                TrackerValue::Pending => serde_json::json!("pending"),
+                TrackerValue::Healthy(true) => serde_json::json!("healthy"),
+                TrackerValue::Healthy(false) => serde_json::json!("failing"),
+                TrackerValue::Number(n) => serde_json::json!(n),
+            };
+            Some(serde_json::json!({
+                "name": tracker.name,
+                "kind": kind_name(&tracker.kind),
+                "weight": reference.weight.unwrap_or(tracker.weight),
+                "state": state,
+            }))
+        });
+        serde_json::Value::Array(trackers.collect())
+    }
+}
+
+/// The `kind` a config writes for a tracker.
+fn kind_name(kind: &havip_config::vrrp::TrackerKind) -> &'static str {
+    use havip_config::vrrp::TrackerKind;
+    match kind {
+        TrackerKind::Script { .. } => "script",
+        TrackerKind::Service { .. } => "service",
+        TrackerKind::Listener { .. } => "listener",
+        TrackerKind::Interface { .. } => "interface",
+        TrackerKind::Process(_) => "process",
+        TrackerKind::File { .. } => "file",
+    }
+}
+
 /// What the trackers of a node work from.
 pub struct Inputs {
     /// The configured trackers.
@@ -173,6 +245,8 @@ pub struct Inputs {
     pub services: Vec<Arc<Service>>,
     /// Link changes from the node's netlink monitor.
     pub links: watch::Receiver<LinkStates>,
+    /// Where the tracking loop publishes every tracker's state.
+    pub board: Arc<TrackerBoard>,
 }
 
 /// Start the trackers for the instances. `on_change` receives (instance index, tracking)
@@ -203,6 +277,7 @@ pub fn spawn(inputs: Inputs, on_change: mpsc::Sender<(usize, Tracking)>, stop: C
         inputs.instances,
         report_rx,
         on_change,
+        inputs.board,
     ));
 }
 
@@ -211,6 +286,7 @@ async fn tracking_loop(
     instances: Vec<VrrpSettings>,
     mut reports: mpsc::Receiver<Report>,
     on_change: mpsc::Sender<(usize, Tracking)>,
+    board: Arc<TrackerBoard>,
 ) {
     let mut debounce: Vec<Debounce> = trackers
         .iter()
@@ -255,6 +331,7 @@ async fn tracking_loop(
         if !changed {
             continue;
         }
+        board.publish(&values);
         for (index, instance) in instances.iter().enumerate() {
             if !instance
                 .track
@@ -345,6 +422,28 @@ mod tests {
             tracker: name.into(),
             weight,
         }
+    }
+
+    #[test]
+    fn the_board_shows_each_instances_trackers_with_their_weights() {
+        let trackers = vec![tracker("a", -30), tracker("unused", 5), tracker("f", 2)];
+        let vrrp = instance(100, vec![track("a", Some(-50)), track("f", None)]);
+        let board = TrackerBoard::new(&trackers, std::slice::from_ref(&vrrp));
+        let pending = board.instance_json(0);
+        assert_eq!(pending[0]["state"], "pending");
+        board.publish(&[
+            TrackerValue::Healthy(false),
+            TrackerValue::Healthy(true),
+            TrackerValue::Number(7),
+        ]);
+        assert_eq!(
+            board.instance_json(0),
+            serde_json::json!([
+                {"name": "a", "kind": "script", "weight": -50, "state": "failing"},
+                {"name": "f", "kind": "script", "weight": 2, "state": 7},
+            ])
+        );
+        assert_eq!(board.instance_json(5), serde_json::json!([]));
     }
 
     #[test]

@@ -135,7 +135,16 @@ impl VrrpNode {
             view.instances.push(slot);
         }
         view.events = events;
-        spawn_trackers(trackers, settings, services, &controls, links, &background);
+        let board = Arc::new(tracking::TrackerBoard::new(trackers, settings));
+        view.trackers = Some(board.clone());
+        spawn_trackers(
+            trackers,
+            settings,
+            services,
+            &controls,
+            (links, board),
+            &background,
+        );
         Ok(VrrpNode {
             controls,
             tasks,
@@ -409,7 +418,7 @@ fn spawn_trackers(
     settings: &[VrrpSettings],
     services: &[Arc<Service>],
     controls: &[(String, mpsc::Sender<Control>)],
-    links: watch::Receiver<LinkStates>,
+    (links, board): (watch::Receiver<LinkStates>, Arc<tracking::TrackerBoard>),
     stop: &CancellationToken,
 ) {
     let (tracking_tx, mut tracking_rx) = mpsc::channel::<(usize, Tracking)>(64);
@@ -419,6 +428,7 @@ fn spawn_trackers(
             instances: settings.to_vec(),
             services: services.to_vec(),
             links,
+            board,
         },
         tracking_tx,
         stop.clone(),

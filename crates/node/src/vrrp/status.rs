@@ -267,6 +267,8 @@ pub struct VrrpView {
     pub receivers: Vec<Arc<ReceiveCounters>>,
     /// The event log every instance writes to.
     pub events: Arc<EventLog>,
+    /// What each tracker is now, when the node has trackers.
+    pub trackers: Option<Arc<crate::tracking::TrackerBoard>>,
 }
 
 impl VrrpView {
@@ -283,7 +285,15 @@ impl VrrpView {
         Value::Array(
             self.snapshot()
                 .iter()
-                .map(InstanceStatus::to_json)
+                .enumerate()
+                .map(|(index, instance)| {
+                    let mut json = instance.to_json();
+                    json["trackers"] = self
+                        .trackers
+                        .as_ref()
+                        .map_or(Value::Array(Vec::new()), |board| board.instance_json(index));
+                    json
+                })
                 .collect(),
         )
     }
