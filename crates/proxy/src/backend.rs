@@ -101,8 +101,8 @@ pub struct RuntimeState {
     pub weight: Option<u32>,
 }
 
-/// The largest runtime weight, as HAProxy's `set weight` (its weights go to 256; havip's
-/// configured weights go higher, so the bound is the config reader's).
+/// The largest runtime weight: the same bound as a configured `weight` (the config reader's
+/// `0..=10000`), so a runtime weight can express any share a config can.
 pub const MAX_WEIGHT: u32 = 10_000;
 
 /// What connection tasks tell a backend's health monitor.
