@@ -233,3 +233,45 @@ async fn only_users_the_file_mode_lets_in_may_use_the_socket() {
     assert!(said.contains("\"services\""), "{said}");
     open.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_client_that_goes_away_gives_its_slot_back() {
+    use tokio::io::AsyncWriteExt;
+    let mut node = Node::start("control-abandon", &[]).await;
+    let (_held, name) = connect(node.service).await;
+    let body = r#"{"state": "drain", "wait": true}"#;
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        client::backend_path("web", &name),
+        body.len()
+    );
+    // Every slot of the control socket waits for a drain that cannot end (the connection
+    // is held), then each client gives up, as a Ctrl-C on `havip backend ... --wait` does.
+    let mut waiting = Vec::new();
+    for _ in 0..havip_node::control::MAX_CONNECTIONS {
+        let mut stream = tokio::net::UnixStream::connect(&node.socket).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        waiting.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let target = Target::Socket(node.socket.clone());
+    let full = client::request(&target, Method::GET, "/healthz", None, None).await;
+    assert!(full.is_err(), "a 17th connection was served: {full:?}");
+    drop(waiting);
+    let mut answered = false;
+    for _ in 0..50 {
+        let target = Target::Socket(node.socket.clone());
+        if let Ok(answer) = client::request(&target, Method::GET, "/healthz", None, None).await {
+            answered = answer.status == 200;
+            if answered {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        answered,
+        "abandoned drain waits kept the control socket's slots"
+    );
+    node.stop().await;
+}
