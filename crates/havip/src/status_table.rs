@@ -73,11 +73,17 @@ fn backends_table(status: &Value) -> String {
             } else {
                 ""
             };
+            // A backend in maintenance is not checked: its last health would mislead.
+            let health = if backend["admin_state"] == "maint" {
+                "maint".to_string()
+            } else {
+                text(&backend["health"])
+            };
             rows.push(vec![
                 name + backup,
                 text(&backend["address"]),
                 text(&backend["admin_state"]),
-                text(&backend["health"]),
+                health,
                 last_check,
                 backend["active"].to_string(),
                 backend["total"].to_string(),
@@ -232,7 +238,10 @@ mod tests {
                  "connect_errors": 0, "weight": 100, "configured_weight": 100, "backup": false},
                 {"name": "master2", "address": "10.0.0.2:6443", "admin_state": "drain", "health": "up",
                  "last_check": {"result": "none", "duration_ms": 0.0}, "active": 0, "total": 1,
-                 "connect_errors": 2, "weight": 50, "configured_weight": 100, "backup": false}]}],
+                 "connect_errors": 2, "weight": 50, "configured_weight": 100, "backup": false},
+                {"name": "m3", "address": "10.0.0.3:6443", "admin_state": "maint", "health": "down",
+                 "last_check": {"result": "failed", "duration_ms": 3.5}, "active": 0, "total": 0,
+                 "connect_errors": 0, "weight": 100, "configured_weight": 100, "backup": true}]}],
             "vrrp": [{"name": "VI_1", "state": "MASTER", "configured_priority": 100, "priority": 90,
                       "master": "10.0.0.1", "virtual_addresses": ["10.0.0.100/24"],
                       "trackers": [{"name": "apiserver", "state": "failing", "weight": -10}]}],
@@ -255,6 +264,10 @@ mod tests {
             lines[4],
             "api/master2      10.0.0.2:6443  drain  up      -             0       1      2       50 (config 100)"
         );
-        assert!(lines[7].starts_with("VI_1  MASTER  100       90         10.0.0.1  10.0.0.100/24  apiserver=failing (-10)"), "{text}");
+        assert_eq!(
+            lines[5],
+            "api/m3 backup    10.0.0.3:6443  maint  maint   failed 3.5ms  0       0      0       100"
+        );
+        assert!(lines[8].starts_with("VI_1  MASTER  100       90         10.0.0.1  10.0.0.100/24  apiserver=failing (-10)"), "{text}");
     }
 }
