@@ -4,7 +4,9 @@
 //! `unsafe` are needed). It checks that the rendered DOM has every backend row, that a state
 //! change made with `havip backend` shows up without a reload, that a drain click takes
 //! effect in the daemon, and that the page fits a phone's width. Screenshots (laptop and
-//! phone) are kept under `target/tmp/stats_page/`.
+//! phone) are kept under `target/tmp/stats_page/`. A second test runs havip with a VRRP
+//! instance and a tracker in a network namespace (Chromium inside it too) and checks the
+//! VRRP card: state, priorities, master, trackers and recent transitions.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 #![allow(clippy::disallowed_types)] // blocking tests of child processes use wall-clock time
@@ -18,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use base64ct::Encoding;
 use havip_test_support::guard::Need;
-use havip_test_support::node_config::{Health, NodeConfig, Service};
-use havip_test_support::require;
+use havip_test_support::lab::Lab;
+use havip_test_support::node_config::{Health, NodeConfig, Service, Tracker, Vrrp};
 use havip_test_support::scratch::Scratch;
 use havip_test_support::servers::{Reply, Server};
+use havip_test_support::{require, serial};
 use serde_json::{json, Value};
 
 const HAVIP: &str = env!("CARGO_BIN_EXE_havip");
@@ -47,15 +50,17 @@ struct Browser {
 }
 
 impl Browser {
-    /// Start headless Chromium with its profile in `dir` and open `url` in a page.
-    fn open(dir: &Path, url: &str) -> Browser {
+    /// Start headless Chromium with its profile in `dir` and open `url` in a page; inside
+    /// the network namespace `netns` when given (`ip netns exec`).
+    fn open(dir: &Path, url: &str, netns: Option<&str>) -> Browser {
         let (commands, answers) = (dir.join("cdp-in"), dir.join("cdp-out"));
         for fifo in [&commands, &answers] {
             assert!(Command::new("mkfifo").arg(fifo).status().unwrap().success());
         }
         // Root needs --no-sandbox; the profile stays in the scratch directory.
+        let inside = netns.map_or(String::new(), |ns| format!("ip netns exec {ns} "));
         let script = format!(
-            "exec {} --headless=new --no-sandbox --disable-gpu --no-first-run \
+            "exec {inside}{} --headless=new --no-sandbox --disable-gpu --no-first-run \
              --disable-extensions --disable-background-networking --user-data-dir={} \
              --window-size=1280,900 --remote-debugging-pipe about:blank 3<{} 4>{}",
             Need::Chromium.path().display(),
@@ -243,7 +248,7 @@ fn the_stats_page_in_chromium() {
     let (_havip, admin, socket) = start_havip(&dir, &backends);
     let output = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stats_page");
     std::fs::create_dir_all(&output).unwrap();
-    let mut page = Browser::open(dir.as_path(), &format!("http://{admin}/"));
+    let mut page = Browser::open(dir.as_path(), &format!("http://{admin}/"), None);
 
     // Every backend has its row, ready, with buttons (commands are on).
     page.wait_until(
@@ -330,4 +335,63 @@ fn the_stats_page_in_chromium() {
     );
     page.screenshot(&output.join("phone.png"));
     eprintln!("stats page screenshots: {}", output.display());
+}
+
+#[test]
+fn the_stats_page_shows_vrrp_instances_and_their_transitions() {
+    require!(Need::Root, Need::Netns, Need::Chromium);
+    let _serial = serial();
+    let lab = Lab::new("sp", 1);
+    let ns = lab.nodes[0].clone();
+    lab.start_name_server(0, 9000);
+    let vip = "10.77.0.200";
+    let config = NodeConfig::new()
+        .grace("1s")
+        .log_connections(false)
+        .admin("127.0.0.1:8404")
+        .admin_commands()
+        .service(
+            Service::new("api", format!("{vip}:80"))
+                .health(Health::tcp().interval("200ms"))
+                .named_backend("master1", "127.0.0.1:9000"),
+        )
+        .tracker(
+            Tracker::service("apiserver", "api")
+                .min_healthy(1)
+                .weight(-30),
+        )
+        .vrrp(
+            Vrrp::new("VI_1", 42)
+                .priority(100)
+                .advert_interval("100ms")
+                .vip(format!("{vip}/24"))
+                .track(&["apiserver"]),
+        );
+    let path = lab.write("node0.toml", &config.to_toml());
+    lab.spawn(
+        &ns,
+        HAVIP,
+        &["run", "--config", &path.display().to_string()],
+        "node0.log",
+        &[],
+    );
+    lab.wait_for_sole_holder(vip.parse().unwrap(), 0, &[], Duration::from_secs(5));
+    let output = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stats_page");
+    std::fs::create_dir_all(&output).unwrap();
+    let mut page = Browser::open(&lab.dir, "http://127.0.0.1:8404/", Some(&ns));
+    let instance = "document.querySelector('tr[data-instance=\"VI_1\"]')";
+    page.wait_until(
+        "VI_1 as MASTER with its tracker",
+        &format!(
+            "!!{instance} && {instance}.textContent.includes('MASTER') \
+             && {instance}.textContent.includes('apiserver: healthy (-30)') \
+             && {instance}.textContent.includes('100 (config 100)')"
+        ),
+    );
+    page.wait_until(
+        "the transition to MASTER",
+        "[...document.querySelectorAll('ul.events li')].some(li => li.textContent.includes('BACKUP → MASTER'))",
+    );
+    page.screenshot(&output.join("vrrp.png"));
+    lab.shutdown();
 }
