@@ -102,7 +102,11 @@ struct Daemon {
 }
 
 fn start() -> Daemon {
-    let dir = Scratch::new("runtime-control");
+    start_with(Scratch::new("runtime-control"), |config| config)
+}
+
+/// A daemon whose config `admin` changes, its files in `dir`.
+fn start_with(dir: Scratch, admin: impl FnOnce(NodeConfig) -> NodeConfig) -> Daemon {
     let backends: Vec<Server> = (0..3)
         .map(|i| {
             Server::start(
@@ -123,7 +127,7 @@ fn start() -> Daemon {
         .admin("127.0.0.1:0")
         .control_socket(socket.display())
         .service(service);
-    let config = dir.write("havip.toml", &config.to_toml());
+    let config = dir.write("havip.toml", &admin(config).to_toml());
     let mut child = Running(
         Command::new(HAVIP)
             .args(["run", "--config"])
@@ -339,4 +343,69 @@ fn refusals_say_why_and_exit_non_zero() {
         assert_eq!(backend["weight"], 100);
     }
     assert!(Path::new(socket).exists());
+}
+
+/// `openssl passwd -6 -salt saltsalt secret`.
+const SHA512_OF_SECRET: &str = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+
+#[test]
+fn commands_over_the_admin_endpoint_with_tls_and_a_hashed_password() {
+    havip_test_support::require!(havip_test_support::Need::Openssl);
+    let dir = Scratch::new("runtime-control-tls");
+    let pki = havip_test_support::pki::Pki::generate(&dir);
+    let (cert, key) = (
+        pki.server_cert.display().to_string(),
+        pki.server_key.display().to_string(),
+    );
+    let daemon = start_with(dir, |config| {
+        config
+            .admin_commands()
+            .admin_key(
+                "auth",
+                havip_test_support::node_config::Value::List(vec![format!(
+                    "ops:{SHA512_OF_SECRET}"
+                )]),
+            )
+            .admin_key("tls_cert", cert)
+            .admin_key("tls_key", key)
+    });
+    let admin = daemon.admin.to_string();
+    let ca = pki.ca_cert.display().to_string();
+    let over_tls = |extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend(["--admin", &admin, "--tls", "--ca", &ca]);
+        havip(&args)
+    };
+    let drained = over_tls(&["backend", "api/m2", "drain", "--auth", "ops:secret"]);
+    assert!(drained.status.success(), "{}", text(&drained.stderr));
+    assert!(
+        text(&drained.stdout).starts_with("api/m2: drain (was ready)"),
+        "{}",
+        text(&drained.stdout)
+    );
+    let status = over_tls(&["status", "--auth", "ops:secret"]);
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let row = text(&status.stdout);
+    assert!(
+        row.lines()
+            .any(|l| l.starts_with("api/m2") && l.contains(" drain ")),
+        "{row}"
+    );
+    // Without the password, or with a wrong one: refused, and said so.
+    for auth in [None, Some("ops:wrong")] {
+        let mut args = vec!["backend", "api/m2", "ready"];
+        if let Some(auth) = auth {
+            args.extend(["--auth", auth]);
+        }
+        let refused = over_tls(&args);
+        assert_eq!(refused.status.code(), Some(1), "{auth:?}");
+        assert!(
+            text(&refused.stderr).contains("refused (401): authentication required"),
+            "{}",
+            text(&refused.stderr)
+        );
+    }
+    // Plain HTTP to a TLS endpoint gets no answer.
+    let plain = havip(&["status", "--admin", &admin]);
+    assert_eq!(plain.status.code(), Some(2), "{}", text(&plain.stderr));
 }
