@@ -462,3 +462,63 @@ async fn promtool_accepts_the_metrics() {
     drop(stream);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_auth_and_commands_for_the_next_request() {
+    use havip_node::admin::{http, router, Access, AdminState};
+    use std::sync::Arc;
+    let config = |admin: &str| {
+        let text =
+            format!("[admin]\nlisten = \"127.0.0.1:0\"\n{admin}\n[control]\nsocket = \"\"\n");
+        let path = std::path::Path::new("reload.toml");
+        // Only `[admin]` matters here: the reader's typed config, services or not.
+        havip_config::read(path, &text).config
+    };
+    let before = config("");
+    let state =
+        Arc::new(AdminState::new(&before, Vec::new(), None, tokio::time::Instant::now()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(http::serve_tcp(
+        listener,
+        None,
+        router(state.clone(), Access::Network),
+        stop.clone(),
+    ));
+    let target = Target::Admin {
+        authority: addr.to_string(),
+        tls: None,
+    };
+    let post = |auth: Option<&'static str>| {
+        let target = target.clone();
+        async move {
+            client::request(
+                &target,
+                Method::POST,
+                "/api/backends/web/b0",
+                Some(&json!({"state": "drain"})),
+                auth,
+            )
+            .await
+            .unwrap()
+            .status
+        }
+    };
+    assert_eq!(post(None).await, 403, "commands off");
+    let after = config(&format!(
+        "commands = true\nauth = [\"ops:{SHA512_OF_SECRET}\"]"
+    ));
+    state.reconfigure(&after).unwrap();
+    assert_eq!(post(None).await, 401, "the new credentials are asked for");
+    assert_eq!(
+        post(Some("ops:secret")).await,
+        404,
+        "allowed: there is no such service here"
+    );
+    // A config whose hash cannot be read changes nothing.
+    let broken = config("commands = false\nauth = [\"ops:$6$saltsalt$short\"]");
+    assert!(state.reconfigure(&broken).is_err());
+    assert_eq!(post(Some("ops:secret")).await, 404, "what ran stays");
+    stop.cancel();
+}

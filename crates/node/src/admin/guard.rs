@@ -36,7 +36,7 @@ pub async fn guard(State(api): State<Api>, request: Request, next: Next) -> Resp
                 .headers
                 .get(header::AUTHORIZATION)
                 .map(|value| value.as_bytes());
-            if !api.state.auth.permits(authorization).await {
+            if !api.state.auth().permits(authorization).await {
                 return unauthorized();
             }
         }
@@ -84,7 +84,7 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 
 /// A state-changing request from the network: commands on, JSON, same origin.
 fn command_allowed(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
-    if !api.state.network_commands {
+    if !api.state.network_commands() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "runtime commands are off on the admin endpoint; set `commands = true` in [admin], or use the control socket",

@@ -67,10 +67,12 @@ pub struct AdminState {
     pub vrrp: Option<Arc<VrrpView>>,
     /// Step-down and restore, when there are VRRP instances.
     pub vrrp_commands: Option<VrrpCommands>,
-    /// `[admin] commands`: whether the TCP endpoint accepts commands.
-    pub network_commands: bool,
-    /// `[admin] auth`: credentials every request on the TCP endpoint but `/healthz` carries.
-    pub auth: Arc<auth::BasicAuth>,
+    /// `[admin] commands`: whether the TCP endpoint accepts commands ([`AdminState::reconfigure`]
+    /// changes it).
+    network_commands: AtomicBool,
+    /// `[admin] auth`: credentials every request on the TCP endpoint but `/healthz` carries
+    /// ([`AdminState::reconfigure`] swaps them).
+    auth: ArcSwap<auth::BasicAuth>,
 }
 
 /// Why the admin endpoint or the control socket cannot start.
@@ -122,9 +124,32 @@ impl AdminState {
             draining: AtomicBool::new(false),
             vrrp: view,
             vrrp_commands: commands,
-            network_commands: config.admin.as_ref().is_some_and(|a| a.commands),
-            auth: Arc::new(auth::BasicAuth::new(pairs)?),
+            network_commands: AtomicBool::new(config.admin.as_ref().is_some_and(|a| a.commands)),
+            auth: ArcSwap::from_pointee(auth::BasicAuth::new(pairs)?),
         })
+    }
+
+    /// After a reload: `[admin] auth` and `commands` of the new config take effect for the
+    /// next request. A hash that cannot be read is an error and changes nothing (what runs
+    /// stays). `listen` and the TLS files are bound at start: a change there needs the
+    /// endpoint started again.
+    pub fn reconfigure(&self, config: &Config) -> Result<(), AdminError> {
+        let pairs = config.admin.as_ref().map_or(&[][..], |a| &a.auth);
+        let auth = auth::BasicAuth::new(pairs)?;
+        self.auth.store(Arc::new(auth));
+        self.network_commands
+            .store(config.admin.as_ref().is_some_and(|a| a.commands), Relaxed);
+        Ok(())
+    }
+
+    /// Whether the TCP endpoint accepts commands now (`[admin] commands`).
+    pub fn network_commands(&self) -> bool {
+        self.network_commands.load(Relaxed)
+    }
+
+    /// The credentials the TCP endpoint asks for now.
+    pub fn auth(&self) -> Arc<auth::BasicAuth> {
+        self.auth.load_full()
     }
 
     /// Record that a config was (re)loaded now.

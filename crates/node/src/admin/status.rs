@@ -23,7 +23,7 @@ pub fn status(state: &AdminState, access: Access) -> Value {
         "started_unix_ms": state.started_unix_ms,
         "config_loaded_unix_ms": state.config_loaded_unix_ms.load(Relaxed),
         // What this caller may do: the stats page shows its buttons only when true.
-        "commands": access == Access::Local || state.network_commands,
+        "commands": access == Access::Local || state.network_commands(),
     });
     if let Some(vrrp) = &state.vrrp {
         status["vrrp"] = vrrp.status_json();
