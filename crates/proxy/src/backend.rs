@@ -314,10 +314,12 @@ impl Backend {
     }
 
     /// Runtime weight change (at most [`MAX_WEIGHT`]; larger values are capped); 0 takes no
-    /// new connections. Returns the previous weight.
+    /// new connections. Returns the previous weight. Setting the configured weight again
+    /// hands the weight back to the config: a reload that changes it then applies.
     pub fn set_weight(&self, weight: u32) -> u32 {
-        self.weight_set.store(true, Relaxed);
-        self.weight.swap(weight.min(MAX_WEIGHT), Relaxed)
+        let weight = weight.min(MAX_WEIGHT);
+        self.weight_set.store(weight != self.spec.weight, Relaxed);
+        self.weight.swap(weight, Relaxed)
     }
 
     /// Tell the monitor a client connect to this backend failed. Never blocks; if the
@@ -453,6 +455,9 @@ mod tests {
         new.restore_runtime_state(old.runtime_state(), Instant::now());
         assert_eq!(new.admin_state(), AdminState::Drain);
         assert_eq!(new.weight(), 7);
+        // Set back to the configured weight: the config decides again.
+        old.set_weight(100);
+        assert_eq!(old.runtime_state().weight, None);
         // Nothing set: the new backend keeps its configured weight.
         let (plain, _) = Backend::new(spec(), epoch, false);
         let mut configured = spec();
