@@ -14,6 +14,8 @@
 //!   draining backends.
 //!
 //! The control socket ([`Access::Local`]) skips those: opening the socket is the permission.
+//! The network checks come first, so the body of a request that would be refused is never
+//! read.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
