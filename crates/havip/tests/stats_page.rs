@@ -46,7 +46,26 @@ struct Browser {
     replies: mpsc::Receiver<Value>,
     next_id: u64,
     session: String,
-    _chromium: Running,
+    chromium: Running,
+}
+
+impl Drop for Browser {
+    /// Close Chromium the polite way, so its helper processes end with it; kill it (by its
+    /// PID, through [`Running`]) if it is still there after five seconds.
+    fn drop(&mut self) {
+        let close = json!({ "id": 0, "method": "Browser.close" });
+        let mut bytes = close.to_string().into_bytes();
+        bytes.push(0);
+        if self.to_browser.write_all(&bytes).is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if !matches!(self.chromium.0.try_wait(), Ok(None)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
 }
 
 impl Browser {
@@ -105,7 +124,7 @@ impl Browser {
             replies,
             next_id: 0,
             session: String::new(),
-            _chromium: chromium,
+            chromium,
         };
         let target = browser.call("Target.createTarget", json!({ "url": url }));
         let target_id = target["targetId"].as_str().unwrap().to_string();
