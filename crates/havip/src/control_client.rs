@@ -143,10 +143,12 @@ pub fn backend(args: &ControlArgs, config: &std::path::Path, command: &BackendAr
     };
     let mut body = match (command.action.as_str(), &command.value) {
         ("ready" | "drain" | "maint", None) => json!({ "state": command.action }),
+        // `50%`: of the configured weight, judged by the daemon that knows it.
+        ("weight", Some(weight)) if weight.ends_with('%') => json!({ "weight": weight }),
         ("weight", Some(weight)) => match weight.parse::<u32>() {
             Ok(weight) => json!({ "weight": weight }),
             Err(_) => {
-                eprintln!("havip backend: weight {weight:?} is not a number (0 to 10000)");
+                eprintln!("havip backend: weight {weight:?} is not a number (0 to 10000) or a percentage (50%)");
                 return ExitCode::from(2);
             }
         },

@@ -122,7 +122,8 @@ enum Command {
         /// ready, drain, maint or weight.
         #[arg(value_name = "ready|drain|maint|weight")]
         action: String,
-        /// The weight, after `weight` (0 to 10000).
+        /// The weight, after `weight`: 0 to 10000, or a percentage of the configured weight
+        /// (`50%`; `100%` hands the weight back to the config).
         #[arg(value_name = "N")]
         value: Option<String>,
         /// Return only when the backend's last connection has closed; prints how many were

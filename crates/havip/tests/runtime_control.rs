@@ -256,10 +256,19 @@ fn an_upgrade_of_one_master_with_drain_wait() {
         "{}",
         text(&weight.stdout)
     );
+    // HAProxy's relative form: a percentage of the configured weight.
+    let half = havip(&["backend", "api/m2", "weight", "50%", "--socket", socket]);
+    assert!(
+        text(&half.stdout).contains("weight 50 (was 100)"),
+        "{}{}",
+        text(&half.stdout),
+        text(&half.stderr)
+    );
     let json = havip(&["status", "--json", "--socket", socket]);
     let status: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let backends = &status["services"][0]["backends"];
     assert_eq!(backends[1]["weight"], 300);
+    assert_eq!(backends[2]["weight"], 50);
     assert_eq!(backends[0]["admin_state"], "ready");
 }
 

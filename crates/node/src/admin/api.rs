@@ -11,7 +11,7 @@
 //! | `GET /api/events?after=N` | events numbered above N |
 //! | `GET /healthz` | `ok`, or 503 `draining` |
 //! | `GET /api/backends/{service}/{backend}` | one backend, as in `/api/status` |
-//! | `POST /api/backends/{service}/{backend}` | `{"state", "weight", "wait", "timeout_ms"}`: set, optionally wait for the drain |
+//! | `POST /api/backends/{service}/{backend}` | `{"state", "weight" (N or "N%"), "wait", "timeout_ms"}`: set, optionally wait for the drain |
 //! | `POST /api/vrrp/{instance}/step-down`, `/restore` | the failover drill's commands |
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -198,8 +198,9 @@ async fn backend_json(
 struct BackendCommand {
     /// `ready`, `drain` or `maint`.
     state: Option<String>,
-    /// The runtime weight, 0 to [`MAX_WEIGHT`].
-    weight: Option<i64>,
+    /// The runtime weight: a number 0 to [`MAX_WEIGHT`], or `"N%"` of the configured weight
+    /// (HAProxy's `set weight ... 50%`).
+    weight: Option<Value>,
     /// Answer only once the backend has no connection left.
     #[serde(default)]
     wait: bool,
@@ -237,15 +238,14 @@ async fn backend_command(
         Some(Ok(state)) => Some(state),
         Some(Err(why)) => return error(StatusCode::BAD_REQUEST, why),
     };
-    let weight = match command.weight {
+    let weight = match command
+        .weight
+        .as_ref()
+        .map(|w| parse_weight(w, backend.spec.weight))
+    {
         None => None,
-        Some(w) if (0..=i64::from(MAX_WEIGHT)).contains(&w) => Some(w as u32),
-        Some(w) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("weight {w} is out of range: 0 to {MAX_WEIGHT}"),
-            )
-        }
+        Some(Ok(weight)) => Some(weight),
+        Some(Err(why)) => return error(StatusCode::BAD_REQUEST, why),
     };
     if new_state.is_none() && weight.is_none() && !command.wait {
         return error(
@@ -299,6 +299,36 @@ async fn backend_command(
         answer["wait"] = wait_for_drain(&backend, limit).await;
     }
     Json(answer).into_response()
+}
+
+/// A runtime weight from the API: a number 0 to [`MAX_WEIGHT`], or `"N%"` of `configured`
+/// (HAProxy's relative `set weight`; 100% is the configured weight, so it hands the weight
+/// back to the config).
+fn parse_weight(value: &Value, configured: u32) -> Result<u32, String> {
+    let out_of_range = |shown: &str| {
+        format!("weight {shown} is out of range: 0 to {MAX_WEIGHT}, or a percentage of the configured {configured}")
+    };
+    if let Some(n) = value.as_i64() {
+        return u32::try_from(n)
+            .ok()
+            .filter(|w| *w <= MAX_WEIGHT)
+            .ok_or_else(|| out_of_range(&n.to_string()));
+    }
+    let Some(text) = value.as_str() else {
+        return Err(format!("weight {value}: expected a number or \"N%\""));
+    };
+    let Some(percent) = text.strip_suffix('%') else {
+        return Err(format!("weight {text:?}: expected a number or \"N%\""));
+    };
+    let percent: u64 = percent
+        .trim()
+        .parse()
+        .map_err(|_| format!("weight {text:?}: expected a number or \"N%\""))?;
+    let weight = u64::from(configured) * percent / 100;
+    u32::try_from(weight)
+        .ok()
+        .filter(|w| *w <= MAX_WEIGHT)
+        .ok_or_else(|| out_of_range(text))
 }
 
 /// Wait until `backend` has no connection (at most `limit`): how many there were, how long
@@ -366,5 +396,34 @@ async fn vrrp_command(
             StatusCode::NOT_FOUND,
             format!("POST /api/vrrp/{instance}/step-down or /restore"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_are_numbers_or_percentages_of_the_configured_one() {
+        assert_eq!(parse_weight(&json!(50), 100), Ok(50));
+        assert_eq!(parse_weight(&json!(0), 100), Ok(0));
+        assert_eq!(parse_weight(&json!("50%"), 200), Ok(100));
+        assert_eq!(parse_weight(&json!("100%"), 7), Ok(7));
+        assert_eq!(parse_weight(&json!("250%"), 100), Ok(250));
+        assert!(parse_weight(&json!(-1), 100)
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(parse_weight(&json!(10_001), 100)
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(parse_weight(&json!("20000%"), 100)
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(parse_weight(&json!("heavy"), 100)
+            .unwrap_err()
+            .contains("expected a number"));
+        assert!(parse_weight(&json!(true), 100)
+            .unwrap_err()
+            .contains("expected a number"));
     }
 }
