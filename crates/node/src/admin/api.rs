@@ -228,7 +228,7 @@ async fn backend_command(
             return error(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "expected {{\"state\": \"ready|drain|maint\"}} and/or {{\"weight\": N}}: {why}"
+                    "expected {{\"state\": \"ready|drain|maint\"}} and/or {{\"weight\": N or \"N%\"}}: {why}"
                 ),
             )
         }
@@ -255,22 +255,20 @@ async fn backend_command(
     }
     let previous_state = backend.admin_state();
     let previous_weight = backend.weight();
+    // Judged before anything is applied: a refused command changes nothing.
+    let takes_clients = new_state.unwrap_or(previous_state) == BackendAdmin::Ready
+        && weight.unwrap_or(previous_weight) > 0;
+    if command.wait && takes_clients {
+        return error(
+            StatusCode::CONFLICT,
+            "wait needs the backend in drain or maint (or weight 0): it would never empty",
+        );
+    }
     if let Some(state) = new_state {
         backend.set_admin_state(state, Instant::now());
     }
     if let Some(weight) = weight {
         backend.set_weight(weight);
-    }
-    if command.wait && backend.admin_state() == BackendAdmin::Ready && backend.weight() > 0 {
-        // Restore what was changed: a refused command changes nothing.
-        backend.set_admin_state(previous_state, Instant::now());
-        if weight.is_some() {
-            backend.set_weight(previous_weight);
-        }
-        return error(
-            StatusCode::CONFLICT,
-            "wait needs the backend in drain or maint (or weight 0): it would never empty",
-        );
     }
     tracing::info!(
         service = %service,
