@@ -16,7 +16,7 @@ pub struct Section {
 pub const ROOT: Section = Section {
     path: "",
     keys: &[
-        "global", "log", "admin", "service", "vrrp", "tracker", "bgp",
+        "global", "log", "admin", "control", "service", "vrrp", "tracker", "bgp",
     ],
 };
 
@@ -42,7 +42,13 @@ pub const LOG: Section = Section {
 /// `[admin]`: the admin HTTP endpoint.
 pub const ADMIN: Section = Section {
     path: "admin",
-    keys: &["listen", "auth", "commands"],
+    keys: &["listen", "auth", "commands", "tls_cert", "tls_key"],
+};
+
+/// `[control]`: the local control socket.
+pub const CONTROL: Section = Section {
+    path: "control",
+    keys: &["socket", "mode", "group"],
 };
 
 /// `[[service]]`: one load-balanced TCP service.
@@ -190,6 +196,7 @@ pub const TRACKER: Section = Section {
         "service",
         "min_healthy",
         "min_healthy_fraction",
+        "drain_counts_as_down",
         "interface",
         "process",
         "pidfile",
@@ -220,7 +227,12 @@ pub const TRACKER_KINDS: &[(&str, &[&str])] = &[
     ),
     (
         "service",
-        &["service", "min_healthy", "min_healthy_fraction"],
+        &[
+            "service",
+            "min_healthy",
+            "min_healthy_fraction",
+            "drain_counts_as_down",
+        ],
     ),
     ("listener", &["service"]),
     ("interface", &["interface"]),
@@ -237,6 +249,7 @@ pub const ALL: &[Section] = &[
     GLOBAL,
     LOG,
     ADMIN,
+    CONTROL,
     SERVICE,
     TIMEOUTS,
     LIMITS,

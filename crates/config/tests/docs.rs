@@ -223,6 +223,8 @@ const BASE: &str = r#"
 #log
 [admin]
 #admin
+[control]
+#control
 [[service]]
 name = "api"
 listen = "127.0.0.1:8443"
@@ -275,6 +277,7 @@ const VARIANTS: &[(&str, &str)] = &[("", ""), ("global", "copy = \"buffered\"")]
 const KIND_PLACEHOLDER: &[(&str, &str)] = &[
     ("min_healthy", "tracker.service"),
     ("min_healthy_fraction", "tracker.service"),
+    ("drain_counts_as_down", "tracker.service"),
 ];
 
 /// Documented defaults that are words, not values one can write; `documented_prose_defaults`
@@ -282,6 +285,9 @@ const KIND_PLACEHOLDER: &[(&str, &str)] = &[
 const PROSE: &[(&str, &str, &str)] = &[
     ("global", "max_conns", "none"),
     ("admin", "auth", "none (open)"),
+    ("admin", "tls_cert", "none (plain HTTP)"),
+    ("admin", "tls_key", "none (plain HTTP)"),
+    ("control", "group", "havip's group"),
     ("service", "slow_start", "off"),
     ("service.limits", "max_conns", "none"),
     ("service.health", "host", "backend address"),

@@ -15,12 +15,14 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod control_client;
 mod demo;
 mod demo_cluster;
 mod drill;
 mod generate;
 mod manifest;
 mod reload;
+mod status_table;
 
 use havip_config::{self as config, lint};
 use havip_import as import;
@@ -136,6 +138,39 @@ enum Command {
         /// `user:password` for admin endpoints with `auth`.
         #[arg(long)]
         auth: Option<String>,
+    },
+    /// Set a backend's administrative state or weight at run time (HAProxy's `set server`):
+    /// `ready`, `drain` (no new connections, open ones go on), `maint` (also no health
+    /// checks), or `weight N`. `drain --wait` returns once its last connection closed.
+    Backend {
+        /// The backend, as SERVICE/BACKEND (`kube-apiserver/master2`).
+        #[arg(value_name = "SERVICE/BACKEND")]
+        target: String,
+        /// ready, drain, maint or weight.
+        #[arg(value_name = "ready|drain|maint|weight")]
+        action: String,
+        /// The weight, after `weight`: 0 to 10000, or a percentage of the configured weight
+        /// (`50%`; `100%` hands the weight back to the config).
+        #[arg(value_name = "N")]
+        value: Option<String>,
+        /// Return only when the backend's last connection has closed; prints how many were
+        /// open and how long it took. Exit 1 if the timeout comes first.
+        #[arg(long)]
+        wait: bool,
+        /// Longest --wait (default: until drained).
+        #[arg(long, requires = "wait", value_parser = parse_duration_arg)]
+        timeout: Option<std::time::Duration>,
+        #[command(flatten)]
+        control: control_client::ControlArgs,
+    },
+    /// Show services and backends (admin state, health, last check, connections, errors,
+    /// weight) and VRRP instances (state, priorities, master, trackers) of the running daemon.
+    Status {
+        /// Print the daemon's JSON (`/api/status`) instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        control: control_client::ControlArgs,
     },
     /// Print a manifest to deploy havip with (for the config given with --config).
     Manifest {
@@ -315,6 +350,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Backend {
+            target,
+            action,
+            value,
+            wait,
+            timeout,
+            control,
+        } => control_client::backend(
+            &control,
+            &cli.config,
+            &control_client::BackendArgs {
+                target,
+                action,
+                value,
+                wait,
+                timeout,
+            },
+        ),
+        Command::Status { json, control } => control_client::status(&control, &cli.config, json),
         Command::Demo { cluster: true, .. } => match demo_cluster::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

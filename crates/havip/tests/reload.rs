@@ -45,7 +45,7 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     stream.set_read_timeout(Some(LIMIT)).unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();

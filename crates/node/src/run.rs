@@ -14,7 +14,7 @@
 //! place), [`handover`] (the running side of a binary upgrade).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
@@ -127,15 +127,13 @@ pub struct Running {
     /// The node's one event log (VRRP and BGP).
     events: Arc<EventLog>,
     admin: Option<AdminEndpoint>,
-    admin_state: Arc<ArcSwap<AdminState>>,
+    admin_state: Arc<AdminState>,
+    /// Stops the control socket (the TCP endpoint has its own, in `admin`).
+    control_stop: CancellationToken,
     config: Config,
     source: ConfigSource,
-    started: Instant,
-    draining: Arc<AtomicBool>,
     reloads: Arc<ReloadStats>,
-    reload_requests: mpsc::Sender<ReloadRequest>,
     reload_inbox: Option<mpsc::Receiver<ReloadRequest>>,
-    upgrade_requests: mpsc::Sender<UpgradeRequest>,
     upgrade_inbox: Option<mpsc::Receiver<UpgradeRequest>>,
     relaunch: Option<Relaunch>,
 }
@@ -167,6 +165,9 @@ impl Running {
         inherited: Inherited,
     ) -> anyhow::Result<Running> {
         let started = Instant::now();
+        let mut inherited = inherited;
+        // A predecessor handed something over: this is a binary upgrade's successor.
+        let handed_over = !inherited.listeners.is_empty() || !inherited.vrrp.is_empty();
         let mut sockets = std::collections::HashMap::new();
         for (addr, listener) in inherited.listeners {
             listener.set_nonblocking(true)?;
@@ -184,8 +185,8 @@ impl Running {
         let vrrp = if config.vrrp.is_empty() {
             None
         } else {
-            let node =
-                VrrpNode::start_resuming(&config.vrrp, &trackers, events.clone(), inherited.vrrp);
+            let resumed = std::mem::take(&mut inherited.vrrp);
+            let node = VrrpNode::start_resuming(&config.vrrp, &trackers, events.clone(), resumed);
             Some(node.await?)
         };
         let bgp = if config.bgp.is_empty() {
@@ -195,6 +196,24 @@ impl Running {
         };
         let (reload_requests, reload_inbox) = mpsc::channel(4);
         let (upgrade_requests, upgrade_inbox) = mpsc::channel(1);
+        let reloads: Arc<ReloadStats> = Arc::default();
+        reloads.last_successful.store(1, Relaxed);
+        let link = admin::NodeLink {
+            bgp: bgp.as_ref().map(BgpNode::view),
+            events: events.clone(),
+            config: ArcSwap::from_pointee(source.clone()),
+            reloads: reloads.clone(),
+            reload: Some(reload_requests.clone()),
+            upgrade: Some(upgrade_requests.clone()),
+        };
+        let vrrp_api = vrrp.as_ref().map(|node| (node.view(), node.commands()));
+        let admin_state = Arc::new(AdminState::new(
+            &config,
+            proxy.table(),
+            vrrp_api,
+            started,
+            link,
+        )?);
         let mut running = Running {
             proxy,
             trackers,
@@ -203,30 +222,32 @@ impl Running {
             bgp_trackers: None,
             events,
             admin: None,
-            admin_state: Arc::new(ArcSwap::from_pointee(AdminState::placeholder(started))),
+            admin_state,
+            control_stop: CancellationToken::new(),
             config,
             source,
-            started,
-            draining: Arc::new(AtomicBool::new(false)),
-            reloads: Arc::default(),
-            reload_requests,
+            reloads,
             reload_inbox: Some(reload_inbox),
-            upgrade_requests,
             upgrade_inbox: Some(upgrade_inbox),
             relaunch: None,
         };
-        running.reloads.last_successful.store(1, Relaxed);
-        running.publish_admin_state();
+        let upgrading = inherited.admin.is_some() || handed_over;
         if let Some(settings) = running.config.admin.clone() {
             let listener = match inherited.admin {
                 Some((addr, listener)) if addr == settings.listen => {
                     listener.set_nonblocking(true)?;
                     TcpListener::from_std(listener)?
                 }
-                _ => bind_admin(&settings).await?,
+                _ => admin::bind(&settings).await?,
             };
-            running.start_admin(listener, &settings);
+            running.start_admin(listener, &settings)?;
         }
+        admin::start_control(
+            &running.config,
+            running.admin_state.clone(),
+            running.control_stop.clone(),
+            upgrading,
+        );
         Ok(running)
     }
 
@@ -240,47 +261,22 @@ impl Running {
         &self.config
     }
 
-    fn start_admin(&mut self, listener: TcpListener, settings: &AdminSettings) {
-        let addr = listener.local_addr().unwrap_or(settings.listen);
-        tracing::info!(%addr, "admin endpoint: /metrics /api/status /healthz");
+    fn start_admin(
+        &mut self,
+        listener: TcpListener,
+        settings: &AdminSettings,
+    ) -> Result<(), admin::AdminError> {
         let stop = CancellationToken::new();
         let socket = std::os::fd::AsFd::as_fd(&listener)
             .try_clone_to_owned()
             .ok();
-        tokio::spawn(admin::serve(
-            listener,
-            self.admin_state.clone(),
-            stop.clone(),
-        ));
+        admin::start_tcp(settings, listener, self.admin_state.clone(), stop.clone())?;
         self.admin = Some(AdminEndpoint {
             listen: settings.listen,
             socket,
             stop,
         });
-    }
-
-    /// The admin endpoint's view of the node, rebuilt after a start or a reload.
-    fn publish_admin_state(&self) {
-        let admin = self.config.admin.as_ref();
-        let commands_on = admin.is_some_and(|a| a.commands);
-        self.admin_state.store(Arc::new(AdminState {
-            services: self.proxy.table(),
-            started: self.started,
-            draining: self.draining.clone(),
-            vrrp: self.vrrp.as_ref().map(VrrpNode::view),
-            bgp: self.bgp.as_ref().map(BgpNode::view),
-            events: self.events.clone(),
-            auth: admin::auth::BasicAuth::new(admin.map_or(&[][..], |a| &a.auth)),
-            commands: self
-                .vrrp
-                .as_ref()
-                .filter(|_| commands_on)
-                .map(VrrpNode::commands),
-            reload: commands_on.then(|| self.reload_requests.clone()),
-            upgrade: commands_on.then(|| self.upgrade_requests.clone()),
-            config: self.source.clone(),
-            reloads: self.reloads.clone(),
-        }));
+        Ok(())
     }
 
     /// Log one line per service, backend and VRRP instance (SIGUSR1).
@@ -325,7 +321,7 @@ impl Running {
     /// accepting, drain open connections for up to the grace period, stop the admin
     /// endpoint (it answers `/healthz` with 503 while draining).
     pub async fn stop(mut self) {
-        self.draining.store(true, Relaxed);
+        self.admin_state.draining.store(true, Relaxed);
         let release = async {
             if let Some(vrrp) = self.vrrp {
                 vrrp.shutdown().await;
@@ -343,6 +339,7 @@ impl Running {
         if let Some(admin) = self.admin {
             admin.stop.cancel();
         }
+        self.control_stop.cancel();
         tracing::info!(
             open_at_stop = report.open_at_stop,
             cut = report.cut,
@@ -415,12 +412,6 @@ fn proxy_config(config: &Config) -> ProxyConfig {
             log_connections: config.log.connections,
         },
     }
-}
-
-async fn bind_admin(settings: &AdminSettings) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("admin: cannot listen on {}", settings.listen))
 }
 
 /// Run `config` until `stop` completes, then drain and return (the demo and tests).

@@ -58,6 +58,10 @@ pub enum Need {
     SystemdAnalyze,
     /// buildah, to build the OCI image without a registry or a daemon.
     Buildah,
+    /// promtool (Prometheus), to judge `/metrics` output.
+    Promtool,
+    /// Chromium, headless, to load the stats page.
+    Chromium,
 }
 
 impl Need {
@@ -78,6 +82,8 @@ impl Need {
             Need::Lintian => Some(("lintian", &["--version"])),
             Need::SystemdAnalyze => Some(("systemd-analyze", &["--version"])),
             Need::Buildah => Some(("buildah", &["--version"])),
+            Need::Promtool => Some(("promtool", &["--version"])),
+            Need::Chromium => Some(("chromium", &["--version"])),
         }
     }
 
@@ -114,6 +120,8 @@ impl Need {
             Need::Lintian => "lintian",
             Need::SystemdAnalyze => "systemd",
             Need::Buildah => "buildah",
+            Need::Promtool => "prometheus",
+            Need::Chromium => "chromium",
         }
     }
 }

@@ -129,11 +129,10 @@ mod tests {
     use havip_config::bgp::RoutingDaemon;
 
     use super::*;
-    use crate::admin::{self, AdminState};
     use crate::vrrp::status::EventLog;
 
     #[tokio::test]
-    async fn the_admin_endpoint_shows_the_announcements_and_their_events() {
+    async fn the_status_events_and_metrics_show_the_announcements() {
         let settings = BgpSettings {
             name: "api".into(),
             virtual_addresses: vec!["10.88.88.70".parse().unwrap()],
@@ -153,26 +152,19 @@ mod tests {
             Some("withdrawn"),
             "tracker failing: backends".into(),
         );
-        let state = AdminState {
-            bgp: Some(Arc::new(BgpView {
-                announcements: vec![Arc::new(Mutex::new(status))],
-            })),
-            events,
-            ..AdminState::placeholder(tokio::time::Instant::now())
+        let view = BgpView {
+            announcements: vec![Arc::new(Mutex::new(status))],
         };
-        let (code, _, body) = admin::route("GET", "/api/status", &state);
-        assert_eq!(code, 200);
-        let json: Value = serde_json::from_str(&body).unwrap();
-        let bgp = &json["bgp"][0];
+        let bgp = &view.status_json()[0];
         assert_eq!(bgp["state"], "withdrawn");
         assert_eq!(bgp["reason_kind"], "tracker");
         assert_eq!(bgp["trackers"][0]["state"], "failing");
         assert_eq!(bgp["virtual_addresses"][0], "10.88.88.70");
-        let (_, _, body) = admin::route("GET", "/api/events", &state);
-        let events: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(events[0]["instance"], "api");
-        assert_eq!(events[0]["kind"], "withdrawn");
-        let (_, _, body) = admin::route("GET", "/metrics", &state);
+        let logged = events.since(0);
+        assert_eq!(logged[0].to_json()["instance"], "api");
+        assert_eq!(logged[0].to_json()["kind"], "withdrawn");
+        let mut body = String::new();
+        crate::bgp::metrics::render(&mut body, &view);
         assert!(
             body.contains("havip_bgp_announced{announcement=\"api\",table=\"100\"} 0\n"),
             "{body}"

@@ -135,6 +135,8 @@ impl Running {
         if let Some(admin) = &self.admin {
             admin.stop.cancel();
         }
+        // The successor took the control socket's path over; this one only stops listening.
+        self.control_stop.cancel();
         if let Some(vrrp) = self.vrrp {
             vrrp.hand_off().await;
         }

@@ -17,14 +17,15 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::{bind_admin, proxy_config, Running};
+use super::{proxy_config, Running};
+use crate::admin;
 use crate::load;
 use crate::tracking::Trackers;
 use crate::vrrp::{PreparedVrrp, VrrpNode};
 
 /// Where the running config came from and what it was, for `/api/status` and the reload
 /// answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigSource {
     /// The file; `None` for a config built in memory (the demo, tests).
     pub path: Option<PathBuf>,
@@ -185,7 +186,10 @@ impl Running {
         let kept = restart_only_changes(&self.config, &new);
         self.config = new;
         self.source = source;
-        self.publish_admin_state();
+        if let Err(error) = self.admin_state.reconfigure(&self.config) {
+            tracing::error!(%error, "admin: the new auth cannot be used; the old stays");
+        }
+        self.admin_state.config_reloaded(self.source.clone());
         ReloadOutcome::Applied {
             changes,
             kept,
@@ -222,7 +226,7 @@ impl Running {
         };
         let admin_listener = match (&new.admin, &self.admin) {
             (Some(settings), Some(running)) if running.listen == settings.listen => None,
-            (Some(settings), _) => Some(bind_admin(settings).await?),
+            (Some(settings), _) => Some(admin::bind(settings).await?),
             (None, _) => None,
         };
         Ok(PreparedReload {
@@ -282,7 +286,9 @@ impl Running {
                         old.listen, settings.listen
                     ));
                 }
-                self.start_admin(listener, settings);
+                if let Err(error) = self.start_admin(listener, settings) {
+                    tracing::error!(%error, "admin endpoint cannot start on its new address");
+                }
             }
             (None, _) => {
                 if let Some(old) = self.admin.take() {

@@ -301,6 +301,72 @@ pub struct Feed {
     pub values: watch::Receiver<Values>,
 }
 
+/// What each tracker is now, as the VRRP instances follow them, for `/api/status`, `havip
+/// status` and the stats page. It reads the current values of one tracker generation on
+/// demand; a reload makes a new board with the new generation.
+#[derive(Debug)]
+pub struct TrackerBoard {
+    trackers: Vec<TrackerSettings>,
+    instances: Vec<VrrpSettings>,
+    values: watch::Receiver<Values>,
+}
+
+impl TrackerBoard {
+    /// A board for `instances` following `feed`.
+    pub fn new(feed: &Feed, instances: &[VrrpSettings]) -> TrackerBoard {
+        TrackerBoard {
+            trackers: feed.settings.clone(),
+            instances: instances.to_vec(),
+            values: feed.values.clone(),
+        }
+    }
+
+    /// The trackers instance `name` tracks: name, kind, the weight it applies, and `state`
+    /// (`healthy`, `failing`, `pending`, or the number a `file` read).
+    pub fn instance_json(&self, name: &str) -> serde_json::Value {
+        let values = self.values.borrow().clone();
+        let Some(instance) = self.instances.iter().find(|i| i.name == name) else {
+            return serde_json::Value::Array(Vec::new());
+        };
+        let trackers = instance.track.iter().filter_map(|reference| {
+            let position = self
+                .trackers
+                .iter()
+                .position(|t| t.name == reference.tracker)?;
+            let tracker = &self.trackers[position];
+            let state = match values
+                .get(position)
+                .copied()
+                .unwrap_or(TrackerValue::Pending)
+            {
+                TrackerValue::Pending => serde_json::json!("pending"),
+                TrackerValue::Healthy(true) => serde_json::json!("healthy"),
+                TrackerValue::Healthy(false) => serde_json::json!("failing"),
+                TrackerValue::Number(n) => serde_json::json!(n),
+            };
+            Some(serde_json::json!({
+                "name": tracker.name,
+                "kind": kind_name(&tracker.kind),
+                "weight": reference.weight.unwrap_or(tracker.weight),
+                "state": state,
+            }))
+        });
+        serde_json::Value::Array(trackers.collect())
+    }
+}
+
+/// The `kind` a config writes for a tracker.
+fn kind_name(kind: &TrackerKind) -> &'static str {
+    match kind {
+        TrackerKind::Script { .. } => "script",
+        TrackerKind::Service { .. } => "service",
+        TrackerKind::Listener { .. } => "listener",
+        TrackerKind::Interface { .. } => "interface",
+        TrackerKind::Process(_) => "process",
+        TrackerKind::File { .. } => "file",
+    }
+}
+
 /// Debounce the observations and publish every change of a tracker's value.
 async fn tracking_loop(
     trackers: Vec<TrackerSettings>,

@@ -432,6 +432,8 @@ impl VrrpNode {
         if let Some(previous) = self.follower.take() {
             previous.abort();
         }
+        let board = Arc::new(tracking::TrackerBoard::new(&trackers, &instances));
+        *self.view.trackers.lock().unwrap_or_else(|e| e.into_inner()) = Some(board);
         self.follower = Some(tokio::spawn(tracking::follow_instances(
             instances,
             trackers.settings,
