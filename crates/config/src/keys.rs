@@ -15,7 +15,9 @@ pub struct Section {
 /// The top level of the file.
 pub const ROOT: Section = Section {
     path: "",
-    keys: &["global", "log", "admin", "service", "vrrp", "tracker"],
+    keys: &[
+        "global", "log", "admin", "control", "service", "vrrp", "tracker", "bgp",
+    ],
 };
 
 /// `[global]`: process-wide settings.
@@ -40,7 +42,13 @@ pub const LOG: Section = Section {
 /// `[admin]`: the admin HTTP endpoint.
 pub const ADMIN: Section = Section {
     path: "admin",
-    keys: &["listen", "auth", "commands"],
+    keys: &["listen", "auth", "commands", "tls_cert", "tls_key"],
+};
+
+/// `[control]`: the local control socket.
+pub const CONTROL: Section = Section {
+    path: "control",
+    keys: &["socket", "mode", "group"],
 };
 
 /// `[[service]]`: one load-balanced TCP service.
@@ -189,10 +197,25 @@ pub const TRACKER: Section = Section {
         "service",
         "min_healthy",
         "min_healthy_fraction",
+        "drain_counts_as_down",
         "interface",
         "process",
         "pidfile",
         "path",
+    ],
+};
+
+/// `[[bgp]]`: VIPs announced through the routing daemon.
+pub const BGP: Section = Section {
+    path: "bgp",
+    keys: &[
+        "name",
+        "virtual_addresses",
+        "table",
+        "track",
+        "shutdown_delay",
+        "daemon",
+        "frr_instance",
     ],
 };
 
@@ -205,7 +228,12 @@ pub const TRACKER_KINDS: &[(&str, &[&str])] = &[
     ),
     (
         "service",
-        &["service", "min_healthy", "min_healthy_fraction"],
+        &[
+            "service",
+            "min_healthy",
+            "min_healthy_fraction",
+            "drain_counts_as_down",
+        ],
     ),
     ("listener", &["service"]),
     ("interface", &["interface"]),
@@ -222,6 +250,7 @@ pub const ALL: &[Section] = &[
     GLOBAL,
     LOG,
     ADMIN,
+    CONTROL,
     SERVICE,
     TIMEOUTS,
     LIMITS,
@@ -235,6 +264,7 @@ pub const ALL: &[Section] = &[
     NOTIFY,
     TRACK_REF,
     TRACKER,
+    BGP,
 ];
 
 /// The section at `path` (indices stripped: `service[0].health` is `service.health`).

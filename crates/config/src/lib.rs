@@ -1,5 +1,6 @@
 //! havip's configuration: one TOML file (default `/etc/havip/havip.toml`), read into typed
-//! settings — the proxy's [`service::ServiceSpec`]s, the [`vrrp`] instances and trackers —
+//! settings — the proxy's [`service::ServiceSpec`]s, the [`vrrp`] instances and trackers, the
+//! [`bgp`] announcements —
 //! and validated as a whole before anything starts. This crate reads files only: what needs
 //! the running machine or the proxy (preparing health checks, this host's interfaces) is the
 //! node's load stage.
@@ -13,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod bgp;
 pub mod copy_mode;
 pub mod duration;
 pub mod keys;
@@ -46,12 +48,16 @@ pub struct Config {
     pub log: LogSettings,
     /// The admin HTTP endpoint; off unless configured.
     pub admin: Option<AdminSettings>,
+    /// The local control socket (`[control]`); on by default in a config file.
+    pub control: ControlSettings,
     /// The load-balanced services (`[[service]]`).
     pub services: Vec<ServiceSpec>,
     /// VRRP instances: the floating addresses this node may hold.
     pub vrrp: Vec<vrrp::VrrpSettings>,
-    /// Trackers that move the instances' priorities.
+    /// Trackers that move the instances' priorities (and withdraw BGP announcements).
     pub trackers: Vec<vrrp::TrackerSettings>,
+    /// VIPs announced by BGP through the routing daemon (`[[bgp]]`).
+    pub bgp: Vec<bgp::BgpSettings>,
 }
 
 /// `[global]`: process-wide settings.
@@ -92,12 +98,67 @@ pub struct LogSettings {
 pub struct AdminSettings {
     /// Where it listens.
     pub listen: SocketAddr,
-    /// `user:password` pairs for HTTP basic authentication (HAProxy's `stats auth`); empty:
-    /// open. `/healthz` never needs them.
+    /// `user:password` pairs for HTTP basic authentication (HAProxy's `stats auth`); the
+    /// password may be a crypt(3) hash (`$6$`, `$5$`, `$y$`) or an argon2 PHC string
+    /// ([`is_password_hash`]). Empty: open. `/healthz` never needs them.
     pub auth: Vec<String>,
-    /// Accept runtime commands (POST: the failover drill's step-down and restore).
+    /// Accept runtime commands (POST: backend state and weight, VRRP step-down and restore).
     pub commands: bool,
+    /// Serve HTTPS with this certificate chain and key (PEM files), when both are given.
+    pub tls: Option<AdminTls>,
 }
+
+/// `[admin] tls_cert` and `tls_key`: the admin endpoint over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTls {
+    /// PEM certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// PEM private key of that certificate.
+    pub key: PathBuf,
+}
+
+/// The schemes of password hashes `[admin] auth` accepts, as their strings begin.
+pub const PASSWORD_HASH_SCHEMES: &[&str] =
+    &["$6$", "$5$", "$y$", "$argon2id$", "$argon2i$", "$argon2d$"];
+
+/// Whether an `[admin] auth` password is a hash (see [`PASSWORD_HASH_SCHEMES`]) rather
+/// than plaintext.
+pub fn is_password_hash(password: &str) -> bool {
+    PASSWORD_HASH_SCHEMES
+        .iter()
+        .any(|scheme| password.starts_with(scheme))
+}
+
+/// `[control]`: the Unix socket the CLI (`havip status`, `havip backend`) talks to; file
+/// permissions are its access control, as for HAProxy's `stats socket`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlSettings {
+    /// Where the socket is; `None`: no control socket. A config file gets
+    /// [`DEFAULT_CONTROL_SOCKET`] unless it says `socket = ""`; a config built in code
+    /// (tests, the demo) gets none unless it sets one.
+    pub socket: Option<PathBuf>,
+    /// The socket file's permission bits.
+    pub mode: u32,
+    /// The socket file's group (a name or a number), so its members may use it.
+    pub group: Option<String>,
+}
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        ControlSettings {
+            socket: None,
+            mode: DEFAULT_CONTROL_MODE,
+            group: None,
+        }
+    }
+}
+
+/// Where the control socket is unless `[control] socket` says otherwise (systemd's
+/// `RuntimeDirectory=havip`).
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/havip/havip.sock";
+
+/// The control socket's default permissions: owner and group read and write.
+pub const DEFAULT_CONTROL_MODE: u32 = 0o660;
 
 /// One thing wrong with a config file, where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +294,7 @@ pub fn read(path: &Path, text: &str) -> Reading {
     let global = read_global(&mut p, &mut root);
     let log = read_log(&mut p, &mut root);
     let admin = read_admin(&mut p, &mut root);
+    let control = read_control(&mut p, &mut root);
     let has_vrrp = root.has("vrrp");
     let services = service::read_services(&mut p, &mut root, has_vrrp);
     let trackers = vrrp::read_trackers(&mut p, &mut root, &services);
@@ -240,15 +302,18 @@ pub fn read(path: &Path, text: &str) -> Reading {
     for instance in &mut vrrp {
         instance.resolve_startup_limit(&trackers, &services);
     }
+    let bgp = bgp::read_bgp(&mut p, &mut root, &trackers);
     root.finish(&mut p);
     Reading {
         config: Config {
             global,
             log,
             admin,
+            control,
             services,
             vrrp,
             trackers,
+            bgp,
         },
         places: p.places,
         problems: p.problems,
@@ -343,8 +408,13 @@ fn read_admin(p: &mut Record, root: &mut TableReader<'_, '_>) -> Option<AdminSet
     let mut auth = Vec::new();
     for at in t.strings(p, "auth").unwrap_or_default() {
         match at.value.split_once(':') {
-            Some((user, _)) if !user.is_empty() && !at.value.chars().any(char::is_control) => {
-                auth.push(at.value)
+            Some((user, password))
+                if !user.is_empty() && !at.value.chars().any(char::is_control) =>
+            {
+                match password_hash_problem(password) {
+                    None => auth.push(at.value),
+                    Some(problem) => p.add(&at.span, t.key("auth"), problem),
+                }
             }
             _ => p.add(
                 &at.span,
@@ -354,12 +424,98 @@ fn read_admin(p: &mut Record, root: &mut TableReader<'_, '_>) -> Option<AdminSet
         }
     }
     let commands = t.bool(p, "commands").unwrap_or(false);
+    let cert = t.string(p, "tls_cert");
+    let key = t.string(p, "tls_key");
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(AdminTls {
+            cert: cert.value.into(),
+            key: key.value.into(),
+        }),
+        (None, None) => None,
+        (Some(_), None) | (None, Some(_)) => {
+            p.add(
+                &t.span(),
+                t.key("tls_cert"),
+                "give both tls_cert and tls_key, or neither",
+            );
+            None
+        }
+    };
     t.finish(p);
     Some(AdminSettings {
         listen,
         auth,
         commands,
+        tls,
     })
+}
+
+/// What is wrong with a password that looks like a hash, if anything: an unknown scheme, or
+/// characters a crypt(3) or PHC string never holds.
+fn password_hash_problem(password: &str) -> Option<String> {
+    if !password.starts_with('$') {
+        return None;
+    }
+    if !is_password_hash(password) {
+        return Some(format!(
+            "a password starting with '$' is read as a hash; known schemes: {} (sha-crypt, yescrypt, argon2)",
+            PASSWORD_HASH_SCHEMES.join(" ")
+        ));
+    }
+    let valid = |c: char| c.is_ascii_alphanumeric() || "$./=,+-".contains(c);
+    let fields = password
+        .split('$')
+        .filter(|field| !field.is_empty())
+        .count();
+    if !password.chars().all(valid) || fields < 3 {
+        return Some(
+            "not a complete hash: expected $scheme$[parameters$]salt$hash, as mkpasswd or argon2 print it"
+                .into(),
+        );
+    }
+    None
+}
+
+fn read_control(p: &mut Record, root: &mut TableReader<'_, '_>) -> ControlSettings {
+    let mut control = ControlSettings {
+        socket: Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+        ..ControlSettings::default()
+    };
+    let Some(mut t) = root.table(p, "control", keys::CONTROL.keys) else {
+        return control;
+    };
+    if let Some(Written { value, span }) = t.string(p, "socket") {
+        if value.is_empty() {
+            control.socket = None;
+        } else if !value.starts_with('/') {
+            p.add(
+                &span,
+                t.key("socket"),
+                "expected an absolute path, or \"\" for no control socket",
+            );
+        } else {
+            control.socket = Some(PathBuf::from(value));
+        }
+    }
+    if let Some(Written { value, span }) = t.string(p, "mode") {
+        match u32::from_str_radix(&value, 8) {
+            Ok(mode) if mode <= 0o777 && !value.is_empty() => control.mode = mode,
+            _ => p.add(
+                &span,
+                t.key("mode"),
+                "expected octal permission bits as a string, like \"0660\"",
+            ),
+        }
+    }
+    if let Some(Written { value, span }) = t.string(p, "group") {
+        if value.is_empty() || value.chars().any(|c| c.is_control() || c == ':') {
+            p.add(&span, t.key("group"), "expected a group name or number");
+        } else {
+            control.group = Some(value);
+        }
+    }
+    t.finish(p);
+    control
 }
 
 #[cfg(test)]

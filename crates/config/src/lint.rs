@@ -17,6 +17,7 @@ use std::time::Duration;
 use havip_vrrp::Version;
 
 use crate::address::in_subnet;
+use crate::bgp::BgpSettings;
 use crate::duration::fmt_duration;
 use crate::place::{At, Place, Places};
 use crate::service::{defaults, CheckKind, ServiceSpec};
@@ -82,6 +83,24 @@ pub struct VrrpFacts {
     pub vips: Vec<At<(IpAddr, u8, Option<String>)>>,
 }
 
+/// What the checks of one `[[bgp]]` announcement need (havip configs only: nothing is
+/// imported into one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpFacts {
+    /// The announcement's name.
+    pub name: String,
+    /// Where it is defined.
+    pub place: Place,
+    /// Whether it follows any tracker.
+    pub tracks: bool,
+    /// The shutdown delay, when written.
+    pub shutdown_delay: Option<At<Duration>>,
+    /// The VIPs on which no service listens (neither on the VIP nor on the wildcard address).
+    pub unserved: Vec<At<IpAddr>>,
+    /// IPv6 VIPs announced through FRR, whose `ip import-table` takes IPv4 only (8.4).
+    pub frr_v6: Vec<At<IpAddr>>,
+}
+
 /// What the checks of one config need: from a havip config ([`facts`]) or an import.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
@@ -89,6 +108,8 @@ pub struct Facts {
     pub services: Vec<ServiceFacts>,
     /// One per VRRP instance.
     pub vrrp: Vec<VrrpFacts>,
+    /// One per BGP announcement.
+    pub bgp: Vec<BgpFacts>,
 }
 
 /// The addresses of this machine's interfaces, when they can be known. The config crate only
@@ -122,7 +143,47 @@ pub fn lint(facts: &Facts, interfaces: &dyn Interfaces) -> Vec<Warning> {
     for v in &facts.vrrp {
         lint_vrrp(v, interfaces, &mut out);
     }
+    for b in &facts.bgp {
+        lint_bgp(b, &mut out);
+    }
     out
+}
+
+fn lint_bgp(b: &BgpFacts, out: &mut Vec<Warning>) {
+    if !b.tracks {
+        warn(
+            out,
+            &b.place,
+            "no `track`: the VIP stays announced as long as havip runs, also while the balancer has no backend to send clients to; track a `service` tracker".into(),
+        );
+    }
+    if let Some(d) = b.shutdown_delay.as_ref().filter(|d| d.value.is_zero()) {
+        warn(
+            out,
+            &d.place,
+            "shutdown delay of 0: SIGTERM stops accepting as the withdrawal leaves, and clients the routers still send here before they converge are refused".into(),
+        );
+    }
+    for vip in &b.frr_v6 {
+        warn(
+            out,
+            &vip.place,
+            format!(
+                "{} is IPv6: FRR's `ip import-table` imports IPv4 routes only (FRR 8.4, Debian 12), so FRR will not announce it; use daemon = \"bird\" for IPv6 VIPs, or an FRR that imports IPv6 tables",
+                vip.value
+            ),
+        );
+    }
+    for vip in &b.unserved {
+        warn(
+            out,
+            &vip.place,
+            format!(
+                "no [[service]] listens on {} (nor on the wildcard address): the routers send clients here and they are refused",
+                vip.value
+            ),
+        );
+    }
 }
 
 fn warn(out: &mut Vec<Warning>, place: &Place, message: String) {
@@ -360,6 +421,46 @@ pub fn facts(config: &Config, places: &Places) -> Facts {
             .enumerate()
             .map(|(i, v)| vrrp_facts(v, &format!("vrrp[{i}]"), places))
             .collect(),
+        bgp: config
+            .bgp
+            .iter()
+            .enumerate()
+            .map(|(i, b)| bgp_facts(config, b, &format!("bgp[{i}]"), places))
+            .collect(),
+    }
+}
+
+fn bgp_facts(config: &Config, b: &BgpSettings, key: &str, places: &Places) -> BgpFacts {
+    let served = |vip: &IpAddr| {
+        config.services.iter().any(|s| {
+            s.listen.iter().any(|listen| {
+                listen.ip() == *vip
+                    || (listen.ip().is_unspecified() && listen.ip().is_ipv4() == vip.is_ipv4())
+            })
+        })
+    };
+    BgpFacts {
+        name: b.name.clone(),
+        place: table_place(places, key),
+        tracks: !b.track.is_empty(),
+        shutdown_delay: places.at(&format!("{key}.shutdown_delay"), b.shutdown_delay),
+        unserved: b
+            .virtual_addresses
+            .iter()
+            .enumerate()
+            .filter(|(_, vip)| !served(vip))
+            .filter_map(|(j, vip)| places.at(&format!("{key}.virtual_addresses[{j}]"), *vip))
+            .collect(),
+        frr_v6: match b.daemon {
+            crate::bgp::RoutingDaemon::Frr { .. } => b
+                .virtual_addresses
+                .iter()
+                .enumerate()
+                .filter(|(_, vip)| vip.is_ipv6())
+                .filter_map(|(j, vip)| places.at(&format!("{key}.virtual_addresses[{j}]"), *vip))
+                .collect(),
+            crate::bgp::RoutingDaemon::Bird => Vec::new(),
+        },
     }
 }
 

@@ -43,6 +43,11 @@ fn minimal_config_gets_kube_apiserver_defaults() {
     assert_eq!(c.global, Global::default());
     assert_eq!(c.log, LogSettings::default());
     assert_eq!(c.admin, None);
+    assert_eq!(
+        c.control.socket.as_deref(),
+        Some(Path::new(DEFAULT_CONTROL_SOCKET))
+    );
+    assert_eq!((c.control.mode, c.control.group.as_ref()), (0o660, None));
     let s = &c.services[0];
     assert_eq!(s.name, "kube-apiserver");
     assert_eq!(s.listen, vec!["0.0.0.0:8443".parse().unwrap()]);
@@ -653,7 +658,39 @@ fn command_lines_split_like_a_shell_without_expansion() {
         vec!["/bin/x", "a", "b c", "d \"e\"", "f g"]
     );
     assert!(split_words("/bin/x 'open").is_err());
+    assert!(split_words("/bin/x \\").is_err());
     assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
+    // POSIX: inside double quotes a backslash escapes only $ ` " \ and newline.
+    assert_eq!(
+        split_words(r#"/bin/x "C:\x" "a\$b" 'c\d' e\f"#).unwrap(),
+        vec!["/bin/x", r"C:\x", "a$b", r"c\d", "ef"]
+    );
+    assert_eq!(
+        split_words("/bin/x a # a comment").unwrap(),
+        vec!["/bin/x", "a"]
+    );
+}
+
+#[test]
+fn a_backslash_in_double_quotes_reaches_the_command() {
+    // Before shlex the reader dropped it: "C:\x" became C:x.
+    let text = VRRP_FULL.replace(
+        r#"command = ["/usr/local/bin/notify", "--from-havip"]"#,
+        r#"command = '/usr/local/bin/notify "C:\x" "\$HOME"'"#,
+    );
+    assert_ne!(
+        text, VRRP_FULL,
+        "the notify line to replace is in VRRP_FULL"
+    );
+    let c = parse_ok(&text);
+    assert_eq!(
+        c.vrrp[0].notify.command,
+        Some(vrrp::CommandSpec::Argv(vec![
+            "/usr/local/bin/notify".into(),
+            r"C:\x".into(),
+            "$HOME".into()
+        ]))
+    );
 }
 
 #[test]
@@ -662,6 +699,50 @@ fn admin_auth_needs_user_colon_password() {
     let list = problems(&text);
     assert_eq!(list.len(), 2, "{list:?}");
     assert!(list[0].ends_with("admin.auth: expected \"user:password\" (as HAProxy's stats auth)"));
+}
+
+#[test]
+fn admin_passwords_may_be_hashes_and_tls_needs_both_files() {
+    let sha512 = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+    let yescrypt = "$y$j9T$abcdefghijklmnop$3dL1LkYnZM.OVXuVdnnaKVDlLYT92dRwOzDZ5XiVCe.";
+    let text = format!(
+        "{MINIMAL}\n[admin]\nauth = [\"a:{sha512}\", \"b:{yescrypt}\", \"c:plain\"]\ntls_cert = \"/etc/havip/admin.crt\"\ntls_key = \"/etc/havip/admin.key\"\n"
+    );
+    let admin = parse_ok(&text).admin.unwrap();
+    assert_eq!(admin.auth.len(), 3);
+    assert!(is_password_hash(&admin.auth[0][2..]) && !is_password_hash("plain"));
+    assert_eq!(
+        admin.tls.unwrap().key,
+        Path::new("/etc/havip/admin.key").to_path_buf()
+    );
+    let list = problems(&format!(
+        "{MINIMAL}\n[admin]\nauth = [\"a:$1$old$md5\", \"b:$6$only\"]\ntls_cert = \"/x\"\n"
+    ));
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert!(list[0].contains("known schemes"), "{list:?}");
+    assert!(list[1].contains("not a complete hash"), "{list:?}");
+    assert!(list[2].ends_with("give both tls_cert and tls_key, or neither"));
+}
+
+#[test]
+fn the_control_socket_can_move_or_go() {
+    let moved = parse_ok(&format!(
+        "{MINIMAL}\n[control]\nsocket = \"/var/run/lb.sock\"\nmode = \"0600\"\ngroup = \"havip\"\n"
+    ));
+    assert_eq!(
+        moved.control.socket.as_deref(),
+        Some(Path::new("/var/run/lb.sock"))
+    );
+    assert_eq!(moved.control.mode, 0o600);
+    assert_eq!(moved.control.group.as_deref(), Some("havip"));
+    let off = parse_ok(&format!("{MINIMAL}\n[control]\nsocket = \"\"\n"));
+    assert_eq!(off.control.socket, None);
+    let list = problems(&format!(
+        "{MINIMAL}\n[control]\nsocket = \"rel.sock\"\nmode = \"rw\"\n"
+    ));
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list[0].contains("control.socket: expected an absolute path"));
+    assert!(list[1].contains("control.mode: expected octal"));
 }
 
 #[test]

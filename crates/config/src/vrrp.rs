@@ -297,6 +297,9 @@ pub enum TrackerKind {
         service: String,
         /// How many of its backends must be up.
         min_healthy: MinHealthy,
+        /// Whether a backend an operator set to `drain` or `maint` counts as down (by
+        /// default its health decides, so draining one master does not move the VIP).
+        drain_counts_as_down: bool,
     },
     /// This node's listeners of a service are accepting.
     Listener {

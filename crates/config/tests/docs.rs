@@ -223,6 +223,8 @@ const BASE: &str = r#"
 #log
 [admin]
 #admin
+[control]
+#control
 [[service]]
 name = "api"
 listen = "127.0.0.1:8443"
@@ -261,6 +263,10 @@ track = ["script", "healthy"]
 #vrrp.announce
 [vrrp.notify]
 #vrrp.notify
+[[bgp]]
+name = "vip"
+virtual_addresses = ["192.0.2.100"]
+#bgp
 "#;
 
 /// Variants of [`BASE`] in which other keys matter (`buffer_size` only in buffered mode): a
@@ -271,6 +277,7 @@ const VARIANTS: &[(&str, &str)] = &[("", ""), ("global", "copy = \"buffered\"")]
 const KIND_PLACEHOLDER: &[(&str, &str)] = &[
     ("min_healthy", "tracker.service"),
     ("min_healthy_fraction", "tracker.service"),
+    ("drain_counts_as_down", "tracker.service"),
 ];
 
 /// Documented defaults that are words, not values one can write; `documented_prose_defaults`
@@ -278,6 +285,9 @@ const KIND_PLACEHOLDER: &[(&str, &str)] = &[
 const PROSE: &[(&str, &str, &str)] = &[
     ("global", "max_conns", "none"),
     ("admin", "auth", "none (open)"),
+    ("admin", "tls_cert", "none (plain HTTP)"),
+    ("admin", "tls_key", "none (plain HTTP)"),
+    ("control", "group", "havip's group"),
     ("service", "slow_start", "off"),
     ("service.limits", "max_conns", "none"),
     ("service.health", "host", "backend address"),
@@ -301,6 +311,8 @@ const PROSE: &[(&str, &str, &str)] = &[
     ("vrrp.notify", "user", "havip's user"),
     ("tracker", "timeout", "the interval"),
     ("tracker", "user", "havip's user"),
+    ("bgp", "track", "none"),
+    ("bgp", "frr_instance", "none"),
 ];
 
 /// Default columns that say there is none: the key must be given (or belongs to one kind).
@@ -472,6 +484,12 @@ fn documented_prose_defaults() {
     };
     assert_eq!(*timeout, c.trackers[0].interval);
     assert_eq!(*user, None);
+    // A BGP announcement follows no tracker unless told, and asks the ordinary FRR.
+    assert!(c.bgp[0].track.is_empty());
+    assert_eq!(
+        c.bgp[0].daemon,
+        havip_config::bgp::RoutingDaemon::Frr { instance: None }
+    );
     // `down_interval`: same as `interval`, also when only `interval` is set.
     assert_eq!(s.health.down_interval, s.health.interval);
     let text =

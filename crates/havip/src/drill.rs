@@ -351,8 +351,17 @@ pub(crate) async fn http(
         .unwrap_or_default();
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
+        // Commands take a JSON body (the admin endpoint refuses others, against cross-site
+        // requests); a GET sends none.
+        let body = if method == "POST" { "{}" } else { "" };
+        let content_type = if method == "POST" {
+            "Content-Type: application/json\r\n"
+        } else {
+            ""
+        };
         let request = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{authorization}Content-Length: 0\r\n\r\n"
+            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{authorization}{content_type}Content-Length: {}\r\n\r\n{body}",
+            body.len()
         );
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();

@@ -3,7 +3,8 @@
 //! Commands: `run` (the default) serves the configured services; `check` validates a config
 //! and prints every problem and every trap it sees (or checks keepalived / HAProxy / nginx
 //! files before import); `import` turns those files into havip configs; `demo` runs three
-//! local backends with the balancer in front.
+//! local backends with the balancer in front; `manifest static-pod` prints a kubelet static
+//! pod; `completions` prints a shell's completion script.
 #![warn(missing_docs)]
 
 use std::path::PathBuf;
@@ -14,14 +15,18 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod control_client;
 mod demo;
 mod demo_cluster;
 mod drill;
+mod generate;
+mod manifest;
 mod reload;
+mod status_table;
 
 use havip_config::{self as config, lint};
 use havip_import as import;
-use havip_node::{load, run};
+use havip_node::{load, privileges, run};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -134,6 +139,76 @@ enum Command {
         #[arg(long)]
         auth: Option<String>,
     },
+    /// Set a backend's administrative state or weight at run time (HAProxy's `set server`):
+    /// `ready`, `drain` (no new connections, open ones go on), `maint` (also no health
+    /// checks), or `weight N`. `drain --wait` returns once its last connection closed.
+    Backend {
+        /// The backend, as SERVICE/BACKEND (`kube-apiserver/master2`).
+        #[arg(value_name = "SERVICE/BACKEND")]
+        target: String,
+        /// ready, drain, maint or weight.
+        #[arg(value_name = "ready|drain|maint|weight")]
+        action: String,
+        /// The weight, after `weight`: 0 to 10000, or a percentage of the configured weight
+        /// (`50%`; `100%` hands the weight back to the config).
+        #[arg(value_name = "N")]
+        value: Option<String>,
+        /// Return only when the backend's last connection has closed; prints how many were
+        /// open and how long it took. Exit 1 if the timeout comes first.
+        #[arg(long)]
+        wait: bool,
+        /// Longest --wait (default: until drained).
+        #[arg(long, requires = "wait", value_parser = parse_duration_arg)]
+        timeout: Option<std::time::Duration>,
+        #[command(flatten)]
+        control: control_client::ControlArgs,
+    },
+    /// Show services and backends (admin state, health, last check, connections, errors,
+    /// weight) and VRRP instances (state, priorities, master, trackers) of the running daemon.
+    Status {
+        /// Print the daemon's JSON (`/api/status`) instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        control: control_client::ControlArgs,
+    },
+    /// Print a manifest to deploy havip with (for the config given with --config).
+    Manifest {
+        #[command(subcommand)]
+        kind: ManifestKind,
+    },
+    /// Print the completion script for SHELL (e.g. `havip completions bash >
+    /// /etc/bash_completion.d/havip`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages and completion scripts into DIR/man and DIR/completions (for
+    /// packaging/generate.sh).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Where to write.
+        dir: PathBuf,
+    },
+}
+
+/// What `havip manifest` prints.
+#[derive(Debug, Subcommand)]
+enum ManifestKind {
+    /// A kubelet static pod for /etc/kubernetes/manifests/: host network, only the
+    /// capabilities the config needs (NET_ADMIN and NET_RAW for a VIP), the config (--config)
+    /// mounted read-only from the host, a liveness probe on /healthz. It needs no apiserver.
+    StaticPod {
+        /// Container image.
+        #[arg(long, default_value = concat!("localhost/havip:", env!("CARGO_PKG_VERSION")))]
+        image: String,
+        /// Pod name (the kubelet adds the node's name to the mirror pod).
+        #[arg(long, default_value = "havip")]
+        name: String,
+        /// Namespace.
+        #[arg(long, default_value = "kube-system")]
+        namespace: String,
+    },
 }
 
 fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
@@ -240,6 +315,60 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Manifest {
+            kind:
+                ManifestKind::StaticPod {
+                    image,
+                    name,
+                    namespace,
+                },
+        } => match manifest::run(&manifest::StaticPodPlan {
+            config: cli.config.clone(),
+            image,
+            name,
+            namespace,
+        }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("havip manifest: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Completions { shell } => {
+            generate::completions(shell, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::GenerateAssets { dir } => match generate::write_assets(&dir) {
+            Ok(written) => {
+                for path in written {
+                    eprintln!("wrote {}", path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("havip generate-assets: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Backend {
+            target,
+            action,
+            value,
+            wait,
+            timeout,
+            control,
+        } => control_client::backend(
+            &control,
+            &cli.config,
+            &control_client::BackendArgs {
+                target,
+                action,
+                value,
+                wait,
+                timeout,
+            },
+        ),
+        Command::Status { json, control } => control_client::status(&control, &cli.config, json),
         Command::Demo { cluster: true, .. } => match demo_cluster::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -272,7 +401,13 @@ fn main() -> ExitCode {
 fn check(path: &std::path::Path, strict: bool) -> ExitCode {
     match load::load(path) {
         Ok(loaded) => {
-            let warnings = loaded.warnings(&load::LocalInterfaces);
+            let mut warnings = loaded.warnings(&load::LocalInterfaces);
+            // Asked of this machine: run `havip check` on the node.
+            warnings.extend(havip_node::bgp::daemon::warnings(
+                &loaded.config,
+                &loaded.places,
+            ));
+            warnings.extend(privileges::warnings(&loaded, &path.display().to_string()));
             let settings = &loaded.config;
             for warning in &warnings {
                 eprintln!("{warning}");
@@ -282,13 +417,17 @@ fn check(path: &std::path::Path, strict: bool) -> ExitCode {
                 .iter()
                 .map(|service| service.backends.len())
                 .sum();
+            let bgp = match settings.bgp.len() {
+                0 => String::new(),
+                n => format!("{n} BGP announcement(s), "),
+            };
             let extra = if warnings.is_empty() {
                 String::new()
             } else {
                 format!(", {} warning(s)", warnings.len())
             };
             println!(
-                "{}: OK ({} service(s), {} backend(s), {} VRRP instance(s), {} tracker(s){extra})",
+                "{}: OK ({} service(s), {} backend(s), {} VRRP instance(s), {bgp}{} tracker(s){extra})",
                 path.display(),
                 settings.services.len(),
                 backends,

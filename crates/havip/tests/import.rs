@@ -369,7 +369,12 @@ fn http_get(addr: SocketAddr, path: &str, auth: Option<&str>) -> u16 {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(LIMIT)).unwrap();
     let header = auth.map_or(String::new(), |a| format!("Authorization: Basic {a}\r\n"));
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{header}\r\n").unwrap();
+    // The admin endpoint keeps HTTP/1.1 connections open: ask it to close after this one.
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{header}\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     s.read_to_string(&mut response).unwrap();
     response[9..12].parse().unwrap()

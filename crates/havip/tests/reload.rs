@@ -45,7 +45,7 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     stream.set_read_timeout(Some(LIMIT)).unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -429,6 +429,14 @@ impl NotifySocket {
         NotifySocket(socket)
     }
 
+    /// Every datagram that arrives within `window`.
+    fn within(&self, window: Duration) -> String {
+        self.0.set_read_timeout(Some(window)).unwrap();
+        let text = self.until("\u{0}never sent");
+        self.0.set_read_timeout(Some(LIMIT)).unwrap();
+        text
+    }
+
     /// Every datagram until one contains `want` (or the limit passes).
     fn until(&self, want: &str) -> String {
         let mut all = String::new();
@@ -495,8 +503,11 @@ fn an_upgrade_hands_the_sockets_over_drops_no_connect_and_cuts_no_connection() {
     let new = Pid(new_pid);
     assert_ne!(new_pid, old.0.id());
     // systemd learns the new main PID from the new process itself.
-    let told = notify.until("READY=1");
-    assert!(told.contains(&format!("MAINPID={new_pid}")), "{told:?}");
+    // The old process said READY at its own start; the new one says MAINPID, then READY.
+    let mainpid = format!("MAINPID={new_pid}");
+    let told = notify.until(&mainpid);
+    let after = told.split(&mainpid).nth(1).unwrap_or_default();
+    assert!(after.contains("READY=1"), "{told:?}");
     // The admin endpoint and new connections are the new process's now.
     assert_eq!(status(admin)["pid"], new_pid);
     std::thread::sleep(Duration::from_millis(200));
@@ -518,6 +529,11 @@ fn an_upgrade_hands_the_sockets_over_drops_no_connect_and_cuts_no_connection() {
     drop(open);
     let exited = wait_for(LIMIT, || old.0.try_wait().unwrap()).expect("the old process exits");
     assert!(exited.success(), "{exited:?}\n{}", logged());
+    let late = notify.within(Duration::from_millis(300));
+    assert!(
+        !late.contains("STOPPING=1"),
+        "the old process must not tell systemd the service stops: {late:?}"
+    );
     assert_eq!(greeting(api).unwrap(), "b1", "the new process serves on");
     assert!(
         logged().contains("handed over to the new process"),

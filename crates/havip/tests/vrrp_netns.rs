@@ -614,6 +614,11 @@ fn a_sigterm_during_a_step_down_exits_within_the_hand_over_bound() {
             "-s",
             "-X",
             "POST",
+            // Commands take a JSON body (the admin endpoint refuses others).
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{}",
             "http://127.0.0.1:8404/api/vrrp/VI_1/step-down",
         ],
         "curl.log",

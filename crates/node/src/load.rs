@@ -5,7 +5,8 @@
 //! problems.
 //!
 //! The reader never needs the proxy; the proxy's own checks run here, after reading, and their
-//! problems are placed where the reader saw the service's `[service.health]` table.
+//! problems are placed where the reader saw the service's `[service.health]` table. The admin
+//! endpoint's TLS files and password hashes are prepared here too.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -106,6 +107,44 @@ fn prepare(path: &Path, reading: &Reading) -> Vec<Problem> {
         };
         out.push(Problem::new(place, error.to_string()));
     }
+    out.extend(prepare_admin(path, reading));
+    out
+}
+
+/// Prepare the admin endpoint as [`crate::admin::start`] will: its TLS certificate and key
+/// are read and paired, and every password hash is parsed, so a bad file or hash is a
+/// problem at `admin.tls_cert` / `admin.auth` here rather than a failed start.
+fn prepare_admin(path: &Path, reading: &Reading) -> Vec<Problem> {
+    let Some(admin) = &reading.config.admin else {
+        return Vec::new();
+    };
+    if reading
+        .problems
+        .iter()
+        .any(|problem| within(&problem.place.key, "admin"))
+    {
+        return Vec::new();
+    }
+    let place = |key: &str| {
+        let key = format!("admin.{key}");
+        match reading
+            .places
+            .get(&key)
+            .or_else(|| reading.places.get("admin"))
+        {
+            Some(place) => place.with_key(key),
+            None => Place::new(&path.display().to_string().into(), 1, 1, key),
+        }
+    };
+    let mut out = Vec::new();
+    if let Some(files) = &admin.tls {
+        if let Err(error) = crate::admin::http::tls_acceptor(files) {
+            out.push(Problem::new(place("tls_cert"), error.to_string()));
+        }
+    }
+    if let Err(error) = crate::admin::auth::BasicAuth::new(&admin.auth) {
+        out.push(Problem::new(place("auth"), error.to_string()));
+    }
     out
 }
 
@@ -124,6 +163,24 @@ mod tests {
             Ok(_) => panic!("expected problems"),
             Err(list) => list.iter().map(|p| p.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn admin_tls_files_and_password_hashes_are_checked() {
+        let list = problems(
+            "[admin]\nauth = [\"ops:$6$saltsalt$short\"]\ntls_cert = \"/nonexistent/admin.crt\"\ntls_key = \"/nonexistent/admin.key\"\n[[service]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\n[[service.backend]]\naddress = \"127.0.0.1:2\"\n",
+        );
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert!(list[0].starts_with("havip.toml:3:"), "{list:?}");
+        assert!(
+            list[0].contains("admin.tls_cert: /nonexistent/admin.crt"),
+            "{list:?}"
+        );
+        assert!(list[1].starts_with("havip.toml:2:"), "{list:?}");
+        assert!(
+            list[1].contains("admin.auth: [admin] auth: the hash of user \"ops\" cannot be read"),
+            "{list:?}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! place), [`handover`] (the running side of a binary upgrade).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
@@ -27,9 +27,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
+use crate::bgp::BgpNode;
 use crate::load;
 use crate::logging;
+use crate::tracking::Trackers;
 use crate::upgrade::{self, Inheritance, Inherited};
+use crate::vrrp::status::EventLog;
 use crate::vrrp::VrrpNode;
 use havip_config::{AdminSettings, Config, ConfigError};
 
@@ -44,7 +47,10 @@ pub use signals::{shutdown_signal, Request, Signals};
 /// `havip run`: load the config at `path`, start everything, and serve until a signal.
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let loaded = match load::load(path) {
-        Ok(loaded) => loaded,
+        Ok(loaded) => {
+            crate::privileges::require(&loaded, &path.display().to_string())?;
+            loaded
+        }
         Err(ConfigError::Invalid { path, problems }) => {
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             return Err(anyhow!(
@@ -109,20 +115,25 @@ pub fn build_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> 
         .context("cannot start the async runtime")
 }
 
-/// A running proxy, its VRRP instances and its admin endpoint.
+/// A running proxy, its trackers, VRRP instances, BGP announcements and admin endpoint.
 pub struct Running {
     proxy: Proxy,
+    trackers: Trackers,
     vrrp: Option<VrrpNode>,
+    bgp: Option<BgpNode>,
+    /// The trackers the BGP announcements follow: those of the start (a reload does not
+    /// change announcements yet, see `reload`).
+    bgp_trackers: Option<Trackers>,
+    /// The node's one event log (VRRP and BGP).
+    events: Arc<EventLog>,
     admin: Option<AdminEndpoint>,
-    admin_state: Arc<ArcSwap<AdminState>>,
+    admin_state: Arc<AdminState>,
+    /// Stops the control socket (the TCP endpoint has its own, in `admin`).
+    control_stop: CancellationToken,
     config: Config,
     source: ConfigSource,
-    started: Instant,
-    draining: Arc<AtomicBool>,
     reloads: Arc<ReloadStats>,
-    reload_requests: mpsc::Sender<ReloadRequest>,
     reload_inbox: Option<mpsc::Receiver<ReloadRequest>>,
-    upgrade_requests: mpsc::Sender<UpgradeRequest>,
     upgrade_inbox: Option<mpsc::Receiver<UpgradeRequest>>,
     relaunch: Option<Relaunch>,
 }
@@ -154,6 +165,9 @@ impl Running {
         inherited: Inherited,
     ) -> anyhow::Result<Running> {
         let started = Instant::now();
+        let mut inherited = inherited;
+        // A predecessor handed something over: this is a binary upgrade's successor.
+        let handed_over = !inherited.listeners.is_empty() || !inherited.vrrp.is_empty();
         let mut sockets = std::collections::HashMap::new();
         for (addr, listener) in inherited.listeners {
             listener.set_nonblocking(true)?;
@@ -166,47 +180,74 @@ impl Running {
         let proxy = Proxy::start_with(proxy_config(&config), handed).await?;
         // The listeners are bound first (with IP_FREEBIND, also on a VIP this node does not
         // hold yet), so a node that becomes master serves at once.
+        let trackers = Trackers::start(&config.trackers, proxy.table())?;
+        let events = Arc::new(EventLog::default());
         let vrrp = if config.vrrp.is_empty() {
             None
         } else {
-            let node = VrrpNode::start_resuming(
-                &config.vrrp,
-                &config.trackers,
-                proxy.table(),
-                inherited.vrrp,
-            );
+            let resumed = std::mem::take(&mut inherited.vrrp);
+            let node = VrrpNode::start_resuming(&config.vrrp, &trackers, events.clone(), resumed);
             Some(node.await?)
+        };
+        let bgp = if config.bgp.is_empty() {
+            None
+        } else {
+            Some(BgpNode::start(&config.bgp, &trackers, events.clone())?)
         };
         let (reload_requests, reload_inbox) = mpsc::channel(4);
         let (upgrade_requests, upgrade_inbox) = mpsc::channel(1);
+        let reloads: Arc<ReloadStats> = Arc::default();
+        reloads.last_successful.store(1, Relaxed);
+        let link = admin::NodeLink {
+            bgp: bgp.as_ref().map(BgpNode::view),
+            events: events.clone(),
+            config: ArcSwap::from_pointee(source.clone()),
+            reloads: reloads.clone(),
+            reload: Some(reload_requests.clone()),
+            upgrade: Some(upgrade_requests.clone()),
+        };
+        let vrrp_api = vrrp.as_ref().map(|node| (node.view(), node.commands()));
+        let admin_state = Arc::new(AdminState::new(
+            &config,
+            proxy.table(),
+            vrrp_api,
+            started,
+            link,
+        )?);
         let mut running = Running {
             proxy,
+            trackers,
             vrrp,
+            bgp,
+            bgp_trackers: None,
+            events,
             admin: None,
-            admin_state: Arc::new(ArcSwap::from_pointee(AdminState::placeholder(started))),
+            admin_state,
+            control_stop: CancellationToken::new(),
             config,
             source,
-            started,
-            draining: Arc::new(AtomicBool::new(false)),
-            reloads: Arc::default(),
-            reload_requests,
+            reloads,
             reload_inbox: Some(reload_inbox),
-            upgrade_requests,
             upgrade_inbox: Some(upgrade_inbox),
             relaunch: None,
         };
-        running.reloads.last_successful.store(1, Relaxed);
-        running.publish_admin_state();
+        let upgrading = inherited.admin.is_some() || handed_over;
         if let Some(settings) = running.config.admin.clone() {
             let listener = match inherited.admin {
                 Some((addr, listener)) if addr == settings.listen => {
                     listener.set_nonblocking(true)?;
                     TcpListener::from_std(listener)?
                 }
-                _ => bind_admin(&settings).await?,
+                _ => admin::bind(&settings).await?,
             };
-            running.start_admin(listener, &settings);
+            running.start_admin(listener, &settings)?;
         }
+        admin::start_control(
+            &running.config,
+            running.admin_state.clone(),
+            running.control_stop.clone(),
+            upgrading,
+        );
         Ok(running)
     }
 
@@ -220,45 +261,22 @@ impl Running {
         &self.config
     }
 
-    fn start_admin(&mut self, listener: TcpListener, settings: &AdminSettings) {
-        let addr = listener.local_addr().unwrap_or(settings.listen);
-        tracing::info!(%addr, "admin endpoint: /metrics /api/status /healthz");
+    fn start_admin(
+        &mut self,
+        listener: TcpListener,
+        settings: &AdminSettings,
+    ) -> Result<(), admin::AdminError> {
         let stop = CancellationToken::new();
         let socket = std::os::fd::AsFd::as_fd(&listener)
             .try_clone_to_owned()
             .ok();
-        tokio::spawn(admin::serve(
-            listener,
-            self.admin_state.clone(),
-            stop.clone(),
-        ));
+        admin::start_tcp(settings, listener, self.admin_state.clone(), stop.clone())?;
         self.admin = Some(AdminEndpoint {
             listen: settings.listen,
             socket,
             stop,
         });
-    }
-
-    /// The admin endpoint's view of the node, rebuilt after a start or a reload.
-    fn publish_admin_state(&self) {
-        let admin = self.config.admin.as_ref();
-        let commands_on = admin.is_some_and(|a| a.commands);
-        self.admin_state.store(Arc::new(AdminState {
-            services: self.proxy.table(),
-            started: self.started,
-            draining: self.draining.clone(),
-            vrrp: self.vrrp.as_ref().map(VrrpNode::view),
-            auth: admin::auth::BasicAuth::new(admin.map_or(&[][..], |a| &a.auth)),
-            commands: self
-                .vrrp
-                .as_ref()
-                .filter(|_| commands_on)
-                .map(VrrpNode::commands),
-            reload: commands_on.then(|| self.reload_requests.clone()),
-            upgrade: commands_on.then(|| self.upgrade_requests.clone()),
-            config: self.source.clone(),
-            reloads: self.reloads.clone(),
-        }));
+        Ok(())
     }
 
     /// Log one line per service, backend and VRRP instance (SIGUSR1).
@@ -289,18 +307,39 @@ impl Running {
         tracing::info!(config = ?self.source.path, checksum = %self.source.checksum, "status");
     }
 
+    /// The VRRP instances' status, when the config has any.
+    pub fn vrrp_view(&self) -> Option<Arc<crate::vrrp::status::VrrpView>> {
+        self.vrrp.as_ref().map(VrrpNode::view)
+    }
+
+    /// The service table itself, current across reloads (for the systemd status line).
+    pub fn service_table(&self) -> Arc<havip_proxy::ServiceTable> {
+        self.proxy.table()
+    }
+
     /// Release the VIPs (a master keeps serving until the new master is heard), then stop
     /// accepting, drain open connections for up to the grace period, stop the admin
     /// endpoint (it answers `/healthz` with 503 while draining).
-    pub async fn stop(self) {
-        self.draining.store(true, Relaxed);
-        if let Some(vrrp) = self.vrrp {
-            vrrp.shutdown().await;
-        }
+    pub async fn stop(mut self) {
+        self.admin_state.draining.store(true, Relaxed);
+        let release = async {
+            if let Some(vrrp) = self.vrrp {
+                vrrp.shutdown().await;
+            }
+        };
+        let withdraw = async {
+            if let Some(bgp) = &mut self.bgp {
+                bgp.withdraw().await;
+            }
+        };
+        tokio::join!(release, withdraw);
         let report = self.proxy.shutdown(self.config.global.grace).await;
+        // Only now are the VIPs no longer local: the drained connections needed them.
+        drop(self.bgp);
         if let Some(admin) = self.admin {
             admin.stop.cancel();
         }
+        self.control_stop.cancel();
         tracing::info!(
             open_at_stop = report.open_at_stop,
             cut = report.cut,
@@ -310,7 +349,7 @@ impl Running {
 
     /// Serve requests from `signals` and the admin API until a stop request (then stop) or
     /// an upgrade that a successor took over (then retire).
-    pub async fn serve(mut self, mut signals: Signals) {
+    pub async fn serve(mut self, mut signals: Signals, systemd: crate::systemd::Notifier) {
         let mut reloads = self.reload_inbox.take();
         let mut upgrades = self.upgrade_inbox.take();
         loop {
@@ -326,6 +365,8 @@ impl Running {
                     let took_over = matches!(outcome, UpgradeOutcome::TookOver { .. });
                     let _ = reply.send(outcome);
                     if took_over {
+                        // The successor is systemd's main process now: no STOPPING from here.
+                        drop(systemd);
                         return self.retire().await;
                     }
                     continue;
@@ -344,11 +385,13 @@ impl Running {
                 Request::Upgrade => {
                     tracing::info!(signal = "SIGUSR2", "upgrading: starting the new binary");
                     if let UpgradeOutcome::TookOver { .. } = self.upgrade().await {
+                        drop(systemd);
                         return self.retire().await;
                     }
                 }
             }
         }
+        systemd.stopping();
         self.stop().await;
     }
 }
@@ -371,19 +414,24 @@ fn proxy_config(config: &Config) -> ProxyConfig {
     }
 }
 
-async fn bind_admin(settings: &AdminSettings) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("admin: cannot listen on {}", settings.listen))
-}
-
 /// Run `config` until `stop` completes, then drain and return (the demo and tests).
 pub async fn serve(
     config: Config,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Poll `stop` once before anything starts, so its signal handlers exist before the first
+    // listener answers and before systemd hears READY=1: a SIGTERM from then on stops havip
+    // gracefully instead of killing it (one sent during start is kept and acted on below).
+    let mut stop = std::pin::pin!(stop);
+    let stopped =
+        tokio::select! { biased; () = &mut stop => true, () = std::future::ready(()) => false };
+    crate::systemd::keep_running_on_hangup();
     let running = Running::start(&config).await?;
-    stop.await;
+    let systemd = crate::systemd::Notifier::ready(&running).await;
+    if !stopped {
+        stop.await;
+    }
+    systemd.stopping();
     running.stop().await;
     Ok(())
 }
@@ -415,12 +463,14 @@ pub async fn serve_file(
             .await
             .map_err(|e| anyhow!("upgrade: {e}"))?
             .map_err(|e| anyhow!("upgrade: {e}"))?;
+        // MAINPID first: systemd takes READY and the watchdog from the main process.
         upgrade::notify_systemd_main_pid();
         tracing::info!(
             pid = std::process::id(),
             "upgrade: took over from the previous process"
         );
     }
-    running.serve(signals).await;
+    let systemd = crate::systemd::Notifier::ready(&running).await;
+    running.serve(signals, systemd).await;
     Ok(())
 }

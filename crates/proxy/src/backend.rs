@@ -9,8 +9,14 @@
 //! health, counters, slow-start progress and runtime weight carry over; only its settings
 //! ([`Backend::spec`]) are swapped. A reload that removes it [`Backend::retire`]s it once its
 //! connections had their grace period.
+//!
+//! Besides health, a backend carries what an operator set at run time: its administrative
+//! state ([`AdminState`]: `ready`, `drain`, `maint`, HAProxy's `set server ... state`) and a
+//! runtime weight. Both live on the backend object, so a reload that keeps the backend keeps
+//! them; [`Backend::runtime_state`] and [`Backend::restore_runtime_state`] carry them over to
+//! a backend object built anew.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +47,70 @@ impl Health {
         }
     }
 }
+
+/// What an operator allows the balancer to do with a backend (HAProxy's `set server
+/// <backend>/<server> state ready|drain|maint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum AdminState {
+    /// Picked for new connections whenever it is up with a weight above 0.
+    Ready = 0,
+    /// No new connections; open ones go on, health checks go on.
+    Drain = 1,
+    /// Maintenance: no new connections, open ones go on, health checks stopped.
+    Maint = 2,
+}
+
+impl AdminState {
+    /// The lower-case name used by the API, the CLI, metrics labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminState::Ready => "ready",
+            AdminState::Drain => "drain",
+            AdminState::Maint => "maint",
+        }
+    }
+
+    /// Every state, in the order metrics list them.
+    pub const ALL: [AdminState; 3] = [AdminState::Ready, AdminState::Drain, AdminState::Maint];
+
+    fn from_u8(value: u8) -> AdminState {
+        match value {
+            1 => AdminState::Drain,
+            2 => AdminState::Maint,
+            _ => AdminState::Ready,
+        }
+    }
+}
+
+impl std::str::FromStr for AdminState {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "ready" => Ok(AdminState::Ready),
+            "drain" => Ok(AdminState::Drain),
+            "maint" => Ok(AdminState::Maint),
+            other => Err(format!(
+                "unknown state {other:?}; expected ready, drain or maint"
+            )),
+        }
+    }
+}
+
+/// What an operator set on a backend at run time, to carry over to a backend object built
+/// anew by a reload (see [`Backend::restore_runtime_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeState {
+    /// The administrative state.
+    pub admin: AdminState,
+    /// The runtime weight, when the operator set one (otherwise the config's applies).
+    pub weight: Option<u32>,
+}
+
+/// The largest runtime weight: the same bound as a configured `weight` (the config reader's
+/// `0..=10000`), so a runtime weight can express any share a config can.
+pub const MAX_WEIGHT: u32 = 10_000;
 
 /// What connection tasks tell a backend's health monitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,8 +174,16 @@ pub struct Backend {
     health: AtomicU8,
     /// When the backend last became up, in ms since `epoch` (drives slow start).
     up_since_ms: AtomicU64,
-    /// Weight in effect; starts at `spec.weight`, changed by the runtime API (0 = drain).
+    /// Weight in effect; starts at `spec.weight`, changed by the runtime API.
     weight: AtomicU32,
+    /// Whether an operator set `weight` (a reload that changes the configured weight then
+    /// keeps the operator's).
+    weight_set: AtomicBool,
+    /// [`AdminState`], written by runtime commands.
+    admin: AtomicU8,
+    /// Woken on every change of the administrative state (the monitor stops and resumes its
+    /// checks on maint).
+    admin_changed: Notify,
     epoch: Instant,
     events: mpsc::Sender<HealthEvent>,
     /// Wakes this backend's connections: when it is marked down (they close if the service
@@ -169,6 +247,9 @@ impl Backend {
             health: AtomicU8::new(health as u8),
             up_since_ms: AtomicU64::new(up_since_ms),
             weight: AtomicU32::new(weight),
+            weight_set: AtomicBool::new(false),
+            admin: AtomicU8::new(AdminState::Ready as u8),
+            admin_changed: Notify::new(),
             epoch,
             events: tx,
             interrupt: Notify::new(),
@@ -198,7 +279,9 @@ impl Backend {
     /// old configured one (an operator's change survives the reload).
     pub fn reconfigure(&self, spec: BackendSpec) {
         let old = self.spec.load_full();
-        if spec.weight != old.weight {
+        // An operator's runtime weight wins over a changed configured one until they set it
+        // back (see `set_weight`).
+        if spec.weight != old.weight && !self.weight_set.load(Relaxed) {
             let _ = self
                 .weight
                 .compare_exchange(old.weight, spec.weight, Relaxed, Relaxed);
@@ -245,6 +328,60 @@ impl Backend {
         self.health() == Health::Up
     }
 
+    /// Whether the balancer may give it new connections: up, `ready`, weight above 0, not
+    /// removed by a reload.
+    pub fn is_available(&self) -> bool {
+        self.is_up()
+            && self.admin_state() == AdminState::Ready
+            && self.weight() > 0
+            && !self.is_removed()
+    }
+
+    /// The administrative state an operator set (`ready` unless one did).
+    pub fn admin_state(&self) -> AdminState {
+        AdminState::from_u8(self.admin.load(Relaxed))
+    }
+
+    /// Set the administrative state; returns the previous one. Open connections are never
+    /// touched: `drain` and `maint` only stop new ones. Leaving `maint` restarts the
+    /// slow-start ramp (the backend was out of the pool, as if it had been down), and the
+    /// monitor checks at once before the balancer relies on an old result.
+    pub fn set_admin_state(&self, state: AdminState, now: Instant) -> AdminState {
+        let old = AdminState::from_u8(self.admin.swap(state as u8, Relaxed));
+        if old != state {
+            if old == AdminState::Maint && self.is_up() {
+                self.up_since_ms
+                    .store(millis_since(self.epoch, now), Relaxed);
+            }
+            self.admin_changed.notify_waiters();
+        }
+        old
+    }
+
+    /// Completes at the next change of the administrative state. As with
+    /// [`Backend::interrupted`], enable it before looking at the state.
+    pub fn admin_changed(&self) -> Notified<'_> {
+        self.admin_changed.notified()
+    }
+
+    /// What an operator set at run time, to hand to a backend built anew by a reload.
+    pub fn runtime_state(&self) -> RuntimeState {
+        RuntimeState {
+            admin: self.admin_state(),
+            weight: self.weight_set.load(Relaxed).then(|| self.weight()),
+        }
+    }
+
+    /// Apply what an operator set on the backend this one replaces (same service, same
+    /// name). An operator's weight wins over a changed configured weight until they set
+    /// another.
+    pub fn restore_runtime_state(&self, state: RuntimeState, now: Instant) {
+        self.set_admin_state(state.admin, now);
+        if let Some(weight) = state.weight {
+            self.set_weight(weight);
+        }
+    }
+
     /// Publish a new health state; only the backend's monitor calls this.
     pub fn set_health(&self, health: Health, now: Instant) {
         let old = self.health.swap(health as u8, Relaxed);
@@ -278,9 +415,13 @@ impl Backend {
         self.weight.load(Relaxed)
     }
 
-    /// Runtime weight change; 0 drains the backend.
-    pub fn set_weight(&self, weight: u32) {
-        self.weight.store(weight, Relaxed);
+    /// Runtime weight change (at most [`MAX_WEIGHT`]; larger values are capped); 0 takes no
+    /// new connections. Returns the previous weight. Setting the configured weight again
+    /// hands the weight back to the config: a reload that changes it then applies.
+    pub fn set_weight(&self, weight: u32) -> u32 {
+        let weight = weight.min(MAX_WEIGHT);
+        self.weight_set.store(weight != self.spec().weight, Relaxed);
+        self.weight.swap(weight, Relaxed)
     }
 
     /// Tell the monitor a client connect to this backend failed. Never blocks; if the
@@ -333,6 +474,22 @@ impl Backend {
     }
 }
 
+/// A reload that builds its backends anew calls this with the old and the new backends of
+/// one service: each new backend takes the runtime state of the old one with the same name
+/// (HAProxy needs a `server-state-file` for this). Backends without a namesake start `ready`
+/// with their configured weight.
+pub fn carry_runtime_state(
+    old: &[std::sync::Arc<Backend>],
+    new: &[std::sync::Arc<Backend>],
+    now: Instant,
+) {
+    for backend in new {
+        if let Some(previous) = old.iter().find(|b| b.spec().name == backend.spec().name) {
+            backend.restore_runtime_state(previous.runtime_state(), now);
+        }
+    }
+}
+
 fn millis_since(epoch: Instant, t: Instant) -> u64 {
     t.saturating_duration_since(epoch).as_millis() as u64
 }
@@ -354,6 +511,64 @@ mod tests {
         assert_eq!(at_boot.up_for(Instant::now()), Duration::from_secs(3));
         let (not_at_boot, _) = Backend::new(spec(), epoch, false);
         assert_eq!(not_at_boot.up_for(Instant::now()), Duration::MAX);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_and_maint_stop_new_connections_and_leaving_maint_ramps_again() {
+        let epoch = Instant::now();
+        let (backend, _) = Backend::new(spec(), epoch, false);
+        assert!(backend.is_available());
+        assert_eq!(
+            backend.set_admin_state(AdminState::Drain, Instant::now()),
+            AdminState::Ready
+        );
+        assert!(backend.is_up() && !backend.is_available());
+        backend.set_admin_state(AdminState::Ready, Instant::now());
+        assert!(backend.is_available());
+        // Leaving drain does not restart slow start: the backend never left the pool's health.
+        assert_eq!(backend.up_for(Instant::now()), Duration::MAX);
+        backend.set_admin_state(AdminState::Maint, Instant::now());
+        assert!(!backend.is_available());
+        tokio::time::advance(Duration::from_secs(4)).await;
+        backend.set_admin_state(AdminState::Ready, Instant::now());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(backend.up_for(Instant::now()), Duration::from_secs(1));
+        // A weight of 0 takes no new connections either.
+        assert_eq!(backend.set_weight(0), 100);
+        assert!(!backend.is_available());
+        assert_eq!(backend.set_weight(u32::MAX), 0);
+        assert_eq!(backend.weight(), MAX_WEIGHT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runtime_state_carries_over_to_a_backend_built_anew() {
+        let epoch = Instant::now();
+        let (old, _) = Backend::new(spec(), epoch, false);
+        assert_eq!(
+            old.runtime_state(),
+            RuntimeState {
+                admin: AdminState::Ready,
+                weight: None
+            }
+        );
+        old.set_admin_state(AdminState::Drain, Instant::now());
+        old.set_weight(7);
+        let (new, _) = Backend::new(spec(), epoch, false);
+        new.restore_runtime_state(old.runtime_state(), Instant::now());
+        assert_eq!(new.admin_state(), AdminState::Drain);
+        assert_eq!(new.weight(), 7);
+        // Set back to the configured weight: the config decides again.
+        old.set_weight(100);
+        assert_eq!(old.runtime_state().weight, None);
+        // Nothing set: the new backend keeps its configured weight.
+        let (plain, _) = Backend::new(spec(), epoch, false);
+        let mut configured = spec();
+        configured.weight = 40;
+        let (reloaded, _) = Backend::new(configured, epoch, false);
+        reloaded.restore_runtime_state(plain.runtime_state(), Instant::now());
+        assert_eq!(reloaded.weight(), 40);
+        assert_eq!("maint".parse::<AdminState>(), Ok(AdminState::Maint));
+        assert!("down".parse::<AdminState>().is_err());
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,8 +4,10 @@
 //! backends in `tried`, so redispatch is just the next pick.
 //!
 //! Rules shared by every algorithm:
-//! - A backend is *available* when it is up and its weight is above 0. Weight 0 drains: no new
-//!   connections, existing ones untouched (they are not the balancer's business).
+//! - A backend is *available* when it is up, its administrative state is `ready` and its
+//!   weight is above 0 ([`crate::backend::Backend::is_available`]). `drain`, `maint` and
+//!   weight 0 take no new connections; existing ones are untouched (they are not the
+//!   balancer's business).
 //! - Backup backends are considered only while no primary backend is available. A primary
 //!   that is available but full makes clients wait (queue) rather than spill to backups, as
 //!   HAProxy does.
@@ -21,7 +23,7 @@ use havip_config::service::Algorithm;
 /// One backend as the balancer sees it at the moment of a pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Candidate {
-    /// Up and weight above 0.
+    /// Up, `ready` and weight above 0.
     pub available: bool,
     /// At its `max_conns`.
     pub full: bool,

@@ -530,7 +530,7 @@ impl Service {
                 None => weight,
             };
             candidates.push(Candidate {
-                available: backend.is_up() && weight > 0 && !backend.is_removed(),
+                available: backend.is_available(),
                 full: spec.max_conns.is_some_and(|max| active >= max),
                 backup: spec.backup,
                 weight: effective,

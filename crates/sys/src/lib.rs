@@ -1,5 +1,6 @@
-//! The Linux system calls under havip: splice, raw VRRP sockets, rtnetlink, ARP / NA. This is
-//! the only crate with `unsafe`; every block states why it is sound.
+//! The Linux system calls under havip: splice, raw VRRP sockets, rtnetlink, ARP / NA, a
+//! child's user switch. This is the only crate with `unsafe`; every block states why it is
+//! sound.
 //!
 //! Why these are written here rather than taken from a crate (socket2 is used wherever it
 //! reaches):
@@ -7,11 +8,13 @@
 //!   VIP add from an instance task would be a round trip through another task and its
 //!   channel; the lower layers it sits on, `netlink-packet-route` and `netlink-sys`, are 0.x
 //!   crates with breaking releases every few months (0.34 and 0.9 as of this writing). havip
-//!   needs six messages (get a link, dump links' addresses, add and delete an address with
-//!   `IFA_F_NODAD` and a label, the link and address groups with lost notifications reported
-//!   as [`netlink::NetEvent::Overrun`]) as a synchronous request with a timeout, plus the
-//!   kernel's extended-ack error text: about 1,200 lines, fuzzed (`sys_netlink_datagram`) and
-//!   tested in namespaces, against a dependency tree that would move under it.
+//!   needs a few messages (get a link, dump links' addresses, add and delete an address with
+//!   `IFA_F_NODAD` and a label, add, delete and dump the routes of one table, get a nexthop
+//!   object, the link and address groups with lost notifications reported as
+//!   [`netlink::NetEvent::Overrun`]) as a synchronous request with a timeout, plus the
+//!   kernel's extended-ack error text: about 1,900 lines with their tests, fuzzed
+//!   (`sys_netlink_datagram`) and tested in namespaces, against a dependency tree that would
+//!   move under it.
 //! - **raw VRRP sockets**: socket2 opens them and does `sendmsg` / `recvmsg`, but builds and
 //!   parses no control messages; `IPV6_PKTINFO` (the source the VRRPv3 checksum was computed
 //!   over) and `IPV6_HOPLIMIT` (TTL 255, RFC 5798 5.1.2.3) are written in [`vrrp_socket`].
@@ -27,10 +30,12 @@
 //!   [`raise_nofile_limit`].
 //! - [`vrrp_socket`]: raw IP protocol 112 sockets that send and receive VRRP advertisements
 //!   with the exact IP source, destination and TTL the VRRP codec needs.
-//! - [`netlink`]: rtnetlink requests (links, addresses, adding and removing VIPs) and a monitor
-//!   of link and address changes.
+//! - [`netlink`]: rtnetlink requests (links, addresses, adding and removing VIPs, the routes
+//!   of one table, nexthop objects) and a monitor of link and address changes.
 //! - [`announce`]: gratuitous ARP and unsolicited Neighbor Advertisements.
 //! - [`enter_netns`]: move a thread into a network namespace, for tests and tools.
+//! - [`process`]: switch a child process to another user, with its supplementary groups,
+//!   before exec (stable std cannot set those).
 #![warn(missing_docs)]
 
 use std::fs::File;
@@ -44,6 +49,7 @@ pub mod fd_passing;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod netlink;
+pub mod process;
 mod sockopt;
 pub mod vrrp_socket;
 

@@ -1,5 +1,7 @@
 //! rtnetlink (rtnetlink(7)): reading links and addresses, adding and removing the virtual
-//! addresses, and watching links and addresses change.
+//! addresses, adding, removing and reading routes of one table (the host routes of VIPs
+//! announced by a routing daemon), reading nexthop objects, and watching links and
+//! addresses change.
 //!
 //! Lifecycle: the node opens one [`Netlink`] for requests and one [`NetlinkMonitor`] at start
 //! (in the network namespace it serves) and keeps both for its lifetime.
@@ -12,8 +14,8 @@
 //!   meant for `AsyncFd`. When the kernel drops notifications because the socket buffer is
 //!   full, it reports [`NetEvent::Overrun`] and the caller re-reads the state it follows.
 //!
-//! The wire format is hand-rolled in `wire` (a few hundred lines for the four message kinds
-//! havip needs) rather than pulling in a netlink crate family.
+//! The wire format is hand-rolled in `wire` (a few hundred lines for the message kinds havip
+//! needs: links, addresses, routes, nexthops) rather than pulling in a netlink crate family.
 
 mod wire;
 
@@ -25,6 +27,8 @@ pub(crate) fn fuzz_datagram(datagram: &[u8]) {
         let _ = wire::parse_link(message.payload);
         let _ = wire::parse_link_index(message.payload);
         let _ = wire::parse_address(message.payload);
+        let _ = wire::parse_route(message.payload);
+        let _ = wire::parse_nexthop(message.payload);
         let _ = wire::parse_error(&message);
         let _ = wire::parse_done(&message);
         let _ = wire::event(&message);
@@ -93,6 +97,98 @@ pub enum NetEvent {
     Overrun,
 }
 
+/// What a route does with the packets it matches (`rtm_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Forward them (`RTN_UNICAST`), the ordinary route.
+    Unicast,
+    /// Deliver them to this host (`RTN_LOCAL`): in the `local` table, a route of this kind
+    /// makes the kernel accept packets to its destination without the address being on any
+    /// interface ("AnyIP").
+    Local,
+    /// Drop them silently (`RTN_BLACKHOLE`).
+    Blackhole,
+    /// Drop them with an ICMP unreachable (`RTN_UNREACHABLE`).
+    Unreachable,
+    /// Another `RTN_*` type, by number.
+    Other(u8),
+}
+
+/// A route to add or remove: `ip route add [local] DESTINATION/PREFIX dev IF table TABLE
+/// proto PROTOCOL`, with the scope `ip route` would give it (host for a local route, link for
+/// a route out of an interface).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRequest {
+    /// The routing table (`RTA_TABLE`): 254 is `main`, 255 `local`; any id up to 2^32 - 1.
+    pub table: u32,
+    /// The destination prefix's address.
+    pub destination: IpAddr,
+    /// The destination prefix's length in bits.
+    pub prefix_len: u8,
+    /// What the route does.
+    pub kind: RouteKind,
+    /// `rtm_protocol`: who installed it, so that one owner's routes can be told from
+    /// another's (`ip route show proto N`).
+    pub protocol: u8,
+    /// The output interface (`RTA_OIF`), if any.
+    pub interface: Option<u32>,
+}
+
+/// One hop of a multipath route (`RTA_MULTIPATH`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteHop {
+    /// The output interface.
+    pub interface: u32,
+    /// The gateway, if the hop has one.
+    pub gateway: Option<IpAddr>,
+    /// The hop's weight (1 for an equal-cost path).
+    pub weight: u16,
+}
+
+/// A route as rtnetlink reports it (the parts havip reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The table it is in.
+    pub table: u32,
+    /// The destination prefix's address (unspecified for a default route).
+    pub destination: IpAddr,
+    /// The destination prefix's length.
+    pub prefix_len: u8,
+    /// What it does.
+    pub kind: RouteKind,
+    /// Who installed it (`rtm_protocol`: 2 kernel, 4 static, 11 zebra, 186 bgp, ...).
+    pub protocol: u8,
+    /// The output interface, for a single-path route.
+    pub interface: Option<u32>,
+    /// The gateway, for a single-path route.
+    pub gateway: Option<IpAddr>,
+    /// The nexthop object it uses (`RTA_NH_ID`, as FRR's zebra installs routes); read it
+    /// with [`Netlink::nexthop`].
+    pub nexthop_id: Option<u32>,
+    /// The hops of a multipath route given inline (`RTA_MULTIPATH`).
+    pub multipath: Vec<RouteHop>,
+    /// The route's metric (`RTA_PRIORITY`).
+    pub metric: Option<u32>,
+}
+
+/// A nexthop object (`ip nexthop`, Linux 5.3): one gateway and interface, or a group of other
+/// nexthop objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nexthop {
+    /// Its id.
+    pub id: u32,
+    /// The gateway of a single nexthop.
+    pub gateway: Option<IpAddr>,
+    /// The interface of a single nexthop.
+    pub interface: Option<u32>,
+    /// A blackhole nexthop.
+    pub blackhole: bool,
+    /// For a group: the member nexthops' ids with their weights.
+    pub group: Vec<(u32, u16)>,
+    /// A resilient group (flows stay on their member across changes), not hash-threshold.
+    pub resilient: bool,
+}
+
 /// How long a request waits for the kernel's answer before failing with `TimedOut`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Receive buffer for one datagram: the kernel sizes dump datagrams to at most 32 KiB, or to
@@ -113,6 +209,7 @@ const IFNAMSIZ: usize = 16;
 const SOL_NETLINK: libc::c_int = 270;
 const NETLINK_CAP_ACK: libc::c_int = 10;
 const NETLINK_EXT_ACK: libc::c_int = 11;
+const NETLINK_GET_STRICT_CHK: libc::c_int = 12;
 const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 const RTMGRP_IPV6_IFADDR: u32 = 0x100;
@@ -134,6 +231,10 @@ impl Netlink {
     /// Opens a blocking rtnetlink socket in the calling thread's network namespace.
     pub fn open() -> io::Result<Self> {
         let fd = open_socket(0, 0)?;
+        // Dumps filtered by the kernel (a route dump of one table, not of every table, on a
+        // host with a full routing table). Linux 4.20; older kernels dump everything and the
+        // filters below do the same work.
+        let _ = set_int_option(fd.as_fd(), SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1);
         let timeout = libc::timeval {
             tv_sec: REQUEST_TIMEOUT.as_secs() as libc::time_t,
             tv_usec: 0,
@@ -276,6 +377,92 @@ impl Netlink {
         ) {
             Ok(()) => Ok(true),
             Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds `route`. `Ok(false)` when it was already there (EEXIST).
+    pub fn add_route(&self, route: &RouteRequest) -> io::Result<bool> {
+        check_prefix(route.destination, route.prefix_len)?;
+        match self.request(|seq| wire::new_route(seq, route), false, |_| {}) {
+            Ok(()) => Ok(true),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds `route` beside any other route to the same destination (`ip route append`): the
+    /// local route the kernel keeps for an address on an interface stays, and each can be
+    /// removed without the other. `Ok(false)` when an identical route was there (EEXIST).
+    pub fn append_route(&self, route: &RouteRequest) -> io::Result<bool> {
+        check_prefix(route.destination, route.prefix_len)?;
+        match self.request(|seq| wire::append_route(seq, route), false, |_| {}) {
+            Ok(()) => Ok(true),
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes `route`. `Ok(false)` when there was no such route (ESRCH).
+    pub fn remove_route(&self, route: &RouteRequest) -> io::Result<bool> {
+        check_prefix(route.destination, route.prefix_len)?;
+        match self.request(|seq| wire::del_route(seq, route), false, |_| {}) {
+            Ok(()) => Ok(true),
+            Err(e) if errno(&e) == Some(libc::ESRCH) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every IPv4 and IPv6 route of `table`, in the kernel's order.
+    pub fn routes(&self, table: u32) -> io::Result<Vec<Route>> {
+        let mut attempts = 0;
+        loop {
+            let mut routes = Vec::new();
+            let mut interrupted = false;
+            self.request(
+                |seq| wire::dump_routes(seq, table),
+                true,
+                |message| {
+                    interrupted |= message.flags & wire::NLM_F_DUMP_INTR != 0;
+                    if message.kind == wire::RTM_NEWROUTE {
+                        if let Some(route) = wire::parse_route(message.payload) {
+                            if route.table == table {
+                                routes.push(route);
+                            }
+                        }
+                    }
+                },
+            )?;
+            attempts += 1;
+            if !interrupted {
+                return Ok(routes);
+            }
+            if attempts == DUMP_ATTEMPTS {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "routes kept changing during the dump",
+                ));
+            }
+        }
+    }
+
+    /// The nexthop object `id`, or `None` when there is none (or the kernel has no nexthop
+    /// objects: before Linux 5.3).
+    pub fn nexthop(&self, id: u32) -> io::Result<Option<Nexthop>> {
+        let mut found = None;
+        match self.request(
+            |seq| wire::get_nexthop(seq, id),
+            false,
+            |message| {
+                if message.kind == wire::RTM_NEWNEXTHOP {
+                    found = found
+                        .take()
+                        .or_else(|| wire::parse_nexthop(message.payload));
+                }
+            },
+        ) {
+            Ok(()) => Ok(found),
+            Err(e) if matches!(errno(&e), Some(libc::ENOENT) | Some(libc::EOPNOTSUPP)) => Ok(None),
             Err(e) => Err(e),
         }
     }

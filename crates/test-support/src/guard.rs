@@ -48,6 +48,20 @@ pub enum Need {
     Tcpdump,
     /// tshark (Wireshark's dissectors), to judge packets.
     Tshark,
+    /// FRR (zebra, bgpd, bfdd under /usr/lib/frr, and vtysh): BGP peers and a router.
+    Frr,
+    /// `cargo deb` (cargo-deb from crates.io), to build the Debian package.
+    CargoDeb,
+    /// lintian, Debian's package checker.
+    Lintian,
+    /// `systemd-analyze`, to verify the unit file.
+    SystemdAnalyze,
+    /// buildah, to build the OCI image without a registry or a daemon.
+    Buildah,
+    /// promtool (Prometheus), to judge `/metrics` output.
+    Promtool,
+    /// Chromium, headless, to load the stats page.
+    Chromium,
 }
 
 impl Need {
@@ -63,6 +77,13 @@ impl Need {
             Need::Openssl => Some(("openssl", &["version"])),
             Need::Tcpdump => Some(("tcpdump", &["--version"])),
             Need::Tshark => Some(("tshark", &["--version"])),
+            Need::Frr => Some(("/usr/lib/frr/bgpd", &["--version"])),
+            Need::CargoDeb => Some(("cargo", &["deb", "--version"])),
+            Need::Lintian => Some(("lintian", &["--version"])),
+            Need::SystemdAnalyze => Some(("systemd-analyze", &["--version"])),
+            Need::Buildah => Some(("buildah", &["--version"])),
+            Need::Promtool => Some(("promtool", &["--version"])),
+            Need::Chromium => Some(("chromium", &["--version"])),
         }
     }
 
@@ -94,6 +115,13 @@ impl Need {
             Need::Openssl => "openssl",
             Need::Tcpdump => "tcpdump",
             Need::Tshark => "tshark",
+            Need::Frr => "frr",
+            Need::CargoDeb => "none: cargo install cargo-deb",
+            Need::Lintian => "lintian",
+            Need::SystemdAnalyze => "systemd",
+            Need::Buildah => "buildah",
+            Need::Promtool => "prometheus",
+            Need::Chromium => "chromium",
         }
     }
 }

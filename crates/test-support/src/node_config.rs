@@ -182,6 +182,7 @@ pub struct NodeConfig {
     global: Table,
     log: Table,
     admin: Table,
+    control: Table,
     services: Vec<Service>,
     trackers: Vec<Tracker>,
     vrrp: Vec<Vrrp>,
@@ -242,6 +243,18 @@ impl NodeConfig {
         self
     }
 
+    /// `[control] socket`: where the control socket goes. Without it the config says
+    /// `socket = ""` (no control socket), so a test never touches `/run/havip`.
+    pub fn control_socket(self, path: impl Display) -> NodeConfig {
+        self.control("socket", path.to_string())
+    }
+
+    /// Any key of `[control]`.
+    pub fn control(mut self, key: &str, value: impl Into<Value>) -> NodeConfig {
+        self.control = self.control.set(key, value);
+        self
+    }
+
     /// One more `[[service]]`.
     pub fn service(mut self, service: Service) -> NodeConfig {
         self.services.push(service);
@@ -277,6 +290,13 @@ impl NodeConfig {
                 lines.push(String::new());
             }
         }
+        lines.push("[control]".into());
+        if self.control.is_empty() {
+            lines.push("socket = \"\"".into());
+        } else {
+            self.control.push_to(&mut lines);
+        }
+        lines.push(String::new());
         for service in &self.services {
             service.push_to(&mut lines);
         }
@@ -613,6 +633,9 @@ connections = false
 
 [admin]
 listen = "127.0.0.1:8404"
+
+[control]
+socket = ""
 
 [[service]]
 name = "api"

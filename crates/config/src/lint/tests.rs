@@ -123,6 +123,7 @@ fn subsecond_adverts_with_vrrpv2() {
             source: None,
             vips: Vec::new(),
         }],
+        bgp: Vec::new(),
     };
     let w = strings(&lint(&facts, &NoInterfaces));
     assert_eq!(w.len(), 1, "{w:#?}");
@@ -163,5 +164,63 @@ virtual_addresses = ["192.168.1.10/24", "10.1.1.1/32", "192.168.1.2/32"]
             "VIP 192.168.1.10/24 and the source address 172.16.0.2 are in different subnets"
         ),
         "{w:#?}"
+    );
+}
+
+#[test]
+fn bgp_traps() {
+    let toml = r#"
+[[service]]
+name = "api"
+listen = ["10.99.0.100:6443", "[::]:6443"]
+[[service.backend]]
+address = "10.0.0.1:6443"
+
+[[tracker]]
+name = "backends"
+kind = "service"
+service = "api"
+
+[[bgp]]
+name = "untracked"
+virtual_addresses = ["10.99.0.101", "10.99.0.100", "2001:db8::70"]
+shutdown_delay = "0s"
+
+[[bgp]]
+name = "fine"
+virtual_addresses = ["10.99.0.100"]
+table = 101
+track = ["backends"]
+
+[[bgp]]
+name = "bird-v6"
+virtual_addresses = ["2001:db8::70"]
+table = 102
+track = ["backends"]
+daemon = "bird"
+"#;
+    let got = warnings(toml, &NoInterfaces);
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert!(
+        got[0].starts_with("havip.toml:13:1: bgp[0]: warning: no `track`: the VIP stays announced"),
+        "{got:#?}"
+    );
+    assert!(
+        got[1].starts_with("havip.toml:16:18: bgp[0].shutdown_delay: warning: shutdown delay of 0"),
+        "{got:#?}"
+    );
+    // FRR cannot import the IPv6 VIP (BIRD can: no warning for "bird-v6").
+    assert!(
+        got[2].starts_with(
+            "havip.toml:15:52: bgp[0].virtual_addresses[2]: warning: 2001:db8::70 is IPv6: FRR's `ip import-table` imports IPv4 routes only"
+        ),
+        "{got:#?}"
+    );
+    // 10.99.0.100 is listened on, 2001:db8::70 by the IPv6 wildcard; 10.99.0.101 by nobody.
+    assert!(
+        got[3].starts_with(
+            "havip.toml:15:22: bgp[0].virtual_addresses[0]: warning: no [[service]] listens on 10.99.0.101"
+        ),
+        "{got:#?}"
     );
 }

@@ -1,7 +1,7 @@
 //! Commands to run (notify scripts, script trackers): an argument vector, or with
 //! `shell = true` one line for `/bin/sh -c`. A string without a shell is split into words
-//! here, quotes honoured and nothing expanded, so the same config runs the same argv
-//! everywhere.
+//! here by POSIX shell rules (quotes and backslashes as `sh` reads them, nothing expanded), so
+//! the same config runs the same argv everywhere.
 
 use toml::de::DeValue;
 
@@ -74,60 +74,12 @@ pub(super) fn read_command(
     }
 }
 
-/// Split a command line into words as a shell would for plain words and quotes (no
-/// expansion): `'a b'`, `"a b"` and `a\ b` are one word.
+/// Split a command line into words by POSIX shell rules, with no expansion (the `shlex`
+/// crate): `'a b'`, `"a b"` and `a\ b` are one word; inside double quotes a backslash
+/// escapes only `$`, `` ` ``, `"`, `\` and a newline, so `"C:\x"` stays `C:\x`; a `#` that
+/// starts a word begins a comment.
 pub fn split_words(line: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err("unclosed single quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c) => word.push(c),
-                            None => return Err("unclosed double quote".into()),
-                        },
-                        Some(c) => word.push(c),
-                        None => return Err("unclosed double quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(c) => word.push(c),
-                    None => return Err("a trailing backslash escapes nothing".into()),
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
+    shlex::split(line).ok_or_else(|| {
+        "cannot split into words: an unclosed quote, or a backslash at the end".to_string()
+    })
 }

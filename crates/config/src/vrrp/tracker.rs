@@ -205,9 +205,11 @@ fn read_service_kind(
         (None, Some(f)) => MinHealthy::Fraction(f),
         (None, None) => MinHealthy::Count(1),
     };
+    let drain_counts_as_down = t.bool(p, "drain_counts_as_down").unwrap_or(false);
     Some(TrackerKind::Service {
         service: service.value,
         min_healthy,
+        drain_counts_as_down,
     })
 }
 

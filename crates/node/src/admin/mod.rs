@@ -1,380 +1,281 @@
-//! The admin HTTP endpoint: `/metrics` (Prometheus), `/api/status` (JSON) and `/healthz`
-//! (havip itself). Off unless `[admin]` is configured; binds 127.0.0.1:8404 by default.
+//! The admin API: one HTTP/1.1 API (axum on hyper, JSON bodies) served on the TCP admin
+//! endpoint (`[admin]`, optionally over TLS) and on the local control socket
+//! ([`crate::control`]). Paths, bodies and answers are documented in `docs/operations.md`.
 //!
-//! Deliberately small: HTTP/1.1 GET only, one request per connection, bounded request size and
-//! read time, so a stuck or hostile client cannot hold resources. [`auth`] checks basic
-//! authentication; [`status`] builds the services' part of `/api/status`.
+//! - [`api`]: the router and its handlers (status, events, metrics, health, the stats page,
+//!   backend state and weight, VRRP step-down and restore). Another part of the node adds its
+//!   own routes by merging into [`router`]'s result before serving.
+//! - [`guard`]: what a request from the network needs (credentials, commands on, a JSON body,
+//!   the same origin); requests on the control socket skip it.
+//! - [`http`]: serving connections: a cap on concurrent connections, header and body limits,
+//!   timeouts, keep-alive, TLS.
+//! - [`auth`]: basic authentication with plaintext or hashed passwords.
+//! - [`status`]: the JSON of `/api/status`. [`page`]: the stats page, inside the binary.
+//!
+//! Lifecycle: [`AdminState`] is built once when the node starts ([`AdminState::new`]) and
+//! shared by every connection; [`start`] binds the TCP endpoint and the control socket and
+//! spawns their accept loops, which end when the token given to them is cancelled.
 
+pub mod api;
 pub mod auth;
+pub mod guard;
+pub mod http;
+pub mod page;
 pub mod status;
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use havip_config::Config;
+use havip_proxy::service::Service;
 use havip_proxy::ServiceTable;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
-use crate::run::{
-    ConfigSource, ReloadOutcome, ReloadRequest, ReloadStats, UpgradeOutcome, UpgradeRequest,
-    RELOAD_TIMEOUT,
-};
-use crate::vrrp::instance::StepDownResult;
-use crate::vrrp::status::VrrpView;
+use crate::bgp::status::BgpView;
+use crate::run::{ConfigSource, ReloadRequest, ReloadStats, UpgradeRequest};
+use crate::vrrp::status::{EventLog, VrrpView};
 use crate::vrrp::VrrpCommands;
 
-/// What the endpoint reports on. A reload publishes a new one; requests read the current one.
+pub use api::router;
+
+/// Who is asking: decides which checks a request goes through ([`guard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The TCP admin endpoint: credentials when configured, commands only with
+    /// `[admin] commands = true`, JSON bodies, same origin.
+    Network,
+    /// The control socket: whoever could open it may do everything (file permissions are the
+    /// access control, as for HAProxy's `stats socket`).
+    Local,
+}
+
+/// What the API reports on and acts on.
 #[derive(Debug)]
 pub struct AdminState {
-    /// The proxy's running services, for `/metrics` and `/api/status`.
-    pub services: Arc<ServiceTable>,
-    /// When the node started, for the uptime in `/metrics`.
+    /// The proxy's running services, for `/metrics`, `/api/status` and backend commands;
+    /// current across reloads (a backend a reload kept is the same object, so what an
+    /// operator set on it is what the API shows and changes).
+    services: Arc<ServiceTable>,
+    /// When the node started, for the uptime.
     pub started: Instant,
+    /// The same moment in Unix milliseconds, for the stats page and `process_start_time_seconds`.
+    pub started_unix_ms: u64,
+    /// When the running config was loaded (Unix milliseconds); a reload sets it again.
+    pub config_loaded_unix_ms: AtomicU64,
     /// Set once shutdown began: `/healthz` then answers 503 so an upstream LB stops sending.
-    pub draining: Arc<AtomicBool>,
+    pub draining: AtomicBool,
     /// The VRRP instances, when the config has any.
     pub vrrp: Option<Arc<VrrpView>>,
-    /// Runtime commands, when `[admin] commands = true` and there are VRRP instances.
-    pub commands: Option<VrrpCommands>,
-    /// `[admin] auth`: credentials every request but `/healthz` must carry.
-    pub auth: auth::BasicAuth,
-    /// Where `POST /api/reload` goes, when `[admin] commands = true`.
-    pub reload: Option<mpsc::Sender<ReloadRequest>>,
-    /// Where `POST /api/upgrade` goes, when `[admin] commands = true`.
-    pub upgrade: Option<mpsc::Sender<UpgradeRequest>>,
-    /// The running config: file, checksum, when loaded.
-    pub config: ConfigSource,
-    /// Reloads by result.
+    /// Step-down and restore, when there are VRRP instances.
+    pub vrrp_commands: Option<VrrpCommands>,
+    /// `[admin] commands`: whether the TCP endpoint accepts commands ([`AdminState::reconfigure`]
+    /// changes it).
+    network_commands: AtomicBool,
+    /// `[admin] auth`: credentials every request on the TCP endpoint but `/healthz` carries
+    /// ([`AdminState::reconfigure`] swaps them).
+    auth: ArcSwap<auth::BasicAuth>,
+    /// The rest of the node: BGP, events, the running config, reloads and upgrades.
+    pub node: NodeLink,
+}
+
+/// What the API needs of the rest of the node beyond services and VRRP.
+#[derive(Debug, Default)]
+pub struct NodeLink {
+    /// The BGP announcements' status, when there are any.
+    pub bgp: Option<Arc<BgpView>>,
+    /// The node's event log (VRRP and BGP), for `/api/events`.
+    pub events: Arc<EventLog>,
+    /// The running config: file, checksum, when loaded; a reload swaps it.
+    pub config: ArcSwap<ConfigSource>,
+    /// Reloads by result, for `/metrics`.
     pub reloads: Arc<ReloadStats>,
+    /// Where `POST /api/reload` goes (`havip run` only: a built-in config has no file).
+    pub reload: Option<mpsc::Sender<ReloadRequest>>,
+    /// Where `POST /api/upgrade` goes (`havip run` only).
+    pub upgrade: Option<mpsc::Sender<UpgradeRequest>>,
+}
+
+/// Why the admin endpoint or the control socket cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// `[admin] auth` holds a hash that cannot be read.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthConfigError),
+    /// The TCP endpoint cannot listen.
+    #[error("admin: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured `[admin] listen`.
+        addr: std::net::SocketAddr,
+        /// What bind(2) said.
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key cannot be used.
+    #[error("admin: TLS: {0}")]
+    Tls(#[from] http::TlsError),
+}
+
+/// Unix time now, in milliseconds.
+pub fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
 }
 
 impl AdminState {
-    /// A state with nothing in it, until the node publishes its own.
-    pub fn placeholder(started: Instant) -> AdminState {
-        AdminState {
-            services: Arc::default(),
+    /// The state for `config`'s running `services` and VRRP node.
+    pub fn new(
+        config: &Config,
+        services: Arc<ServiceTable>,
+        vrrp: Option<(Arc<VrrpView>, VrrpCommands)>,
+        started: Instant,
+        node: NodeLink,
+    ) -> Result<AdminState, AdminError> {
+        let pairs = config.admin.as_ref().map_or(&[][..], |a| &a.auth);
+        let now = unix_ms_now();
+        let started_unix_ms = now.saturating_sub(started.elapsed().as_millis() as u64);
+        let (view, commands) = match vrrp {
+            Some((view, commands)) => (Some(view), Some(commands)),
+            None => (None, None),
+        };
+        Ok(AdminState {
+            services,
+            node,
             started,
-            draining: Arc::default(),
-            vrrp: None,
-            commands: None,
-            auth: auth::BasicAuth::new(&[]),
-            reload: None,
-            upgrade: None,
-            config: ConfigSource {
-                path: None,
-                checksum: String::new(),
-                loaded_at_unix: 0.0,
-            },
-            reloads: Arc::default(),
-        }
+            started_unix_ms,
+            config_loaded_unix_ms: AtomicU64::new(now),
+            draining: AtomicBool::new(false),
+            vrrp: view,
+            vrrp_commands: commands,
+            network_commands: AtomicBool::new(config.admin.as_ref().is_some_and(|a| a.commands)),
+            auth: ArcSwap::from_pointee(auth::BasicAuth::new(pairs)?),
+        })
+    }
+
+    /// After a reload: `[admin] auth` and `commands` of the new config take effect for the
+    /// next request. A hash that cannot be read is an error and changes nothing (what runs
+    /// stays). `listen` and the TLS files are bound at start: a change there needs the
+    /// endpoint started again.
+    pub fn reconfigure(&self, config: &Config) -> Result<(), AdminError> {
+        let pairs = config.admin.as_ref().map_or(&[][..], |a| &a.auth);
+        let auth = auth::BasicAuth::new(pairs)?;
+        self.auth.store(Arc::new(auth));
+        self.network_commands
+            .store(config.admin.as_ref().is_some_and(|a| a.commands), Relaxed);
+        Ok(())
+    }
+
+    /// Whether the TCP endpoint accepts commands now (`[admin] commands`).
+    pub fn network_commands(&self) -> bool {
+        self.network_commands.load(Relaxed)
+    }
+
+    /// The credentials the TCP endpoint asks for now.
+    pub fn auth(&self) -> Arc<auth::BasicAuth> {
+        self.auth.load_full()
+    }
+
+    /// Record that a config was (re)loaded now.
+    pub fn config_loaded(&self) {
+        self.config_loaded_unix_ms.store(unix_ms_now(), Relaxed);
+    }
+
+    /// The running services now (a snapshot: a reload swaps the list, requests in flight
+    /// keep the one they took).
+    pub fn services(&self) -> Arc<Vec<Arc<Service>>> {
+        self.services.load()
+    }
+
+    /// After a reload: the config that runs now and its load time.
+    pub fn config_reloaded(&self, source: ConfigSource) {
+        self.node.config.store(Arc::new(source));
+        self.config_loaded();
+    }
+
+    /// The running service named `name`.
+    pub fn service(&self, name: &str) -> Option<Arc<Service>> {
+        self.services.find(name)
     }
 }
 
-const MAX_REQUEST: usize = 8 * 1024;
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bind the TCP admin endpoint's address (a reload binds a moved endpoint before it stops
+/// the old one).
+pub async fn bind(
+    settings: &havip_config::AdminSettings,
+) -> Result<tokio::net::TcpListener, AdminError> {
+    tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| AdminError::Bind {
+            addr: settings.listen,
+            source,
+        })
+}
 
-/// Serve admin requests on `listener` until `stop` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<ArcSwap<AdminState>>,
+/// Serve the TCP admin endpoint on `listener` (bound by [`bind`], or handed over by a
+/// binary upgrade) until `stop` is cancelled; returns the address it listens on.
+pub fn start_tcp(
+    settings: &havip_config::AdminSettings,
+    listener: tokio::net::TcpListener,
+    state: Arc<AdminState>,
     stop: CancellationToken,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.cancelled() => return,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let state = state.load_full();
-                tokio::spawn(async move {
-                    // Reading the request is bounded by READ_TIMEOUT inside; a step-down
-                    // answers after the handover, at most one Master_Down_Interval.
-                    let _ = tokio::time::timeout(COMMAND_TIMEOUT, handle(stream, &state)).await;
-                });
-            }
-            Err(error) => {
-                tracing::warn!(%error, "admin accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
-    let mut buf = vec![0u8; MAX_REQUEST];
-    let mut len = 0;
-    let read_deadline = Instant::now() + READ_TIMEOUT;
-    let (method, path, permitted) = loop {
-        let read = match tokio::time::timeout_at(read_deadline, stream.read(&mut buf[len..])).await
-        {
-            Ok(read) => read?,
-            Err(_) => return Ok(()),
-        };
-        if read == 0 {
-            return Ok(());
-        }
-        len += read;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&buf[..len]) {
-            Ok(httparse::Status::Complete(_)) => {
-                let method = request.method.unwrap_or("").to_string();
-                let path = request.path.unwrap_or("/").to_string();
-                let permitted = state.auth.permits(&path, request.headers);
-                break (method, path, permitted);
-            }
-            Ok(httparse::Status::Partial) if len < MAX_REQUEST => continue,
-            _ => {
-                return respond(&mut stream, 400, "text/plain", b"bad request\n").await;
-            }
-        }
+) -> Result<std::net::SocketAddr, AdminError> {
+    let tls = match &settings.tls {
+        Some(files) => Some(http::tls_acceptor(files)?),
+        None => None,
     };
-    if !permitted {
-        return auth::unauthorized(&mut stream).await;
-    }
-    let (status, content_type, body) = if method == "POST" {
-        command(&path, state).await
-    } else {
-        route(&method, &path, state)
-    };
-    respond(&mut stream, status, content_type, body.as_bytes()).await
-}
-
-/// Runtime commands: `POST /api/vrrp/<instance>/step-down` and `.../restore`, for the
-/// failover drill. Off unless `[admin] commands = true`.
-async fn command(path: &str, state: &AdminState) -> (u16, &'static str, String) {
-    match path.trim_end_matches('/') {
-        "/api/reload" => return reload(state).await,
-        "/api/upgrade" => return upgrade(state).await,
-        _ => {}
-    }
-    let Some(commands) = &state.commands else {
-        return (
-            403,
-            "text/plain",
-            "runtime commands are off; set `commands = true` in [admin]\n".into(),
-        );
-    };
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let ["api", "vrrp", instance, action] = parts.as_slice() else {
-        return (
-            404,
-            "text/plain",
-            "POST /api/vrrp/<instance>/step-down or /restore\n".into(),
-        );
-    };
-    match *action {
-        "step-down" => match commands.step_down(instance).await {
-            None => (
-                404,
-                "text/plain",
-                format!("no VRRP instance {instance:?}\n"),
-            ),
-            Some(StepDownResult::NotMaster) => (
-                409,
-                "application/json",
-                "{\"result\": \"not_master\"}\n".into(),
-            ),
-            Some(StepDownResult::HandedOver { new_master, waited }) => (
-                200,
-                "application/json",
-                format!(
-                    "{}\n",
-                    serde_json::json!({
-                        "result": "handed_over",
-                        "new_master": new_master.to_string(),
-                        "waited_ms": waited.as_millis() as u64,
-                    })
-                ),
-            ),
-            Some(StepDownResult::NobodyTookOver { waited }) => (
-                200,
-                "application/json",
-                format!(
-                    "{}\n",
-                    serde_json::json!({
-                        "result": "nobody_took_over",
-                        "waited_ms": waited.as_millis() as u64,
-                    })
-                ),
-            ),
-        },
-        "restore" => match commands.restore(instance).await {
-            None => (
-                404,
-                "text/plain",
-                format!("no VRRP instance {instance:?}\n"),
-            ),
-            Some(()) => (
-                200,
-                "application/json",
-                "{\"result\": \"restored\"}\n".into(),
-            ),
-        },
-        _ => (
-            404,
-            "text/plain",
-            "POST /api/vrrp/<instance>/step-down or /restore\n".into(),
-        ),
-    }
-}
-
-/// `POST /api/reload`: re-read the config file and apply it; the answer says what changed, or
-/// every problem (422) or why it could not be applied (409).
-async fn reload(state: &AdminState) -> (u16, &'static str, String) {
-    let Some(requests) = &state.reload else {
-        return (
-            403,
-            "text/plain",
-            "runtime commands are off; set `commands = true` in [admin]\n".into(),
-        );
-    };
-    let (reply, answer) = oneshot::channel();
-    if requests.send(reply).await.is_err() {
-        return (503, "text/plain", "havip is stopping\n".into());
-    }
-    let outcome = match tokio::time::timeout(RELOAD_TIMEOUT, answer).await {
-        Ok(Ok(outcome)) => outcome,
-        _ => return (503, "text/plain", "no answer from the node\n".into()),
-    };
-    let (status, body) = match outcome {
-        ReloadOutcome::Applied {
-            changes,
-            kept,
-            checksum,
-        } => (
-            200,
-            serde_json::json!({"result": "applied", "changes": changes, "needs_restart": kept, "checksum": checksum}),
-        ),
-        ReloadOutcome::Rejected { problems } => (
-            422,
-            serde_json::json!({"result": "rejected", "problems": problems}),
-        ),
-        ReloadOutcome::Failed { error } => {
-            (409, serde_json::json!({"result": "failed", "error": error}))
-        }
-    };
-    (status, "application/json", format!("{body:#}\n"))
-}
-
-/// `POST /api/upgrade`: start the new binary and hand over ([`crate::upgrade`]); answers when
-/// it took over (200, with its PID; this process then drains and exits) or failed (409; this
-/// process runs on).
-async fn upgrade(state: &AdminState) -> (u16, &'static str, String) {
-    let Some(requests) = &state.upgrade else {
-        return (
-            403,
-            "text/plain",
-            "runtime commands are off; set `commands = true` in [admin]\n".into(),
-        );
-    };
-    let (reply, answer) = oneshot::channel();
-    if requests.send(reply).await.is_err() {
-        return (503, "text/plain", "havip is stopping\n".into());
-    }
-    let timeout = crate::upgrade::HANDOVER_TIMEOUT + Duration::from_secs(5);
-    let (status, body) = match tokio::time::timeout(timeout, answer).await {
-        Ok(Ok(UpgradeOutcome::TookOver { pid })) => {
-            (200, serde_json::json!({"result": "took_over", "pid": pid}))
-        }
-        Ok(Ok(UpgradeOutcome::Failed { error })) => {
-            (409, serde_json::json!({"result": "failed", "error": error}))
-        }
-        _ => return (503, "text/plain", "no answer from the node\n".into()),
-    };
-    (status, "application/json", format!("{body:#}\n"))
-}
-
-/// Pure request routing: (status, content type, body).
-pub fn route(method: &str, path: &str, state: &AdminState) -> (u16, &'static str, String) {
-    if method != "GET" && method != "HEAD" {
-        return (
-            405,
-            "text/plain",
-            "GET, or POST for runtime commands\n".into(),
-        );
-    }
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let uptime = state.started.elapsed().as_secs_f64();
-    match path {
-        "/metrics" => {
-            let mut body = metrics::render(&state.services.load(), state.vrrp.as_deref(), uptime);
-            metrics::render_config(&mut body, &state.config, &state.reloads);
-            (200, "text/plain; version=0.0.4; charset=utf-8", body)
-        }
-        "/api/status" => {
-            let mut status = status::services_json(&state.services.load(), uptime);
-            status["config"] = serde_json::json!({
-                "path": state.config.path.as_ref().map(|p| p.display().to_string()),
-                "checksum": state.config.checksum,
-                "loaded_at_unix": state.config.loaded_at_unix,
-            });
-            status["draining"] = state.draining.load(Relaxed).into();
-            status["pid"] = std::process::id().into();
-            if let Some(vrrp) = &state.vrrp {
-                status["vrrp"] = vrrp.status_json();
-            }
-            (200, "application/json", format!("{status:#}\n"))
-        }
-        "/api/events" => {
-            // `?after=N`: only events newer than N, so a poller sees each event once.
-            let after = query
-                .split('&')
-                .find_map(|pair| pair.strip_prefix("after="))
-                .and_then(|number| number.parse::<u64>().ok())
-                .unwrap_or(0);
-            let events = state
-                .vrrp
-                .as_ref()
-                .map_or(serde_json::Value::Array(Vec::new()), |view| {
-                    view.events_json(after)
-                });
-            (200, "application/json", format!("{events:#}\n"))
-        }
-        "/healthz" => {
-            if state.draining.load(Relaxed) {
-                (503, "text/plain", "draining\n".into())
-            } else {
-                (200, "text/plain", "ok\n".into())
-            }
-        }
-        _ => (
-            404,
-            "text/plain",
-            "not found; try /metrics, /api/status, /api/events or /healthz\n".into(),
-        ),
-    }
-}
-
-async fn respond(
-    stream: &mut TcpStream,
-    status: u16,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        409 => "Conflict",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        503 => "Service Unavailable",
-        _ => "",
-    };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+    let addr = listener.local_addr().unwrap_or(settings.listen);
+    tracing::info!(
+        %addr,
+        tls = tls.is_some(),
+        commands = settings.commands,
+        "admin endpoint: / /metrics /api/status /healthz"
     );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    stream.shutdown().await
+    let app = router(state, Access::Network);
+    tokio::spawn(http::serve_tcp(listener, tls, app, stop));
+    Ok(addr)
+}
+
+/// Start the control socket (unless `[control] socket = ""`) until `stop` is cancelled.
+/// Failing to start is logged, not returned: the VIP and the balancer matter more.
+/// `replace_live`: a binary upgrade's successor takes the path over from its predecessor,
+/// which still answers on it.
+pub fn start_control(
+    config: &Config,
+    state: Arc<AdminState>,
+    stop: CancellationToken,
+    replace_live: bool,
+) {
+    let Some(path) = &config.control.socket else {
+        return;
+    };
+    let control = &config.control;
+    match crate::control::bind(path, control.mode, control.group.as_deref(), replace_live) {
+        Ok(socket) => {
+            tracing::info!(path = %path.display(), "control socket");
+            let app = router(state, Access::Local);
+            tokio::spawn(crate::control::serve(socket, app, stop));
+        }
+        Err(error) => {
+            tracing::error!(path = %path.display(), %error, "no control socket; `havip status` and `havip backend` need --admin");
+        }
+    }
+}
+
+/// Start the TCP admin endpoint (when `[admin]` is configured) and the control socket;
+/// both stop when `stop` is cancelled (the demo and tests; `havip run` starts each itself).
+pub async fn start(
+    config: &Config,
+    state: Arc<AdminState>,
+    stop: CancellationToken,
+) -> Result<Option<std::net::SocketAddr>, AdminError> {
+    let mut bound = None;
+    if let Some(settings) = &config.admin {
+        let listener = bind(settings).await?;
+        bound = Some(start_tcp(settings, listener, state.clone(), stop.clone())?);
+    }
+    start_control(config, state, stop, false);
+    Ok(bound)
 }

@@ -1,7 +1,8 @@
 //! Prometheus text exposition (format 0.0.4) of the node: the proxy's services and backends
-//! ([`proxy`]) and the VRRP instances ([`vrrp`]), read straight from the atomic counters and
+//! ([`proxy`]), the VRRP instances ([`vrrp`]) and the standard `process_*` metrics ([`process`]), read straight from the atomic counters and
 //! status snapshots the running parts keep: rendering takes no lock the data path uses.
 
+pub mod process;
 pub mod proxy;
 pub mod vrrp;
 
@@ -14,8 +15,14 @@ use crate::run::{ConfigSource, ReloadStats};
 use crate::vrrp::status::VrrpView;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// The whole `/metrics` page.
-pub fn render(services: &[Arc<Service>], vrrp: Option<&VrrpView>, uptime_seconds: f64) -> String {
+/// The whole `/metrics` page; `start_unix_seconds` is when havip started
+/// (`process_start_time_seconds`).
+pub fn render(
+    services: &[Arc<Service>],
+    vrrp: Option<&VrrpView>,
+    uptime_seconds: f64,
+    start_unix_seconds: f64,
+) -> String {
     let mut out = String::with_capacity(4096);
     Family::new(&mut out, "havip_build_info", "gauge", "havip version.").sample(
         "havip_build_info",
@@ -29,6 +36,11 @@ pub fn render(services: &[Arc<Service>], vrrp: Option<&VrrpView>, uptime_seconds
         "Seconds since havip started.",
     )
     .sample("havip_uptime_seconds", &[], format!("{uptime_seconds:.3}"));
+    process::render(
+        &mut out,
+        &process::ProcessSample::read(),
+        start_unix_seconds,
+    );
     proxy::render(&mut out, services);
     if let Some(view) = vrrp {
         vrrp::render(&mut out, view);

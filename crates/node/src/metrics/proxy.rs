@@ -1,9 +1,9 @@
-//! The proxy'service metric families: per service and per backend.
+//! The proxy's metric families: per service and per backend.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use havip_proxy::backend::{Backend, CheckOutcome};
+use havip_proxy::backend::{AdminState, Backend, CheckOutcome};
 use havip_proxy::service::Service;
 
 use super::Family;
@@ -20,7 +20,34 @@ fn counter(value: &std::sync::atomic::AtomicU64) -> i64 {
 pub fn render(out: &mut String, services: &[Arc<Service>]) {
     service_families(out, services);
     backend_families(out, services);
+    backend_admin_state(out, services);
     backend_traffic_and_checks(out, services);
+}
+
+/// `havip_backend_admin_state{state}`: 1 for the state an operator set (ready, drain,
+/// maint), 0 for the others, so `== 1` selects and a missing series never hides a state.
+fn backend_admin_state(out: &mut String, services: &[Arc<Service>]) {
+    let name = "havip_backend_admin_state";
+    let mut family = Family::new(
+        out,
+        name,
+        "gauge",
+        "Administrative state an operator set: 1 for the one in effect (ready, drain, maint).",
+    );
+    for service in services {
+        for backend in &service.backends {
+            let current = backend.admin_state();
+            let backend_name = backend.name();
+            for state in AdminState::ALL {
+                let labels = [
+                    ("service", service.spec.name.as_str()),
+                    ("backend", backend_name.as_str()),
+                    ("state", state.as_str()),
+                ];
+                family.sample(name, &labels, u8::from(state == current));
+            }
+        }
+    }
 }
 
 fn service_families(out: &mut String, services: &[Arc<Service>]) {
@@ -128,7 +155,7 @@ fn backend_families(out: &mut String, services: &[Arc<Service>]) {
         (
             "havip_backend_weight",
             "gauge",
-            "Weight in effect (0 drains).",
+            "Weight in effect: the configured one or the runtime one (0 takes no new connections).",
             |backend| i64::from(backend.weight()),
         ),
         (

@@ -65,6 +65,15 @@ impl Running {
                 error: "this node was not started by `havip run`; nothing to relaunch".into(),
             };
         };
+        if self.bgp.is_some() {
+            // The new process would sweep the routes as a killed run's leftovers and the old
+            // one would remove its local VIPs when it ends: a route flap at every router.
+            return UpgradeOutcome::Failed {
+                error: "a binary upgrade of a node with [[bgp]] announcements is not supported \
+                        yet; restart it instead (SIGTERM withdraws the routes first)"
+                    .into(),
+            };
+        }
         let outcome = match self.offer() {
             Ok(offer) => upgrade::hand_over(relaunch.exe, relaunch.args, offer).await,
             Err(error) => Err(UpgradeError::Io(error)),
@@ -126,6 +135,8 @@ impl Running {
         if let Some(admin) = &self.admin {
             admin.stop.cancel();
         }
+        // The successor took the control socket's path over; this one only stops listening.
+        self.control_stop.cancel();
         if let Some(vrrp) = self.vrrp {
             vrrp.hand_off().await;
         }

@@ -17,13 +17,15 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use super::{bind_admin, proxy_config, Running};
+use super::{proxy_config, Running};
+use crate::admin;
 use crate::load;
+use crate::tracking::Trackers;
 use crate::vrrp::{PreparedVrrp, VrrpNode};
 
 /// Where the running config came from and what it was, for `/api/status` and the reload
 /// answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigSource {
     /// The file; `None` for a config built in memory (the demo, tests).
     pub path: Option<PathBuf>,
@@ -184,7 +186,10 @@ impl Running {
         let kept = restart_only_changes(&self.config, &new);
         self.config = new;
         self.source = source;
-        self.publish_admin_state();
+        if let Err(error) = self.admin_state.reconfigure(&self.config) {
+            tracing::error!(%error, "admin: the new auth cannot be used; the old stays");
+        }
+        self.admin_state.config_reloaded(self.source.clone());
         ReloadOutcome::Applied {
             changes,
             kept,
@@ -195,24 +200,38 @@ impl Running {
     /// Everything a reload to `new` needs that can fail; nothing changes.
     async fn prepare(&self, new: &Config) -> anyhow::Result<PreparedReload> {
         let proxy = self.proxy.prepare(proxy_config(new))?;
+        // Unchanged trackers run on untouched; changed ones start a new generation in which a
+        // tracker whose own settings stayed keeps its state.
+        let trackers = if new.trackers == self.config.trackers {
+            None
+        } else {
+            let services = self.proxy.table();
+            Some(Trackers::start_after(
+                &new.trackers,
+                services,
+                Some(&self.trackers),
+            )?)
+        };
+        let following = trackers.as_ref().unwrap_or(&self.trackers);
         let vrrp = match (&self.vrrp, new.vrrp.is_empty()) {
             (Some(node), _) => Some(PreparedVrrpSide::Running(
-                node.prepare(&new.vrrp, &new.trackers)?,
+                node.prepare(&new.vrrp, following)?,
             )),
             (None, false) => Some(PreparedVrrpSide::New(Box::new(VrrpNode::start_later(
                 &new.vrrp,
-                &new.trackers,
-                self.proxy.table(),
+                following,
+                self.events.clone(),
             )?))),
             (None, true) => None,
         };
         let admin_listener = match (&new.admin, &self.admin) {
             (Some(settings), Some(running)) if running.listen == settings.listen => None,
-            (Some(settings), _) => Some(bind_admin(settings).await?),
+            (Some(settings), _) => Some(admin::bind(settings).await?),
             (None, _) => None,
         };
         Ok(PreparedReload {
             proxy,
+            trackers,
             vrrp,
             admin_listener,
         })
@@ -223,6 +242,15 @@ impl Running {
         let mut changes = Vec::new();
         let report = self.proxy.apply(prepared.proxy, new.global.grace);
         describe_proxy(&report, &mut changes);
+        if let Some(trackers) = prepared.trackers {
+            changes.push("trackers".into());
+            let previous = std::mem::replace(&mut self.trackers, trackers);
+            // The BGP announcements follow the trackers they started with (see
+            // `restart_only_changes`): keep that generation running for them.
+            if self.bgp.is_some() && self.bgp_trackers.is_none() {
+                self.bgp_trackers = Some(previous);
+            }
+        }
         match prepared.vrrp {
             Some(PreparedVrrpSide::Running(vrrp)) => {
                 if let Some(node) = self.vrrp.as_mut() {
@@ -258,7 +286,9 @@ impl Running {
                         old.listen, settings.listen
                     ));
                 }
-                self.start_admin(listener, settings);
+                if let Err(error) = self.start_admin(listener, settings) {
+                    tracing::error!(%error, "admin endpoint cannot start on its new address");
+                }
             }
             (None, _) => {
                 if let Some(old) = self.admin.take() {
@@ -274,6 +304,7 @@ impl Running {
 /// What a reload prepared, before it is applied.
 struct PreparedReload {
     proxy: Prepared,
+    trackers: Option<Trackers>,
     vrrp: Option<PreparedVrrpSide>,
     admin_listener: Option<TcpListener>,
 }
@@ -302,6 +333,13 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
             "log.level ({} -> {})",
             old.log.level, new.log.level
         ));
+    }
+    // The announcements own kernel routes the routers follow: changing them in place is not
+    // built yet, so they keep what they started with.
+    if old.bgp != new.bgp {
+        kept.push("bgp (the announcements)".into());
+    } else if !old.bgp.is_empty() && old.trackers != new.trackers {
+        kept.push("tracker settings as the bgp announcements follow them".into());
     }
     kept
 }

@@ -1,12 +1,15 @@
-//! Trackers: what moves an instance's priority (issue #5). One model for everything:
-//! each tracker produces observations (good, bad, or unknown), a [`Debounce`] turns them into
-//! a state with `rise`/`fall`, and the instances that track it get a new effective priority
-//! (`havip_vrrp::priority::evaluate`, keepalived's rules) whenever a state changes.
+//! Trackers: what moves an instance's priority (issue #5) and withdraws a BGP announcement
+//! (issue #16). One model for everything: each tracker produces observations (good, bad, or
+//! unknown), a [`Debounce`] turns them into a state with `rise`/`fall`, and the node's
+//! [`Trackers`] publish every tracker's value on one channel. Each consumer judges them its
+//! own way: a VRRP instance gets a new effective priority ([`follow_instances`],
+//! `havip_vrrp::priority::evaluate`, keepalived's rules), a BGP announcement is made or
+//! withdrawn (`crate::bgp`).
 //!
 //! - In-process trackers read the balancer directly, every [`IN_PROCESS_PERIOD`]: `service`
 //!   (enough backends up), `listener` (every listener accepting). No admin polling, no fork.
-//! - `interface` follows the node's netlink monitor (no polling), repeating its state every
-//!   [`IN_PROCESS_PERIOD`] so that `rise`/`fall` mean the same as for the others.
+//! - `interface` follows a netlink monitor of links ([`links`], no polling), repeating its
+//!   state every [`IN_PROCESS_PERIOD`] so that `rise`/`fall` mean the same as for the others.
 //! - `process` walks /proc, `file` reads a number: every `interval`, off the async threads.
 //! - `script` runs a command every `interval`, never two at once; a run that times out is
 //!   "unknown" unless `timeout_counts_as = "failure"`, so a loaded machine alone does not
@@ -19,18 +22,20 @@
 //! the VIP back. A backend that flaps every second never fails `fall` checks in a row, so
 //! it never reaches the tracker; the test `a_flapping_backend_does_not_move_the_vip` shows it.
 
+pub mod links;
 pub mod observe;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use havip_config::vrrp::{TrackerSettings, VrrpSettings};
+use anyhow::Context;
+use havip_config::vrrp::{TrackerKind, TrackerSettings, VrrpSettings};
 use havip_proxy::ServiceTable;
 use havip_vrrp::{TrackerState, Tracking};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::vrrp::monitor::LinkStates;
+pub use links::LinkStates;
 pub use observe::{pidfile_alive, process_running, read_number, service_healthy};
 
 /// How often in-process trackers (and `interface`) look.
@@ -67,6 +72,14 @@ impl Debounce {
             fall: fall.max(1),
             healthy: None,
             streak: 0,
+        }
+    }
+
+    /// A damper that starts in a known state (a reload keeps an unchanged tracker's state).
+    pub fn known(rise: u32, fall: u32, healthy: bool) -> Self {
+        Debounce {
+            healthy: Some(healthy),
+            ..Debounce::new(rise, fall)
         }
     }
 
@@ -157,258 +170,245 @@ pub fn instance_tracking(
 /// A tracker's observation, sent to the tracking loop.
 #[derive(Debug)]
 pub struct Report {
-    /// The observer's id (see [`Tracked::id`]); reports of a tracker a reload replaced are
-    /// ignored.
-    pub tracker: u64,
+    /// The tracker's index in the config.
+    pub tracker: usize,
     /// What it saw.
     pub observation: Observation,
 }
 
-/// What the trackers of a node work from.
-pub struct Inputs {
-    /// The configured trackers.
-    pub trackers: Vec<TrackerSettings>,
-    /// The VRRP instances whose priorities they move.
-    pub instances: Vec<VrrpSettings>,
-    /// The node's services, read in-process (the current generations, across reloads).
-    pub services: Arc<ServiceTable>,
-    /// Link changes from the node's netlink monitor.
-    pub links: watch::Receiver<LinkStates>,
+/// Every tracker's value, by its index in the config, as the tracking loop last published it.
+pub type Values = Arc<Vec<TrackerValue>>;
+
+/// The running trackers of a node. Every consumer (the VRRP instances, the BGP
+/// announcements) reads the same debounced values through [`Trackers::subscribe`], so a
+/// tracker is observed once however many follow it. Dropping it stops the trackers.
+pub struct Trackers {
+    settings: Vec<TrackerSettings>,
+    values: watch::Receiver<Values>,
+    _stop: DropGuard,
 }
 
-/// The running trackers, for a reload.
-#[derive(Debug, Clone)]
-pub struct TrackingHandle {
-    reloads: mpsc::Sender<(Inputs, oneshot::Sender<Vec<Tracking>>)>,
-}
-
-impl std::fmt::Debug for Inputs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inputs")
-            .field("trackers", &self.trackers)
-            .field("instances", &self.instances)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TrackingHandle {
-    /// New trackers and instances: trackers with the same name and settings keep their state
-    /// and observer, others start afresh or stop. Answers with every instance's tracking now
-    /// (in `inputs.instances` order), which the caller hands to the instances with their new
-    /// settings; `on_change` only reports changes after that.
-    pub async fn reload(&self, inputs: Inputs) -> Option<Vec<Tracking>> {
-        let (reply, answer) = oneshot::channel();
-        self.reloads.send((inputs, reply)).await.ok()?;
-        answer.await.ok()
-    }
-}
-
-/// Start the trackers for the instances. `on_change` receives (instance name, tracking)
-/// with each instance's first tracking and every change after.
-pub fn spawn(
-    inputs: Inputs,
-    on_change: mpsc::Sender<(String, Tracking)>,
-    stop: CancellationToken,
-) -> TrackingHandle {
-    let (report_tx, reports) = mpsc::channel(256);
-    let (reloads_tx, reloads) = mpsc::channel(4);
-    let mut task = TrackingTask {
-        trackers: Vec::new(),
-        instances: Vec::new(),
-        sent: Vec::new(),
-        next_id: 0,
-        report_tx,
-        stop: stop.clone(),
-        on_change,
-    };
-    task.replace(inputs);
-    tokio::spawn(async move {
-        tokio::select! {
-            () = task.run(reports, reloads) => {}
-            () = stop.cancelled() => {}
-        }
-    });
-    TrackingHandle {
-        reloads: reloads_tx,
-    }
-}
-
-/// One running tracker: its settings, its damped state and its observer task.
-#[derive(Debug)]
-pub struct Tracked {
-    settings: TrackerSettings,
-    /// Tells its reports apart from those of a tracker a reload replaced.
-    id: u64,
-    debounce: Debounce,
-    value: TrackerValue,
-    observer: tokio::task::JoinHandle<()>,
-}
-
-struct TrackingTask {
-    trackers: Vec<Tracked>,
-    instances: Vec<VrrpSettings>,
-    /// The tracking last sent to each instance (by name).
-    sent: Vec<(String, Tracking)>,
-    next_id: u64,
-    report_tx: mpsc::Sender<Report>,
-    stop: CancellationToken,
-    on_change: mpsc::Sender<(String, Tracking)>,
-    // The services and links of the latest inputs live in the observers.
-}
-
-impl TrackingTask {
-    async fn run(
-        &mut self,
-        mut reports: mpsc::Receiver<Report>,
-        mut reloads: mpsc::Receiver<(Inputs, oneshot::Sender<Vec<Tracking>>)>,
-    ) {
-        loop {
-            tokio::select! {
-                report = reports.recv() => match report {
-                    Some(report) => {
-                        if !self.on_report(report).await {
-                            return;
-                        }
-                    }
-                    None => return,
-                },
-                reload = reloads.recv() => match reload {
-                    Some((inputs, reply)) => {
-                        let trackings = self.replace(inputs);
-                        let _ = reply.send(trackings);
-                    }
-                    None => std::future::pending::<()>().await,
-                },
-            }
-        }
+impl Trackers {
+    /// Start observing `trackers` (reading `services` in-process, current across reloads; an
+    /// `interface` tracker opens a netlink monitor of links). Values start
+    /// [`TrackerValue::Pending`].
+    pub fn start(
+        trackers: &[TrackerSettings],
+        services: Arc<ServiceTable>,
+    ) -> anyhow::Result<Trackers> {
+        Trackers::start_after(trackers, services, None)
     }
 
-    /// Take new inputs (at start, and on a reload); returns every instance's tracking now.
-    fn replace(&mut self, inputs: Inputs) -> Vec<Tracking> {
-        let sources = observe::Sources {
-            services: inputs.services,
-            links: inputs.links,
+    /// The trackers of a reload: one whose settings did not change starts from the value
+    /// `previous` has for it now (a failing tracker stays failing, a healthy one healthy, and
+    /// nothing that follows them moves); the others start pending. `previous` runs on until
+    /// it is dropped.
+    pub fn start_after(
+        trackers: &[TrackerSettings],
+        services: Arc<ServiceTable>,
+        previous: Option<&Trackers>,
+    ) -> anyhow::Result<Trackers> {
+        let stop = CancellationToken::new();
+        let initial: Vec<TrackerValue> = trackers
+            .iter()
+            .map(|tracker| previous.map_or(TrackerValue::Pending, |p| p.value_of(tracker)))
+            .collect();
+        let (values_tx, values) = watch::channel(Arc::new(initial.clone()));
+        let links = if trackers
+            .iter()
+            .any(|tracker| matches!(tracker.kind, TrackerKind::Interface { .. }))
+        {
+            links::spawn(stop.clone()).context("trackers: cannot watch the links")?
+        } else {
+            // Nobody follows a link: a closed channel, which the interface observer (absent
+            // here) would read as "repeat the last state".
+            watch::channel(LinkStates::default()).1
         };
-        let mut old = std::mem::take(&mut self.trackers);
-        for settings in inputs.trackers {
-            match old.iter().position(|t| t.settings == settings) {
-                Some(kept) => self.trackers.push(old.swap_remove(kept)),
-                None => {
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    let observing = observe::observe_forever(
-                        id,
-                        settings.clone(),
-                        sources.clone(),
-                        self.report_tx.clone(),
-                    );
-                    let stop = self.stop.clone();
-                    let observer = tokio::spawn(async move {
-                        tokio::select! {
-                            () = observing => {}
-                            () = stop.cancelled() => {}
-                        }
-                    });
-                    self.trackers.push(Tracked {
-                        debounce: Debounce::new(settings.rise, settings.fall),
-                        settings,
-                        id,
-                        value: TrackerValue::Pending,
-                        observer,
-                    });
-                }
-            }
-        }
-        for gone in old {
-            tracing::info!(tracker = %gone.settings.name, "tracker removed");
-            gone.observer.abort();
-        }
-        self.instances = inputs.instances;
-        let trackings: Vec<Tracking> = self
-            .instances
-            .iter()
-            .map(|instance| self.tracking_of(instance))
-            .collect();
-        self.sent = self
-            .instances
-            .iter()
-            .zip(&trackings)
-            .map(|(instance, tracking)| (instance.name.clone(), *tracking))
-            .collect();
-        trackings
-    }
-
-    fn tracking_of(&self, instance: &VrrpSettings) -> Tracking {
-        let settings: Vec<TrackerSettings> =
-            self.trackers.iter().map(|t| t.settings.clone()).collect();
-        let values: Vec<TrackerValue> = self.trackers.iter().map(|t| t.value).collect();
-        instance_tracking(instance, &settings, &values)
-    }
-
-    /// Apply one report; false once nobody listens for changes any more.
-    async fn on_report(&mut self, report: Report) -> bool {
-        let Some(tracked) = self.trackers.iter_mut().find(|t| t.id == report.tracker) else {
-            return true; // from a tracker a reload replaced
-        };
-        if !tracked.observe(report.observation) {
-            return true;
-        }
-        let name = tracked.settings.name.clone();
-        let instances: Vec<VrrpSettings> = self
-            .instances
-            .iter()
-            .filter(|instance| instance.track.iter().any(|r| r.tracker == name))
-            .cloned()
-            .collect();
-        for instance in instances {
-            let tracking = self.tracking_of(&instance);
-            let Some(slot) = self.sent.iter_mut().find(|(n, _)| *n == instance.name) else {
-                continue;
-            };
-            if slot.1 == tracking {
-                continue;
-            }
-            slot.1 = tracking;
-            tracing::info!(
-                instance = %instance.name,
-                priority = tracking.priority,
-                fault = tracking.fault,
-                "effective priority changed"
+        let sources = observe::Sources { services, links };
+        let (report_tx, report_rx) = mpsc::channel(256);
+        for (index, tracker) in trackers.iter().enumerate() {
+            let observing = observe::observe_forever(
+                index,
+                tracker.clone(),
+                sources.clone(),
+                report_tx.clone(),
             );
-            if self
-                .on_change
-                .send((instance.name.clone(), tracking))
-                .await
-                .is_err()
-            {
-                return false;
-            }
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = observing => {}
+                    () = stop.cancelled() => {}
+                }
+            });
         }
-        true
+        drop(report_tx);
+        tokio::spawn(tracking_loop(
+            trackers.to_vec(),
+            initial,
+            report_rx,
+            values_tx,
+        ));
+        Ok(Trackers {
+            settings: trackers.to_vec(),
+            values,
+            _stop: stop.drop_guard(),
+        })
+    }
+
+    /// The configured trackers, in config order (the index of [`Values`]).
+    pub fn settings(&self) -> &[TrackerSettings] {
+        &self.settings
+    }
+
+    /// The value of a tracker with exactly `settings` now; pending when there is none.
+    fn value_of(&self, settings: &TrackerSettings) -> TrackerValue {
+        let values = self.values.borrow();
+        self.settings
+            .iter()
+            .position(|s| s == settings)
+            .and_then(|i| values.get(i).copied())
+            .unwrap_or(TrackerValue::Pending)
+    }
+
+    /// What a consumer follows: the settings and a subscription to their values.
+    pub fn feed(&self) -> Feed {
+        Feed {
+            settings: self.settings.clone(),
+            values: self.subscribe(),
+        }
+    }
+
+    /// Every tracker's value now.
+    pub fn values(&self) -> Values {
+        self.values.borrow().clone()
+    }
+
+    /// The values, marked seen as they are now: `changed()` wakes on the next change.
+    pub fn subscribe(&self) -> watch::Receiver<Values> {
+        let mut values = self.values.clone();
+        values.mark_unchanged();
+        values
     }
 }
 
-impl Tracked {
-    /// Take one observation; true when the tracker's value changed.
-    fn observe(&mut self, observation: Observation) -> bool {
-        let settings = &self.settings;
-        match observation {
+/// One generation of trackers as a consumer follows it: the settings (the index of the
+/// values) and the values themselves. It stays valid while the [`Trackers`] it came from run.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    /// The trackers, in config order.
+    pub settings: Vec<TrackerSettings>,
+    /// Their values.
+    pub values: watch::Receiver<Values>,
+}
+
+/// What each tracker is now, as the VRRP instances follow them, for `/api/status`, `havip
+/// status` and the stats page. It reads the current values of one tracker generation on
+/// demand; a reload makes a new board with the new generation.
+#[derive(Debug)]
+pub struct TrackerBoard {
+    trackers: Vec<TrackerSettings>,
+    instances: Vec<VrrpSettings>,
+    values: watch::Receiver<Values>,
+}
+
+impl TrackerBoard {
+    /// A board for `instances` following `feed`.
+    pub fn new(feed: &Feed, instances: &[VrrpSettings]) -> TrackerBoard {
+        TrackerBoard {
+            trackers: feed.settings.clone(),
+            instances: instances.to_vec(),
+            values: feed.values.clone(),
+        }
+    }
+
+    /// The trackers instance `name` tracks: name, kind, the weight it applies, and `state`
+    /// (`healthy`, `failing`, `pending`, or the number a `file` read).
+    pub fn instance_json(&self, name: &str) -> serde_json::Value {
+        let values = self.values.borrow().clone();
+        let Some(instance) = self.instances.iter().find(|i| i.name == name) else {
+            return serde_json::Value::Array(Vec::new());
+        };
+        let trackers = instance.track.iter().filter_map(|reference| {
+            let position = self
+                .trackers
+                .iter()
+                .position(|t| t.name == reference.tracker)?;
+            let tracker = &self.trackers[position];
+            let state = match values
+                .get(position)
+                .copied()
+                .unwrap_or(TrackerValue::Pending)
+            {
+                TrackerValue::Pending => serde_json::json!("pending"),
+                TrackerValue::Healthy(true) => serde_json::json!("healthy"),
+                TrackerValue::Healthy(false) => serde_json::json!("failing"),
+                TrackerValue::Number(n) => serde_json::json!(n),
+            };
+            Some(serde_json::json!({
+                "name": tracker.name,
+                "kind": kind_name(&tracker.kind),
+                "weight": reference.weight.unwrap_or(tracker.weight),
+                "state": state,
+            }))
+        });
+        serde_json::Value::Array(trackers.collect())
+    }
+}
+
+/// The `kind` a config writes for a tracker.
+fn kind_name(kind: &TrackerKind) -> &'static str {
+    match kind {
+        TrackerKind::Script { .. } => "script",
+        TrackerKind::Service { .. } => "service",
+        TrackerKind::Listener { .. } => "listener",
+        TrackerKind::Interface { .. } => "interface",
+        TrackerKind::Process(_) => "process",
+        TrackerKind::File { .. } => "file",
+    }
+}
+
+/// Debounce the observations and publish every change of a tracker's value.
+async fn tracking_loop(
+    trackers: Vec<TrackerSettings>,
+    mut values: Vec<TrackerValue>,
+    mut reports: mpsc::Receiver<Report>,
+    published: watch::Sender<Values>,
+) {
+    let mut debounce: Vec<Debounce> = trackers
+        .iter()
+        .zip(&values)
+        .map(|(settings, value)| match value {
+            TrackerValue::Healthy(healthy) => {
+                Debounce::known(settings.rise, settings.fall, *healthy)
+            }
+            _ => Debounce::new(settings.rise, settings.fall),
+        })
+        .collect();
+    while let Some(Report {
+        tracker,
+        observation,
+    }) = reports.recv().await
+    {
+        let Some(settings) = trackers.get(tracker) else {
+            continue;
+        };
+        let changed = match observation {
             Observation::Unknown => false,
             Observation::Value(value) => {
                 let new = TrackerValue::Number(value);
-                let changed = self.value != new;
+                let changed = values[tracker] != new;
                 if changed {
                     tracing::info!(tracker = %settings.name, value, "tracked file value changed");
                 }
-                self.value = new;
+                values[tracker] = new;
                 changed
             }
             Observation::Good | Observation::Bad => {
                 let good = observation == Observation::Good;
-                let changed = self.debounce.observe(good);
+                let changed = debounce[tracker].observe(good);
                 if changed {
-                    let healthy = self.debounce.healthy().unwrap_or(good);
-                    self.value = TrackerValue::Healthy(healthy);
+                    let healthy = debounce[tracker].healthy().unwrap_or(good);
+                    values[tracker] = TrackerValue::Healthy(healthy);
                     if healthy {
                         tracing::info!(tracker = %settings.name, "tracker healthy");
                     } else {
@@ -417,6 +417,67 @@ impl Tracked {
                 }
                 changed
             }
+        };
+        if changed {
+            published.send_replace(Arc::new(values.clone()));
+        }
+    }
+}
+
+/// Whether any tracker `instance` follows has a value yet.
+pub fn any_observed(
+    instance: &VrrpSettings,
+    trackers: &[TrackerSettings],
+    values: &[TrackerValue],
+) -> bool {
+    instance.track.iter().any(|reference| {
+        trackers
+            .iter()
+            .position(|tracker| tracker.name == reference.tracker)
+            .and_then(|i| values.get(i))
+            .is_some_and(|value| *value != TrackerValue::Pending)
+    })
+}
+
+/// Feed the VRRP instances: each instance's effective priority and fault, sent to
+/// `on_change` with its name once one of its trackers has been observed, and on every change
+/// after (a reload starts a new follower with what it already told the instances in `sent`).
+/// Ends when the trackers stop or nobody listens.
+pub async fn follow_instances(
+    instances: Vec<VrrpSettings>,
+    trackers: Vec<TrackerSettings>,
+    mut values: watch::Receiver<Values>,
+    on_change: mpsc::Sender<(String, Tracking)>,
+    mut sent: Vec<Option<Tracking>>,
+) {
+    sent.resize(instances.len(), None);
+    loop {
+        let current = values.borrow_and_update().clone();
+        for (index, instance) in instances.iter().enumerate() {
+            if !any_observed(instance, &trackers, &current) {
+                continue;
+            }
+            let tracking = instance_tracking(instance, &trackers, &current);
+            if sent[index] == Some(tracking) {
+                continue;
+            }
+            sent[index] = Some(tracking);
+            tracing::info!(
+                instance = %instance.name,
+                priority = tracking.priority,
+                fault = tracking.fault,
+                "effective priority changed"
+            );
+            if on_change
+                .send((instance.name.clone(), tracking))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        if values.changed().await.is_err() {
+            return;
         }
     }
 }
@@ -563,53 +624,36 @@ mod tests {
         settings
     }
 
-    fn inputs(trackers: Vec<TrackerSettings>, track: Vec<TrackRef>) -> Inputs {
-        Inputs {
-            trackers,
-            instances: vec![instance(100, track)],
-            services: Arc::default(),
-            links: watch::channel(crate::vrrp::monitor::LinkStates::default()).1,
-        }
-    }
-
     #[tokio::test]
-    async fn a_reload_keeps_the_state_of_unchanged_trackers_and_applies_new_ones() {
-        let (on_change, mut changes) = mpsc::channel(16);
-        let stop = CancellationToken::new();
+    async fn a_reload_keeps_the_state_of_unchanged_trackers_and_starts_new_ones_pending() {
         let failing = script("down", -30, "/bin/false");
-        let handle = spawn(
-            inputs(vec![failing.clone()], vec![track("down", None)]),
-            on_change,
-            stop.clone(),
-        );
-        let limit = Duration::from_secs(5);
-        let first = loop {
-            let (_, tracking) = tokio::time::timeout(limit, changes.recv())
-                .await
-                .unwrap()
-                .unwrap();
-            if tracking.priority != 100 {
-                break tracking;
+        let first = Trackers::start(std::slice::from_ref(&failing), Arc::default()).unwrap();
+        let mut values = first.subscribe();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while values.borrow_and_update()[0] != TrackerValue::Healthy(false) {
+                values.changed().await.unwrap();
             }
-        };
-        assert_eq!(first.priority, 70, "the failing tracker counts");
-        // A reload that adds a tracker and keeps "down" as it was: "down" keeps its state (a
-        // restarted tracker would be pending and count for nothing until its first run).
+        })
+        .await
+        .expect("the script fails");
+        // The reload adds a tracker before it and keeps "down" as it was.
         let passing = script("up", -20, "/bin/true");
-        let now = handle
-            .reload(inputs(
-                vec![failing.clone(), passing.clone()],
-                vec![track("down", None), track("up", None)],
-            ))
-            .await
-            .unwrap();
-        assert_eq!(now[0].priority, 70, "kept state, at once");
-        // A reload that stops tracking "down": the priority comes back at once.
-        let now = handle
-            .reload(inputs(vec![failing, passing], vec![track("up", None)]))
-            .await
-            .unwrap();
-        assert_eq!(now[0].priority, 100);
-        stop.cancel();
+        let trackers = [passing, failing.clone()];
+        let second = Trackers::start_after(&trackers, Arc::default(), Some(&first)).unwrap();
+        assert_eq!(
+            *second.values(),
+            [TrackerValue::Pending, TrackerValue::Healthy(false)],
+            "the kept tracker's state at once, the new one pending"
+        );
+        let vrrp = instance(100, vec![track("down", None), track("up", None)]);
+        assert_eq!(
+            instance_tracking(&vrrp, second.settings(), &second.values()).priority,
+            70
+        );
+        // A changed tracker is a new one: its state starts over.
+        let mut changed = failing;
+        changed.fall = 5;
+        let third = Trackers::start_after(&[changed], Arc::default(), Some(&second)).unwrap();
+        assert_eq!(*third.values(), [TrackerValue::Pending]);
     }
 }

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use havip_config::vrrp::{CommandSpec, MinHealthy, ProcessMatch, TrackerKind, TrackerSettings};
+use havip_proxy::backend::{AdminState, Backend, CheckOutcome};
 use havip_proxy::service::Service;
 use havip_proxy::ServiceTable;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 
+use super::LinkStates;
 use super::{Observation, Report, IN_PROCESS_PERIOD};
 use crate::command::{self, Outcome};
-use crate::vrrp::monitor::LinkStates;
 
 /// What a tracker may need to look at.
 #[derive(Clone)]
@@ -25,15 +26,15 @@ pub struct Sources {
     pub links: watch::Receiver<LinkStates>,
 }
 
-/// Observe `tracker` forever (until the tracking loop goes away), reporting as `id`.
+/// Observe `tracker` forever (until the tracking loop goes away), as tracker `index`.
 pub async fn observe_forever(
-    id: u64,
+    index: usize,
     tracker: TrackerSettings,
     sources: Sources,
     reports: mpsc::Sender<Report>,
 ) {
     let out = Out {
-        id,
+        index,
         name: tracker.name.clone(),
         reports,
     };
@@ -41,11 +42,13 @@ pub async fn observe_forever(
         TrackerKind::Service {
             service,
             min_healthy,
+            drain_counts_as_down,
         } => {
             // Looked up at every observation: a reload may replace the service.
             let (table, name, min) = (sources.services.clone(), service.clone(), *min_healthy);
+            let drain_is_down = *drain_counts_as_down;
             in_process(out, move || match table.find(&name) {
-                Some(s) => good(service_healthy(&s, min)),
+                Some(s) => service_observation(&s, min, drain_is_down),
                 None => Observation::Bad,
             })
             .await
@@ -84,7 +87,7 @@ pub async fn observe_forever(
 
 /// Where a tracker's observations go.
 struct Out {
-    id: u64,
+    index: usize,
     name: String,
     reports: mpsc::Sender<Report>,
 }
@@ -94,7 +97,7 @@ impl Out {
     async fn send(&self, observation: Observation) -> bool {
         self.reports
             .send(Report {
-                tracker: self.id,
+                tracker: self.index,
                 observation,
             })
             .await
@@ -266,20 +269,64 @@ fn good(ok: bool) -> Observation {
 }
 
 /// Whether a service has enough backends up. Backup backends do not count: the service is
-/// degraded when it runs on them.
-pub fn service_healthy(service: &Service, min: MinHealthy) -> bool {
+/// degraded when it runs on them. A backend an operator set to `drain` or `maint` counts by
+/// its health unless `drain_counts_as_down`: draining one of three masters for an upgrade
+/// should not lower the VRRP priority.
+pub fn service_healthy(service: &Service, min: MinHealthy, drain_counts_as_down: bool) -> bool {
     let primaries: Vec<_> = service
         .backends
         .iter()
         .filter(|b| !b.spec().backup)
         .collect();
-    let up = primaries.iter().filter(|b| b.is_up()).count();
+    let up = primaries
+        .iter()
+        .filter(|backend| counts_up(backend, drain_counts_as_down))
+        .count();
+    up >= needed(min, primaries.len())
+}
+
+fn counts_up(backend: &Backend, drain_counts_as_down: bool) -> bool {
+    backend.is_up() && (!drain_counts_as_down || backend.admin_state() == AdminState::Ready)
+}
+
+fn needed(min: MinHealthy, primaries: usize) -> usize {
     match min {
-        MinHealthy::Count(n) => up >= n as usize,
-        MinHealthy::Fraction(f) => {
-            let needed = (f * primaries.len() as f64).ceil().max(1.0) as usize;
-            up >= needed
-        }
+        MinHealthy::Count(n) => n as usize,
+        MinHealthy::Fraction(f) => (f * primaries as f64).ceil().max(1.0) as usize,
+    }
+}
+
+/// A `service` tracker's observation. A backend starts up on probation (as in HAProxy) until
+/// its first health check: while the answer depends on such backends it is unknown, so that
+/// a node whose backends are all dead at start is never judged healthy on faith (a BGP
+/// announcement waits for it; a VRRP instance is unaffected, as a tracker not yet observed
+/// does not move its priority).
+pub fn service_observation(
+    service: &Service,
+    min: MinHealthy,
+    drain_counts_as_down: bool,
+) -> Observation {
+    let checked = service.spec.health.check.is_some();
+    let primaries: Vec<_> = service
+        .backends
+        .iter()
+        .filter(|b| !b.spec().backup)
+        .collect();
+    let needed = needed(min, primaries.len());
+    let up: Vec<_> = primaries
+        .iter()
+        .filter(|b| counts_up(b, drain_counts_as_down))
+        .collect();
+    let proven = up
+        .iter()
+        .filter(|b| !checked || b.last_check().0 != CheckOutcome::None)
+        .count();
+    if proven >= needed {
+        Observation::Good
+    } else if up.len() < needed {
+        Observation::Bad
+    } else {
+        Observation::Unknown
     }
 }
 
@@ -338,4 +385,53 @@ pub fn read_number(path: &Path) -> Result<i64, String> {
         .unwrap_or("0")
         .parse::<i64>()
         .map_err(|_| format!("{}: not an integer", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use havip_config::copy_mode::CopyMode;
+    use havip_config::service::ServiceSpec;
+    use havip_proxy::backend::Health;
+    use havip_proxy::service::DataPath;
+    use tokio::time::Instant;
+
+    fn three_masters() -> Service {
+        let backends: Vec<std::net::SocketAddr> = (1..=3)
+            .map(|i| std::net::SocketAddr::from(([127, 0, 0, i], 6443)))
+            .collect();
+        let spec = ServiceSpec::new(
+            "kube-apiserver",
+            vec!["127.0.0.1:0".parse().expect("address")],
+            &backends,
+        );
+        let data_path = DataPath {
+            copy_mode: CopyMode::default(),
+            log_connections: false,
+        };
+        let epoch = Instant::now();
+        let backends = spec
+            .backends
+            .iter()
+            .map(|b| std::sync::Arc::new(Backend::new(b.clone(), epoch, false).0))
+            .collect();
+        Service::new(spec, backends, std::sync::Arc::default(), data_path)
+    }
+
+    #[tokio::test]
+    async fn drained_backends_count_by_their_health_unless_asked() {
+        let service = three_masters();
+        let all = MinHealthy::Fraction(1.0);
+        service.backends[1].set_admin_state(AdminState::Drain, Instant::now());
+        service.backends[2].set_admin_state(AdminState::Maint, Instant::now());
+        // By default draining a master for its upgrade changes nothing for VRRP.
+        assert!(service_healthy(&service, all, false));
+        assert!(service_healthy(&service, MinHealthy::Count(3), false));
+        // Asked for: drain and maint count as down.
+        assert!(!service_healthy(&service, MinHealthy::Count(2), true));
+        assert!(service_healthy(&service, MinHealthy::Count(1), true));
+        // A drained backend that is down is down either way.
+        service.backends[1].set_health(Health::Down, Instant::now());
+        assert!(!service_healthy(&service, all, false));
+    }
 }

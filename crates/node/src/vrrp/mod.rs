@@ -37,8 +37,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context};
 use arc_swap::ArcSwap;
-use havip_config::vrrp::{NotifySettings, TrackerSettings, VrrpSettings};
-use havip_proxy::ServiceTable;
+use havip_config::vrrp::{NotifySettings, VrrpSettings};
 use havip_sys::announce::Announcer;
 use havip_sys::netlink::{InterfaceAddress, Link, Netlink, NetlinkMonitor};
 use havip_sys::vrrp_socket::{Family, VrrpReceiver, VrrpSender};
@@ -48,10 +47,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::tracking::{self, TrackingHandle};
+use crate::tracking::{self, Feed, Trackers};
 use instance::{Control, InstanceParts, InstanceTask, StepDownResult};
 use io::{KernelIo, ResolvedVip};
-use monitor::{LinkStates, Watcher};
+use monitor::Watcher;
 use receive::Routes;
 use status::{EventLog, InstanceStatus, ReceiveCounters, StatusSlot, VrrpView};
 
@@ -115,7 +114,7 @@ struct Running {
 /// it unapplied closes what it opened.
 pub struct PreparedVrrp {
     planned: Vec<Planned>,
-    trackers: Vec<TrackerSettings>,
+    trackers: Feed,
     paths: Vec<(PathKey, Path, AsyncFd<VrrpReceiver>)>,
     announcers: Vec<(u32, Arc<Announcer>)>,
 }
@@ -140,11 +139,12 @@ pub struct VrrpNode {
     paths: Arc<Mutex<BTreeMap<PathKey, Path>>>,
     announcers: HashMap<u32, Arc<Announcer>>,
     watchers: Arc<ArcSwap<Vec<Watcher>>>,
-    links: watch::Receiver<LinkStates>,
-    tracking: TrackingHandle,
+    /// Where the trackers' verdicts go, by instance name (forwarded to the inboxes).
+    verdicts: mpsc::Sender<(String, Tracking)>,
+    /// The task that turns the current trackers' values into verdicts; a reload replaces it.
+    follower: Option<JoinHandle<()>>,
     /// Instance inboxes by name, for the trackers' verdicts.
     inboxes: Arc<ArcSwap<HashMap<String, mpsc::Sender<Control>>>>,
-    services: Arc<ServiceTable>,
     events: Arc<EventLog>,
     view: Arc<VrrpView>,
     background: CancellationToken,
@@ -171,14 +171,15 @@ pub struct Resumed {
 }
 
 impl VrrpNode {
-    /// Open the sockets, resolve interfaces and addresses, and start every instance and the
-    /// trackers that move their priorities (reading `services` in-process).
+    /// Open the sockets, resolve interfaces and addresses, and start every instance,
+    /// following the node's `trackers` for their priorities and writing state changes to
+    /// `events`.
     pub async fn start(
         settings: &[VrrpSettings],
-        trackers: &[TrackerSettings],
-        services: Arc<ServiceTable>,
+        trackers: &Trackers,
+        events: Arc<EventLog>,
     ) -> anyhow::Result<VrrpNode> {
-        VrrpNode::start_resuming(settings, trackers, services, Vec::new()).await
+        VrrpNode::start_resuming(settings, trackers, events, Vec::new()).await
     }
 
     /// [`VrrpNode::start`] in a process that takes over from a predecessor (a binary
@@ -187,11 +188,11 @@ impl VrrpNode {
     /// the others start afresh.
     pub async fn start_resuming(
         settings: &[VrrpSettings],
-        trackers: &[TrackerSettings],
-        services: Arc<ServiceTable>,
+        trackers: &Trackers,
+        events: Arc<EventLog>,
         resume: Vec<Resumed>,
     ) -> anyhow::Result<VrrpNode> {
-        let mut node = VrrpNode::start_later(settings, trackers, services)?;
+        let mut node = VrrpNode::start_later(settings, trackers, events)?;
         node.resume = resume;
         node.finish_start().await;
         node.resume.clear();
@@ -227,10 +228,10 @@ impl VrrpNode {
     /// runs until [`VrrpNode::finish_start`] (a reload that adds the first instances).
     pub fn start_later(
         settings: &[VrrpSettings],
-        trackers: &[TrackerSettings],
-        services: Arc<ServiceTable>,
+        trackers: &Trackers,
+        events: Arc<EventLog>,
     ) -> anyhow::Result<VrrpNode> {
-        let mut node = VrrpNode::empty(services)?;
+        let mut node = VrrpNode::empty(events)?;
         node.pending = Some(node.prepare(settings, trackers)?);
         Ok(node)
     }
@@ -243,15 +244,14 @@ impl VrrpNode {
         }
     }
 
-    fn empty(services: Arc<ServiceTable>) -> anyhow::Result<VrrpNode> {
+    fn empty(events: Arc<EventLog>) -> anyhow::Result<VrrpNode> {
         let netlink = Netlink::open().context("VRRP: cannot open a netlink socket")?;
         let netlink = Arc::new(Mutex::new(netlink));
         let background = CancellationToken::new();
         let watchers = Arc::new(ArcSwap::from_pointee(Vec::new()));
-        let links = spawn_monitor(&watchers, &background)?;
+        spawn_monitor(&watchers, &background)?;
         let inboxes = Arc::new(ArcSwap::from_pointee(HashMap::new()));
-        let tracking = spawn_tracking(&services, &links, &inboxes, &background);
-        let events = Arc::new(EventLog::default());
+        let verdicts = spawn_verdicts(&inboxes);
         let view = Arc::new(VrrpView {
             events: events.clone(),
             ..VrrpView::default()
@@ -262,10 +262,9 @@ impl VrrpNode {
             paths: Arc::default(),
             announcers: HashMap::new(),
             watchers,
-            links,
-            tracking,
+            verdicts,
+            follower: None,
             inboxes,
-            services,
             events,
             view,
             background,
@@ -280,7 +279,7 @@ impl VrrpNode {
     pub fn prepare(
         &self,
         settings: &[VrrpSettings],
-        trackers: &[TrackerSettings],
+        trackers: &Trackers,
     ) -> anyhow::Result<PreparedVrrp> {
         let planned = {
             let netlink = self.netlink.lock().unwrap_or_else(|e| e.into_inner());
@@ -316,7 +315,7 @@ impl VrrpNode {
         }
         Ok(PreparedVrrp {
             planned,
-            trackers: trackers.to_vec(),
+            trackers: trackers.feed(),
             paths,
             announcers,
         })
@@ -386,22 +385,20 @@ impl VrrpNode {
         } = prepared;
         self.start_paths(paths);
         self.announcers.extend(announcers);
-        // The trackers first: every instance gets its new settings with the verdict under them.
-        let trackings = self
-            .tracking
-            .reload(tracking::Inputs {
-                trackers,
-                instances: planned.iter().map(|p| p.settings.clone()).collect(),
-                services: self.services.clone(),
-                links: self.links.clone(),
+        // The trackers first: every instance gets its new settings with the verdict under them
+        // (a tracker the reload kept has kept its value, see `Trackers::start_after`).
+        let values = trackers.values.borrow().clone();
+        let trackings: Vec<Tracking> = planned
+            .iter()
+            .map(|p| {
+                if tracking::any_observed(&p.settings, &trackers.settings, &values) {
+                    tracking::instance_tracking(&p.settings, &trackers.settings, &values)
+                } else {
+                    Tracking::untracked(p.settings.priority)
+                }
             })
-            .await
-            .unwrap_or_else(|| {
-                planned
-                    .iter()
-                    .map(|p| Tracking::untracked(p.settings.priority))
-                    .collect()
-            });
+            .collect();
+        let followed: Vec<VrrpSettings> = planned.iter().map(|p| p.settings.clone()).collect();
         let mut report = VrrpReport::default();
         let mut old: Vec<Running> = std::mem::take(&mut self.instances);
         for (p, tracking) in planned.into_iter().zip(trackings) {
@@ -424,7 +421,26 @@ impl VrrpNode {
             self.retiring.push(task);
         }
         self.publish_routes();
+        // Only now, so that every instance has its new settings before a new verdict.
+        self.follow(followed, trackers);
         report
+    }
+
+    /// Follow `trackers` for `planned`'s instances from now on (replacing the follower of the
+    /// previous config).
+    fn follow(&mut self, instances: Vec<VrrpSettings>, trackers: Feed) {
+        if let Some(previous) = self.follower.take() {
+            previous.abort();
+        }
+        let board = Arc::new(tracking::TrackerBoard::new(&trackers, &instances));
+        *self.view.trackers.lock().unwrap_or_else(|e| e.into_inner()) = Some(board);
+        self.follower = Some(tokio::spawn(tracking::follow_instances(
+            instances,
+            trackers.settings,
+            trackers.values,
+            self.verdicts.clone(),
+            Vec::new(),
+        )));
     }
 
     /// The instance that continues `previous` under `p`.
@@ -699,6 +715,9 @@ impl VrrpNode {
         for task in self.retiring {
             let _ = task.await;
         }
+        if let Some(follower) = &self.follower {
+            follower.abort();
+        }
         self.background.cancel();
     }
 }
@@ -709,51 +728,37 @@ fn unreachable_sender(p: &Planned) -> Arc<VrrpSender> {
     unreachable!("no send socket for {} (prepare opens it)", p.link.name)
 }
 
-/// The netlink monitor; returns the link states it publishes for the trackers.
+/// The netlink monitor of the instances' links and addresses.
 fn spawn_monitor(
     watchers: &Arc<ArcSwap<Vec<Watcher>>>,
     stop: &CancellationToken,
-) -> anyhow::Result<watch::Receiver<LinkStates>> {
+) -> anyhow::Result<()> {
     let monitor = NetlinkMonitor::open().context("VRRP: cannot watch links and addresses")?;
     let monitor = register(monitor).context("VRRP: cannot register the netlink monitor")?;
-    let (links_tx, links_rx) = watch::channel(LinkStates::default());
     tokio::spawn(monitor::monitor_loop(
         monitor,
         watchers.clone(),
-        links_tx,
         stop.clone(),
     ));
-    Ok(links_rx)
+    Ok(())
 }
 
-/// The trackers; their verdicts go to the inboxes of the instances that track them.
-fn spawn_tracking(
-    services: &Arc<ServiceTable>,
-    links: &watch::Receiver<LinkStates>,
+/// The trackers' verdicts, by instance name, go to the inbox of the instance of that name
+/// (the inboxes change with reloads). Ends when the node is gone.
+fn spawn_verdicts(
     inboxes: &Arc<ArcSwap<HashMap<String, mpsc::Sender<Control>>>>,
-    stop: &CancellationToken,
-) -> TrackingHandle {
-    let (tracking_tx, mut tracking_rx) = mpsc::channel::<(String, Tracking)>(64);
-    let handle = tracking::spawn(
-        tracking::Inputs {
-            trackers: Vec::new(),
-            instances: Vec::new(),
-            services: services.clone(),
-            links: links.clone(),
-        },
-        tracking_tx,
-        stop.clone(),
-    );
+) -> mpsc::Sender<(String, Tracking)> {
+    let (verdicts, mut incoming) = mpsc::channel::<(String, Tracking)>(64);
     let inboxes = inboxes.clone();
     tokio::spawn(async move {
-        while let Some((name, tracking)) = tracking_rx.recv().await {
+        while let Some((name, tracking)) = incoming.recv().await {
             let inbox = inboxes.load().get(&name).cloned();
             if let Some(inbox) = inbox {
                 let _ = inbox.send(Control::Tracking(tracking)).await;
             }
         }
     });
-    handle
+    verdicts
 }
 
 /// Resolve each instance's interface, source address and virtual addresses.
@@ -844,7 +849,7 @@ impl VrrpCommands {
 /// `AsyncFd` deregisters before it drops them, so that cannot happen here, and this crate
 /// stays free of `unsafe` (`AsyncFd::register` is an unsafe fn).
 #[allow(deprecated)]
-fn register<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
+pub(crate) fn register<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
     AsyncFd::new(inner)
 }
 

@@ -273,6 +273,8 @@ pub struct VrrpView {
     pub receivers: Mutex<Vec<Arc<ReceiveCounters>>>,
     /// The event log every instance writes to.
     pub events: Arc<EventLog>,
+    /// What each tracker is now, as the instances follow them (a reload replaces it).
+    pub trackers: Mutex<Option<Arc<crate::tracking::TrackerBoard>>>,
 }
 
 impl VrrpView {
@@ -294,7 +296,18 @@ impl VrrpView {
         Value::Array(
             self.snapshot()
                 .iter()
-                .map(InstanceStatus::to_json)
+                .map(|instance| {
+                    let mut json = instance.to_json();
+                    let board = self
+                        .trackers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    json["trackers"] = board.map_or(Value::Array(Vec::new()), |board| {
+                        board.instance_json(&instance.name)
+                    });
+                    json
+                })
                 .collect(),
         )
     }

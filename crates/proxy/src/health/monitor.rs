@@ -15,6 +15,12 @@
 //! runs inline: passive events that arrive meanwhile wait in the inbox (at most the check
 //! timeout) and are judged by the time they happened, not the time they are read.
 //!
+//! Maintenance: while the backend's administrative state is `maint` the monitor runs no
+//! check and ignores passive failures (nothing new goes to the backend, and an operator has
+//! taken it out knowing it may fail); the health it published last stays. When the backend
+//! leaves `maint` the next check runs at once, so the balancer does not rely for long on a
+//! result from before. `drain` changes nothing here: its checks go on.
+//!
 //! Spreading: the first check of backend `i` of `n` fires at a random point of the `i`-th
 //! `n`th of the first interval, and every later wait is jittered by ±10%, so the checks of
 //! many backends and services never line up into bursts.
@@ -29,7 +35,7 @@ use tracing::{debug, info, warn};
 
 use super::machine::{HealthMachine, Transition};
 use super::probe::Probe;
-use crate::backend::{Backend, Health, HealthEvent, HealthInbox};
+use crate::backend::{AdminState, Backend, Health, HealthEvent, HealthInbox};
 use havip_config::service::{HealthSpec, PassiveSpec};
 
 /// A service's health checking, as its monitors apply it: shared by every monitor of the
@@ -94,8 +100,25 @@ impl Monitor {
         });
         let mut watching = true;
         loop {
+            if backend.admin_state() == AdminState::Maint {
+                wait_out_maintenance(&backend, &mut inbox).await;
+                info!(
+                    service = %service,
+                    backend = %backend.name(),
+                    "maintenance over, health checks resume"
+                );
+                next_check = next_check.map(|_| Instant::now());
+            }
             let wake = earliest(next_check, machine.wake_at());
+            let admin_changed = backend.admin_changed();
+            tokio::pin!(admin_changed);
+            admin_changed.as_mut().enable();
+            if backend.admin_state() == AdminState::Maint {
+                continue;
+            }
             tokio::select! {
+                // Put in maintenance: stop before the next check.
+                () = &mut admin_changed => {}
                 event = inbox.recv() => match event {
                     Some(HealthEvent::ConnectFailed { at }) => {
                         if let Some(transition) = machine.connect_failed(at, Instant::now()) {
@@ -180,6 +203,28 @@ fn reconfigured(
         (false, _) => None,
         (true, Some(at)) => Some(at.min(now + checks.spec.interval)),
         (true, None) => Some(now + jitter(checks.spec.interval, fastrand::f64())),
+    }
+}
+
+/// Wait while the backend is in maintenance, dropping passive failures that arrive (from
+/// connections picked just before).
+async fn wait_out_maintenance(backend: &Backend, inbox: &mut HealthInbox) {
+    loop {
+        let changed = backend.admin_changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if backend.admin_state() != AdminState::Maint {
+            return;
+        }
+        tokio::select! {
+            () = &mut changed => {}
+            event = inbox.recv() => {
+                if event.is_none() {
+                    // See the loop above: nobody can report any more; wait for the state.
+                    changed.await;
+                }
+            }
+        }
     }
 }
 

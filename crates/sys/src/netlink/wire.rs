@@ -1,12 +1,13 @@
 //! The rtnetlink wire format, as pure functions: building the few requests havip sends and
 //! decoding the messages it reads (netlink(7), rtnetlink(7); constants from the kernel's uapi
-//! headers `linux/netlink.h`, `linux/rtnetlink.h`, `linux/if_link.h`, `linux/if_addr.h`).
+//! headers `linux/netlink.h`, `linux/rtnetlink.h`, `linux/if_link.h`, `linux/if_addr.h`,
+//! `linux/nexthop.h`).
 //!
 //! Netlink is host byte order, every message and attribute is padded to 4 bytes.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{InterfaceAddress, Link, NetEvent};
+use super::{InterfaceAddress, Link, NetEvent, Nexthop, Route, RouteHop, RouteKind, RouteRequest};
 
 pub(super) const NLMSG_HDRLEN: usize = 16;
 const NLA_HDRLEN: usize = 4;
@@ -21,6 +22,7 @@ const NLM_F_ACK: u16 = 0x04;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
+const NLM_F_APPEND: u16 = 0x800;
 /// On a dump message: the dump was inconsistent because the data changed meanwhile.
 pub(super) const NLM_F_DUMP_INTR: u16 = 0x10;
 /// On NLMSG_ERROR: the request was not echoed back in full (`NETLINK_CAP_ACK`).
@@ -35,6 +37,11 @@ const RTM_GETLINK: u16 = 18;
 pub(super) const RTM_NEWADDR: u16 = 20;
 pub(super) const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
+pub(super) const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+const RTM_GETROUTE: u16 = 26;
+pub(super) const RTM_NEWNEXTHOP: u16 = 104;
+const RTM_GETNEXTHOP: u16 = 106;
 
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
@@ -48,6 +55,36 @@ const IFA_FLAGS: u16 = 8;
 const IFA_F_SECONDARY: u32 = 0x01;
 const IFA_F_NODAD: u32 = 0x02;
 const IFA_F_TENTATIVE: u32 = 0x40;
+
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_MULTIPATH: u16 = 9;
+const RTA_TABLE: u16 = 15;
+const RTA_NH_ID: u16 = 30;
+
+const NHA_ID: u16 = 1;
+const NHA_GROUP: u16 = 2;
+const NHA_GROUP_TYPE: u16 = 3;
+const NHA_BLACKHOLE: u16 = 4;
+const NHA_OIF: u16 = 5;
+const NHA_GATEWAY: u16 = 6;
+/// `NEXTHOP_GRP_TYPE_RES`: a resilient group (Linux 5.13), as opposed to 0, hash-threshold.
+const NEXTHOP_GRP_TYPE_RES: u16 = 1;
+
+/// `rtm_type` values (`RTN_*`).
+const RTN_UNICAST: u8 = 1;
+const RTN_LOCAL: u8 = 2;
+const RTN_BLACKHOLE: u8 = 6;
+const RTN_UNREACHABLE: u8 = 7;
+
+/// `RT_TABLE_UNSPEC` in `rtm_table`: the table id is in `RTA_TABLE` (ids above 255).
+const RT_TABLE_UNSPEC: u8 = 0;
+/// `RT_SCOPE_LINK`: a route with no gateway, to a destination on the link.
+const RT_SCOPE_LINK: u8 = 253;
+/// `RT_SCOPE_HOST`: a local route (the destination is this host).
+const RT_SCOPE_HOST: u8 = 254;
 
 const IFF_UP: u32 = 0x1;
 const IFF_RUNNING: u32 = 0x40;
@@ -209,6 +246,111 @@ pub(super) fn del_address(seq: u32, ifindex: u32, address: IpAddr, prefix_len: u
     request.finish()
 }
 
+/// `struct rtmsg`.
+fn rtmsg(family: u8, dst_len: u8, table: u32, protocol: u8, scope: u8, kind: u8) -> [u8; 12] {
+    // Tables above 255 do not fit the 8-bit field; RTA_TABLE carries every id anyway.
+    let short_table = u8::try_from(table).unwrap_or(RT_TABLE_UNSPEC);
+    [
+        family,
+        dst_len,
+        0,
+        0,
+        short_table,
+        protocol,
+        scope,
+        kind,
+        0,
+        0,
+        0,
+        0,
+    ]
+}
+
+fn route_kind_byte(kind: RouteKind) -> u8 {
+    match kind {
+        RouteKind::Unicast => RTN_UNICAST,
+        RouteKind::Local => RTN_LOCAL,
+        RouteKind::Blackhole => RTN_BLACKHOLE,
+        RouteKind::Unreachable => RTN_UNREACHABLE,
+        RouteKind::Other(byte) => byte,
+    }
+}
+
+/// The scope `ip route` gives a route of this kind without a gateway: host for local routes,
+/// link for a route out of an interface, universe for the rest.
+fn route_scope(kind: RouteKind) -> u8 {
+    match kind {
+        RouteKind::Local => RT_SCOPE_HOST,
+        RouteKind::Unicast => RT_SCOPE_LINK,
+        _ => RT_SCOPE_UNIVERSE,
+    }
+}
+
+fn route_request(kind: u16, flags: u16, seq: u32, route: &RouteRequest) -> Vec<u8> {
+    let (family, bytes) = address_bytes(&route.destination);
+    let mut request = Request::new(kind, flags, seq)
+        .fixed(&rtmsg(
+            family,
+            route.prefix_len,
+            route.table,
+            route.protocol,
+            route_scope(route.kind),
+            route_kind_byte(route.kind),
+        ))
+        .attr(RTA_TABLE, &route.table.to_ne_bytes())
+        .attr(RTA_DST, &bytes);
+    if let Some(interface) = route.interface {
+        request = request.attr(RTA_OIF, &interface.to_ne_bytes());
+    }
+    request.finish()
+}
+
+/// RTM_NEWROUTE as `ip route add [local] DST/LEN dev IF table T proto P` sends it;
+/// `NLM_F_EXCL` makes an existing route an EEXIST error.
+pub(super) fn new_route(seq: u32, route: &RouteRequest) -> Vec<u8> {
+    route_request(
+        RTM_NEWROUTE,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        seq,
+        route,
+    )
+}
+
+/// RTM_NEWROUTE as `ip route append` sends it: added beside routes to the same destination
+/// (the local route the kernel makes for an address, say), EEXIST only for an identical one.
+pub(super) fn append_route(seq: u32, route: &RouteRequest) -> Vec<u8> {
+    route_request(
+        RTM_NEWROUTE,
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND,
+        seq,
+        route,
+    )
+}
+
+/// RTM_DELROUTE for exactly this route: the kernel matches destination, table, type,
+/// protocol and interface (ESRCH when none matches).
+pub(super) fn del_route(seq: u32, route: &RouteRequest) -> Vec<u8> {
+    route_request(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, seq, route)
+}
+
+/// RTM_GETROUTE dump of one table, both families. With `NETLINK_GET_STRICT_CHK` on the socket
+/// (Linux 4.20) the kernel dumps only that table; older kernels dump every table and the
+/// caller filters.
+pub(super) fn dump_routes(seq: u32, table: u32) -> Vec<u8> {
+    Request::new(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq)
+        .fixed(&rtmsg(AF_UNSPEC, 0, table, 0, 0, 0))
+        .attr(RTA_TABLE, &table.to_ne_bytes())
+        .finish()
+}
+
+/// RTM_GETNEXTHOP for the nexthop object `id` (`ip nexthop get id ID`).
+pub(super) fn get_nexthop(seq: u32, id: u32) -> Vec<u8> {
+    Request::new(RTM_GETNEXTHOP, NLM_F_REQUEST | NLM_F_ACK, seq)
+        .fixed(&[AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0])
+        .attr(NHA_ID, &id.to_ne_bytes())
+        .finish()
+}
+
 /// One netlink message of a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Message<'a> {
@@ -346,6 +488,125 @@ pub(super) fn parse_address(payload: &[u8]) -> Option<InterfaceAddress> {
         secondary: family == AF_INET && flags & IFA_F_SECONDARY != 0,
         tentative: flags & IFA_F_TENTATIVE != 0,
     })
+}
+
+/// An address of `family` from attribute bytes (4 or 16 of them).
+fn ip_of(family: u8, bytes: &[u8]) -> Option<IpAddr> {
+    match family {
+        AF_INET => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?))),
+        AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(bytes).ok()?,
+        ))),
+        _ => None,
+    }
+}
+
+fn route_kind(byte: u8) -> RouteKind {
+    match byte {
+        RTN_UNICAST => RouteKind::Unicast,
+        RTN_LOCAL => RouteKind::Local,
+        RTN_BLACKHOLE => RouteKind::Blackhole,
+        RTN_UNREACHABLE => RouteKind::Unreachable,
+        other => RouteKind::Other(other),
+    }
+}
+
+/// The hops of an `RTA_MULTIPATH` attribute: `struct rtnexthop` (length, flags, hops, ifindex)
+/// each followed by its own attributes. A malformed tail ends the list.
+fn multipath(family: u8, mut bytes: &[u8]) -> Vec<RouteHop> {
+    let mut hops = Vec::new();
+    while let Some(header) = bytes.first_chunk::<8>() {
+        let len = usize::from(u16::from_ne_bytes([header[0], header[1]]));
+        let Some(attrs) = bytes.get(8..len).filter(|_| len >= 8) else {
+            break;
+        };
+        let gateway = attributes(attrs)
+            .find(|(kind, _)| *kind == RTA_GATEWAY)
+            .and_then(|(_, data)| ip_of(family, data));
+        hops.push(RouteHop {
+            interface: u32_at(header, 4).unwrap_or(0),
+            gateway,
+            // rtnh_hops is the weight minus one.
+            weight: u16::from(header[3]) + 1,
+        });
+        bytes = bytes.get(align4(len)..).unwrap_or_default();
+    }
+    hops
+}
+
+/// Decodes an RTM_NEWROUTE / RTM_DELROUTE payload of family IPv4 or IPv6. A default route
+/// (no `RTA_DST`) has the unspecified address as its destination.
+pub(super) fn parse_route(payload: &[u8]) -> Option<Route> {
+    let fixed = payload.first_chunk::<12>()?;
+    let family = fixed[0];
+    let unspecified = match family {
+        AF_INET => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        AF_INET6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => return None,
+    };
+    let mut route = Route {
+        table: u32::from(fixed[4]),
+        destination: unspecified,
+        prefix_len: fixed[1],
+        kind: route_kind(fixed[7]),
+        protocol: fixed[5],
+        interface: None,
+        gateway: None,
+        nexthop_id: None,
+        multipath: Vec::new(),
+        metric: None,
+    };
+    for (kind, data) in attributes(payload.get(12..)?) {
+        match kind {
+            RTA_DST => route.destination = ip_of(family, data)?,
+            RTA_TABLE => route.table = u32_at(data, 0).unwrap_or(route.table),
+            RTA_OIF => route.interface = u32_at(data, 0),
+            RTA_GATEWAY => route.gateway = ip_of(family, data),
+            RTA_PRIORITY => route.metric = u32_at(data, 0),
+            RTA_NH_ID => route.nexthop_id = u32_at(data, 0),
+            RTA_MULTIPATH => route.multipath = multipath(family, data),
+            _ => {}
+        }
+    }
+    Some(route)
+}
+
+/// Decodes an RTM_NEWNEXTHOP payload: a single nexthop (gateway, interface) or a group of
+/// other nexthop objects with their weights.
+pub(super) fn parse_nexthop(payload: &[u8]) -> Option<Nexthop> {
+    let fixed = payload.first_chunk::<8>()?;
+    let family = fixed[0];
+    let mut nexthop = Nexthop {
+        id: 0,
+        gateway: None,
+        interface: None,
+        blackhole: false,
+        group: Vec::new(),
+        resilient: false,
+    };
+    let mut id = None;
+    for (kind, data) in attributes(payload.get(8..)?) {
+        match kind {
+            NHA_ID => id = u32_at(data, 0),
+            NHA_GATEWAY => nexthop.gateway = ip_of(family, data),
+            NHA_OIF => nexthop.interface = u32_at(data, 0),
+            NHA_BLACKHOLE => nexthop.blackhole = true,
+            NHA_GROUP_TYPE => {
+                nexthop.resilient = data.first_chunk::<2>().map(|b| u16::from_ne_bytes(*b))
+                    == Some(NEXTHOP_GRP_TYPE_RES)
+            }
+            NHA_GROUP => {
+                // struct nexthop_grp: u32 id, u8 weight (minus one), u8 + u16 reserved.
+                nexthop.group = data
+                    .chunks_exact(8)
+                    .filter_map(|entry| Some((u32_at(entry, 0)?, u16::from(entry[4]) + 1)))
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    nexthop.id = id?;
+    Some(nexthop)
 }
 
 /// The errno (0 for an acknowledgement) and the kernel's extended-ack message, if any, of an
@@ -665,7 +926,200 @@ mod tests {
             for message in messages(&datagram[..len]).flatten() {
                 let _ = event(&message);
                 let _ = parse_error(&message);
+                let _ = parse_route(message.payload);
+                let _ = parse_nexthop(message.payload);
             }
         }
+    }
+
+    #[test]
+    fn route_requests_carry_table_type_scope_and_interface() {
+        let route = RouteRequest {
+            table: 100,
+            destination: "10.99.0.100".parse().expect("address"),
+            prefix_len: 32,
+            kind: RouteKind::Unicast,
+            protocol: 200,
+            interface: Some(1),
+        };
+        let bytes = new_route(3, &route);
+        let mut expected = Vec::new();
+        expected.extend(ne32(52)); // header 16, rtmsg 12, three attributes of 8
+        expected.extend(ne16(RTM_NEWROUTE));
+        expected.extend(ne16(0x01 | 0x04 | 0x400 | 0x200));
+        expected.extend(ne32(3));
+        expected.extend(ne32(0));
+        // AF_INET, /32, no source, tos 0, table 100, proto 200, scope link, unicast, flags.
+        expected.extend([2, 32, 0, 0, 100, 200, 253, 1, 0, 0, 0, 0]);
+        expected.extend(ne16(8));
+        expected.extend(ne16(RTA_TABLE));
+        expected.extend(ne32(100));
+        expected.extend(ne16(8));
+        expected.extend(ne16(RTA_DST));
+        expected.extend([10, 99, 0, 100]);
+        expected.extend(ne16(8));
+        expected.extend(ne16(RTA_OIF));
+        expected.extend(ne32(1));
+        assert_eq!(bytes, expected);
+
+        // A local IPv6 route in a table above 255: the 8-bit field says "see RTA_TABLE".
+        let local = RouteRequest {
+            table: 1000,
+            destination: "2001:db8::10".parse().expect("address"),
+            prefix_len: 128,
+            kind: RouteKind::Local,
+            protocol: 200,
+            interface: None,
+        };
+        let bytes = del_route(4, &local);
+        assert_eq!(&bytes[4..6], &ne16(RTM_DELROUTE));
+        assert_eq!(&bytes[6..8], &ne16(0x05));
+        assert_eq!(&bytes[16..24], &[10, 128, 0, 0, 0, 200, 254, 2]);
+        assert_eq!(&bytes[32..36], &ne32(1000));
+        assert_eq!(bytes.len(), 16 + 12 + 8 + 20);
+
+        let dump = dump_routes(5, 100);
+        assert_eq!(&dump[6..8], &ne16(0x301));
+        assert_eq!(&dump[16..28], &[0, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&dump[32..36], &ne32(100));
+
+        let get = get_nexthop(6, 42);
+        assert_eq!(&get[4..6], &ne16(RTM_GETNEXTHOP));
+        assert_eq!(&get[28..32], &ne32(42));
+    }
+
+    #[test]
+    fn routes_decode_with_gateways_multipath_and_nexthop_objects() {
+        let fixed = [2u8, 32, 0, 0, 254, 186, 0, 1, 0, 0, 0, 0];
+        let mut hops = Vec::new();
+        for (ifindex, gateway) in [(3u32, [10u8, 77, 0, 11]), (3, [10, 77, 0, 12])] {
+            hops.extend(ne16(16)); // rtnexthop 8 + RTA_GATEWAY 8
+            hops.push(0); // flags
+            hops.push(1); // hops: weight 2
+            hops.extend(ne32(ifindex));
+            hops.extend(ne16(8));
+            hops.extend(ne16(RTA_GATEWAY));
+            hops.extend(gateway);
+        }
+        let bytes = received(
+            RTM_NEWROUTE,
+            0,
+            0,
+            &fixed,
+            &[
+                (RTA_TABLE, &ne32(254)),
+                (RTA_DST, &[10, 99, 0, 100]),
+                (RTA_PRIORITY, &ne32(20)),
+                (RTA_MULTIPATH, &hops),
+            ],
+        );
+        let message = messages(&bytes).next().expect("one").expect("well formed");
+        let route = parse_route(message.payload).expect("a route");
+        assert_eq!(route.table, 254);
+        assert_eq!(route.destination, "10.99.0.100".parse::<IpAddr>().unwrap());
+        assert_eq!((route.prefix_len, route.protocol), (32, 186));
+        assert_eq!(route.kind, RouteKind::Unicast);
+        assert_eq!(route.metric, Some(20));
+        assert_eq!(
+            route.multipath,
+            vec![
+                RouteHop {
+                    interface: 3,
+                    gateway: Some("10.77.0.11".parse().unwrap()),
+                    weight: 2
+                },
+                RouteHop {
+                    interface: 3,
+                    gateway: Some("10.77.0.12".parse().unwrap()),
+                    weight: 2
+                },
+            ]
+        );
+
+        // A local route (table in rtm_table only) and a route by nexthop object.
+        let fixed = [10u8, 128, 0, 0, 255, 200, 254, 2, 0, 0, 0, 0];
+        let v6: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        let bytes = received(
+            RTM_NEWROUTE,
+            0,
+            0,
+            &fixed,
+            &[
+                (RTA_DST, &v6.octets()),
+                (RTA_OIF, &ne32(1)),
+                (RTA_NH_ID, &ne32(77)),
+            ],
+        );
+        let message = messages(&bytes).next().expect("one").expect("well formed");
+        let route = parse_route(message.payload).expect("a route");
+        assert_eq!(
+            (route.table, route.kind, route.interface, route.nexthop_id),
+            (255, RouteKind::Local, Some(1), Some(77))
+        );
+        // A default route has no RTA_DST; another family is not a route.
+        let bytes = received(
+            RTM_NEWROUTE,
+            0,
+            0,
+            &[2, 0, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0],
+            &[],
+        );
+        let message = messages(&bytes).next().expect("one").expect("well formed");
+        let default = parse_route(message.payload).expect("a route");
+        assert_eq!(default.destination, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let bytes = received(RTM_NEWROUTE, 0, 0, &[7; 12], &[]);
+        let message = messages(&bytes).next().expect("one").expect("well formed");
+        assert_eq!(parse_route(message.payload), None);
+    }
+
+    #[test]
+    fn nexthop_objects_decode() {
+        let mut group = Vec::new();
+        for (id, weight) in [(11u32, 0u8), (12, 4)] {
+            group.extend(ne32(id));
+            group.extend([weight, 0, 0, 0]);
+        }
+        let bytes = received(
+            RTM_NEWNEXTHOP,
+            0,
+            0,
+            &[0, 0, 11, 0, 0, 0, 0, 0],
+            &[
+                (NHA_ID, &ne32(40)),
+                (NHA_GROUP, &group),
+                (NHA_GROUP_TYPE, &ne16(NEXTHOP_GRP_TYPE_RES)),
+            ],
+        );
+        let message = messages(&bytes).next().expect("one").expect("well formed");
+        assert_eq!(
+            parse_nexthop(message.payload),
+            Some(Nexthop {
+                id: 40,
+                gateway: None,
+                interface: None,
+                blackhole: false,
+                group: vec![(11, 1), (12, 5)],
+                resilient: true,
+            })
+        );
+        let bytes = received(
+            RTM_NEWNEXTHOP,
+            0,
+            0,
+            &[2, 0, 11, 0, 0, 0, 0, 0],
+            &[
+                (NHA_ID, &ne32(11)),
+                (NHA_OIF, &ne32(3)),
+                (NHA_GATEWAY, &[10, 77, 0, 11]),
+            ],
+        );
+        let message = messages(&bytes).next().expect("one").expect("well formed");
+        let single = parse_nexthop(message.payload).expect("a nexthop");
+        assert_eq!(single.gateway, Some("10.77.0.11".parse().unwrap()));
+        assert_eq!((single.interface, single.resilient), (Some(3), false));
+        // Without NHA_ID it is not a nexthop object.
+        let bytes = received(RTM_NEWNEXTHOP, 0, 0, &[2, 0, 0, 0, 0, 0, 0, 0], &[]);
+        let message = messages(&bytes).next().expect("one").expect("well formed");
+        assert_eq!(parse_nexthop(message.payload), None);
     }
 }
