@@ -439,6 +439,31 @@ pub fn any_observed(
     })
 }
 
+/// Whether every tracker `instance` follows has a value (safe boot: the instance may become
+/// master from then on).
+pub fn all_observed(
+    instance: &VrrpSettings,
+    trackers: &[TrackerSettings],
+    values: &[TrackerValue],
+) -> bool {
+    instance.track.iter().all(|reference| {
+        trackers
+            .iter()
+            .position(|tracker| tracker.name == reference.tracker)
+            .and_then(|i| values.get(i))
+            .is_none_or(|value| *value != TrackerValue::Pending)
+    })
+}
+
+/// What the trackers tell an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its effective priority and fault now.
+    Tracking(Tracking),
+    /// Every tracker it follows has a first result (safe boot, `[[vrrp]] startup_limit`).
+    Ready,
+}
+
 /// Feed the VRRP instances: each instance's effective priority and fault, sent to
 /// `on_change` with its name once one of its trackers has been observed, and on every change
 /// after (a reload starts a new follower with what it already told the instances in `sent`).
@@ -447,17 +472,35 @@ pub async fn follow_instances(
     instances: Vec<VrrpSettings>,
     trackers: Vec<TrackerSettings>,
     mut values: watch::Receiver<Values>,
-    on_change: mpsc::Sender<(String, Tracking)>,
+    on_change: mpsc::Sender<(String, Verdict)>,
     mut sent: Vec<Option<Tracking>>,
 ) {
     sent.resize(instances.len(), None);
+    let mut ready = vec![false; instances.len()];
     loop {
         let current = values.borrow_and_update().clone();
         for (index, instance) in instances.iter().enumerate() {
-            if !any_observed(instance, &trackers, &current) {
+            // After the tracking it implies, so the wait ends with the right priority.
+            let newly_ready = !ready[index] && all_observed(instance, &trackers, &current);
+            if !any_observed(instance, &trackers, &current) && !newly_ready {
                 continue;
             }
             let tracking = instance_tracking(instance, &trackers, &current);
+            if newly_ready {
+                ready[index] = true;
+                let name = instance.name.clone();
+                let mut verdicts = vec![(name.clone(), Verdict::Ready)];
+                if sent[index] != Some(tracking) && any_observed(instance, &trackers, &current) {
+                    sent[index] = Some(tracking);
+                    verdicts.insert(0, (name, Verdict::Tracking(tracking)));
+                }
+                for verdict in verdicts {
+                    if on_change.send(verdict).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
             if sent[index] == Some(tracking) {
                 continue;
             }
@@ -469,7 +512,7 @@ pub async fn follow_instances(
                 "effective priority changed"
             );
             if on_change
-                .send((instance.name.clone(), tracking))
+                .send((instance.name.clone(), Verdict::Tracking(tracking)))
                 .await
                 .is_err()
             {

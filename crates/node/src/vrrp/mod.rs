@@ -140,7 +140,7 @@ pub struct VrrpNode {
     announcers: HashMap<u32, Arc<Announcer>>,
     watchers: Arc<ArcSwap<Vec<Watcher>>>,
     /// Where the trackers' verdicts go, by instance name (forwarded to the inboxes).
-    verdicts: mpsc::Sender<(String, Tracking)>,
+    verdicts: mpsc::Sender<(String, tracking::Verdict)>,
     /// The task that turns the current trackers' values into verdicts; a reload replaces it.
     follower: Option<JoinHandle<()>>,
     /// Instance inboxes by name, for the trackers' verdicts.
@@ -747,14 +747,18 @@ fn spawn_monitor(
 /// (the inboxes change with reloads). Ends when the node is gone.
 fn spawn_verdicts(
     inboxes: &Arc<ArcSwap<HashMap<String, mpsc::Sender<Control>>>>,
-) -> mpsc::Sender<(String, Tracking)> {
-    let (verdicts, mut incoming) = mpsc::channel::<(String, Tracking)>(64);
+) -> mpsc::Sender<(String, tracking::Verdict)> {
+    let (verdicts, mut incoming) = mpsc::channel::<(String, tracking::Verdict)>(64);
     let inboxes = inboxes.clone();
     tokio::spawn(async move {
-        while let Some((name, tracking)) = incoming.recv().await {
+        while let Some((name, verdict)) = incoming.recv().await {
             let inbox = inboxes.load().get(&name).cloned();
+            let control = match verdict {
+                tracking::Verdict::Tracking(tracking) => Control::Tracking(tracking),
+                tracking::Verdict::Ready => Control::TrackersReady,
+            };
             if let Some(inbox) = inbox {
-                let _ = inbox.send(Control::Tracking(tracking)).await;
+                let _ = inbox.send(control).await;
             }
         }
     });
