@@ -379,6 +379,42 @@ fn keepalived_instance(priority: u8, o: &Options) -> ka::Instance {
     }
 }
 
+/// Whether the second service answers (its backend's greeting) on VIP:8081, from the client.
+fn extra_answers(lab: &Lab) -> bool {
+    lab.in_ns(&lab.client.clone(), || {
+        use std::io::{BufRead, BufReader};
+        let addr = SocketAddr::from((VIP, EXTRA_PORT));
+        let Ok(stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with('b')
+    })
+}
+
+/// For a change of the second service, whether it now does what it should: an added one
+/// answers (within 5 s: its backends may first have to pass their health checks), a removed
+/// one refuses at once. Ok(how long an added one took to answer, ms), or what is wrong.
+fn check_extra(lab: &Lab, kind: Kind, s: &Settings) -> Result<Option<f64>, String> {
+    if kind != Kind::Service {
+        return Ok(None);
+    }
+    if !s.extra {
+        return if extra_answers(lab) {
+            Err(format!(":{EXTRA_PORT} still answers after its removal"))
+        } else {
+            Ok(None)
+        };
+    }
+    let since = Instant::now();
+    wait_for_every(Duration::from_millis(20), Duration::from_secs(5), || {
+        extra_answers(lab).then(|| ms(since.elapsed()))
+    })
+    .map(Some)
+    .ok_or_else(|| format!(":{EXTRA_PORT} does not answer within 5 s of its addition"))
+}
+
 /// Replace `path` whole (a new file renamed over the old, as config management does), so a
 /// daemon never reads half a file.
 fn replace_file(path: &Path, text: &[u8]) {
@@ -416,6 +452,8 @@ struct LoadStats {
     /// Failed connects: when (unix seconds) and why.
     failed: Vec<(f64, String)>,
     per_backend: BTreeMap<String, u64>,
+    /// When each answered connect started (unix seconds), for connects answered by b2.
+    b2_answers: Vec<f64>,
     /// The longest the client started an attempt after its tick, ms.
     late_ms: f64,
     long: Vec<Long>,
@@ -533,6 +571,7 @@ async fn run_load(
         }
         let stats = stats.clone();
         attempts.spawn(async move {
+            let began = unix_now();
             let result = tokio::time::timeout(Duration::from_secs(3), attempt(target, n))
                 .await
                 .unwrap_or_else(|_| Err("no answer within 3 s".into()));
@@ -540,6 +579,9 @@ async fn run_load(
             match result {
                 Ok(backend) => {
                     s.ok += 1;
+                    if backend == "b2" {
+                        s.b2_answers.push(began);
+                    }
                     *s.per_backend.entry(backend).or_default() += 1;
                 }
                 Err(why) => s.failed.push((unix_now(), why)),
@@ -1073,6 +1115,8 @@ struct Change {
     took_ms: Option<f64>,
     ok: bool,
     note: String,
+    /// For an added service: how long until it answered, ms.
+    answered_ms: Option<f64>,
 }
 
 /// A phase under way: the capture, the load, the logs watched, the changes made.
@@ -1088,24 +1132,29 @@ struct Phase<'a> {
     changes: Vec<Change>,
 }
 
-/// How a system's log says "VRRP transition".
-type Transitions = fn(&str) -> Option<String>;
+/// How a system's log says "VRRP state change": the line as text, and whether it is a
+/// transition of the router (between BACKUP, MASTER and FAULT, RFC 5798 6.4) rather than a
+/// process starting or stopping (INIT).
+type Transitions = fn(&str) -> Option<(String, bool)>;
 
-fn havip_transition(line: &str) -> Option<String> {
+fn havip_transition(line: &str) -> Option<(String, bool)> {
     let (message, v) = havip_event(line)?;
-    (message == "VRRP state change").then(|| {
-        format!(
-            "{} -> {} ({})",
-            v["from"].as_str().unwrap_or("?"),
-            v["to"].as_str().unwrap_or("?"),
-            v["reason"].as_str().unwrap_or("")
-        )
-    })
+    (message == "VRRP state change").then_some(())?;
+    // An upgrade's hand-over logs MASTER -> INIT in the old process and INIT -> MASTER in
+    // the new one: the processes change, the router does not.
+    let init = |k: &str| v[k].as_str() == Some("INIT");
+    let text = format!(
+        "{} -> {} ({})",
+        v["from"].as_str().unwrap_or("?"),
+        v["to"].as_str().unwrap_or("?"),
+        v["reason"].as_str().unwrap_or("")
+    );
+    Some((text, !init("from") && !init("to")))
 }
 
-fn keepalived_transition(line: &str) -> Option<String> {
+fn keepalived_transition(line: &str) -> Option<(String, bool)> {
     let at = line.find("Entering ")?;
-    Some(line[at..].trim().to_string())
+    Some((line[at..].trim().to_string(), true))
 }
 
 impl<'a> Phase<'a> {
@@ -1181,22 +1230,25 @@ impl<'a> Phase<'a> {
         let file = self.capture.finish(|_| true);
         let wire = Wire::read(&file);
         let (other_cores, our_cores) = cores_between(&self.cpu, &cpu);
-        let logged: Vec<String> = self
+        let lines: Vec<(String, bool)> = self
             .logs
             .iter()
             .flat_map(|(label, log)| {
                 log.all()
                     .iter()
                     .filter_map(|l| transitions(l))
-                    .map(|t| format!("{label}: {t}"))
+                    .map(|(t, counts)| (format!("{label}: {t}"), counts))
                     .collect::<Vec<_>>()
             })
             .collect();
+        let logged: Vec<&String> = lines.iter().filter(|l| l.1).map(|l| &l.0).collect();
+        let process: Vec<&String> = lines.iter().filter(|l| !l.1).map(|l| &l.0).collect();
         let mut result = json!({
             "phase": self.name,
             "system": self.system,
             "vrrp_transitions_logged": logged.len(),
             "vrrp_transitions_log": logged,
+            "vrrp_process_state_lines": process,
             "run_s": t1 - self.t0,
             "loadavg_start": self.cpu.loadavg,
             "loadavg_end": cpu.loadavg,
@@ -1209,7 +1261,12 @@ impl<'a> Phase<'a> {
             Phase::changes_json(&self.changes, self.t0, &wire),
         );
         merge(&mut result, load_json(&stats, self.t0));
+        result["connects_to_removed_backend"] = json!(to_removed(&self.changes, &stats));
         merge(&mut result, wire_json(&wire, self.t0, t1, interval));
+        merge(
+            &mut result,
+            gaps_json(&wire, &self.changes, self.t0, t1, interval),
+        );
         eprintln!(
             "{}: {} changes ({} applied), {} failed connects of {}, {} of {} long-lived cut, \
              {} VRRP transitions logged, {} master changes on the wire, longest advert gap \
@@ -1239,6 +1296,7 @@ impl<'a> Phase<'a> {
     /// changes) when the wire showed them.
     fn changes_json(changes: &[Change], t0: f64, wire: &Wire) -> Value {
         let took: Vec<f64> = changes.iter().filter_map(|c| c.took_ms).collect();
+        let answered: Vec<f64> = changes.iter().filter_map(|c| c.answered_ms).collect();
         let (on_wire, never) = priority_on_wire(changes, wire);
         let log: Vec<Value> = changes
             .iter()
@@ -1252,10 +1310,75 @@ impl<'a> Phase<'a> {
             "changes_applied": changes.iter().filter(|c| c.ok).count(),
             "change_ms": summary(&took),
             "priority_on_wire_ms": summary(&on_wire),
+            "added_service_answered_ms": summary(&answered),
             "priority_changes_not_on_wire": never,
             "change_log": log,
         })
     }
+}
+
+/// Connects answered by b2 that started while it was removed: from 100 ms after each
+/// removal was applied until the next change that added it back.
+fn to_removed(changes: &[Change], stats: &LoadStats) -> usize {
+    let mut windows = Vec::new();
+    let mut removed_from: Option<f64> = None;
+    for c in changes {
+        match (c.what.as_str(), c.took_ms) {
+            ("b2 removed", Some(took)) => removed_from = Some(c.at + took / 1000.0 + 0.1),
+            ("b2 added", _) => {
+                if let Some(from) = removed_from.take() {
+                    windows.push((from, c.at));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(from) = removed_from {
+        windows.push((from, f64::INFINITY));
+    }
+    stats
+        .b2_answers
+        .iter()
+        .filter(|at| windows.iter().any(|&(from, to)| **at >= from && **at < to))
+        .count()
+}
+
+/// The gaps between adverts, told apart: those that span a change (from the signal until
+/// two intervals after the change was applied) and those elsewhere, which show what the
+/// loaded machine alone does to the adverts' timing; and every gap over interval + 10 ms.
+fn gaps_json(wire: &Wire, changes: &[Change], t0: f64, t1: f64, interval: Duration) -> Value {
+    let after = 2.0 * interval.as_secs_f64();
+    let windows: Vec<(f64, f64)> = changes
+        .iter()
+        .map(|c| (c.at, c.at + c.took_ms.unwrap_or(0.0) / 1000.0 + after))
+        .collect();
+    let inside: Vec<&WireAdvert> = wire
+        .adverts
+        .iter()
+        .filter(|a| a.at >= t0 && a.at <= t1)
+        .collect();
+    let (mut near, mut elsewhere) = (0.0_f64, 0.0_f64);
+    let mut over = Vec::new();
+    let limit = ms(interval) + 10.0;
+    for w in inside.windows(2) {
+        let gap = (w[1].at - w[0].at) * 1000.0;
+        let spans = windows
+            .iter()
+            .any(|(from, to)| w[0].at <= *to && w[1].at >= *from);
+        if spans {
+            near = near.max(gap);
+        } else {
+            elsewhere = elsewhere.max(gap);
+        }
+        if gap > limit {
+            over.push(json!({"gap_ms": gap, "ended_at_s": w[1].at - t0, "spans_a_change": spans}));
+        }
+    }
+    json!({
+        "longest_gap_spanning_a_change_ms": near,
+        "longest_gap_elsewhere_ms": elsewhere,
+        "gaps_over_interval_plus_10ms": over,
+    })
 }
 
 /// Add `more`'s keys to `into` (both JSON objects).
@@ -1484,12 +1607,12 @@ impl HavipPair {
         let settings = Settings::default();
         let mut pids = [0; 2];
         let mut configs = Vec::new();
-        for node in 0..2 {
+        for (node, pid) in pids.iter_mut().enumerate() {
             let config = lab.write(
                 &format!("havip-n{node}.toml"),
                 &havip_toml(&settings, node, &bench.o),
             );
-            pids[node] = lab.spawn(
+            *pid = lab.spawn(
                 &lab.nodes[node].clone(),
                 &bench.started.display().to_string(),
                 &["run", "--config", &config.display().to_string()],
@@ -1547,12 +1670,17 @@ impl HavipPair {
             Some((false, note)) => (false, note),
             None => (false, "no answer in the log within 10 s".into()),
         };
+        let (ok, note, answered_ms) = match check_extra(&bench.lab, kind, &self.settings) {
+            Err(wrong) => (false, format!("{note}, but {wrong}"), None),
+            Ok(answered_ms) => (ok, note, answered_ms),
+        };
         Change {
             at,
             what,
             took_ms,
             ok,
             note,
+            answered_ms,
         }
     }
 
@@ -1596,6 +1724,7 @@ impl HavipPair {
                     took_ms,
                     ok: true,
                     note: format!("pid {old} -> {pid}"),
+                    answered_ms: None,
                 }
             }
             _ => Change {
@@ -1608,6 +1737,7 @@ impl HavipPair {
                     out.trim(),
                     err.trim()
                 ),
+                answered_ms: None,
             },
         }
     }
@@ -1741,12 +1871,17 @@ impl ClassicPair {
             Some((current, old)) => format!("worker {current:?}, {} old worker(s)", old.len()),
             None => "no new worker within 10 s".into(),
         };
+        let (ok, note, answered_ms) = match check_extra(&bench.lab, kind, &self.settings) {
+            Err(wrong) => (false, format!("{note}, but {wrong}"), None),
+            Ok(answered_ms) => (after.is_some(), note, answered_ms),
+        };
         Change {
             at,
             what,
             took_ms,
-            ok: after.is_some(),
+            ok,
             note,
+            answered_ms,
         }
     }
 
@@ -1776,6 +1911,7 @@ impl ClassicPair {
             } else {
                 "no 'Reload complete' line within 5 s".into()
             },
+            answered_ms: None,
         }
     }
 
@@ -2082,6 +2218,34 @@ fn table(md: &mut String, phases: &[&Value]) {
             )
         },
     );
+    row(
+        md,
+        "… of it spanning a change / elsewhere, ms",
+        phases,
+        |p| {
+            format!(
+                "{} / {}",
+                num(&p["longest_gap_spanning_a_change_ms"], 1),
+                num(&p["longest_gap_elsewhere_ms"], 1)
+            )
+        },
+    );
+    row(
+        md,
+        "gaps over interval + 10 ms (spanning a change)",
+        phases,
+        |p| {
+            let over = p["gaps_over_interval_plus_10ms"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let spanning = over
+                .iter()
+                .filter(|g| g["spans_a_change"] == json!(true))
+                .count();
+            format!("{} ({spanning})", over.len())
+        },
+    );
     row(md, "gratuitous ARPs for the VIP", phases, |p| {
         p["gratuitous_arps"].to_string()
     });
@@ -2208,6 +2372,14 @@ fn details(md: &mut String, phases: &[&Value]) {
             .take(12)
         {
             let _ = writeln!(md, "- transition: {}", t.as_str().unwrap_or("?"));
+        }
+        let process = p["vrrp_process_state_lines"]
+            .as_array()
+            .into_iter()
+            .flatten();
+        for t in process.take(12) {
+            let line = t.as_str().unwrap_or("?");
+            let _ = writeln!(md, "- process state line (not a transition): {line}");
         }
         let garps: Vec<String> = p["gratuitous_arps_at_s"]
             .as_array()
