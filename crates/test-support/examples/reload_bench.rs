@@ -100,7 +100,7 @@ fn options() -> Options {
         reloads: 100,
         upgrades: 5,
         spacing: Duration::from_millis(700),
-        every: Duration::from_millis(2),
+        every: Duration::from_millis(4),
         long: 20,
         v2: false,
         only: None,
@@ -1123,7 +1123,10 @@ struct Change {
 struct Phase<'a> {
     name: &'static str,
     system: &'static str,
+    lab: &'a Lab,
     namespaces: &'a [u64],
+    /// The most TCP sockets in TIME_WAIT seen in node A's namespace.
+    time_wait_max: usize,
     capture: Capture<'a>,
     load: Load,
     cpu: CpuSample,
@@ -1183,6 +1186,8 @@ impl<'a> Phase<'a> {
         Phase {
             name,
             system,
+            lab,
+            time_wait_max: 0,
             namespaces: &bench.namespaces,
             capture,
             load,
@@ -1205,12 +1210,13 @@ impl<'a> Phase<'a> {
 
     /// Wait `spacing`, printing progress every ten changes; ends the run (cleanly, by
     /// unwinding) after SIGINT or SIGTERM.
-    fn pause(&self, spacing: Duration) {
+    fn pause(&mut self, spacing: Duration) {
         if INTERRUPTED.load(Ordering::SeqCst) {
             panic!("{}: interrupted", self.name);
         }
         let n = self.changes.len();
         if n % 10 == 0 {
+            self.time_wait_max = self.time_wait_max.max(time_wait(self.lab));
             eprintln!(
                 "  {}: {n} changes, {} failed connects so far",
                 self.name,
@@ -1226,6 +1232,7 @@ impl<'a> Phase<'a> {
         std::thread::sleep(Duration::from_secs(1));
         let t1 = unix_now();
         let cpu = cpu_sample(self.namespaces);
+        let time_wait_end = time_wait(self.lab);
         let stats = self.load.stop();
         let file = self.capture.finish(|_| true);
         let wire = Wire::read(&file);
@@ -1254,6 +1261,8 @@ impl<'a> Phase<'a> {
             "loadavg_end": cpu.loadavg,
             "outside_cpu_cores": other_cores,
             "lab_cpu_cores": our_cores,
+            "time_wait_on_a_end": time_wait_end,
+            "time_wait_on_a_max": self.time_wait_max.max(time_wait_end),
             "extra": extra,
         });
         merge(
@@ -1466,6 +1475,16 @@ fn priority_on_wire(changes: &[Change], wire: &Wire) -> (Vec<f64>, usize) {
         }
     }
     (seen, never)
+}
+
+/// TCP sockets in TIME_WAIT in node A's namespace: the balancer's closed connections that
+/// still hold a local port (60 s each on Linux).
+fn time_wait(lab: &Lab) -> usize {
+    let (_, out) = lab.try_ns(
+        &lab.nodes[0].clone(),
+        &["ss", "-Htan", "state", "time-wait"],
+    );
+    out.lines().filter(|l| !l.trim().is_empty()).count()
 }
 
 /// Median, p90 (nearest rank) and max of some values, or null.
@@ -2086,6 +2105,22 @@ fn watch_signals() {
     });
 }
 
+/// Copy the daemons' logs, configs and captures of the run next to its results (the lab
+/// removes its own directory): what a surprising figure is checked against.
+fn keep_logs(lab: &Lab, to: &str) {
+    let _ = std::fs::create_dir_all(to);
+    for entry in std::fs::read_dir(&lab.dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let wanted = [".log", ".pcap", ".toml", ".cfg", ".conf"]
+            .iter()
+            .any(|ext| name.ends_with(ext));
+        if wanted {
+            let _ = std::fs::copy(entry.path(), Path::new(to).join(&name));
+        }
+    }
+    eprintln!("logs, configs and captures of the run kept in {to}/");
+}
+
 fn main() {
     let o = options();
     watch_signals();
@@ -2102,6 +2137,7 @@ fn main() {
     let started = Instant::now();
     let loadavg_before = cpu_sample(&bench.namespaces).loadavg;
     let results = run_all(&bench);
+    keep_logs(&bench.lab, &format!("{out}.logs"));
     let elapsed = started.elapsed();
     let (json, markdown) = report(&bench, &results, elapsed, loadavg_before);
     std::fs::write(format!("{out}.json"), json).expect("write the JSON");
@@ -2250,6 +2286,12 @@ fn table(md: &mut String, phases: &[&Value]) {
         p["gratuitous_arps"].to_string()
     });
     row(md, "processes left over", phases, left_over);
+    row(
+        md,
+        "sockets in TIME_WAIT on node A (most seen)",
+        phases,
+        |p| p["time_wait_on_a_max"].to_string(),
+    );
     row(md, "run time, s", phases, |p| num(&p["run_s"], 0));
     row(md, "load average at start → end", phases, |p| {
         format!(
