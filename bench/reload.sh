@@ -3,11 +3,12 @@
 # under load, havip against keepalived + HAProxy, side by side in one run. In network
 # namespaces: a client, nodes A (master) and B (backup) sharing a VIP, three backends.
 #
-#   bench/reload.sh                 100 reloads per system, 5 havip upgrades (~7 min)
+#   bench/reload.sh                 100 reloads per system, 5 havip upgrades (~6 min)
 #   bench/reload.sh --quick         20 reloads, 2 upgrades (~2 min)
 #   bench/reload.sh --only havip-reload,keepalived-reload --reloads 50
 #   bench/reload.sh --v2            VRRPv2 with 1 s adverts (default: v3, 100 ms)
-#   bench/reload.sh -- --help       every option of the benchmark program
+#   bench/reload.sh --havip PATH    measure another havip build (one with `havip upgrade`)
+#   bench/reload.sh --help          every option of the benchmark program
 #
 # Needs root (network namespaces) and keepalived, haproxy, tcpdump, iproute2 (installed
 # with apt-get when missing). Builds havip and the benchmark
@@ -31,7 +32,6 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-[[ ${1:-} == -- ]] && shift
 cargo build --release -p havip --bin havip
 cargo build --release -p havip-test-support --example reload_bench
 mkdir -p bench/results

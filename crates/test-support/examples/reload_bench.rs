@@ -34,7 +34,7 @@
 //!
 //! ```text
 //! reload_bench --havip target/release/havip --out bench/results/reload-TS
-//!              [--quick] [--reloads 100] [--upgrades 5] [--spacing-ms 700] [--every-ms 2]
+//!              [--quick] [--reloads 100] [--upgrades 5] [--spacing-ms 700] [--every-ms 4]
 //!              [--long 20] [--v2] [--only havip-reload,havip-upgrade,haproxy-reload,keepalived-reload]
 //! ```
 
@@ -2342,7 +2342,9 @@ fn targets(md: &mut String, phases: &[&Value]) {
     let _ = writeln!(
         md,
         "\nTargets for havip (issue #11): 0 failed connects, 0 cut connections, 0 VRRP \
-         transitions, longest advert gap ≤ interval + 10 ms.\n"
+         transitions, longest advert gap ≤ interval + 10 ms (also judged on the gaps that \
+         span a change alone: the longest gap elsewhere is what the machine's load does to the \
+         adverts without any change).\n"
     );
     for p in phases.iter().filter(|p| p["system"] == "havip") {
         let name = p["phase"].as_str().unwrap_or("?");
@@ -2364,6 +2366,12 @@ fn targets(md: &mut String, phases: &[&Value]) {
             (
                 "advert gap",
                 p["longest_advert_gap_ms"]
+                    .as_f64()
+                    .is_some_and(|g| g <= limit),
+            ),
+            (
+                "advert gap spanning a change",
+                p["longest_gap_spanning_a_change_ms"]
                     .as_f64()
                     .is_some_and(|g| g <= limit),
             ),
