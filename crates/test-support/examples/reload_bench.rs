@@ -1126,7 +1126,7 @@ struct Phase<'a> {
     lab: &'a Lab,
     namespaces: &'a [u64],
     /// The most TCP sockets in TIME_WAIT seen in node A's namespace.
-    time_wait_max: usize,
+    time_wait_max: (usize, usize),
     capture: Capture<'a>,
     load: Load,
     cpu: CpuSample,
@@ -1187,7 +1187,7 @@ impl<'a> Phase<'a> {
             name,
             system,
             lab,
-            time_wait_max: 0,
+            time_wait_max: (0, 0),
             namespaces: &bench.namespaces,
             capture,
             load,
@@ -1216,7 +1216,11 @@ impl<'a> Phase<'a> {
         }
         let n = self.changes.len();
         if n % 10 == 0 {
-            self.time_wait_max = self.time_wait_max.max(time_wait(self.lab));
+            let (all, backend) = time_wait(self.lab);
+            self.time_wait_max = (
+                self.time_wait_max.0.max(all),
+                self.time_wait_max.1.max(backend),
+            );
             eprintln!(
                 "  {}: {n} changes, {} failed connects so far",
                 self.name,
@@ -1261,8 +1265,9 @@ impl<'a> Phase<'a> {
             "loadavg_end": cpu.loadavg,
             "outside_cpu_cores": other_cores,
             "lab_cpu_cores": our_cores,
-            "time_wait_on_a_end": time_wait_end,
-            "time_wait_on_a_max": self.time_wait_max.max(time_wait_end),
+            "time_wait_on_a_end": time_wait_end.0,
+            "time_wait_on_a_max": self.time_wait_max.0.max(time_wait_end.0),
+            "time_wait_on_a_backend_side_max": self.time_wait_max.1.max(time_wait_end.1),
             "extra": extra,
         });
         merge(
@@ -1477,14 +1482,26 @@ fn priority_on_wire(changes: &[Change], wire: &Wire) -> (Vec<f64>, usize) {
     (seen, never)
 }
 
-/// TCP sockets in TIME_WAIT in node A's namespace: the balancer's closed connections that
-/// still hold a local port (60 s each on Linux).
-fn time_wait(lab: &Lab) -> usize {
+/// TCP sockets in TIME_WAIT in node A's namespace: (all, those on the backend side). A
+/// closed connection waits there 60 s on the side that sent the first FIN; on the backend
+/// side (local address not the service port) each one holds an ephemeral port.
+fn time_wait(lab: &Lab) -> (usize, usize) {
     let (_, out) = lab.try_ns(
         &lab.nodes[0].clone(),
         &["ss", "-Htan", "state", "time-wait"],
     );
-    out.lines().filter(|l| !l.trim().is_empty()).count()
+    let service = format!("{VIP}:{SERVICE_PORT}");
+    let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    // Columns: Recv-Q Send-Q Local:Port Peer:Port.
+    let backend = lines
+        .iter()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(2)
+                .is_some_and(|local| local != service)
+        })
+        .count();
+    (lines.len(), backend)
 }
 
 /// Median, p90 (nearest rank) and max of some values, or null.
@@ -2290,7 +2307,12 @@ fn table(md: &mut String, phases: &[&Value]) {
         md,
         "sockets in TIME_WAIT on node A (most seen)",
         phases,
-        |p| p["time_wait_on_a_max"].to_string(),
+        |p| {
+            format!(
+                "{} ({} on the backend side)",
+                p["time_wait_on_a_max"], p["time_wait_on_a_backend_side_max"]
+            )
+        },
     );
     row(md, "run time, s", phases, |p| num(&p["run_s"], 0));
     row(md, "load average at start → end", phases, |p| {
@@ -2478,7 +2500,12 @@ fn report(
         "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "keepalived": command_output("keepalived", &["--version"]),
         "haproxy": command_output("haproxy", &["-v"]),
-        "havip_commit": command_output("git", &["rev-parse", "--short", "HEAD"]),
+        "bench_commit": command_output("git", &["rev-parse", "--short", "HEAD"]),
+        "havip_binary": o.havip,
+        "havip_binary_sha256": command_output("sha256sum", &[&o.havip])
+            .split_whitespace()
+            .next()
+            .map(|h| h.chars().take(16).collect::<String>()),
         "date_unix": unix_now(),
         "loadavg_before": loadavg_before,
     });
@@ -2499,7 +2526,7 @@ fn report(
          {} changes per reload phase ({} ms apart), {} upgrades; load: a connect every {} ms \
          plus {} long-lived connections moving a chunk every 10 ms; VRRPv{} with {} ms \
          adverts; {} s in all. Machine: {} CPUs, Linux {}, load average {:.2} before the run; \
-         havip {}; {}; {}.\n",
+         benchmark at {}, havip binary {} (sha256 {}…); {}; {}.\n",
         o.reloads,
         ms(o.spacing),
         o.upgrades,
@@ -2511,7 +2538,9 @@ fn report(
         machine["cpus"],
         machine["kernel"].as_str().unwrap_or("?"),
         loadavg_before,
-        machine["havip_commit"].as_str().unwrap_or("?"),
+        machine["bench_commit"].as_str().unwrap_or("?"),
+        o.havip,
+        machine["havip_binary_sha256"].as_str().unwrap_or("?"),
         machine["haproxy"].as_str().unwrap_or("?"),
         machine["keepalived"].as_str().unwrap_or("?"),
     );
