@@ -93,6 +93,7 @@ const PHASES: [&str; 4] = [
     "keepalived-reload",
 ];
 
+/// The command line (see the module documentation).
 fn options() -> Options {
     let mut o = Options {
         havip: "target/release/havip".into(),
@@ -284,6 +285,7 @@ impl Settings {
     }
 }
 
+/// Backend `b`'s address (on its own lab host).
 fn backend_addr(b: usize) -> SocketAddr {
     SocketAddr::from((
         Ipv4Addr::new(10, 77, 0, 11 + BACKEND_HOSTS[b] as u8),
@@ -294,6 +296,8 @@ fn backend_addr(b: usize) -> SocketAddr {
 // ---------------------------------------------------------------------------------------
 // Config files
 
+/// Node `node`'s havip config for `s`: the service on VIP:80, the second one on :8081 when
+/// present, the VRRP instance, an admin endpoint that takes commands (`havip upgrade`).
 fn havip_toml(s: &Settings, node: usize, o: &Options) -> String {
     let priority = if node == 0 {
         s.priority_a()
@@ -334,6 +338,8 @@ fn havip_toml(s: &Settings, node: usize, o: &Options) -> String {
     t
 }
 
+/// Node `node`'s HAProxy config for `s`, with what a seamless reload needs: a stats socket
+/// that hands the listeners over (`expose-fd listeners`) and a server state file.
 fn haproxy_cfg(s: &Settings, dir: &Path, node: usize) -> String {
     let dir = dir.display();
     let mut t = format!(
@@ -366,6 +372,8 @@ fn haproxy_cfg(s: &Settings, dir: &Path, node: usize) -> String {
     t
 }
 
+/// keepalived's instance for a node of `priority`: the same VRID, version, interval and VIP
+/// as havip's.
 fn keepalived_instance(priority: u8, o: &Options) -> ka::Instance {
     let interval = o.interval().as_secs_f64();
     ka::Instance {
@@ -426,6 +434,7 @@ fn replace_file(path: &Path, text: &[u8]) {
 // ---------------------------------------------------------------------------------------
 // The load: a connect loop and long-lived connections, from the client namespace
 
+/// Wall-clock time in seconds, the time base shared with tcpdump's timestamps.
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -546,6 +555,8 @@ impl LoadStops {
     }
 }
 
+/// The load's body: the long-lived connections, then the connect loop until it is stopped;
+/// then the attempts under way and the long-lived connections are awaited.
 async fn run_load(
     target: SocketAddr,
     every: Duration,
@@ -767,6 +778,7 @@ fn pcap_records(bytes: &[u8]) -> Vec<(f64, &[u8])> {
 }
 
 impl Wire {
+    /// The adverts of our VRID and the gratuitous ARPs for the VIP in a pcap file.
     fn read(file: &Path) -> Wire {
         let bytes = std::fs::read(file).unwrap_or_default();
         let mut wire = Wire::default();
@@ -2197,6 +2209,7 @@ fn row(md: &mut String, name: &str, phases: &[&Value], cell: impl Fn(&Value) -> 
     let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
 }
 
+/// The head of the table and its rows about changes and the load.
 fn table(md: &mut String, phases: &[&Value]) {
     let heads: Vec<String> = phases
         .iter()
@@ -2245,6 +2258,10 @@ fn table(md: &mut String, phases: &[&Value]) {
         phases,
         |p| num(&p["long_lived_slowest_echo_ms"], 1),
     );
+}
+
+/// The VRRP and machine rows of the table.
+fn table_vrrp_and_machine(md: &mut String, phases: &[&Value]) {
     row(md, "**VRRP transitions** (daemons' logs)", phases, |p| {
         format!("**{}**", p["vrrp_transitions_logged"])
     });
@@ -2545,6 +2562,7 @@ fn report(
         machine["keepalived"].as_str().unwrap_or("?"),
     );
     table(&mut md, &phases);
+    table_vrrp_and_machine(&mut md, &phases);
     targets(&mut md, &phases);
     details(&mut md, &phases);
     let json = serde_json::to_string_pretty(&json!({
