@@ -2246,6 +2246,9 @@ fn table(md: &mut String, phases: &[&Value]) {
     row(md, "connects done", phases, |p| {
         p["connects_done"].to_string()
     });
+    row(md, "connects to b2 while it was removed", phases, |p| {
+        p["connects_to_removed_backend"].to_string()
+    });
     row(md, "**failed connects**", phases, |p| {
         format!("**{}**", p["failed_connects"])
     });
