@@ -3,7 +3,7 @@
 # under load, havip against keepalived + HAProxy, side by side in one run. In network
 # namespaces: a client, nodes A (master) and B (backup) sharing a VIP, three backends.
 #
-#   bench/reload.sh                 100 reloads per system, 5 havip upgrades (~6 min)
+#   bench/reload.sh                 100 reloads per system, 5 havip upgrades (~5 min)
 #   bench/reload.sh --quick         20 reloads, 2 upgrades (~2 min)
 #   bench/reload.sh --only havip-reload,keepalived-reload --reloads 50
 #   bench/reload.sh --v2            VRRPv2 with 1 s adverts (default: v3, 100 ms)
