@@ -36,7 +36,9 @@ pub fn read(data: &[u8]) {
 /// Lines a place may name: one past the last newline counts (an error at the end of input).
 fn line_count(text: &str) -> u32 {
     let newlines = text.bytes().filter(|&b| b == b'\n').count();
-    u32::try_from(newlines).unwrap_or(u32::MAX).saturating_add(1)
+    u32::try_from(newlines)
+        .unwrap_or(u32::MAX)
+        .saturating_add(1)
 }
 
 fn assert_inside(place: &Place, lines: u32, message: &str) {

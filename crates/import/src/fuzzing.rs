@@ -84,10 +84,7 @@ const SERVICES: &str = "frontend k8s\n    bind *:6443\n    default_backend maste
 backend masters\n    server m1 10.0.0.1:6443 check\n    server m2 10.0.0.2:6443 check\n";
 
 fn input(data: &[u8]) -> (Arc<str>, String) {
-    (
-        Arc::from(FILE),
-        String::from_utf8_lossy(data).into_owned(),
-    )
+    (Arc::from(FILE), String::from_utf8_lossy(data).into_owned())
 }
 
 /// What `havip import` does after mapping, and the checks on its outcome.

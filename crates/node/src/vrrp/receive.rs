@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use havip_sys::vrrp_socket::{ReceivedDatagram, VrrpReceiver};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
+use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::instance::{Control, OwnedPacket};
@@ -19,6 +20,9 @@ use super::status::ReceiveCounters;
 
 /// How many packets one wakeup drains at most, so that other tasks keep running.
 const DRAIN_PER_WAKEUP: usize = 256;
+
+/// A socket overflow is logged at most once per this period (RFC 9568 7.1: rate-limited).
+const OVERFLOW_LOG_HOLDOFF: Duration = Duration::from_secs(60);
 
 /// The instances' inboxes by VRID. Usually one per VRID; two while a reload replaces an
 /// instance (the old one hands over while the new one starts). Swapped whole by a reload.
@@ -32,6 +36,7 @@ pub async fn receive_loop(
     stop: CancellationToken,
 ) {
     let mut buf = vec![0u8; 65_536];
+    let mut overflow = Overflow::default();
     loop {
         let mut guard = tokio::select! {
             guard = fd.readable() => match guard {
@@ -63,6 +68,41 @@ pub async fn receive_loop(
                     break;
                 }
             }
+        }
+        overflow.update(guard.get_inner(), &counters);
+    }
+}
+
+/// The kernel's drop count on the socket, turned into the `socket_overflow` counter.
+#[derive(Default)]
+struct Overflow {
+    /// The socket's count when last read (it counts from the socket's opening).
+    seen: u64,
+    logged: Option<Instant>,
+}
+
+impl Overflow {
+    fn update(&mut self, socket: &VrrpReceiver, counters: &ReceiveCounters) {
+        let Ok(total) = socket.kernel_drops() else {
+            return;
+        };
+        let new = total.saturating_sub(self.seen);
+        self.seen = total;
+        if new == 0 {
+            return;
+        }
+        counters.socket_overflow.fetch_add(new, Relaxed);
+        let now = Instant::now();
+        if self
+            .logged
+            .is_none_or(|at| now.duration_since(at) >= OVERFLOW_LOG_HOLDOFF)
+        {
+            self.logged = Some(now);
+            tracing::warn!(
+                interface = %counters.interface,
+                dropped = total,
+                "VRRP receive queue overflowed: the kernel dropped packets (a flood on the segment?); real adverts may be among them"
+            );
         }
     }
 }

@@ -242,6 +242,9 @@ pub struct ReceiveCounters {
     pub malformed: AtomicU64,
     /// An instance's inbox was full (it is far behind).
     pub inbox_full: AtomicU64,
+    /// The kernel dropped packets because the socket's receive queue was full (a flood
+    /// outran the reader): real adverts may be among them.
+    pub socket_overflow: AtomicU64,
     /// Packets read from the socket, before any of the drops above.
     pub received: AtomicU64,
 }
@@ -252,8 +255,9 @@ pub struct ReceiveTotals {
     pub interface: String,
     /// `ipv4` or `ipv6`.
     pub family: &'static str,
-    /// Each drop reason with its count: `unknown_vrid`, `malformed_ip`, `inbox_full`.
-    pub drops: [(&'static str, u64); 3],
+    /// Each drop reason with its count: `unknown_vrid`, `malformed_ip`, `inbox_full`,
+    /// `socket_overflow`.
+    pub drops: [(&'static str, u64); 4],
     /// Packets read from the socket.
     pub received: u64,
 }
@@ -320,6 +324,7 @@ impl VrrpView {
                     ("unknown_vrid", counters.unknown_vrid.load(Relaxed)),
                     ("malformed_ip", counters.malformed.load(Relaxed)),
                     ("inbox_full", counters.inbox_full.load(Relaxed)),
+                    ("socket_overflow", counters.socket_overflow.load(Relaxed)),
                 ],
                 received: counters.received.load(Relaxed),
             })
