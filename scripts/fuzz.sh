@@ -5,8 +5,9 @@
 # Usage: scripts/fuzz.sh [--minimize] [SECONDS_PER_TARGET] [TARGET...]
 #   SECONDS_PER_TARGET  default 60
 #   TARGET...           default: every target (`cargo fuzz list`)
-#   --minimize          afterwards, minimize each target's corpus (cargo fuzz cmin) and copy it
-#                       into its crate's tests/fuzz_regressions/<target>/, replayed by cargo test
+#   --minimize          afterwards, minimize each target's corpus (a libFuzzer merge by edge
+#                       coverage) and copy it into its crate's tests/fuzz_regressions/<target>/,
+#                       replayed by cargo test
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). On a stable toolchain the -Z flags cargo-fuzz
 # passes (sanitizer, coverage) are allowed with RUSTC_BOOTSTRAP=1, which this script sets unless
@@ -96,10 +97,13 @@ for target in "${targets[@]}"; do
     fi
     if $minimize; then
         regressions=$(regressions_of "$target")
-        # cmin minimizes in place; inputs already kept stay (crash reproducers among them).
-        nice -n 10 cargo fuzz cmin --release "$target" "corpus/$target"
-        mkdir -p "$regressions"
-        cp "corpus/$target"/* "$regressions"/
+        # Merge into a fresh directory by edge coverage only (-use_counters=0): far fewer
+        # inputs than the working corpus, which stays whole for the next run. Inputs already
+        # kept stay (crash reproducers among them).
+        rm -rf "corpus/$target.min" && mkdir -p "corpus/$target.min" "$regressions"
+        nice -n 10 cargo fuzz run --release "$target" "corpus/$target.min" "corpus/$target" -- \
+            -merge=1 -use_counters=0 2>&1 | tail -2
+        cp "corpus/$target.min"/* "$regressions"/
         echo "=== $target: $(ls "$regressions" | wc -l) regression inputs in ${regressions#"$repo_root"/}"
     fi
 done
