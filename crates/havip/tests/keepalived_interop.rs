@@ -182,7 +182,16 @@ fn lab_for(tag: &str, setup: &Setup) -> Lab {
         node.kernel_link_local = false;
         node.v6.push((link_local(i), 64));
     }
-    Lab::with(spec).unwrap_or_else(|e| panic!("lab: {e}"))
+    let lab = Lab::with(spec).unwrap_or_else(|e| panic!("lab: {e}"));
+    // A crash takes the link down; without this the kernel flushes the fixed IPv6 addresses
+    // with it and the rebooted node has no link-local source (keepalived: FAULT).
+    for ns in lab.nodes.clone() {
+        lab.ns(
+            &ns,
+            &["sysctl", "-qw", "net.ipv6.conf.eth0.keep_addr_on_down=1"],
+        );
+    }
+    lab
 }
 
 /// A havip node: the balancer on VIP:80 and one VRRP instance.
@@ -321,6 +330,20 @@ impl Scenario {
             );
         }
         self.lab.set_node_link(i, true);
+        if self.setup.ipv6 {
+            // The link went down with the crash, and the kernel flushed the addresses it does
+            // not make itself; a rebooted machine comes up with its configured ones.
+            let mut own = vec![format!("{}/64", node_v6(i))];
+            if !self.setup.unicast {
+                own.push(format!("{}/64", link_local(i)));
+            }
+            for cidr in own {
+                self.lab.ns(
+                    &self.lab.nodes[i].clone(),
+                    &["ip", "addr", "replace", &cidr, "dev", "eth0", "nodad"],
+                );
+            }
+        }
         self.start(i);
     }
 
