@@ -4,12 +4,13 @@
 # network namespace with malformed and spoofed adverts, 10 s at 50,000 packets/s by default;
 # the master is killed half-way. Prints and writes the table of docs/reliability.md: packets
 # per defect, drops by reason on the survivor against what was sent, kernel socket drops,
-# state changes, takeover times against Master_Down_Interval, havip's CPU.
+# state changes, takeover times against Master_Down_Interval, havip's CPU; then the same
+# flood against keepalived 2.2 on both nodes, side by side.
 #
 #   bench/flood.sh
 #   bench/flood.sh --rate 100000 --seconds 20
 #
-# Needs root (network namespaces, raw sockets), iproute2 and curl (installed with apt-get
+# Needs root (network namespaces, raw sockets), iproute2, curl and keepalived (installed with apt-get
 # when missing). Builds havip and the benchmark (crates/test-support/examples/flood_bench.rs)
 # in release mode and writes bench/results/flood-<timestamp>.md. Sends only inside the
 # namespaces it creates, bounded in time and packets; removes them on exit, also on failure
@@ -21,6 +22,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v curl >/dev/null || need+=(curl)
+command -v keepalived >/dev/null || need+=(keepalived)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}" >&2
     apt-get update -qq

@@ -16,7 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use havip_test_support::flood::Defect;
-use havip_test_support::flood_drill::{self, DrillOptions, DrillResult};
+use havip_test_support::flood_drill::{self, DrillOptions, DrillResult, KeepalivedResult};
+use havip_test_support::guard::{self, Need};
 
 fn main() {
     let mut havip = PathBuf::from("target/release/havip");
@@ -47,7 +48,23 @@ fn main() {
             after_kill: half,
         },
     );
-    let table = render(&result, rate, seconds, &load_before, &loadavg());
+    let load_after = loadavg();
+    let mut table = render(&result, rate, seconds, &load_before, &load_after);
+    // The same flood against keepalived, when it is installed, for the side-by-side figures.
+    if guard::unmet(&[Need::Keepalived]).is_none() {
+        let before = loadavg();
+        let keepalived = flood_drill::run_keepalived(DrillOptions {
+            rate,
+            calm: half,
+            after_kill: half,
+        });
+        table.push_str(&compare(&result, &keepalived, &before, &loadavg()));
+    } else {
+        table.push_str(
+            "
+keepalived is not installed: no side-by-side run.\n",
+        );
+    }
     print!("{table}");
     let path = out.with_extension("md");
     std::fs::write(&path, &table).expect("write the table");
@@ -82,6 +99,54 @@ fn verdict(r: &DrillResult) -> Vec<String> {
         }
     }
     problems
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("never".to_string(), |d| {
+        format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+    })
+}
+
+/// havip and keepalived side by side under the same flood.
+fn compare(h: &DrillResult, k: &KeepalivedResult, before: &str, after: &str) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "\nThe same flood against keepalived 2.2.7 (both nodes; `check_unicast_src` on, as havip's default): {} packets at {:.0}/s. Load average before: {before}; after: {after}.\n",
+        k.flood.total(),
+        k.flood.rate()
+    );
+    let _ = writeln!(t, "| | havip | keepalived |\n| --- | ---: | ---: |");
+    let _ = writeln!(
+        t,
+        "| state changes during the calm phase (node 0, node 1) | {}, {} | {}, {} |",
+        h.calm_transitions[0], h.calm_transitions[1], k.calm_transitions[0], k.calm_transitions[1]
+    );
+    let _ = writeln!(
+        t,
+        "| VIP holder changes during the calm phase | {} | {} |",
+        h.calm_holder_changes.len(),
+        k.calm_holder_changes.len()
+    );
+    for (i, name) in ["VRRPv2 / 1 s", "VRRPv3 / 100 ms"].iter().enumerate() {
+        let _ = writeln!(
+            t,
+            "| takeover after kill -9, {name} | {} | {} |",
+            ms(h.takeover[i]),
+            ms(k.takeover[i])
+        );
+    }
+    let _ = writeln!(
+        t,
+        "| CPU of the flooded master, calm phase | {:.1} % | {:.1} % |\n| CPU of the survivor, whole flood | {:.1} % | {:.1} % |",
+        h.cpu_percent[0], k.cpu_percent[0], h.cpu_percent[1], k.cpu_percent[1]
+    );
+    let _ = writeln!(
+        t,
+        "| log lines the survivor wrote during the flood | {} | {} |",
+        h.log_lines, k.log_lines
+    );
+    t
 }
 
 fn render(r: &DrillResult, rate: u64, seconds: u64, before: &str, after: &str) -> String {

@@ -15,7 +15,8 @@
 //! by reason as its `/metrics` counts them, against what each defect must be dropped for;
 //! the kernel's drops on its receive socket (`/proc/net/raw`); state transitions on both
 //! nodes during the calm phase; the takeover time of each VIP after the kill; and the CPU
-//! both havip processes used (`/proc/PID/stat`).
+//! both havip processes used (`/proc/PID/stat`). [`run_keepalived`] floods keepalived 2.2 in
+//! the same topology, for the benchmark's side-by-side figures.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -81,6 +82,8 @@ pub struct DrillResult {
     /// CPU of node 0 during the calm phase and of node 1 over the whole flood, in percent
     /// of one core.
     pub cpu_percent: [f64; 2],
+    /// Lines node 1 logged during the flood (drops are logged once per reason per minute).
+    pub log_lines: usize,
     /// The nodes' logs when something went wrong, for the failure message.
     pub logs: String,
 }
@@ -235,6 +238,7 @@ pub fn run(havip: &Path, options: DrillOptions) -> DrillResult {
         lab.scrape(&lab.nodes[1], ADMIN),
     ];
     let cpu_before = [cpu_ticks(pids[0]), cpu_ticks(pids[1])];
+    let lines_before = lab.log_of("node1.log").lines().count();
 
     let flood = lab.start_flood(
         &lab.nodes[2].clone(),
@@ -286,6 +290,7 @@ pub fn run(havip: &Path, options: DrillOptions) -> DrillResult {
             percent(node0_ticks, calm_elapsed),
             percent(node1_ticks, whole),
         ],
+        log_lines: lab.log_of("node1.log").lines().count() - lines_before,
         logs: String::new(),
         flood: report,
     };
@@ -409,4 +414,106 @@ pub fn raw_socket_drops(lab: &Lab, ns: &str) -> u64 {
                 .flatten()
         })
         .sum()
+}
+
+/// What the same drill measured with keepalived on both nodes (its per-reason counters are
+/// only reachable through SNMP or a stats file, so drops are not compared).
+#[derive(Debug, Clone)]
+pub struct KeepalivedResult {
+    /// What the flood sent.
+    pub flood: FloodReport,
+    /// Holder changes of either VIP during the calm phase.
+    pub calm_holder_changes: Vec<String>,
+    /// "Entering ... STATE" lines each node logged during the calm phase.
+    pub calm_transitions: [usize; 2],
+    /// From the kill to node 1 holding the v2 VIP, and the v3 VIP.
+    pub takeover: [Option<Duration>; 2],
+    /// CPU of node 0's VRRP process during the calm phase and node 1's over the whole flood,
+    /// in percent of one core.
+    pub cpu_percent: [f64; 2],
+    /// Lines node 1 logged during the flood (keepalived logs receive errors unthrottled).
+    pub log_lines: usize,
+    /// Both logs' tails, for failure messages.
+    pub logs: String,
+}
+
+/// The keepalived.conf of node `i`: the same two instances (with `check_unicast_src`, which
+/// havip has on by default and keepalived off).
+fn keepalived_config(i: usize) -> String {
+    let priority = PRIORITIES[i];
+    format!(
+        "global_defs {{\n    router_id node{i}\n}}\n\
+         vrrp_instance VI_V2 {{\n    version 2\n    state BACKUP\n    interface eth0\n    \
+         virtual_router_id {VRID_V2}\n    priority {priority}\n    advert_int 1\n    \
+         authentication {{\n        auth_type PASS\n        auth_pass {PASSWORD}\n    }}\n    \
+         virtual_ipaddress {{\n        {VIP_V2}/24 dev eth0\n    }}\n}}\n\
+         vrrp_instance VI_V3 {{\n    version 3\n    state BACKUP\n    interface eth0\n    \
+         virtual_router_id {VRID_V3}\n    priority {priority}\n    advert_int 0.1\n    \
+         unicast_src_ip {}\n    unicast_peer {{\n        {}\n    }}\n    check_unicast_src\n    \
+         virtual_ipaddress {{\n        {VIP_V3}/24 dev eth0\n    }}\n}}\n",
+        node_v4(i),
+        node_v4(1 - i)
+    )
+}
+
+fn state_lines(lab: &Lab, log: &str) -> usize {
+    lab.log_of(log).matches("STATE").count()
+}
+
+/// The drill with keepalived 2.2 (the Debian package) instead of havip, same flood.
+pub fn run_keepalived(options: DrillOptions) -> KeepalivedResult {
+    let lab = Lab::new("fk", 3);
+    let nodes: Vec<crate::keepalived::Keepalived> = (0..2)
+        .map(|i| crate::keepalived::start_with_config(&lab, i, &keepalived_config(i)))
+        .collect();
+    for vip in [VIP_V2, VIP_V3] {
+        lab.wait_for_sole_holder(IpAddr::V4(vip), 0, &[], Duration::from_secs(8));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let children: Vec<u32> = nodes
+        .iter()
+        .map(|k| k.vrrp_child().expect("keepalived's VRRP child"))
+        .collect();
+    let states_before = [
+        state_lines(&lab, &nodes[0].log),
+        state_lines(&lab, &nodes[1].log),
+    ];
+    let lines_before = lab.log_of(&nodes[1].log).lines().count();
+    let cpu_before = [cpu_ticks(children[0]), cpu_ticks(children[1])];
+    let flood = lab.start_flood(
+        &lab.nodes[2].clone(),
+        "eth0",
+        spoofs(),
+        options.rate,
+        options.calm + options.after_kill,
+    );
+    let started = Instant::now();
+    let calm_holder_changes = watch_holders(&lab, options.calm);
+    let calm_transitions = [
+        state_lines(&lab, &nodes[0].log) - states_before[0],
+        state_lines(&lab, &nodes[1].log) - states_before[1],
+    ];
+    let calm_elapsed = started.elapsed();
+    let node0_ticks = cpu_ticks(children[0]).saturating_sub(cpu_before[0]);
+    nodes[0].crash(&lab);
+    lab.set_node_link(0, false);
+    let killed = Instant::now();
+    let takeover = takeovers(&lab, killed, options.after_kill + Duration::from_secs(2));
+    let report = flood.finish();
+    let node1_ticks = cpu_ticks(children[1]).saturating_sub(cpu_before[1]);
+    let whole = started.elapsed();
+    let hz = clock_ticks_per_second();
+    let percent = |ticks: u64, over: Duration| ticks as f64 / hz / over.as_secs_f64() * 100.0;
+    KeepalivedResult {
+        flood: report,
+        calm_holder_changes,
+        calm_transitions,
+        takeover,
+        cpu_percent: [
+            percent(node0_ticks, calm_elapsed),
+            percent(node1_ticks, whole),
+        ],
+        log_lines: lab.log_of(&nodes[1].log).lines().count() - lines_before,
+        logs: lab.all_logs(),
+    }
 }
