@@ -174,7 +174,7 @@ fn link_local(i: usize) -> Ipv6Addr {
 /// The lab of a setup: with IPv6 multicast, the nodes' link-local addresses are fixed (and
 /// the kernel makes none), so that the client knows the adverts' sources.
 fn lab_for(tag: &str, setup: &Setup) -> Lab {
-    if !(setup.ipv6 && !setup.unicast) {
+    if !setup.ipv6 || setup.unicast {
         return Lab::new(tag, 2);
     }
     let mut spec = LabSpec::new(tag, 2);
