@@ -17,6 +17,9 @@ pub mod address;
 pub mod bgp;
 pub mod copy_mode;
 pub mod duration;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod lint;
 pub mod place;

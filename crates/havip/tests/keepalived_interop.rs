@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use havip_test_support::adverts::AdvertWatch;
 use havip_test_support::keepalived::{self as ka, Keepalived};
-use havip_test_support::lab::{node_v4, node_v6, Lab, CLIENT_V4, CLIENT_V6};
+use havip_test_support::lab::{node_v4, node_v6, Lab, LabSpec, CLIENT_V4, CLIENT_V6};
 use havip_test_support::node_config::{Health, NodeConfig, Service, Vrrp};
 use havip_test_support::prober::Prober;
 use havip_test_support::servers::Server;
@@ -87,6 +87,22 @@ const V3_UNICAST: Setup = Setup {
     unicast: true,
     ipv6: false,
 };
+/// VRRPv2 with a password over unicast, as where multicast is blocked (issue 15 item 6).
+const V2_PASS_UNICAST: Setup = Setup {
+    version: 2,
+    interval: Duration::from_secs(1),
+    auth: true,
+    unicast: true,
+    ipv6: false,
+};
+/// IPv6 multicast (ff02::12), sources link-local (RFC 5798 5.1.2.1; issue 15 item 6).
+const V3_IPV6_MULTICAST: Setup = Setup {
+    version: 3,
+    interval: Duration::from_millis(100),
+    auth: false,
+    unicast: false,
+    ipv6: true,
+};
 /// keepalived 2.2.7 sends IPv6 unicast adverts with hop limit 64: havip needs
 /// `accept_any_unicast_ttl` beside it.
 const V3_IPV6_UNICAST: Setup = Setup {
@@ -113,13 +129,13 @@ impl Setup {
         self.interval * 3 + self.skew(priority)
     }
 
-    /// Node `i`'s address (the source of its adverts: IPv6 only in unicast mode, where the
-    /// source is the global address; multicast would use the link-local one).
+    /// Node `i`'s address, the source of its adverts: over IPv6 the global address in
+    /// unicast mode, the link-local one with multicast (the lab gives the nodes fixed ones).
     fn node(&self, i: usize) -> IpAddr {
-        if self.ipv6 {
-            IpAddr::V6(node_v6(i))
-        } else {
-            IpAddr::V4(node_v4(i))
+        match (self.ipv6, self.unicast) {
+            (false, _) => IpAddr::V4(node_v4(i)),
+            (true, true) => IpAddr::V6(node_v6(i)),
+            (true, false) => IpAddr::V6(link_local(i)),
         }
     }
 
@@ -148,6 +164,34 @@ impl Setup {
         };
         vec![self.node(1 - i), client]
     }
+}
+
+/// Node `i`'s fixed link-local address in IPv6 multicast setups (fe80::11, ::12).
+fn link_local(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x11 + i as u16)
+}
+
+/// The lab of a setup: with IPv6 multicast, the nodes' link-local addresses are fixed (and
+/// the kernel makes none), so that the client knows the adverts' sources.
+fn lab_for(tag: &str, setup: &Setup) -> Lab {
+    if !setup.ipv6 || setup.unicast {
+        return Lab::new(tag, 2);
+    }
+    let mut spec = LabSpec::new(tag, 2);
+    for (i, node) in spec.nodes.iter_mut().enumerate() {
+        node.kernel_link_local = false;
+        node.v6.push((link_local(i), 64));
+    }
+    let lab = Lab::with(spec).unwrap_or_else(|e| panic!("lab: {e}"));
+    // A crash takes the link down; without this the kernel flushes the fixed IPv6 addresses
+    // with it and the rebooted node has no link-local source (keepalived: FAULT).
+    for ns in lab.nodes.clone() {
+        lab.ns(
+            &ns,
+            &["sysctl", "-qw", "net.ipv6.conf.eth0.keep_addr_on_down=1"],
+        );
+    }
+    lab
 }
 
 /// A havip node: the balancer on VIP:80 and one VRRP instance.
@@ -210,7 +254,7 @@ struct Scenario {
 
 impl Scenario {
     fn new(tag: &str, setup: Setup, daemons: [Daemon; 2]) -> Scenario {
-        let lab = Lab::new(tag, 2);
+        let lab = lab_for(tag, &setup);
         let mut backends = Vec::new();
         for (i, daemon) in daemons.iter().enumerate() {
             match daemon {
@@ -286,6 +330,20 @@ impl Scenario {
             );
         }
         self.lab.set_node_link(i, true);
+        if self.setup.ipv6 {
+            // The link went down with the crash, and the kernel flushed the addresses it does
+            // not make itself; a rebooted machine comes up with its configured ones.
+            let mut own = vec![format!("{}/64", node_v6(i))];
+            if !self.setup.unicast {
+                own.push(format!("{}/64", link_local(i)));
+            }
+            for cidr in own {
+                self.lab.ns(
+                    &self.lab.nodes[i].clone(),
+                    &["ip", "addr", "replace", &cidr, "dev", "eth0", "nodad"],
+                );
+            }
+        }
         self.start(i);
     }
 
@@ -384,7 +442,7 @@ fn steady_state(s: &Scenario, watch: &AdvertWatch) -> Instant {
         s.lab.all_logs()
     );
     assert_eq!(s.lab.holders(setup.vip()), vec![0]);
-    if master == Daemon::Havip && !setup.unicast {
+    if master == Daemon::Havip && !setup.unicast && !setup.ipv6 {
         tshark_decodes_adverts(&s.lab, &setup, node_v4(0));
     }
 
@@ -647,4 +705,118 @@ fn v3_ipv6_unicast_keepalived_master_havip_backup() {
     require_tools!();
     let _serial = serial();
     interop("k6u", V3_IPV6_UNICAST, Daemon::Keepalived);
+}
+
+#[test]
+fn v2_pass_unicast_havip_master_keepalived_backup() {
+    require_tools!();
+    let _serial = serial();
+    interop("h2u", V2_PASS_UNICAST, Daemon::Havip);
+}
+
+#[test]
+fn v3_ipv6_unicast_havip_master_keepalived_backup() {
+    require_tools!();
+    let _serial = serial();
+    interop("h6u", V3_IPV6_UNICAST, Daemon::Havip);
+}
+
+#[test]
+fn v3_ipv6_multicast_havip_master_keepalived_backup() {
+    require_tools!();
+    let _serial = serial();
+    interop("h6m", V3_IPV6_MULTICAST, Daemon::Havip);
+}
+
+#[test]
+fn v3_ipv6_multicast_keepalived_master_havip_backup() {
+    require_tools!();
+    let _serial = serial();
+    interop("k6m", V3_IPV6_MULTICAST, Daemon::Keepalived);
+}
+
+/// A wrong `auth_pass` on the wire (issue 15 item 6): havip and keepalived with different
+/// passwords each drop the other's adverts (RFC 3768 7.1), so both become master; havip counts
+/// every one of keepalived's adverts as `auth_failure` and logs it, keepalived logs it too.
+/// Then the same passwords as keepalived truncates them (the first 8 bytes): they agree.
+#[test]
+fn a_wrong_auth_pass_is_refused_on_the_wire_and_only_eight_bytes_count() {
+    require_tools!();
+    let _serial = serial();
+    for (tag, havip_pass, keepalived_pass, agree) in [
+        ("wpw", "wrong-pw", PASSWORD, false),
+        ("lpw", "k8s-vip-pass-one", "k8s-vip-pass-two", true),
+    ] {
+        let setup = V2_PASS_MULTICAST;
+        let lab = Lab::new(tag, 2);
+        lab.start_name_server(0, BACKEND_PORT);
+        let _backend = ka::start_vip_backend(&lab, 1, setup.target());
+        let vrrp = Vrrp::new("VI_1", VRID)
+            .version(2)
+            .priority(PRIORITIES[0])
+            .advert_interval(setup.interval)
+            .auth_pass(havip_pass)
+            .vip(setup.vip_cidr());
+        let config = NodeConfig::new()
+            .grace("1s")
+            .log_level("info")
+            .admin("127.0.0.1:8404")
+            .service(
+                Service::new("api", setup.target())
+                    .health(Health::tcp().interval("200ms"))
+                    .backend(format!("127.0.0.1:{BACKEND_PORT}")),
+            )
+            .vrrp(vrrp);
+        let path = lab.write("havip.toml", &config.to_toml());
+        let _havip = lab.spawn(
+            &lab.nodes[0].clone(),
+            HAVIP,
+            &["run", "--config", &path.display().to_string()],
+            "havip.log",
+            &[],
+        );
+        let mut instance = keepalived_instance(&setup, 1);
+        instance.auth_pass = Some(keepalived_pass.to_string());
+        let keepalived = ka::start(&lab, 1, &instance);
+        let vip = setup.vip();
+        let settle = setup.master_down(PRIORITIES[1]) + Duration::from_secs(4);
+        if agree {
+            // One master: havip (priority 100); keepalived hears it and stays backup.
+            lab.wait_for_sole_holder(vip, 0, &[], settle);
+            std::thread::sleep(setup.interval * 3);
+            assert_eq!(lab.holders(vip), vec![0], "{}", lab.all_logs());
+            continue;
+        }
+        let both = wait_for(settle, || (lab.holders(vip) == vec![0, 1]).then_some(()));
+        assert!(
+            both.is_some(),
+            "each refuses the other's adverts, so both hold the VIP; holders {:?}\n{}",
+            lab.holders(vip),
+            lab.all_logs()
+        );
+        // keepalived advertises once a second once it is master.
+        let refused = wait_for(Duration::from_secs(6), || {
+            let m = lab.scrape(&lab.nodes[0], "127.0.0.1:8404");
+            let n = m.count(
+                "havip_vrrp_adverts_dropped_total",
+                &[("instance", "VI_1"), ("reason", "auth_failure")],
+            );
+            (n >= 2).then_some(n)
+        });
+        assert!(
+            refused.is_some(),
+            "havip counts keepalived's adverts as auth_failure\n{}",
+            lab.all_logs()
+        );
+        let log = lab.log_of("havip.log");
+        assert!(
+            log.contains("auth_failure") || log.contains("password"),
+            "havip logs the refused advert:\n{log}"
+        );
+        let ka_log = lab.log_of(&keepalived.log).to_lowercase();
+        assert!(
+            ka_log.contains("auth") || ka_log.contains("passw"),
+            "keepalived logs the refused advert:\n{ka_log}"
+        );
+    }
 }

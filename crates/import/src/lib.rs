@@ -19,6 +19,9 @@
 
 pub mod emit;
 pub mod facts;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod glob;
 pub mod haproxy;
 mod input;

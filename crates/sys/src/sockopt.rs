@@ -93,6 +93,28 @@ pub(crate) fn set_option<T: Copy>(
     }
 }
 
+/// `getsockopt(SO_MEMINFO)`: the socket's memory counters, indexed by `SK_MEMINFO_*`.
+pub(crate) fn socket_meminfo(fd: BorrowedFd<'_>) -> io::Result<[u32; 9]> {
+    let mut info = [0u32; 9];
+    let mut len = mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `info` is a live array of `len` bytes the kernel writes into (at most `len`, and
+    // it sets `len` to what it wrote); the descriptor is borrowed, so open for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(info)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// `setsockopt` with an `int`.
 pub(crate) fn set_int_option(
     fd: BorrowedFd<'_>,

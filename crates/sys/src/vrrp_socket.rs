@@ -31,7 +31,7 @@ use socket2::{
     Domain, InterfaceIndexOrAddress, MsgHdr, Protocol, SockAddr, SockFilter, Socket, Type,
 };
 
-use crate::sockopt::{control_messages, push_cmsg, set_int_option, set_option};
+use crate::sockopt::{control_messages, push_cmsg, set_int_option, set_option, socket_meminfo};
 
 /// The IP protocol number of VRRP (RFC 5798 5.1.1.4).
 pub const IPPROTO_VRRP: i32 = 112;
@@ -49,6 +49,12 @@ const TC_PRIO_CONTROL: u32 = 7;
 const IPV4_HEADER_LEN: usize = 20;
 /// Enough for an `IPV6_PKTINFO` and an `IPV6_HOPLIMIT` control message.
 const RECV_CONTROL_LEN: usize = 128;
+/// The receive queue asked for: about 2,000 adverts' worth of kernel memory (an skb of a
+/// small packet costs about 1 KiB), 40 ms of a 50,000 packets/s flood. The default (~200 KiB)
+/// holds 4 ms of it, so a flood of junk made the kernel drop the real adverts behind it
+/// (issue 15). Set with `SO_RCVBUFFORCE` (CAP_NET_ADMIN, which the node has), else
+/// `SO_RCVBUF` (capped by `net.core.rmem_max`).
+pub const RECEIVE_BUFFER: usize = 2 << 20;
 /// How many multicast packets a unicast-only IPv6 receiver skips in one `recv` before it
 /// reports `WouldBlock`; the rest are skipped on the next call.
 const MAX_SKIPPED: usize = 64;
@@ -118,6 +124,17 @@ impl VrrpReceiver {
             Some(Protocol::from(IPPROTO_VRRP)),
         )?;
         socket.bind_device(Some(ifname.as_bytes()))?;
+        let buffer = libc::c_int::try_from(RECEIVE_BUFFER).unwrap_or(libc::c_int::MAX);
+        if set_int_option(
+            socket.as_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            buffer,
+        )
+        .is_err()
+        {
+            socket.set_recv_buffer_size(RECEIVE_BUFFER)?;
+        }
         match family {
             Family::V4 => {
                 // Without this a raw socket also gets multicast for groups it never joined
@@ -147,6 +164,19 @@ impl VrrpReceiver {
             family,
             joined: join_multicast,
         })
+    }
+
+    /// Packets the kernel dropped because this socket's receive queue was full, since it was
+    /// opened (`SO_MEMINFO`'s `SK_MEMINFO_DROPS`): a flood that outruns the reader.
+    pub fn kernel_drops(&self) -> io::Result<u64> {
+        let info = socket_meminfo(self.socket.as_fd())?;
+        let index = usize::try_from(libc::SK_MEMINFO_DROPS).unwrap_or(usize::MAX);
+        Ok(info.get(index).copied().map_or(0, u64::from))
+    }
+
+    /// The receive queue's size in bytes as the kernel set it (it doubles what was asked).
+    pub fn receive_buffer(&self) -> io::Result<usize> {
+        self.socket.recv_buffer_size()
     }
 
     /// Reads one packet into `buf`. `WouldBlock` when none is queued; `InvalidData` when the

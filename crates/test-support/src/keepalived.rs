@@ -86,12 +86,15 @@ pub struct Keepalived {
 
 /// Write `instance`'s config for node `i` and start keepalived there.
 pub fn start(lab: &Lab, i: usize, instance: &Instance) -> Keepalived {
+    start_with_config(lab, i, &instance.config(&format!("node{i}")))
+}
+
+/// Start keepalived in node `i` with the whole `keepalived.conf` text `config` (for configs
+/// [`Instance`] cannot write, e.g. several instances).
+pub fn start_with_config(lab: &Lab, i: usize, config: &str) -> Keepalived {
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
     let tag = format!("ka-n{i}-{run}");
-    let config = lab.write(
-        &format!("{tag}.conf"),
-        &instance.config(&format!("node{i}")),
-    );
+    let config = lab.write(&format!("{tag}.conf"), config);
     let file = |suffix: &str| lab.dir.join(format!("{tag}.{suffix}"));
     let (pid_file, vrrp_pid_file, checkers_pid_file) =
         (file("pid"), file("vrrp.pid"), file("checkers.pid"));

@@ -13,6 +13,8 @@
 
 pub mod adverts;
 pub mod capture;
+pub mod flood;
+pub mod flood_drill;
 pub mod guard;
 pub mod keepalived;
 pub mod lab;
@@ -21,6 +23,7 @@ pub mod nginx;
 pub mod node_config;
 pub mod pki;
 pub mod prober;
+pub mod scrape;
 pub mod scratch;
 pub mod servers;
 pub mod tls_probe;

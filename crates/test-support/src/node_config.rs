@@ -39,6 +39,15 @@ pub enum Value {
     Bool(bool),
     /// An array of strings.
     List(Vec<String>),
+    /// A float, kept as its TOML text so that the value stays comparable (`0.5`).
+    Float(String),
+}
+
+impl From<f64> for Value {
+    fn from(x: f64) -> Self {
+        // `{:?}` always writes a decimal point or an exponent: a TOML float, never an integer.
+        Value::Float(format!("{x:?}"))
+    }
 }
 
 impl From<&str> for Value {
@@ -108,6 +117,7 @@ impl Display for Value {
             Value::Str(s) => write!(f, "{}", quote(s)),
             Value::Int(n) => write!(f, "{n}"),
             Value::Bool(b) => write!(f, "{b}"),
+            Value::Float(x) => f.write_str(x),
             Value::List(items) => {
                 let items: Vec<String> = items.iter().map(|s| quote(s)).collect();
                 write!(f, "[{}]", items.join(", "))
@@ -365,6 +375,18 @@ impl Service {
             Table::default()
                 .set("name", name)
                 .set("address", address.to_string()),
+        );
+        self
+    }
+
+    /// One more `[[service.backend]]` with a name and `backup = true` (used only while no
+    /// primary is available).
+    pub fn backup_backend(mut self, name: &str, address: impl Display) -> Service {
+        self.backends.push(
+            Table::default()
+                .set("name", name)
+                .set("address", address.to_string())
+                .set("backup", true),
         );
         self
     }

@@ -164,6 +164,14 @@ impl Counters {
         self.drops.iter().sum()
     }
 
+    /// Add `count` drops for `reason` that a shell's [`Screen`](crate::Screen) made before
+    /// the packets reached the instance, so that one set of counters shows every drop.
+    pub fn add_dropped(&mut self, reason: DropReason, count: u64) {
+        if let Some(slot) = self.drops.get_mut(reason.index()) {
+            *slot += count;
+        }
+    }
+
     pub(crate) fn count_drop(&mut self, reason: DropReason) {
         if let Some(slot) = self.drops.get_mut(reason.index()) {
             *slot += 1;

@@ -5,7 +5,8 @@
 //!   must re-encode to an advertisement that decodes the same.
 //! - [`instance_receive`]: the whole receive path of an instance (every RFC 7.1 check) and the
 //!   state machine behind it, with and without graceful release; the addresses must be held
-//!   exactly while [`Instance::holds_addresses`] says so, which is always in Master.
+//!   exactly while [`Instance::holds_addresses`] says so, which is always in Master; and the
+//!   instance's [`Screen`](crate::Screen) must reject exactly what the instance drops.
 //!
 //! A crash found by `scripts/fuzz.sh` becomes a regression test by copying its input file into
 //! `crates/vrrp/tests/fuzz_regressions/<target>/`.
@@ -159,7 +160,9 @@ fn fuzzed_config(selector: u8) -> InstanceConfig {
 const VIRTUAL_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
 const GROUP: IpAddr = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
 
-/// A packet from `source` to the VRRP group.
+/// A packet from `source` to the VRRP group. The instance's [`Screen`](crate::Screen) must
+/// agree with it: a packet the screen rejects is dropped for that very reason, and one it
+/// admits is not dropped at all (the screen runs every check that can drop).
 fn deliver(
     instance: &mut Instance,
     now: Timestamp,
@@ -167,15 +170,28 @@ fn deliver(
     ttl: u8,
     payload: &[u8],
 ) -> Vec<Action> {
-    instance.handle(
-        now,
-        Input::Packet(ReceivedPacket {
-            source,
-            destination: GROUP,
-            ttl,
-            payload,
-        }),
-    )
+    let packet = ReceivedPacket {
+        source,
+        destination: GROUP,
+        ttl,
+        payload,
+    };
+    let verdict = instance.screen().admit(&packet);
+    let before = instance.counters().clone();
+    let actions = instance.handle(now, Input::Packet(packet));
+    let after = instance.counters();
+    match verdict {
+        Err(reason) => {
+            assert_eq!(
+                after.dropped(reason),
+                before.dropped(reason) + 1,
+                "{reason:?}"
+            );
+            assert_eq!(after.total_dropped(), before.total_dropped() + 1);
+        }
+        Ok(()) => assert_eq!(after.total_dropped(), before.total_dropped(), "admitted"),
+    }
+    actions
 }
 
 /// A valid advertisement from `source` with `priority`; v3 intervals come from `op`.

@@ -28,11 +28,9 @@ use crate::event::{
     Action, DropDetail, FaultCause, Handover, HandoverOutcome, Input, OutgoingAdvertisement,
     Reason, ReceivedPacket, StartupWaitEnd, State, Warning,
 };
-use crate::packet::{
-    self, AddressFamily, AddressList, Advertisement, Authentication, ChecksumContext, Version,
-    REQUIRED_TTL,
-};
+use crate::packet::{self, AddressList, Advertisement, ChecksumContext, Version, REQUIRED_TTL};
 use crate::priority::Tracking;
+use crate::screen::Screen;
 use crate::time::Timestamp;
 use crate::timers::{self, AdvertInterval, TimerKind};
 
@@ -104,8 +102,8 @@ pub struct Instance {
     config: InstanceConfig,
     /// The virtual addresses in advertisement form.
     advertised_addresses: AddressList,
-    /// The virtual addresses sorted, to compare with received lists.
-    sorted_addresses: Vec<IpAddr>,
+    /// The configuration-only receive checks (and the address-list comparison).
+    screen: Screen,
     state: State,
     tracking: Tracking,
     interface_up: bool,
@@ -142,11 +140,9 @@ impl Instance {
         config.validate()?;
         let advertised_addresses = AddressList::from_ip_addrs(&config.virtual_addresses)
             .ok_or(ConfigError::NoVirtualAddresses)?;
-        let mut sorted_addresses = config.virtual_addresses.clone();
-        sorted_addresses.sort();
         Ok(Instance {
             advertised_addresses,
-            sorted_addresses,
+            screen: Screen::new(&config),
             state: State::Initialize,
             tracking: Tracking::untracked(config.priority),
             interface_up: true,
@@ -196,6 +192,7 @@ impl Instance {
         if !follows_master {
             self.master_adver_interval = new.advert_interval;
         }
+        self.screen = Screen::new(&new);
         self.config = new;
         let mut out = Vec::new();
         self.tracking_changed(now, tracking, &mut out);
@@ -262,6 +259,12 @@ impl Instance {
             stepped_down: self.stepped_down,
         };
         (cause.interface_down || cause.tracker_failed || cause.stepped_down).then_some(cause)
+    }
+
+    /// The configuration-only receive checks of the current configuration, for a shell that
+    /// screens packets before it queues them (see [`Screen`]).
+    pub fn screen(&self) -> &Screen {
+        &self.screen
     }
 
     /// The configuration the instance was built from; it never changes (a reload builds a new
@@ -615,86 +618,21 @@ impl Instance {
         }
     }
 
-    /// The receive checks of RFC 5798 7.1 / RFC 3768 7.1, in their order where it matters.
+    /// The receive checks of RFC 5798 7.1 / RFC 3768 7.1, in their order where it matters:
+    /// the configuration-only ones of the [`Screen`], then the address list with its
+    /// warnings, the v3 interval and owner conflicts, which report themselves.
     fn check(
         &mut self,
         now: Timestamp,
         packet: &ReceivedPacket<'_>,
         out: &mut Vec<Action>,
     ) -> Result<Advertisement, (DropReason, Option<DropDetail>)> {
-        let config = &self.config;
-        if AddressFamily::of(&packet.source) != config.family() {
-            return Err((DropReason::AddressFamily, None));
-        }
-        // RFC 5798 5.1.1.3 / 5.1.2.3 / 7.1, RFC 3768 7.1: TTL / hop limit must be 255, proof
-        // that the sender is on the link. keepalived's IPv6 unicast sends 64, hence the opt-out.
-        let ttl_exempt = config.is_unicast() && config.accept_any_unicast_ttl;
-        if packet.ttl != REQUIRED_TTL && !ttl_exempt {
-            return Err((DropReason::IpTtl, Some(DropDetail::Ttl(packet.ttl))));
-        }
-        if config.is_unicast()
-            && config.check_unicast_source
-            && !config.unicast_peers.contains(&packet.source)
-        {
-            return Err((DropReason::UnknownUnicastSource, None));
-        }
-        if packet.source == config.primary_address {
-            return Err((DropReason::OwnAdvertisement, None));
-        }
-        let context = ChecksumContext {
-            source: packet.source,
-            destination: packet.destination,
-            v3_ipv4_checksum: config.v3_ipv4_checksum,
-        };
-        // Version, type, completeness, checksum, address count, interval, auth type.
-        let advert = packet::decode(packet.payload, &context)
-            .map_err(|error| (DropReason::from(&error), Some(DropDetail::Decode(error))))?;
-        if advert.version != config.version {
-            return Err((
-                DropReason::Version,
-                Some(DropDetail::Version {
-                    received: advert.version,
-                    configured: config.version,
-                }),
-            ));
-        }
-        // RFC 5798 7.1: the VRID must be configured on the receiving interface.
-        if advert.vrid != config.vrid {
-            return Err((
-                DropReason::VrId,
-                Some(DropDetail::Vrid {
-                    received: advert.vrid,
-                    configured: config.vrid,
-                }),
-            ));
-        }
-        // RFC 3768 7.1: perform the configured authentication (v3 has none; decode gives None).
-        match (config.authentication, advert.authentication) {
-            (Authentication::None, Authentication::None) => {}
-            (Authentication::SimplePassword(ours), Authentication::SimplePassword(theirs)) => {
-                if ours != theirs {
-                    return Err((DropReason::AuthFailure, None));
-                }
-            }
-            _ => return Err((DropReason::AuthTypeMismatch, None)),
-        }
-        // RFC 3768 7.1: the Adver Interval must be the locally configured one.
-        if config.version == Version::V2 && advert.interval != config.advert_interval {
-            return Err((
-                DropReason::IntervalMismatch,
-                Some(DropDetail::Interval {
-                    received: advert.interval,
-                    configured: config.advert_interval,
-                }),
-            ));
-        }
+        let advert = self.screen.check(packet)?;
         // RFC 5798 7.1 / RFC 3768 7.1: MAY check the address list. Both log a mismatch; only
         // RFC 3768 drops the packet, and only when it is not from the owner (priority 255).
-        let mut advertised = advert.addresses.to_ip_addrs();
-        advertised.sort();
-        if advertised != self.sorted_addresses {
+        if self.screen.address_list_differs(&advert) {
             self.counters.address_list_mismatches += 1;
-            let dropped = config.version == Version::V2 && advert.priority != OWNER_PRIORITY;
+            let dropped = self.screen.drops_address_list(&advert);
             let warning = Warning::AddressListMismatch {
                 source: packet.source,
                 advertised: advert.addresses.to_ip_addrs(),

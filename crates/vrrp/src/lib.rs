@@ -87,6 +87,7 @@ pub mod fuzzing;
 pub mod instance;
 pub mod packet;
 pub mod priority;
+pub mod screen;
 pub mod time;
 pub mod timers;
 
@@ -102,5 +103,6 @@ pub use packet::{
     EncodeError, Password, V3Ipv4Checksum, Version,
 };
 pub use priority::{TrackerState, Tracking};
+pub use screen::Screen;
 pub use time::Timestamp;
 pub use timers::{AdvertInterval, TimerKind};

@@ -440,3 +440,18 @@ fn a_misspelt_track_script_gets_a_suggestion() {
         lines(&report)
     );
 }
+
+/// A track script that is a device or a FIFO is not read: `script "/dev/zero"` made the
+/// import read until memory ran out, `/dev/stdin` blocked it (issue 15). Without the fix this
+/// test does not finish.
+#[test]
+fn a_script_that_is_not_a_regular_file_is_not_read() {
+    let (part, _report) = import(
+        "vrrp_script chk {\n    script \"/dev/zero\"\n}\nvrrp_script chk2 {\n    script \"/dev/stdin\"\n}\n\
+         vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    priority 100\n\
+         virtual_ipaddress {\n        10.0.0.100/24\n    }\n    track_script {\n        chk\n        chk2\n    }\n}\n",
+    );
+    assert_eq!(part.vrrp.len(), 1);
+    // Not read, so kept as a script tracker that runs the command as keepalived would.
+    assert_eq!(part.trackers.len(), 2, "{:?}", part.trackers);
+}

@@ -51,7 +51,7 @@ use crate::tracking::{self, Feed, Trackers};
 use instance::{Control, InstanceParts, InstanceTask, StepDownResult};
 use io::{KernelIo, ResolvedVip};
 use monitor::Watcher;
-use receive::Routes;
+use receive::{Gate, Route, Routes};
 use status::{EventLog, InstanceStatus, ReceiveCounters, StatusSlot, VrrpView};
 
 /// Messages an instance task may have waiting; packets beyond that are dropped and counted
@@ -104,6 +104,8 @@ struct Path {
 struct Running {
     planned: Planned,
     inbox: mpsc::Sender<Control>,
+    /// The receive path's screen of this instance's packets.
+    gate: Arc<Gate>,
     task: JoinHandle<()>,
     notify: watch::Sender<NotifySettings>,
     notify_worker: JoinHandle<()>,
@@ -466,6 +468,7 @@ impl VrrpNode {
         if same_router {
             report.changed.push(name);
             let _ = previous.notify.send(p.settings.notify.clone());
+            previous.gate.replace(&havip_vrrp::Screen::new(&config));
             let _ = previous.inbox.try_send(Control::Reconfigure {
                 config: Box::new(config),
                 tracking,
@@ -498,7 +501,7 @@ impl VrrpNode {
             if let Some(path) = paths.get(&key) {
                 let mut routes = (**path.routes.load()).clone();
                 if let Some(inboxes) = routes.get_mut(&vrid) {
-                    inboxes.retain(|i| !i.same_channel(&inbox));
+                    inboxes.retain(|r| !r.inbox.same_channel(&inbox));
                 }
                 routes.retain(|_, inboxes| !inboxes.is_empty());
                 path.routes.store(Arc::new(routes));
@@ -559,6 +562,12 @@ impl VrrpNode {
             mode = if p.settings.unicast_peers.is_empty() { "multicast" } else { "unicast" },
             "VRRP instance starting"
         );
+        let early_drops = status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .early_drops
+            .clone();
+        let gate = Arc::new(Gate::new(instance.screen(), early_drops));
         let (inbox, inbox_rx) = mpsc::channel(INBOX_CAPACITY);
         let _ = inbox.try_send(Control::Tracking(tracking));
         let task = InstanceTask::new(InstanceParts {
@@ -582,6 +591,7 @@ impl VrrpNode {
         Running {
             planned: p,
             inbox,
+            gate,
             task,
             notify: notify_settings,
             notify_worker,
@@ -617,7 +627,7 @@ impl VrrpNode {
             let mut routes = (**path.routes.load()).clone();
             for inboxes in routes.values_mut() {
                 // Keep retiring instances' inboxes (they leave when their task ends).
-                inboxes.retain(|i| !i.is_closed());
+                inboxes.retain(|r| !r.inbox.is_closed());
             }
             for running in self
                 .instances
@@ -625,8 +635,11 @@ impl VrrpNode {
                 .filter(|r| r.planned.path_key() == *key)
             {
                 let inboxes = routes.entry(running.planned.settings.vrid).or_default();
-                if !inboxes.iter().any(|i| i.same_channel(&running.inbox)) {
-                    inboxes.push(running.inbox.clone());
+                if !inboxes.iter().any(|r| r.inbox.same_channel(&running.inbox)) {
+                    inboxes.push(Route {
+                        inbox: running.inbox.clone(),
+                        gate: running.gate.clone(),
+                    });
                 }
             }
             routes.retain(|_, inboxes| !inboxes.is_empty());

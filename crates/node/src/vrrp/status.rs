@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use havip_vrrp::{Counters, State};
+use havip_vrrp::{Counters, DropReason, State};
 use serde_json::{json, Value};
 
 /// How many events `/api/events` keeps.
@@ -56,8 +56,11 @@ pub struct InstanceStatus {
     pub handing_over: bool,
     /// An operator stepped the instance down (a drill) and has not restored it.
     pub stepped_down: bool,
-    /// The protocol core's counters: adverts sent and received, drops by reason.
+    /// The protocol core's counters: adverts sent and received, drops by reason (as the
+    /// instance counted them; [`VrrpView::snapshot`] adds the [`EarlyDrops`]).
     pub counters: Counters,
+    /// Drops the receive path made with the instance's screen before queueing.
+    pub early_drops: Arc<EarlyDrops>,
     /// Transitions by (from, to) state name.
     pub transitions: BTreeMap<(&'static str, &'static str), u64>,
     /// How often the master this node follows changed.
@@ -105,6 +108,7 @@ impl InstanceStatus {
             handing_over: false,
             stepped_down: false,
             counters: Counters::default(),
+            early_drops: Arc::default(),
             transitions: BTreeMap::new(),
             master_changes: 0,
             send_errors: 0,
@@ -145,6 +149,31 @@ impl InstanceStatus {
             "last_change_unix_ms": self.last_change_unix_ms,
             "master_down_interval_ms": self.master_down_interval.as_millis() as u64,
         })
+    }
+}
+
+/// Packets of one instance that the receive path dropped with the instance's screen (the
+/// core's configuration-only checks, see `havip_vrrp::Screen`) instead of queueing them, by
+/// the reason the instance would have counted.
+#[derive(Debug, Default)]
+pub struct EarlyDrops([AtomicU64; DropReason::ALL.len()]);
+
+impl EarlyDrops {
+    fn slot(&self, reason: DropReason) -> Option<&AtomicU64> {
+        let index = DropReason::ALL.iter().position(|r| *r == reason)?;
+        self.0.get(index)
+    }
+
+    /// One more drop for `reason`.
+    pub fn add(&self, reason: DropReason) {
+        if let Some(slot) = self.slot(reason) {
+            slot.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The drops for `reason` so far.
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.slot(reason).map_or(0, |slot| slot.load(Relaxed))
     }
 }
 
@@ -248,6 +277,9 @@ pub struct ReceiveCounters {
     pub malformed: AtomicU64,
     /// An instance's inbox was full (it is far behind).
     pub inbox_full: AtomicU64,
+    /// The kernel dropped packets because the socket's receive queue was full (a flood
+    /// outran the reader): real adverts may be among them.
+    pub socket_overflow: AtomicU64,
     /// Packets read from the socket, before any of the drops above.
     pub received: AtomicU64,
 }
@@ -258,8 +290,9 @@ pub struct ReceiveTotals {
     pub interface: String,
     /// `ipv4` or `ipv6`.
     pub family: &'static str,
-    /// Each drop reason with its count: `unknown_vrid`, `malformed_ip`, `inbox_full`.
-    pub drops: [(&'static str, u64); 3],
+    /// Each drop reason with its count: `unknown_vrid`, `malformed_ip`, `inbox_full`,
+    /// `socket_overflow`.
+    pub drops: [(&'static str, u64); 4],
     /// Packets read from the socket.
     pub received: u64,
 }
@@ -278,7 +311,8 @@ pub struct VrrpView {
 }
 
 impl VrrpView {
-    /// A copy of every instance's status, taken one lock at a time.
+    /// A copy of every instance's status, taken one lock at a time, its counters with the
+    /// receive path's early drops added.
     pub fn snapshot(&self) -> Vec<InstanceStatus> {
         let slots = self
             .instances
@@ -287,7 +321,14 @@ impl VrrpView {
             .clone();
         slots
             .iter()
-            .map(|slot| slot.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .map(|slot| {
+                let mut status = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                for reason in DropReason::ALL {
+                    let early = status.early_drops.get(reason);
+                    status.counters.add_dropped(reason, early);
+                }
+                status
+            })
             .collect()
     }
 
@@ -339,6 +380,7 @@ impl VrrpView {
                     ("unknown_vrid", counters.unknown_vrid.load(Relaxed)),
                     ("malformed_ip", counters.malformed.load(Relaxed)),
                     ("inbox_full", counters.inbox_full.load(Relaxed)),
+                    ("socket_overflow", counters.socket_overflow.load(Relaxed)),
                 ],
                 received: counters.received.load(Relaxed),
             })

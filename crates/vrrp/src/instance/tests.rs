@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::config::AnnouncementConfig;
-use crate::packet::{encode, Password, V3Ipv4Checksum, MULTICAST_GROUP_V4, MULTICAST_GROUP_V6};
+use crate::packet::{
+    encode, Authentication, Password, V3Ipv4Checksum, MULTICAST_GROUP_V4, MULTICAST_GROUP_V6,
+};
 
 const MS: u64 = 1_000_000;
 

@@ -93,6 +93,31 @@ pub fn script_def(block: &Directive, report: &mut Report) -> ScriptDef {
     def
 }
 
+/// Track scripts larger than this are not read (a script is a few lines; anything this big
+/// is not one).
+const MAX_SCRIPT_BYTES: u64 = 1 << 20;
+
+/// A track script's bytes: a regular file, at most [`MAX_SCRIPT_BYTES`]. A config that names
+/// `/dev/zero`, `/dev/stdin` or a FIFO as its script must not make the import read forever
+/// or block (issue 15: found reviewing the importers for fuzzing).
+fn read_script(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_SCRIPT_BYTES {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than a track script ({MAX_SCRIPT_BYTES} at most)",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SCRIPT_BYTES).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// The text of a track script, from `--script` or its path; with the name it is shown as.
 fn script_text(
     path: &str,
@@ -127,7 +152,7 @@ fn script_text(
         }
     };
     if let Some(script) = explicit.or_else(by_name) {
-        return match std::fs::read(&script.file) {
+        return match read_script(&script.file) {
             Ok(bytes) => Some((
                 String::from_utf8_lossy(&bytes).into_owned(),
                 script.file.to_string_lossy().into_owned(),
@@ -142,7 +167,7 @@ fn script_text(
         };
     }
     if path.starts_with('/') {
-        if let Ok(bytes) = std::fs::read(path) {
+        if let Ok(bytes) = read_script(std::path::Path::new(path)) {
             return Some((
                 String::from_utf8_lossy(&bytes).into_owned(),
                 path.to_string(),
