@@ -817,7 +817,10 @@ fn a_vip_on_a_segment_is_announced_beside_vrrp_and_only_the_master_answers_arp()
             .log_level("info")
             .log_connections(false)
             .service(
+                // The name server speaks no TLS: the default HTTPS check would mark it
+                // down after its first run, and the probes below would then race it.
                 Service::new("names", SocketAddr::from((vip, 80)))
+                    .health(Health::tcp())
                     .backend(format!("127.0.0.1:{NAME_PORT}")),
             )
             .vrrp(
