@@ -579,6 +579,9 @@ fn every_tracker_kind_moves_the_priority() {
     let sleeper = lab.spawn(&ns, "/bin/sleep", &["120"], "sleep.log", &[]);
     let pidfile = lab.write("sleep.pid", &format!("{sleeper}\n"));
     start(&lab, 0, &tracker_config(&ok_file, &pidfile, &number_file));
+    // Safe boot: the slow script never reports (its timeouts count as "unknown"), so the
+    // instance waits for its startup_limit before it takes the VIP the steps below use.
+    lab.wait_for_sole_holder(IpAddr::V4(VIP), 0, &[], Duration::from_secs(10));
     let priority = || -> Option<u64> {
         let (_, out) = lab.try_ns(&ns, &["curl", "-s", "http://127.0.0.1:8404/api/status"]);
         let json: serde_json::Value = serde_json::from_str(&out).ok()?;

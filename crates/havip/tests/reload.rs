@@ -587,3 +587,62 @@ impl Drop for Pid {
             .status();
     }
 }
+
+/// A JSON command to the admin endpoint (commands take a JSON body).
+fn command(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let text = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, text)
+}
+
+/// Issue #12: what an operator set at run time survives a reload for a backend that stays
+/// (HAProxy loses it without a state file), while the reload's own changes apply.
+#[test]
+fn runtime_state_and_weight_survive_a_sighup_reload() {
+    let n = Node::start();
+    let (code, body) = command(n.admin, "/api/backends/api/b1", r#"{"state": "drain"}"#);
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = command(n.admin, "/api/backends/api/b1", r#"{"weight": 7}"#);
+    assert_eq!(code, 200, "{body}");
+    let both = [("b1", n.b1.addr), ("b2", n.b2.addr)];
+    n.write(&node(n.admin, n.api, &both));
+    signal(&n.child.0, "HUP");
+    let want = sha256(&n.path);
+    wait_for(LIMIT, || {
+        (status(n.admin)["config"]["checksum"] == want.as_str()).then_some(())
+    })
+    .expect("SIGHUP applied the new file");
+    let backends = status(n.admin)["services"][0]["backends"].clone();
+    assert_eq!(backends.as_array().unwrap().len(), 2, "b2 was added");
+    assert_eq!(backends[0]["name"], "b1");
+    assert_eq!(
+        backends[0]["admin_state"], "drain",
+        "the operator's drain stays"
+    );
+    assert_eq!(
+        backends[0]["weight"], 7,
+        "and so does the operator's weight"
+    );
+    assert_eq!(backends[1]["admin_state"], "ready");
+    // Drained: once b2 is in service, new connections go only there.
+    wait_for(LIMIT, || {
+        (status(n.admin)["services"][0]["backends"][1]["health"] == "up").then_some(())
+    })
+    .expect("b2 comes into service");
+    for _ in 0..5 {
+        assert_eq!(greeting(n.api).unwrap(), "b2");
+    }
+}
