@@ -267,8 +267,8 @@ impl Instance {
         &self.screen
     }
 
-    /// The configuration the instance was built from; it never changes (a reload builds a new
-    /// instance).
+    /// The configuration in effect: the one the instance was built from, or the last one
+    /// [`Instance::reconfigure`] took (a reload that keeps the same virtual router).
     pub fn config(&self) -> &InstanceConfig {
         &self.config
     }
