@@ -37,14 +37,14 @@ fn admin_of(path: &Path) -> anyhow::Result<SocketAddr> {
         Some(admin) if admin.commands => Ok(admin.listen),
         Some(_) if !reading.problems.is_empty() => Err(unreadable()),
         Some(_) => bail!(
-            "{}: [admin] commands is off, so the node takes no reload over its admin endpoint; \
-             set commands = true, or send SIGHUP (problems then go to the log)",
+            "{}: [admin] commands is off, so the node takes no command over its admin endpoint; \
+             set commands = true, or send SIGHUP / SIGUSR2 (the outcome then goes to the log)",
             path.display()
         ),
         None if !reading.problems.is_empty() => Err(unreadable()),
         None => bail!(
-            "{}: no [admin] endpoint to ask; add one with commands = true, or send SIGHUP \
-             (problems then go to the log)",
+            "{}: no [admin] endpoint to ask; add one with commands = true, or send SIGHUP / \
+             SIGUSR2 (the outcome then goes to the log)",
             path.display()
         ),
     }
@@ -52,22 +52,7 @@ fn admin_of(path: &Path) -> anyhow::Result<SocketAddr> {
 
 /// Run the reload; `Ok(true)` when the node applied the new config.
 pub fn run(config: &Path, plan: &ReloadPlan) -> anyhow::Result<bool> {
-    let admin = match plan.admin {
-        Some(admin) => admin,
-        None => admin_of(config)?,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let (status, body) = runtime.block_on(crate::drill::http(
-        admin,
-        "POST",
-        "/api/reload",
-        plan.auth.as_deref(),
-    ))?;
-    let answer: Value = serde_json::from_str(&body)
-        .map_err(|_| anyhow!("{admin}: HTTP {status}: {}", body.trim()))?;
+    let (answer, unexpected) = ask(config, plan, "/api/reload")?;
     match answer["result"].as_str() {
         Some("applied") => {
             let changes = strings(&answer["changes"]);
@@ -101,28 +86,13 @@ pub fn run(config: &Path, plan: &ReloadPlan) -> anyhow::Result<bool> {
             );
             Ok(false)
         }
-        _ => bail!("{admin}: HTTP {status}: {}", body.trim()),
+        _ => Err(unexpected),
     }
 }
 
 /// Run the upgrade; `Ok(true)` when the new process took over.
 pub fn upgrade(config: &Path, plan: &ReloadPlan) -> anyhow::Result<bool> {
-    let admin = match plan.admin {
-        Some(admin) => admin,
-        None => admin_of(config)?,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let (status, body) = runtime.block_on(crate::drill::http(
-        admin,
-        "POST",
-        "/api/upgrade",
-        plan.auth.as_deref(),
-    ))?;
-    let answer: Value = serde_json::from_str(&body)
-        .map_err(|_| anyhow!("{admin}: HTTP {status}: {}", body.trim()))?;
+    let (answer, unexpected) = ask(config, plan, "/api/upgrade")?;
     match answer["result"].as_str() {
         Some("took_over") => {
             println!(
@@ -139,8 +109,30 @@ pub fn upgrade(config: &Path, plan: &ReloadPlan) -> anyhow::Result<bool> {
             );
             Ok(false)
         }
-        _ => bail!("{admin}: HTTP {status}: {}", body.trim()),
+        _ => Err(unexpected),
     }
+}
+
+/// POST `path` to the node's admin endpoint; its JSON answer, and the error to give when the
+/// answer is none the caller knows.
+fn ask(config: &Path, plan: &ReloadPlan, path: &str) -> anyhow::Result<(Value, anyhow::Error)> {
+    let admin = match plan.admin {
+        Some(admin) => admin,
+        None => admin_of(config)?,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (status, body) = runtime.block_on(crate::drill::http(
+        admin,
+        "POST",
+        path,
+        plan.auth.as_deref(),
+    ))?;
+    let unexpected = || anyhow!("{admin}: HTTP {status}: {}", body.trim());
+    let answer: Value = serde_json::from_str(&body).map_err(|_| unexpected())?;
+    Ok((answer, unexpected()))
 }
 
 fn strings(value: &Value) -> Vec<String> {

@@ -353,17 +353,6 @@ impl VrrpView {
         )
     }
 
-    /// `/api/events`: the events numbered above `after`, oldest first.
-    pub fn events_json(&self, after: u64) -> Value {
-        Value::Array(
-            self.events
-                .since(after)
-                .iter()
-                .map(Event::to_json)
-                .collect(),
-        )
-    }
-
     /// Every receive path's counters as read now, for `/metrics`.
     pub fn receive_totals(&self) -> Vec<ReceiveTotals> {
         let receivers = self
